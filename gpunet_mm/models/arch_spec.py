@@ -1,0 +1,341 @@
+"""The one architecture format shared by the hub tiers, the backbone builder and the NAS.
+
+An architecture is a short list of *block rows*, the same shape as the paper's stage table
+and as mmpretrain's ``layer_settings``: each row says "``num`` layers of block ``type`` with
+kernel ``kernel``, expansion ``expansion``, ``out_channels`` filters, the first one with
+stride ``stride``". Rows carry the paper's ``stage`` number so the search space and the
+published tiers speak the same language; the backbone regroups layers by output stride.
+
+The spec is pure Python (no torch import) so the search can create, hash and validate
+thousands of candidates cheaply, and it round-trips through JSON and mmengine configs.
+
+Two block-semantics families exist in the release and are recorded in ``family``:
+
+* ``'gpunet'`` (GPUNet-0/1/2/P0/P1): BN eps 1e-3, mid channels rounded with
+  ``make_divisible(in * e, 8)``, SE squeeze ``round(mid * 0.25 / e)``, an IRB with
+  ``mid == in`` has no expansion conv, tail ``conv1x1 -> BN -> ReLU``.
+* ``'distilled'`` (GPUNet-D1/D2): BN eps 1e-5, ``mid = in * e`` exactly (``e`` must make it
+  an integer), every IRB keeps its 1x1 expansion conv, tail ``conv1x1 -> BN -> ReLU`` then,
+  after pooling, a bias-free ``1x1 -> ReLU`` (two entries in ``tail_channels``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
+
+BLOCK_TYPES = ('conv', 'fused', 'irb')
+ACTS = ('relu', 'swish')
+FAMILIES = ('gpunet', 'distilled')
+STRIDES = (1, 2)
+
+
+def _err(what: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f'{what}: got {value!r}; allowed: {allowed}')
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    """``num`` consecutive layers of one block type; only the first has ``stride``.
+
+    Attributes:
+        type: ``'conv'`` (Conv-BN-act, no residual), ``'fused'`` (Fused-IRB, a.k.a.
+            EdgeResidual / FusedMBConv) or ``'irb'`` (inverted residual, MBConv).
+        kernel: spatial kernel size (odd).
+        out_channels: output channels of every layer in the row.
+        num: number of layers (>= 1).
+        stride: stride of the first layer (1 or 2); the others use 1.
+        expansion: mid/in channel ratio for ``fused``/``irb`` (ignored for ``conv``).
+        act: ``'relu'`` or ``'swish'`` (SiLU).
+        se: squeeze-and-excitation inside the block (``fused``/``irb`` only).
+        stage: the paper's stage number, kept for the search space and readability.
+    """
+
+    type: str
+    kernel: int
+    out_channels: int
+    num: int = 1
+    stride: int = 1
+    expansion: float = 1.0
+    act: str = 'relu'
+    se: bool = False
+    stage: int = 0
+
+    def validate(self, where: str = 'row') -> None:
+        if self.type not in BLOCK_TYPES:
+            raise _err(f'{where}.type', self.type, ', '.join(BLOCK_TYPES))
+        if not isinstance(self.kernel, int) or self.kernel < 1 or self.kernel % 2 == 0:
+            raise _err(f'{where}.kernel', self.kernel, 'odd integers >= 1')
+        if not isinstance(self.out_channels, int) or self.out_channels <= 0:
+            raise _err(f'{where}.out_channels', self.out_channels, 'integers > 0')
+        if not isinstance(self.num, int) or self.num < 1:
+            raise _err(f'{where}.num', self.num, 'integers >= 1')
+        if self.stride not in STRIDES:
+            raise _err(f'{where}.stride', self.stride, '1 or 2')
+        if not isinstance(self.expansion, (int, float)) or not self.expansion > 0:
+            raise _err(f'{where}.expansion', self.expansion, 'numbers > 0')
+        if self.act not in ACTS:
+            raise _err(f'{where}.act', self.act, ', '.join(ACTS))
+        if self.se and self.type == 'conv':
+            raise _err(f'{where}.se', self.se, "False for type 'conv'")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One concrete layer, as the builder sees it (rows expanded, channels resolved)."""
+
+    type: str
+    in_channels: int
+    out_channels: int
+    mid_channels: int
+    kernel: int
+    stride: int
+    act: str
+    se_channels: int  # 0 when the layer has no SE
+    expand_conv: bool  # IRB only: whether a 1x1 expansion conv exists
+    stage: int
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
+                   min_ratio: float = 0.9) -> int:
+    """Round to the nearest multiple of ``divisor`` but never below ``min_ratio * value``.
+
+    Same rule as mmpretrain's ``make_divisible`` (and the release's): kept here because
+    the spec must stay importable without torch/mmcv; ``tests`` check they agree.
+    """
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < min_ratio * value:
+        new_value += divisor
+    return new_value
+
+
+@dataclass(frozen=True)
+class GPUNetArch:
+    """A whole network: rows in order, plus the tail and the semantics family."""
+
+    name: str
+    rows: Tuple[BlockRow, ...]
+    tail_channels: Tuple[int, ...] = (1280,)
+    resolution: int = 224
+    family: str = 'gpunet'
+    in_channels: int = 3
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    # ------------------------------------------------------------------ construction
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'rows', tuple(
+            r if isinstance(r, BlockRow) else _row_from_any(r) for r in self.rows))
+        object.__setattr__(self, 'tail_channels', tuple(int(c) for c in self.tail_channels))
+        self.validate()
+
+    def validate(self) -> None:
+        if self.family not in FAMILIES:
+            raise _err('arch.family', self.family, ', '.join(FAMILIES))
+        if not self.rows:
+            raise ValueError(f'arch {self.name!r}: rows is empty; at least one row is needed')
+        for i, row in enumerate(self.rows):
+            row.validate(f'arch {self.name!r} rows[{i}]')
+        if self.family == 'gpunet' and len(self.tail_channels) not in (0, 1):
+            raise _err(f"arch {self.name!r} tail_channels (family 'gpunet')",
+                       self.tail_channels, 'a tuple of 0 or 1 channel counts')
+        if self.family == 'distilled' and len(self.tail_channels) not in (0, 2):
+            raise _err(f"arch {self.name!r} tail_channels (family 'distilled')",
+                       self.tail_channels, 'a tuple of 0 or 2 channel counts')
+        if any(c <= 0 for c in self.tail_channels):
+            raise _err(f'arch {self.name!r} tail_channels', self.tail_channels,
+                       'channel counts > 0')
+        if not isinstance(self.resolution, int) or self.resolution <= 0:
+            raise _err(f'arch {self.name!r} resolution', self.resolution, 'integers > 0')
+        if self.in_channels <= 0:
+            raise _err(f'arch {self.name!r} in_channels', self.in_channels, 'integers > 0')
+        if self.family == 'distilled':
+            cin = self.in_channels
+            for i, layer_row in enumerate(self.rows):
+                for j in range(layer_row.num):
+                    mid = cin * layer_row.expansion
+                    if layer_row.type != 'conv' and abs(mid - round(mid)) > 1e-6:
+                        raise ValueError(
+                            f'arch {self.name!r} rows[{i}] layer {j}: distilled blocks use '
+                            f'mid = in * e exactly, but {cin} * {layer_row.expansion} is not '
+                            'an integer')
+                    cin = layer_row.out_channels
+
+    # ------------------------------------------------------------------ derived facts
+    def layers(self) -> List[LayerSpec]:
+        """Expand rows into concrete layers with resolved channel widths."""
+        out: List[LayerSpec] = []
+        cin = self.in_channels
+        for row in self.rows:
+            for j in range(row.num):
+                stride = row.stride if j == 0 else 1
+                mid, se_ch, expand = cin, 0, False
+                if row.type in ('fused', 'irb'):
+                    if self.family == 'gpunet':
+                        mid = make_divisible(cin * row.expansion)
+                        expand = row.type == 'irb' and mid != cin
+                    else:
+                        mid = int(round(cin * row.expansion))
+                        expand = row.type == 'irb'
+                    if row.se:
+                        se_ch = max(1, int(round(mid * 0.25 / row.expansion)))
+                elif row.type == 'conv':
+                    mid = row.out_channels
+                out.append(LayerSpec(row.type, cin, row.out_channels, mid, row.kernel,
+                                     stride, row.act, se_ch, expand, row.stage))
+                cin = row.out_channels
+        return out
+
+    @property
+    def num_layers(self) -> int:
+        return sum(r.num for r in self.rows)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the last block (before the tail)."""
+        return self.rows[-1].out_channels
+
+    @property
+    def bn_eps(self) -> float:
+        return 1e-3 if self.family == 'gpunet' else 1e-5
+
+    def level_strides(self) -> List[int]:
+        """Output stride of each level: level i holds the layers at stride 2**(i+1).
+
+        The first layer must be a stride-2 stem; a level exists for every stride-2 layer.
+        """
+        strides, s = [], 1
+        for layer in self.layers():
+            if layer.stride == 2:
+                s *= 2
+                strides.append(s)
+        return strides
+
+    def level_channels(self) -> List[int]:
+        """Output channels of each level (the channels of its last layer)."""
+        chans: List[int] = []
+        for layer in self.layers():
+            if layer.stride == 2:
+                chans.append(layer.out_channels)
+            else:
+                chans[-1] = layer.out_channels
+        return chans
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> Dict[str, Any]:
+        d = {
+            'name': self.name,
+            'family': self.family,
+            'resolution': self.resolution,
+            'in_channels': self.in_channels,
+            'tail_channels': list(self.tail_channels),
+            'rows': [_row_to_dict(r) for r in self.rows],
+        }
+        if self.meta:
+            d['meta'] = dict(self.meta)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> 'GPUNetArch':
+        if not isinstance(d, Mapping):
+            raise _err('arch', type(d).__name__, 'a dict with keys name, rows, ...')
+        allowed = {'name', 'family', 'resolution', 'in_channels', 'tail_channels', 'rows',
+                   'meta'}
+        unknown = set(d) - allowed
+        if unknown:
+            raise _err('arch keys', sorted(unknown), ', '.join(sorted(allowed)))
+        if 'rows' not in d:
+            raise ValueError(f"arch dict has no 'rows'; keys given: {sorted(d)}")
+        return cls(
+            name=str(d.get('name', 'custom')),
+            rows=tuple(_row_from_any(r) for r in d['rows']),
+            tail_channels=tuple(d.get('tail_channels', (1280,))),
+            resolution=int(d.get('resolution', 224)),
+            family=d.get('family', 'gpunet'),
+            in_channels=int(d.get('in_channels', 3)),
+            meta=dict(d.get('meta', {})),
+        )
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> 'GPUNetArch':
+        return cls.from_dict(json.loads(text))
+
+    def structural_hash(self, length: int = 16) -> str:
+        """Stable hash of everything that changes the network (not ``name``/``meta``)."""
+        d = self.to_dict()
+        d.pop('name')
+        d.pop('meta', None)
+        blob = json.dumps(d, sort_keys=True, separators=(',', ':'))
+        return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+    def replace(self, **changes: Any) -> 'GPUNetArch':
+        return replace(self, **changes)
+
+    def __iter__(self) -> Iterator[BlockRow]:
+        return iter(self.rows)
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(BlockRow))
+
+
+def _row_to_dict(row: BlockRow) -> Dict[str, Any]:
+    d = asdict(row)
+    if float(d['expansion']).is_integer():
+        d['expansion'] = int(d['expansion'])
+    return d
+
+
+def _row_from_any(r: Union[BlockRow, Mapping[str, Any], Sequence[Any]]) -> BlockRow:
+    if isinstance(r, BlockRow):
+        return r
+    if isinstance(r, Mapping):
+        unknown = set(r) - set(_ROW_FIELDS)
+        if unknown:
+            raise _err('row keys', sorted(unknown), ', '.join(_ROW_FIELDS))
+        missing = {'type', 'kernel', 'out_channels'} - set(r)
+        if missing:
+            raise ValueError(f'row {dict(r)!r} misses required keys {sorted(missing)}')
+        return BlockRow(**r)
+    if isinstance(r, (list, tuple)):
+        if not 3 <= len(r) <= len(_ROW_FIELDS):
+            raise _err('row list', r, f'3 to {len(_ROW_FIELDS)} items in the order '
+                       f'{_ROW_FIELDS}')
+        return BlockRow(*r)
+    raise _err('row', r, 'a BlockRow, a dict or a list')
+
+
+def as_arch(arch: Union[GPUNetArch, Mapping[str, Any], str]) -> GPUNetArch:
+    """Accept a GPUNetArch, a dict (as from a config) or a JSON string."""
+    if isinstance(arch, GPUNetArch):
+        return arch
+    if isinstance(arch, str):
+        try:
+            return GPUNetArch.from_json(arch)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'arch string is not valid JSON ({e}); pass a dict, a '
+                             'GPUNetArch, or use tier= for a published network') from e
+    return GPUNetArch.from_dict(arch)
+
+
+def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def feature_sizes(arch: GPUNetArch, size: int, release_padding: bool = False) -> List[int]:
+    """Spatial size after each level for a square input (no torch needed)."""
+    out: List[int] = []
+    for layer in arch.layers():
+        pad = layer.kernel // 2
+        if release_padding and layer.type == 'fused' and layer.stride == 2:
+            pad = 0
+        size = conv_out_size(size, layer.kernel, layer.stride, pad)
+        if layer.stride == 2:
+            out.append(size)
+        else:
+            out[-1] = size
+    return out
+

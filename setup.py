@@ -1,0 +1,35 @@
+from setuptools import find_packages, setup
+
+
+def readme() -> str:
+    with open('README.md', encoding='utf-8') as f:
+        return f.read()
+
+
+def version() -> str:
+    ns: dict = {}
+    with open('gpunet_mm/version.py', encoding='utf-8') as f:
+        exec(f.read(), ns)
+    return ns['__version__']
+
+
+setup(
+    name='gpunet_mm',
+    version=version(),
+    description='GPUNet backbones, latency-aware NAS and deployment for the OpenMMLab stack',
+    long_description=readme(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    python_requires='>=3.9',
+    install_requires=['mmengine>=0.10.0', 'numpy', 'scipy', 'scikit-learn'],
+    extras_require={
+        'det': ['mmdet>=3.0.0', 'mmcv>=2.0.0'],
+        'cls': ['mmpretrain>=1.0.0'],
+        'deploy': ['onnx', 'onnxruntime'],
+        'trt': ['tensorrt>=10.0'],
+        'search': ['ray[default]', 'optuna'],
+        'tests': ['pytest', 'pytest-timeout', 'ruff'],
+    },
+    license='Apache License 2.0',
+    zip_safe=False,
+)
