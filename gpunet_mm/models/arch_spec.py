@@ -12,11 +12,13 @@ thousands of candidates cheaply, and it round-trips through JSON and mmengine co
 Two block-semantics families exist in the release and are recorded in ``family``:
 
 * ``'gpunet'`` (GPUNet-0/1/2/P0/P1): BN eps 1e-3, mid channels rounded with
-  ``make_divisible(in * e, 8)``, SE squeeze ``round(mid * 0.25 / e)``, an IRB with
-  ``mid == in`` has no expansion conv, tail ``conv1x1 -> BN -> ReLU``.
+  ``make_divisible(in * e, 8)``, SE squeeze ``round(mid * 0.25 / e)``, tail
+  ``conv1x1 -> BN -> ReLU``.
 * ``'distilled'`` (GPUNet-D1/D2): BN eps 1e-5, ``mid = in * e`` exactly (``e`` must make it
-  an integer), every IRB keeps its 1x1 expansion conv, tail ``conv1x1 -> BN -> ReLU`` then,
-  after pooling, a bias-free ``1x1 -> ReLU`` (two entries in ``tail_channels``).
+  an integer), tail ``conv1x1 -> BN -> ReLU`` then, after pooling, a bias-free
+  ``1x1 -> ReLU`` (two entries in ``tail_channels``).
+
+In both families every IRB has its 1x1 expansion conv, even when ``mid == in``.
 """
 from __future__ import annotations
 
@@ -93,7 +95,6 @@ class LayerSpec:
     stride: int
     act: str
     se_channels: int  # 0 when the layer has no SE
-    expand_conv: bool  # IRB only: whether a 1x1 expansion conv exists
     stage: int
 
 
@@ -170,20 +171,18 @@ class GPUNetArch:
         for row in self.rows:
             for j in range(row.num):
                 stride = row.stride if j == 0 else 1
-                mid, se_ch, expand = cin, 0, False
+                mid, se_ch = cin, 0
                 if row.type in ('fused', 'irb'):
                     if self.family == 'gpunet':
                         mid = make_divisible(cin * row.expansion)
-                        expand = row.type == 'irb' and mid != cin
                     else:
                         mid = int(round(cin * row.expansion))
-                        expand = row.type == 'irb'
                     if row.se:
                         se_ch = max(1, int(round(mid * 0.25 / row.expansion)))
                 elif row.type == 'conv':
                     mid = row.out_channels
                 out.append(LayerSpec(row.type, cin, row.out_channels, mid, row.kernel,
-                                     stride, row.act, se_ch, expand, row.stage))
+                                     stride, row.act, se_ch, row.stage))
                 cin = row.out_channels
         return out
 

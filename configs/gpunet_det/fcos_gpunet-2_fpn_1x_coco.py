@@ -1,0 +1,17 @@
+_base_ = [
+    '../_base_/models/fcos_gpunet_fpn.py', '../_base_/datasets/coco_detection.py',
+    '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime_det.py'
+]
+# GPUNet-2: levels 2/3/4 (strides 8/16/32) have [112, 160, 832] channels.
+# For ImageNet-pretrained weights, convert a release checkpoint with
+# tools/model_converters/gpunet_release_to_mm.py and set `pretrained` to its path.
+pretrained = None
+model = dict(
+    backbone=dict(
+        tier='GPUNet-2',
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
+        if pretrained else None),
+    neck=dict(in_channels=[112, 160, 832]))
+optim_wrapper = dict(optimizer=dict(lr=0.01),
+                     paramwise_cfg=dict(bias_lr_mult=2., bias_decay_mult=0.),
+                     clip_grad=dict(max_norm=35, norm_type=2))

@@ -1,0 +1,15 @@
+_base_ = [
+    '../_base_/models/retinanet_gpunet_fpn.py', '../_base_/datasets/coco_detection.py',
+    '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime_det.py'
+]
+# GPUNet-P0: levels 2/3/4 (strides 8/16/32) have [96, 256, 704] channels.
+# For ImageNet-pretrained weights, convert a release checkpoint with
+# tools/model_converters/gpunet_release_to_mm.py and set `pretrained` to its path.
+pretrained = None
+model = dict(
+    backbone=dict(
+        tier='GPUNet-P0',
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
+        if pretrained else None),
+    neck=dict(in_channels=[96, 256, 704]))
+optim_wrapper = dict(optimizer=dict(lr=0.01))

@@ -1,0 +1,167 @@
+import copy
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import gpunet_mm  # noqa: F401
+from gpunet_mm.models import TIER_NAMES, TIERS, get_tier
+from gpunet_mm.models.backbones import GPUNet
+
+# Release classifier parameter counts (1000 classes), from the release's builder:
+# checked against the release code, see docs/model_zoo.md.
+RELEASE_PARAMS = {
+    'GPUNet-0': None, 'GPUNet-1': None, 'GPUNet-2': None, 'GPUNet-P0': None,
+    'GPUNet-P1': None, 'GPUNet-D1': None, 'GPUNet-D2': None,
+}
+
+
+def build_classifier(tier, num_classes=1000):
+    from mmpretrain.registry import MODELS
+    arch = get_tier(tier)
+    return MODELS.build(dict(
+        type='ImageClassifier', backbone=dict(type='GPUNet', tier=tier),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='GPUNetClsHead', num_classes=num_classes,
+                  in_channels=arch.tail_channels[0],
+                  hidden_channels=arch.tail_channels[1] if arch.family == 'distilled' else None)))
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize('name', TIER_NAMES)
+def test_classifier_param_count_matches_release(name):
+    model = build_classifier(name)
+    assert n_params(model) == RELEASE_PARAMS[name]
+
+
+@pytest.mark.parametrize('tier', range(len(TIERS)))
+def test_builds_in_both_registries(tier):
+    from mmdet.registry import MODELS as DET
+    from mmpretrain.registry import MODELS as CLS
+    for reg in (DET, CLS):
+        m = reg.build(dict(type='GPUNet', tier=tier, out_indices=(2, 3, 4)))
+        assert isinstance(m, GPUNet)
+
+
+@pytest.mark.parametrize('tier', range(len(TIERS)))
+def test_feature_strides_and_channels(tier):
+    arch = get_tier(tier)
+    n = len(arch.level_strides())
+    model = GPUNet(tier=tier, out_indices=tuple(range(n + 1))).eval()
+    size = 128
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, size, size))
+    info = GPUNet.feature_info(tier)
+    assert len(outs) == len(info) == n + 1
+    for out, inf, stride, ch in zip(outs, info, model.out_strides, model.out_channels):
+        assert out.shape[1] == inf['channels'] == ch
+        assert out.shape[2] == out.shape[3] == size // inf['stride'] == size // stride
+
+
+def test_release_padding_reproduces_quirk():
+    model = GPUNet(tier=0, out_indices=(0, 1, 2), padding='release').eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 320, 320))
+    assert [o.shape[-1] for o in outs] == [160, 79, 39]
+    sym = GPUNet(tier=0, out_indices=(0, 1, 2)).eval()
+    with torch.no_grad():
+        assert [o.shape[-1] for o in sym(torch.rand(1, 3, 320, 320))] == [160, 80, 40]
+    # weights are identical in shape: release-padded checkpoints load into symmetric models
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in sym.state_dict().items()}
+
+
+def test_tail_only_built_when_asked():
+    det = GPUNet(tier=0, out_indices=(2, 3, 4))
+    assert not det.with_tail and len(det.layers) == 5
+    cls = GPUNet(tier=0)
+    assert cls.with_tail and len(cls.layers) == 6 and cls.out_indices == (5, )
+    assert cls.out_channels == (1280, )
+
+
+def test_frozen_stages_and_norm_eval():
+    model = GPUNet(tier=1, out_indices=(2, 3, 4), frozen_stages=2, norm_eval=True)
+    model.train()
+    for i, layer in enumerate(model.layers):
+        grads = {p.requires_grad for p in layer.parameters()}
+        assert grads == ({False} if i < 2 else {True})
+        for m in layer.modules():
+            if isinstance(m, _BatchNorm):
+                assert not m.training
+    model = GPUNet(tier=1, out_indices=(2, 3, 4), frozen_stages=1, norm_eval=False).train()
+    assert not any(m.training for m in model.layers[0].modules() if isinstance(m, _BatchNorm))
+    assert all(m.training for m in model.layers[1].modules() if isinstance(m, _BatchNorm))
+    # a frozen stage's running stats do not move in training
+    before = copy.deepcopy(model.layers[0].state_dict())
+    model(torch.rand(2, 3, 64, 64))
+    after = model.layers[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_with_cp_same_outputs_and_grads():
+    torch.manual_seed(0)
+    ref = GPUNet(tier=0, out_indices=(2, 3, 4), drop_path_rate=0.0)
+    cp_model = copy.deepcopy(ref)
+    cp_model.with_cp = True
+    ref.train()
+    cp_model.train()
+    x = torch.rand(2, 3, 64, 64)
+    outs_a, outs_b = ref(x), cp_model(x)
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(a, b)
+    sum(o.square().mean() for o in outs_a).backward()
+    sum(o.square().mean() for o in outs_b).backward()
+    for (na, pa), (_, pb) in zip(ref.named_parameters(), cp_model.named_parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, msg=na)
+
+
+def test_norm_and_act_overrides():
+    m = GPUNet(tier=0, out_indices=(4, ), norm_cfg=dict(type='BN', requires_grad=True))
+    bns = [x for x in m.modules() if isinstance(x, _BatchNorm)]
+    assert bns and all(b.eps == 1e-3 for b in bns)
+    d = GPUNet(tier='GPUNet-D1', out_indices=(4, ))
+    assert all(b.eps == 1e-5 for b in d.modules() if isinstance(b, _BatchNorm))
+    h = GPUNet(tier=0, out_indices=(4, ), act_cfg=dict(type='HSwish'))
+    names = {type(x).__name__ for x in h.modules()}
+    assert 'HSwish' in names and 'SiLU' not in names and 'ReLU' not in names
+
+
+def test_drop_path_rate_linear():
+    m = GPUNet(tier=0, out_indices=(4, ), drop_path_rate=0.2)
+    rates = [b.drop_path.drop_prob for b in m.modules() if hasattr(b, 'drop_path')
+             and hasattr(b.drop_path, 'drop_prob')]
+    assert rates == sorted(rates) and max(rates) <= 0.2 and rates[-1] > 0.15
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(tier=9), r'tier: got 9.*GPUNet-0'),
+    (dict(tier='GPUNet-X'), r"tier: got 'GPUNet-X'"),
+    (dict(), 'exactly one of tier= and arch='),
+    (dict(tier=0, arch=dict(rows=[])), 'exactly one of tier= and arch='),
+    (dict(tier=0, out_indices=(7, )), r'out_indices: got 7; allowed for GPUNet-0: -6..5'),
+    (dict(tier=0, out_indices=(2, 3), frozen_stages=6), r'frozen_stages: got 6.*-1..5'),
+    (dict(tier=0, padding='same'), r"padding: got 'same'"),
+    (dict(arch=dict(rows=[['irb', 3, 8, 1, 1, 2]])), 'stem and must have stride 2'),
+    (dict(arch=dict(rows=[['conv', 3, -4, 1, 2]])), r'out_channels: got -4'),
+    (dict(arch=dict(rows=[['conv', 3, 16, 1, 2], ['irb', 3, 16, 1, 3, 2]])),
+     r'stride: got 3; allowed: 1 or 2'),
+])
+def test_bad_input_raises_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GPUNet(**kwargs)
+
+
+def test_custom_arch_spec():
+    arch = dict(name='tiny', tail_channels=[64], rows=[
+        dict(type='conv', kernel=3, out_channels=8, stride=2, act='swish'),
+        dict(type='fused', kernel=3, out_channels=16, num=2, stride=2, expansion=2, se=True),
+        dict(type='irb', kernel=5, out_channels=24, num=2, stride=2, expansion=3),
+    ])
+    m = GPUNet(arch=arch, out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        outs = m(torch.rand(1, 3, 32, 32))
+    assert [tuple(o.shape[1:]) for o in outs] == [(8, 16, 16), (16, 8, 8), (24, 4, 4),
+                                                   (64, 4, 4)]
