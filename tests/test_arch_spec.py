@@ -44,7 +44,8 @@ def test_tier_lookup():
 def test_release_published_channels():
     # mid widths from the release's make_divisible rule / exact distilled rule
     p0 = get_tier('GPUNet-P0').layers()
-    assert p0[4].mid_channels == make_divisible(96 * 7.67) == 736
+    assert p0[4].mid_channels == 64 * 8
+    assert p0[5].mid_channels == make_divisible(96 * 7.67) == 736
     d1 = get_tier('GPUNet-D1').layers()
     assert d1[1].mid_channels == 33 and d1[2].mid_channels == 99
     # SE squeeze ~ in/4: GPUNet-0 stage 6 first layer in=256 e=5 -> mid 1280 -> 64

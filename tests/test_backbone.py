@@ -8,11 +8,12 @@ import gpunet_mm  # noqa: F401
 from gpunet_mm.models import TIER_NAMES, TIERS, get_tier
 from gpunet_mm.models.backbones import GPUNet
 
-# Release classifier parameter counts (1000 classes), from the release's builder:
-# checked against the release code, see docs/model_zoo.md.
+# Release classifier parameter counts (1000 classes), counted from the release's module
+# definitions (GPUNet-0/1/2 agree with the paper's 11.9M / 12.7M / 25.8M).
 RELEASE_PARAMS = {
-    'GPUNet-0': None, 'GPUNet-1': None, 'GPUNet-2': None, 'GPUNet-P0': None,
-    'GPUNet-P1': None, 'GPUNet-D1': None, 'GPUNet-D2': None,
+    'GPUNet-0': 11_885_432, 'GPUNet-1': 12_704_192, 'GPUNet-2': 25_798_704,
+    'GPUNet-P0': 22_815_080, 'GPUNet-P1': 39_905_672, 'GPUNet-D1': 10_589_859,
+    'GPUNet-D2': 19_036_728,
 }
 
 
@@ -126,14 +127,15 @@ def test_norm_and_act_overrides():
     assert all(b.eps == 1e-5 for b in d.modules() if isinstance(b, _BatchNorm))
     h = GPUNet(tier=0, out_indices=(4, ), act_cfg=dict(type='HSwish'))
     names = {type(x).__name__ for x in h.modules()}
-    assert 'HSwish' in names and 'SiLU' not in names and 'ReLU' not in names
+    # mmcv maps 'HSwish' to torch's Hardswish on recent torch
+    assert names & {'HSwish', 'Hardswish'} and not names & {'SiLU', 'ReLU'}
 
 
 def test_drop_path_rate_linear():
     m = GPUNet(tier=0, out_indices=(4, ), drop_path_rate=0.2)
     rates = [b.drop_path.drop_prob for b in m.modules() if hasattr(b, 'drop_path')
              and hasattr(b.drop_path, 'drop_prob')]
-    assert rates == sorted(rates) and max(rates) <= 0.2 and rates[-1] > 0.15
+    assert rates == sorted(rates) and rates[-1] == pytest.approx(0.2) and rates[0] > 0
 
 
 @pytest.mark.parametrize('kwargs, match', [

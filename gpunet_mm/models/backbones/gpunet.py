@@ -162,7 +162,8 @@ class GPUNet(BaseBackbone):
         norm_cfg.setdefault('eps', self.arch.bn_eps)
         self.norm_cfg = norm_cfg
 
-        dprs = torch.linspace(0, drop_path_rate, len(layer_specs)).tolist()
+        n = len(layer_specs)
+        dprs = [drop_path_rate * i / max(n - 1, 1) for i in range(n)]
         self.layers = nn.ModuleList()
         level: List[nn.Module] = []
         for i, spec in enumerate(layer_specs):
