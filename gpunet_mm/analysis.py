@@ -27,8 +27,9 @@ def build_gpunet_classifier(tier: Union[int, str, None] = None, arch=None,
     """The release classifier (backbone, pooling, head) as an mmpretrain ImageClassifier."""
     from mmpretrain.registry import MODELS
 
-    from .models.backbones.gpunet import resolve_arch
     import gpunet_mm  # noqa: F401
+
+    from .models.backbones.gpunet import resolve_arch
     a = resolve_arch(tier, arch)
     hidden: Optional[int] = a.tail_channels[1] if a.family == 'distilled' else None
     backbone = dict(type='GPUNet', arch=a.to_dict(), **backbone_kwargs)

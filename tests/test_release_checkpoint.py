@@ -7,8 +7,7 @@ import torch
 
 from gpunet_mm.analysis import build_gpunet_classifier
 from gpunet_mm.models import get_tier
-from gpunet_mm.models.release_checkpoint import (extract_state_dict, mm_to_release,
-                                                 release_to_mm)
+from gpunet_mm.models.release_checkpoint import extract_state_dict, mm_to_release, release_to_mm
 
 
 def _conv(sd, name, shape, bias=False):

@@ -236,7 +236,7 @@ class GPUNetArch:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> 'GPUNetArch':
+    def from_dict(cls, d: Mapping[str, Any]) -> GPUNetArch:
         if not isinstance(d, Mapping):
             raise _err('arch', type(d).__name__, 'a dict with keys name, rows, ...')
         allowed = {'name', 'family', 'resolution', 'in_channels', 'tail_channels', 'rows',
@@ -260,7 +260,7 @@ class GPUNetArch:
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> 'GPUNetArch':
+    def from_json(cls, text: str) -> GPUNetArch:
         return cls.from_dict(json.loads(text))
 
     def structural_hash(self, length: int = 16) -> str:
@@ -271,7 +271,7 @@ class GPUNetArch:
         blob = json.dumps(d, sort_keys=True, separators=(',', ':'))
         return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
-    def replace(self, **changes: Any) -> 'GPUNetArch':
+    def replace(self, **changes: Any) -> GPUNetArch:
         return replace(self, **changes)
 
     def __iter__(self) -> Iterator[BlockRow]:

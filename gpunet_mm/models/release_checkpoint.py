@@ -157,10 +157,10 @@ def unit_names_in(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
 
 def release_to_mm(state_dict: Mapping[str, torch.Tensor], arch: GPUNetArch,
                   backbone_prefix: str = 'backbone.', head_prefix: str = 'head.'
-                  ) -> 'OrderedDict[str, torch.Tensor]':
+                  ) -> OrderedDict[str, torch.Tensor]:
     """Map a release state dict (already extracted) onto ``ImageClassifier`` keys."""
     pairs = key_pairs(arch, unit_names_in(state_dict), backbone_prefix, head_prefix)
-    out: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     missing = []
     for src, dst, transform in pairs:
         if src not in state_dict:
@@ -181,9 +181,9 @@ def release_to_mm(state_dict: Mapping[str, torch.Tensor], arch: GPUNetArch,
 
 def mm_to_release(state_dict: Mapping[str, torch.Tensor], arch: GPUNetArch,
                   backbone_prefix: str = 'backbone.', head_prefix: str = 'head.'
-                  ) -> 'OrderedDict[str, torch.Tensor]':
+                  ) -> OrderedDict[str, torch.Tensor]:
     """Inverse of :func:`release_to_mm` (release naming as the release builder writes it)."""
-    out: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for src, dst, transform in key_pairs(arch, canonical_unit_names(arch), backbone_prefix,
                                          head_prefix):
         if dst in state_dict:

@@ -44,8 +44,8 @@ def build_block(layer: LayerSpec, *, norm_cfg: Dict, act_cfg: Optional[Dict],
     ``conv`` is an mmcv ``ConvModule``; ``irb`` is mmpretrain's ``InvertedResidual`` and
     ``fused`` its ``EdgeResidual``. Two release semantics need adjustments on top:
     the release's IRB keeps its 1x1 expansion conv even when ``mid == in`` (mmpretrain
-    drops it; GPUNet-D1/D2 have such layers), and ``padding='release'`` zero-pads stride-2 fused convs by 0 instead of
-    ``k // 2`` (the release's dropped dynamic TF-'same' padding).
+    drops it; GPUNet-D1/D2 have such layers), and ``padding='release'`` pads stride-2
+    fused convs by 0 instead of ``k // 2`` (the release's dropped dynamic TF-'same' pad).
     """
     act = act_cfg if act_cfg is not None else ACT_CFGS[layer.act]
     if layer.type == 'conv':
@@ -219,7 +219,7 @@ class GPUNet(BaseBackbone):
             for param in m.parameters():
                 param.requires_grad = False
 
-    def train(self, mode: bool = True) -> 'GPUNet':
+    def train(self, mode: bool = True) -> GPUNet:
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
