@@ -2,16 +2,19 @@
 
 torch 2.6 switched ``torch.load`` to ``weights_only=True``; upstream mmengine 0.10.7 calls it
 without the argument, so ``--resume`` and ``load_from`` of a checkpoint that mmengine itself
-wrote fail (its ``message_hub`` holds ``HistoryBuffer`` objects and numpy scalars). We keep
-the safe loader and allow-list exactly the types mmengine writes; a checkpoint holding
-anything else falls back to a full unpickle *only for local files*, with a warning that
-names the type, because those are the user's own run outputs. The maintained fork
-(onedl-mmengine) gets the same loader, which behaves identically there.
+wrote fail: its ``message_hub`` holds ``HistoryBuffer`` objects, which pickle their
+statistics methods through ``getattr``, a global torch will not allow-list safely. So for
+*local files* (the user's own run outputs, which mmengine unpickled fully before torch 2.6)
+we try the weights-only load first (numpy scalars and ``HistoryBuffer`` are allow-listed),
+then fall back to a full unpickle: silently when the only obstacle is mmengine's own
+``HistoryBuffer`` pickling, with a warning naming the global otherwise. Remote checkpoints
+keep mmengine's own loaders. The fork (onedl-mmengine) gets the same loader.
 """
 from __future__ import annotations
 
 import os.path as osp
 import pickle
+import re
 import warnings
 from typing import Any, List
 
@@ -42,6 +45,11 @@ if hasattr(torch.serialization, 'add_safe_globals'):
     torch.serialization.add_safe_globals(_mmengine_safe_globals())
 
 
+#: globals that mmengine's own HistoryBuffer pickling needs (bound statistics methods)
+_MMENGINE_PICKLE_GLOBALS = ('getattr', 'bytes', '__builtin__.getattr', 'builtins.getattr',
+                            'builtins.bytes', '__builtin__.bytes')
+
+
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -49,9 +57,12 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        warnings.warn(f'{filename} holds objects outside the weights-only allow-list '
-                      f'({str(e).splitlines()[0][:200]}); loading it fully since it is a '
-                      'local file. Only load checkpoints you trust.', stacklevel=2)
+        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
+        name = found.group(1) if found else 'unknown'
+        if name not in _MMENGINE_PICKLE_GLOBALS:
+            warnings.warn(f'{filename} holds {name}, outside the weights-only allow-list; '
+                          'loading it fully since it is a local file. Only load checkpoints '
+                          'you trust.', stacklevel=2)
         return torch.load(filename, map_location=map_location, weights_only=False)
 
 
