@@ -3,9 +3,10 @@ on the built-in demo data, on whatever machine this is (a CPU is enough).
 
     python tools/demo.py [--work-dir work_dirs/demo] [--epochs 12] [--stop-at 6]
 
-Phase 1 trains until ``--stop-at`` epochs (as if the job were killed), phase 2 resumes from
-the last checkpoint and finishes the schedule, phase 3 evaluates the final checkpoint on
-the demo val split with the COCO metric. A summary lands in ``<work-dir>/demo_summary.json``.
+Phase 0 evaluates the untrained detector (the "random detector" baseline), phase 1 trains
+until ``--stop-at`` epochs (as if the job were killed), phase 2 resumes from the last
+checkpoint and finishes the schedule, phase 3 evaluates the final checkpoint on the demo
+val split with the COCO metric. A summary lands in ``<work-dir>/demo_summary.json``.
 """
 import argparse
 import json
@@ -39,7 +40,12 @@ def main() -> None:
     if not 1 <= stop_at < epochs:
         raise ValueError(f'--stop-at: got {stop_at}; allowed: 1..{epochs - 1}')
 
+    cfg.experiment_name = 'phase0_untrained'
+    print('[demo] phase 0: evaluate the untrained detector (baseline)', flush=True)
+    baseline = make_runner(cfg).test()
+
     t1 = time.time()
+    cfg = load_config(args.config, args.work_dir)
     cfg.train_cfg.max_epochs = stop_at
     cfg.experiment_name = 'phase1_train'
     print(f'[demo] phase 1: train epochs 1..{stop_at} of {epochs}', flush=True)
@@ -65,6 +71,7 @@ def main() -> None:
     summary = dict(config=args.config, checkpoint=ckpt, epochs=epochs, resumed_from=stop_at,
                    bbox_mAP=metrics.get('coco/bbox_mAP'),
                    bbox_mAP_50=metrics.get('coco/bbox_mAP_50'),
+                   untrained_bbox_mAP=baseline.get('coco/bbox_mAP', 0.0),  # no boxes -> 0
                    data_s=round(t1 - t0, 1), train_s=round(t2 - t1, 1), test_s=round(t3 - t2, 1),
                    total_s=round(t3 - t0, 1))
     with open(os.path.join(args.work_dir, 'demo_summary.json'), 'w') as f:

@@ -1,10 +1,10 @@
-# RetinaNet + GPUNet-0 on the built-in demo set (rendered shapes, 256x256; see
+# RetinaNet + GPUNet-0 on the built-in demo set (rendered shapes, 256x256 scaled to 192; see
 # docs/demo_data.md). Sized for a CPU: lighter FPN/head than COCO, a short schedule.
 _base_ = ['../_base_/models/retinanet_gpunet_fpn.py', '../_base_/default_runtime_det.py']
 
 data_root = 'data/demo_det/'
 classes = ('circle', 'square', 'triangle', 'star')
-image_size = 256
+image_size = 192  # training/testing scale; the demo images are 256x256
 model = dict(
     backbone=dict(tier='GPUNet-0', frozen_stages=0, norm_eval=False),
     neck=dict(in_channels=[64, 256, 704], out_channels=96),
@@ -29,7 +29,7 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
-    batch_size=8, num_workers=1, persistent_workers=True,
+    batch_size=4, num_workers=1, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
@@ -45,7 +45,7 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instan
                      metric='bbox', format_only=False)
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 16
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
