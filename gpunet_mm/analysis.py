@@ -1,4 +1,5 @@
 """Parameter / FLOP counts of GPUNet models (mmengine's counter; no timing here)."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Union
@@ -14,37 +15,51 @@ def count_params(model: nn.Module) -> int:
 def count_flops(model: nn.Module, resolution: int, in_channels: int = 3) -> int:
     """Multiply-accumulates of one forward at batch 1 (mmengine counts a MAC as one flop)."""
     from mmengine.analysis import FlopAnalyzer
+
     model = model.eval()
     with torch.no_grad():
         x = torch.zeros(1, in_channels, resolution, resolution)
-        analyzer = FlopAnalyzer(model, (x, ))
+        analyzer = FlopAnalyzer(model, (x,))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         return int(analyzer.total())
 
 
-def build_gpunet_classifier(tier: Union[int, str, None] = None, arch=None,
-                            num_classes: int = 1000, **backbone_kwargs) -> nn.Module:
+def build_gpunet_classifier(
+    tier: Union[int, str, None] = None, arch=None, num_classes: int = 1000, **backbone_kwargs
+) -> nn.Module:
     """The release classifier (backbone, pooling, head) as an mmpretrain ImageClassifier."""
     from mmpretrain.registry import MODELS
 
     import gpunet_mm  # noqa: F401
 
     from .models.backbones.gpunet import resolve_arch
+
     a = resolve_arch(tier, arch)
     hidden: Optional[int] = a.tail_channels[1] if a.family == 'distilled' else None
     backbone = dict(type='GPUNet', arch=a.to_dict(), **backbone_kwargs)
-    return MODELS.build(dict(
-        type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='GPUNetClsHead', num_classes=num_classes,
-                  in_channels=a.tail_channels[0], hidden_channels=hidden)))
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=backbone,
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(
+                type='GPUNetClsHead',
+                num_classes=num_classes,
+                in_channels=a.tail_channels[0],
+                hidden_channels=hidden,
+            ),
+        )
+    )
 
 
 def complexity_table(resolution: Optional[int] = None) -> Dict[str, Dict[str, float]]:
     from .models import TIERS
+
     out = {}
     for a in TIERS:
         res = resolution or a.resolution
         m = build_gpunet_classifier(arch=a)
-        out[a.name] = dict(resolution=res, params_m=count_params(m) / 1e6,
-                           gflops=count_flops(m, res) / 1e9)
+        out[a.name] = dict(
+            resolution=res, params_m=count_params(m) / 1e6, gflops=count_flops(m, res) / 1e9
+        )
     return out

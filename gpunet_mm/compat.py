@@ -10,6 +10,7 @@ then fall back to a full unpickle: silently when the only obstacle is mmengine's
 ``HistoryBuffer`` pickling, with a warning naming the global otherwise. Remote checkpoints
 keep mmengine's own loaders. The fork (onedl-mmengine) gets the same loader.
 """
+
 from __future__ import annotations
 
 import os.path as osp
@@ -28,8 +29,13 @@ def _mmengine_safe_globals() -> List[Any]:
     import numpy as np
     from mmengine.logging import HistoryBuffer
 
-    allowed: List[Any] = [HistoryBuffer, collections.OrderedDict, collections.defaultdict,
-                          np.dtype, np.ndarray]
+    allowed: List[Any] = [
+        HistoryBuffer,
+        collections.OrderedDict,
+        collections.defaultdict,
+        np.dtype,
+        np.ndarray,
+    ]
     # numpy moved its pickling helpers between 1.x and 2.x; allow whichever exist
     for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:
@@ -46,8 +52,14 @@ if hasattr(torch.serialization, 'add_safe_globals'):
 
 
 #: globals that mmengine's own HistoryBuffer pickling needs (bound statistics methods)
-_MMENGINE_PICKLE_GLOBALS = ('getattr', 'bytes', '__builtin__.getattr', 'builtins.getattr',
-                            'builtins.bytes', '__builtin__.bytes')
+_MMENGINE_PICKLE_GLOBALS = (
+    'getattr',
+    'bytes',
+    '__builtin__.getattr',
+    'builtins.getattr',
+    'builtins.bytes',
+    '__builtin__.bytes',
+)
 
 
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
@@ -60,9 +72,12 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
         found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
         name = found.group(1) if found else 'unknown'
         if name not in _MMENGINE_PICKLE_GLOBALS:
-            warnings.warn(f'{filename} holds {name}, outside the weights-only allow-list; '
-                          'loading it fully since it is a local file. Only load checkpoints '
-                          'you trust.', stacklevel=2)
+            warnings.warn(
+                f'{filename} holds {name}, outside the weights-only allow-list; '
+                'loading it fully since it is a local file. Only load checkpoints '
+                'you trust.',
+                stacklevel=2,
+            )
         return torch.load(filename, map_location=map_location, weights_only=False)
 
 

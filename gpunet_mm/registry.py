@@ -4,6 +4,7 @@ One class, several registries: mmpretrain's ``MODELS`` (classifiers) and, when m
 installed, mmdet's ``MODELS`` (detectors). Both are children of mmengine's root registry,
 so ``backbone=dict(type='GPUNet', ...)`` builds under either ``default_scope``.
 """
+
 from __future__ import annotations
 
 from typing import List

@@ -8,6 +8,7 @@ from gpunet_mm.models.arch_spec import feature_sizes
 
 def test_make_divisible_matches_mmpretrain():
     from mmpretrain.models.utils import make_divisible as mm_make_divisible
+
     for v in [3.0, 7.9, 33 * 7.67, 96 * 7.67, 256 * 4.25, 704 * 2.55, 160 * 2, 1000.5]:
         assert make_divisible(v, 8) == mm_make_divisible(v, 8)
 
@@ -35,7 +36,7 @@ def test_tier_lookup():
     assert tier_index('1.25ms-D') == 5
     assert tier_index(2) == 2
     assert get_tier('GPUNet-2').resolution == 384
-    with pytest.raises(ValueError, match=r"got 7.*GPUNet-0"):
+    with pytest.raises(ValueError, match=r'got 7.*GPUNet-0'):
         tier_index(7)
     with pytest.raises(ValueError, match=r"'GPUNet-3'"):
         tier_index('GPUNet-3')
@@ -62,15 +63,18 @@ def test_level_geometry():
     assert feature_sizes(get_tier(0), 320)[:2] == [160, 80]
 
 
-@pytest.mark.parametrize('bad, match', [
-    (dict(type='bogus', kernel=3, out_channels=8), r"type.*'bogus'.*conv, fused, irb"),
-    (dict(type='irb', kernel=3, out_channels=0), r'out_channels.*got 0.*> 0'),
-    (dict(type='irb', kernel=3, out_channels=8, stride=3), r'stride.*got 3.*1 or 2'),
-    (dict(type='irb', kernel=4, out_channels=8), r'kernel.*got 4.*odd'),
-    (dict(type='irb', kernel=3, out_channels=8, act='gelu'), r"act.*'gelu'.*relu, swish"),
-    (dict(type='conv', kernel=3, out_channels=8, se=True), r'se.*conv'),
-    (dict(type='irb', kernel=3, out_channels=8, widht=3), r"row keys.*'widht'"),
-])
+@pytest.mark.parametrize(
+    'bad, match',
+    [
+        (dict(type='bogus', kernel=3, out_channels=8), r"type.*'bogus'.*conv, fused, irb"),
+        (dict(type='irb', kernel=3, out_channels=0), r'out_channels.*got 0.*> 0'),
+        (dict(type='irb', kernel=3, out_channels=8, stride=3), r'stride.*got 3.*1 or 2'),
+        (dict(type='irb', kernel=4, out_channels=8), r'kernel.*got 4.*odd'),
+        (dict(type='irb', kernel=3, out_channels=8, act='gelu'), r"act.*'gelu'.*relu, swish"),
+        (dict(type='conv', kernel=3, out_channels=8, se=True), r'se.*conv'),
+        (dict(type='irb', kernel=3, out_channels=8, widht=3), r"row keys.*'widht'"),
+    ],
+)
 def test_bad_rows(bad, match):
     rows = [dict(type='conv', kernel=3, out_channels=16, stride=2), bad]
     with pytest.raises(ValueError, match=match):
@@ -85,5 +89,10 @@ def test_bad_arch_fields():
     with pytest.raises(ValueError, match=r"arch keys.*'depth'"):
         GPUNetArch.from_dict(dict(rows=[['conv', 3, 8, 1, 2]], depth=3))
     with pytest.raises(ValueError, match='not an integer'):
-        GPUNetArch.from_dict(dict(rows=[['conv', 3, 10, 1, 2], ['irb', 3, 16, 1, 1, 1.25]],
-                                  family='distilled', tail_channels=[8, 8]))
+        GPUNetArch.from_dict(
+            dict(
+                rows=[['conv', 3, 10, 1, 2], ['irb', 3, 16, 1, 1, 1.25]],
+                family='distilled',
+                tail_channels=[8, 8],
+            )
+        )

@@ -11,21 +11,33 @@ from gpunet_mm.models.backbones import GPUNet
 # Release classifier parameter counts (1000 classes), counted from the release's module
 # definitions (GPUNet-0/1/2 agree with the paper's 11.9M / 12.7M / 25.8M).
 RELEASE_PARAMS = {
-    'GPUNet-0': 11_885_432, 'GPUNet-1': 12_704_192, 'GPUNet-2': 25_798_704,
-    'GPUNet-P0': 22_815_080, 'GPUNet-P1': 39_905_672, 'GPUNet-D1': 10_589_859,
+    'GPUNet-0': 11_885_432,
+    'GPUNet-1': 12_704_192,
+    'GPUNet-2': 25_798_704,
+    'GPUNet-P0': 22_815_080,
+    'GPUNet-P1': 39_905_672,
+    'GPUNet-D1': 10_589_859,
     'GPUNet-D2': 19_036_728,
 }
 
 
 def build_classifier(tier, num_classes=1000):
     from mmpretrain.registry import MODELS
+
     arch = get_tier(tier)
-    return MODELS.build(dict(
-        type='ImageClassifier', backbone=dict(type='GPUNet', tier=tier),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='GPUNetClsHead', num_classes=num_classes,
-                  in_channels=arch.tail_channels[0],
-                  hidden_channels=arch.tail_channels[1] if arch.family == 'distilled' else None)))
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='GPUNet', tier=tier),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(
+                type='GPUNetClsHead',
+                num_classes=num_classes,
+                in_channels=arch.tail_channels[0],
+                hidden_channels=arch.tail_channels[1] if arch.family == 'distilled' else None,
+            ),
+        )
+    )
 
 
 def n_params(m):
@@ -42,6 +54,7 @@ def test_classifier_param_count_matches_release(name):
 def test_builds_in_both_registries(tier):
     from mmdet.registry import MODELS as DET
     from mmpretrain.registry import MODELS as CLS
+
     for reg in (DET, CLS):
         m = reg.build(dict(type='GPUNet', tier=tier, out_indices=(2, 3, 4)))
         assert isinstance(m, GPUNet)
@@ -71,16 +84,17 @@ def test_release_padding_reproduces_quirk():
     with torch.no_grad():
         assert [o.shape[-1] for o in sym(torch.rand(1, 3, 320, 320))] == [160, 80, 40]
     # weights are identical in shape: release-padded checkpoints load into symmetric models
-    assert {k: v.shape for k, v in model.state_dict().items()} == \
-        {k: v.shape for k, v in sym.state_dict().items()}
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in sym.state_dict().items()
+    }
 
 
 def test_tail_only_built_when_asked():
     det = GPUNet(tier=0, out_indices=(2, 3, 4))
     assert not det.with_tail and len(det.layers) == 5
     cls = GPUNet(tier=0)
-    assert cls.with_tail and len(cls.layers) == 6 and cls.out_indices == (5, )
-    assert cls.out_channels == (1280, )
+    assert cls.with_tail and len(cls.layers) == 6 and cls.out_indices == (5,)
+    assert cls.out_channels == (1280,)
 
 
 def test_frozen_stages_and_norm_eval():
@@ -120,50 +134,61 @@ def test_with_cp_same_outputs_and_grads():
 
 
 def test_norm_and_act_overrides():
-    m = GPUNet(tier=0, out_indices=(4, ), norm_cfg=dict(type='BN', requires_grad=True))
+    m = GPUNet(tier=0, out_indices=(4,), norm_cfg=dict(type='BN', requires_grad=True))
     bns = [x for x in m.modules() if isinstance(x, _BatchNorm)]
     assert bns and all(b.eps == 1e-3 for b in bns)
-    d = GPUNet(tier='GPUNet-D1', out_indices=(4, ))
+    d = GPUNet(tier='GPUNet-D1', out_indices=(4,))
     assert all(b.eps == 1e-5 for b in d.modules() if isinstance(b, _BatchNorm))
-    h = GPUNet(tier=0, out_indices=(4, ), act_cfg=dict(type='HSwish'))
+    h = GPUNet(tier=0, out_indices=(4,), act_cfg=dict(type='HSwish'))
     names = {type(x).__name__ for x in h.modules()}
     # mmcv maps 'HSwish' to torch's Hardswish on recent torch
     assert names & {'HSwish', 'Hardswish'} and not names & {'SiLU', 'ReLU'}
 
 
 def test_drop_path_rate_linear():
-    m = GPUNet(tier=0, out_indices=(4, ), drop_path_rate=0.2)
-    rates = [b.drop_path.drop_prob for b in m.modules() if hasattr(b, 'drop_path')
-             and hasattr(b.drop_path, 'drop_prob')]
+    m = GPUNet(tier=0, out_indices=(4,), drop_path_rate=0.2)
+    rates = [
+        b.drop_path.drop_prob
+        for b in m.modules()
+        if hasattr(b, 'drop_path') and hasattr(b.drop_path, 'drop_prob')
+    ]
     assert rates == sorted(rates) and rates[-1] == pytest.approx(0.2) and rates[0] > 0
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    (dict(tier=9), r'tier: got 9.*GPUNet-0'),
-    (dict(tier='GPUNet-X'), r"tier: got 'GPUNet-X'"),
-    (dict(), 'exactly one of tier= and arch='),
-    (dict(tier=0, arch=dict(rows=[])), 'exactly one of tier= and arch='),
-    (dict(tier=0, out_indices=(7, )), r'out_indices: got 7; allowed for GPUNet-0: -6..5'),
-    (dict(tier=0, out_indices=(2, 3), frozen_stages=6), r'frozen_stages: got 6.*-1..5'),
-    (dict(tier=0, padding='same'), r"padding: got 'same'"),
-    (dict(arch=dict(rows=[['irb', 3, 8, 1, 1, 2]])), 'stem and must have stride 2'),
-    (dict(arch=dict(rows=[['conv', 3, -4, 1, 2]])), r'out_channels: got -4'),
-    (dict(arch=dict(rows=[['conv', 3, 16, 1, 2], ['irb', 3, 16, 1, 3, 2]])),
-     r'stride: got 3; allowed: 1 or 2'),
-])
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        (dict(tier=9), r'tier: got 9.*GPUNet-0'),
+        (dict(tier='GPUNet-X'), r"tier: got 'GPUNet-X'"),
+        (dict(), 'exactly one of tier= and arch='),
+        (dict(tier=0, arch=dict(rows=[])), 'exactly one of tier= and arch='),
+        (dict(tier=0, out_indices=(7,)), r'out_indices: got 7; allowed for GPUNet-0: -6..5'),
+        (dict(tier=0, out_indices=(2, 3), frozen_stages=6), r'frozen_stages: got 6.*-1..5'),
+        (dict(tier=0, padding='same'), r"padding: got 'same'"),
+        (dict(arch=dict(rows=[['irb', 3, 8, 1, 1, 2]])), 'stem and must have stride 2'),
+        (dict(arch=dict(rows=[['conv', 3, -4, 1, 2]])), r'out_channels: got -4'),
+        (
+            dict(arch=dict(rows=[['conv', 3, 16, 1, 2], ['irb', 3, 16, 1, 3, 2]])),
+            r'stride: got 3; allowed: 1 or 2',
+        ),
+    ],
+)
 def test_bad_input_raises_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GPUNet(**kwargs)
 
 
 def test_custom_arch_spec():
-    arch = dict(name='tiny', tail_channels=[64], rows=[
-        dict(type='conv', kernel=3, out_channels=8, stride=2, act='swish'),
-        dict(type='fused', kernel=3, out_channels=16, num=2, stride=2, expansion=2, se=True),
-        dict(type='irb', kernel=5, out_channels=24, num=2, stride=2, expansion=3),
-    ])
+    arch = dict(
+        name='tiny',
+        tail_channels=[64],
+        rows=[
+            dict(type='conv', kernel=3, out_channels=8, stride=2, act='swish'),
+            dict(type='fused', kernel=3, out_channels=16, num=2, stride=2, expansion=2, se=True),
+            dict(type='irb', kernel=5, out_channels=24, num=2, stride=2, expansion=3),
+        ],
+    )
     m = GPUNet(arch=arch, out_indices=(0, 1, 2, 3)).eval()
     with torch.no_grad():
         outs = m(torch.rand(1, 3, 32, 32))
-    assert [tuple(o.shape[1:]) for o in outs] == [(8, 16, 16), (16, 8, 8), (24, 4, 4),
-                                                   (64, 4, 4)]
+    assert [tuple(o.shape[1:]) for o in outs] == [(8, 16, 16), (16, 8, 8), (24, 4, 4), (64, 4, 4)]

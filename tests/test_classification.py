@@ -1,4 +1,5 @@
 """GPUNet classifiers built from the shipped mmpretrain configs."""
+
 import os
 
 import pytest
@@ -22,6 +23,7 @@ def config_path(short):
 def test_config_builds_classifier_with_release_tail(short):
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
+
     register_all_modules()
     cfg = Config.fromfile(config_path(short))
     arch = get_tier(cfg.model.backbone.tier)
@@ -33,6 +35,7 @@ def test_config_builds_classifier_with_release_tail(short):
     assert logits.shape == (2, 1000)
     # loss path with labels
     from mmpretrain.structures import DataSample
+
     model.train()
     samples = [DataSample().set_gt_label(3), DataSample().set_gt_label(7)]
     losses = model(x, samples, mode='loss')
@@ -41,6 +44,7 @@ def test_config_builds_classifier_with_release_tail(short):
 
 def test_head_rejects_bad_values():
     from gpunet_mm.models.heads import GPUNetClsHead
+
     with pytest.raises(ValueError, match='num_classes: got 0'):
         GPUNetClsHead(num_classes=0, in_channels=8)
     with pytest.raises(ValueError, match='dropout: got 1.5'):

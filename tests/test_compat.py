@@ -1,4 +1,5 @@
 """mmengine checkpoints load on torch >= 2.6 with nothing set by the user."""
+
 import pickle
 import warnings
 
@@ -18,9 +19,11 @@ class NotAllowListed:
 def mmengine_like_checkpoint():
     buf = HistoryBuffer()
     buf.update(np.float64(0.5))
-    return dict(meta=dict(epoch=np.int64(3), seed=np.int32(7)),
-                state_dict={'w': torch.ones(2)},
-                message_hub=dict(log_scalars={'train/loss': buf}, runtime_info={'iter': 10}))
+    return dict(
+        meta=dict(epoch=np.int64(3), seed=np.int32(7)),
+        state_dict={'w': torch.ones(2)},
+        message_hub=dict(log_scalars={'train/loss': buf}, runtime_info={'iter': 10}),
+    )
 
 
 def test_mmengine_checkpoint_loads_without_warning(tmp_path):

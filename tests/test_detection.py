@@ -1,4 +1,5 @@
 """GPUNet inside real mmdet detectors built from the shipped configs (CPU)."""
+
 import glob
 import os
 
@@ -15,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def build_detector(config_name: str, num_classes: int = 3):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+
     register_all_modules()
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'gpunet_det', config_name))
     cfg.model.bbox_head.num_classes = num_classes
@@ -23,13 +25,15 @@ def build_detector(config_name: str, num_classes: int = 3):
 
 def run_loss_and_predict(model, size=128):
     from mmdet.testing import demo_mm_inputs
+
     torch.manual_seed(0)
     packed = demo_mm_inputs(2, [(3, size, size)] * 2, num_items=[3, 2], num_classes=3)
     model.train()
     data = model.data_preprocessor(packed, True)
     losses = model(**data, mode='loss')
-    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items()
-                if 'loss' in k)
+    total = sum(
+        v.sum() if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k
+    )
     assert torch.isfinite(total) and total.item() > 0
     total.backward()
     grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
@@ -61,8 +65,9 @@ def test_fcos_second_family():
 
 
 def test_every_shipped_config_parses():
-    configs = [p for p in glob.glob(os.path.join(ROOT, 'configs', '*', '*.py'))
-               if '_base_' not in p]
+    configs = [
+        p for p in glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')) if '_base_' not in p
+    ]
     assert len(configs) >= 7 + 8 + 1
     for path in configs:
         cfg = Config.fromfile(path)

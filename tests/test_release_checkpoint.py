@@ -1,4 +1,5 @@
 """The release-checkpoint converter, on state dicts written in the release's own naming."""
+
 import subprocess
 import sys
 
@@ -34,8 +35,13 @@ def release_state_dict(arch, num_classes=1000):
         _bn(sd, f'{p}.1', layers[0].out_channels)
         for i, ly in enumerate(layers[1:]):
             p = f'network.stage: {ly.stage} layer{i + 3}'
-            cin, mid, cout, k, s = (ly.in_channels, ly.mid_channels, ly.out_channels,
-                                    ly.kernel, ly.se_channels)
+            cin, mid, cout, k, s = (
+                ly.in_channels,
+                ly.mid_channels,
+                ly.out_channels,
+                ly.kernel,
+                ly.se_channels,
+            )
             if ly.type == 'conv':
                 _conv(sd, f'{p}.conv', (cout, cin, k, k))
                 _bn(sd, f'{p}.bn1', cout)
@@ -63,8 +69,9 @@ def release_state_dict(arch, num_classes=1000):
         return sd
     n_head = 1 + sum(1 for ly in layers[1:3] if ly.type == 'conv')
     for j in range(n_head):
-        _conv(sd, f'network.head:.net.{3 * j}', (layers[j].out_channels,
-                                                 layers[j].in_channels, 3, 3))
+        _conv(
+            sd, f'network.head:.net.{3 * j}', (layers[j].out_channels, layers[j].in_channels, 3, 3)
+        )
         _bn(sd, f'network.head:.net.{3 * j + 1}', layers[j].out_channels)
     for i, ly in enumerate(layers[n_head:]):
         p = f'network.stage: {ly.stage} irb{i + 3}.body'
@@ -83,8 +90,7 @@ def release_state_dict(arch, num_classes=1000):
     return sd
 
 
-@pytest.mark.parametrize('tier', ['GPUNet-0', 'GPUNet-2', 'GPUNet-P0', 'GPUNet-D1',
-                                  'GPUNet-D2'])
+@pytest.mark.parametrize('tier', ['GPUNet-0', 'GPUNet-2', 'GPUNet-P0', 'GPUNet-D1', 'GPUNet-D2'])
 def test_release_to_mm_loads_strict_and_round_trips(tier):
     arch = get_tier(tier)
     release = release_state_dict(arch)
@@ -104,10 +110,12 @@ def test_known_tensors_land_in_the_right_modules():
     model.load_state_dict(release_to_mm(release, arch))
     # release layer 11 (first SE IRB, stage 6) is the first block of level 4 (stride 32)
     blk = model.backbone.layers[4][0]
-    assert torch.equal(blk.se.conv1.conv.weight, release['network.stage: 6 layer13.se.'
-                                                          'conv_reduce.weight'])
-    assert torch.equal(blk.expand_conv.bn.running_var,
-                       release['network.stage: 6 layer13.bn1.running_var'])
+    assert torch.equal(
+        blk.se.conv1.conv.weight, release['network.stage: 6 layer13.se.conv_reduce.weight']
+    )
+    assert torch.equal(
+        blk.expand_conv.bn.running_var, release['network.stage: 6 layer13.bn1.running_var']
+    )
     assert torch.equal(model.head.fc.weight, release['network. layer15.net.6.weight'])
     d1 = get_tier('GPUNet-D1')
     rd = release_state_dict(d1)
@@ -117,8 +125,10 @@ def test_known_tensors_land_in_the_right_modules():
 
 
 def test_ema_preferred_and_module_prefix_stripped():
-    ckpt = {'state_dict': {'module.a': torch.zeros(1)},
-            'state_dict_ema': {'module.a': torch.ones(1)}}
+    ckpt = {
+        'state_dict': {'module.a': torch.zeros(1)},
+        'state_dict_ema': {'module.a': torch.ones(1)},
+    }
     assert extract_state_dict(ckpt)['a'].item() == 1
     assert extract_state_dict(ckpt, use_ema=False)['a'].item() == 0
 
@@ -134,9 +144,19 @@ def test_converter_cli(tmp_path, repo_root):
     src = tmp_path / 'gpunet_1.pth.tar'
     torch.save({'state_dict_ema': release_state_dict(arch), 'epoch': 450}, src)
     dst = tmp_path / 'out' / 'gpunet-1_in1k.pth'
-    r = subprocess.run([sys.executable, 'tools/model_converters/gpunet_release_to_mm.py',
-                        str(src), str(dst), '--tier', 'GPUNet-1'], cwd=repo_root,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            'tools/model_converters/gpunet_release_to_mm.py',
+            str(src),
+            str(dst),
+            '--tier',
+            'GPUNet-1',
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(dst, weights_only=False)
     model = build_gpunet_classifier('GPUNet-1')

@@ -1,8 +1,9 @@
 """End to end through the CLI tools on a tiny demo set: train, save, resume, load_from,
 test, and 2-process distributed training on CPU (gloo)."""
+
 import glob
-import re
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ CONFIG = 'configs/demo/retinanet_gpunet-0_fpn_demo.py'
 @pytest.fixture(scope='module')
 def tiny_det(tmp_path_factory):
     from gpunet_mm.datasets import generate_detection_demo
+
     root = tmp_path_factory.mktemp('demo_det')
     generate_detection_demo(str(root), num_train=16, num_val=8, image_size=128, seed=3)
     return str(root)
@@ -23,23 +25,29 @@ def tiny_det(tmp_path_factory):
 
 def data_options(root: str, epochs: int):
     root = root.rstrip('/') + '/'
-    return [f'train_dataloader.dataset.data_root={root}',
-            f'val_dataloader.dataset.data_root={root}',
-            f'test_dataloader.dataset.data_root={root}',
-            f'val_evaluator.ann_file={root}annotations/instances_val.json',
-            f'test_evaluator.ann_file={root}annotations/instances_val.json',
-            'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-            'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-            'image_size=128', f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=100',
-            'default_hooks.logger.interval=1']
+    return [
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'val_evaluator.ann_file={root}annotations/instances_val.json',
+        f'test_evaluator.ann_file={root}annotations/instances_val.json',
+        'train_dataloader.batch_size=4',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+        'image_size=128',
+        f'train_cfg.max_epochs={epochs}',
+        'train_cfg.val_interval=100',
+        'default_hooks.logger.interval=1',
+    ]
 
 
 def run(args, **kw):
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900,
-                       **kw)
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900, **kw)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
     return r
 
@@ -52,13 +60,32 @@ def epoch_of(path):
 def test_train_save_resume_load_from_and_test(tiny_det, tmp_path):
     wd = str(tmp_path / 'wd')
     py = sys.executable
-    run([py, 'tools/train.py', CONFIG, '--work-dir', wd, '--cfg-options',
-         *data_options(tiny_det, 1)])
+    run(
+        [
+            py,
+            'tools/train.py',
+            CONFIG,
+            '--work-dir',
+            wd,
+            '--cfg-options',
+            *data_options(tiny_det, 1),
+        ]
+    )
     assert epoch_of(f'{wd}/epoch_1.pth') == 1
     w1 = torch.load(f'{wd}/epoch_1.pth', map_location='cpu', weights_only=False)['state_dict']
     # resume the latest checkpoint and continue for one more epoch
-    r = run([py, 'tools/train.py', CONFIG, '--work-dir', wd, '--resume', '--cfg-options',
-             *data_options(tiny_det, 2)])
+    r = run(
+        [
+            py,
+            'tools/train.py',
+            CONFIG,
+            '--work-dir',
+            wd,
+            '--resume',
+            '--cfg-options',
+            *data_options(tiny_det, 2),
+        ]
+    )
     assert 'resumed epoch: 1' in (r.stdout + r.stderr)
     assert epoch_of(f'{wd}/epoch_2.pth') == 2
     w2 = torch.load(f'{wd}/epoch_2.pth', map_location='cpu', weights_only=False)['state_dict']
@@ -66,13 +93,35 @@ def test_train_save_resume_load_from_and_test(tiny_det, tmp_path):
     assert not torch.equal(w1[key], w2[key])
     # load_from (weights only) into a fresh run
     wd2 = str(tmp_path / 'wd2')
-    run([py, 'tools/train.py', CONFIG, '--work-dir', wd2, '--cfg-options',
-         *data_options(tiny_det, 1), f'load_from={wd}/epoch_2.pth'])
+    run(
+        [
+            py,
+            'tools/train.py',
+            CONFIG,
+            '--work-dir',
+            wd2,
+            '--cfg-options',
+            *data_options(tiny_det, 1),
+            f'load_from={wd}/epoch_2.pth',
+        ]
+    )
     assert os.path.isfile(f'{wd2}/epoch_1.pth')
     # evaluate with tools/test.py, dumping predictions
     out = str(tmp_path / 'preds.pkl')
-    r = run([py, 'tools/test.py', CONFIG, f'{wd}/epoch_2.pth', '--work-dir', wd, '--out', out,
-             '--cfg-options', *data_options(tiny_det, 2)])
+    r = run(
+        [
+            py,
+            'tools/test.py',
+            CONFIG,
+            f'{wd}/epoch_2.pth',
+            '--work-dir',
+            wd,
+            '--out',
+            out,
+            '--cfg-options',
+            *data_options(tiny_det, 2),
+        ]
+    )
     assert 'coco/bbox_mAP' in (r.stdout + r.stderr)
     assert os.path.getsize(out) > 0
 
@@ -82,9 +131,23 @@ def test_dist_train_two_cpu_processes(tiny_det, tmp_path):
     wd = str(tmp_path / 'dist')
     env_py = dict(PYTHON=sys.executable, PORT='29517')
     env = dict(os.environ, **env_py, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    r = subprocess.run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', wd,
-                        '--cfg-options', *data_options(tiny_det, 1)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            'bash',
+            'tools/dist_train.sh',
+            CONFIG,
+            '2',
+            '--work-dir',
+            wd,
+            '--cfg-options',
+            *data_options(tiny_det, 1),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-6000:])
     assert epoch_of(f'{wd}/epoch_1.pth') == 1
     logs = glob.glob(f'{wd}/*/*.log')

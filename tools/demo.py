@@ -8,6 +8,7 @@ until ``--stop-at`` epochs (as if the job were killed), phase 2 resumes from the
 checkpoint and finishes the schedule, phase 3 evaluates the final checkpoint on the demo
 val split with the COCO metric. A summary lands in ``<work-dir>/demo_summary.json``.
 """
+
 import argparse
 import json
 import os
@@ -27,8 +28,9 @@ def main() -> None:
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/demo_det')
     parser.add_argument('--epochs', type=int, default=None, help='defaults to the config')
-    parser.add_argument('--stop-at', type=int, default=None,
-                        help='epoch after which phase 1 stops (default: half)')
+    parser.add_argument(
+        '--stop-at', type=int, default=None, help='epoch after which phase 1 stops (default: half)'
+    )
     args = parser.parse_args()
 
     t0 = time.time()
@@ -68,12 +70,19 @@ def main() -> None:
     metrics = make_runner(cfg).test()
     t3 = time.time()
 
-    summary = dict(config=args.config, checkpoint=ckpt, epochs=epochs, resumed_from=stop_at,
-                   bbox_mAP=metrics.get('coco/bbox_mAP'),
-                   bbox_mAP_50=metrics.get('coco/bbox_mAP_50'),
-                   untrained_bbox_mAP=baseline.get('coco/bbox_mAP', 0.0),  # no boxes -> 0
-                   data_s=round(t1 - t0, 1), train_s=round(t2 - t1, 1), test_s=round(t3 - t2, 1),
-                   total_s=round(t3 - t0, 1))
+    summary = dict(
+        config=args.config,
+        checkpoint=ckpt,
+        epochs=epochs,
+        resumed_from=stop_at,
+        bbox_mAP=metrics.get('coco/bbox_mAP'),
+        bbox_mAP_50=metrics.get('coco/bbox_mAP_50'),
+        untrained_bbox_mAP=baseline.get('coco/bbox_mAP', 0.0),  # no boxes -> 0
+        data_s=round(t1 - t0, 1),
+        train_s=round(t2 - t1, 1),
+        test_s=round(t3 - t2, 1),
+        total_s=round(t3 - t0, 1),
+    )
     with open(os.path.join(args.work_dir, 'demo_summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     print('[demo] summary: ' + json.dumps(summary), flush=True)

@@ -1,4 +1,5 @@
 """Evaluate a checkpoint (mmdet or mmpretrain config); the OpenMMLab CLI."""
+
 import argparse
 import os
 import sys
@@ -16,10 +17,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings'
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -35,8 +41,11 @@ def main() -> None:
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must end with .pkl or .pickle, got {args.out!r}')
-        cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
-            cfg.test_evaluator, dict) else list(cfg.test_evaluator)
+        cfg.test_evaluator = (
+            [cfg.test_evaluator]
+            if isinstance(cfg.test_evaluator, dict)
+            else list(cfg.test_evaluator)
+        )
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
     own_group = init_cpu_distributed(cfg, args.launcher)
     try:

@@ -1,4 +1,5 @@
 """What tools/train.py and tools/test.py share, kept importable for the NAS workers."""
+
 from __future__ import annotations
 
 import os
@@ -17,13 +18,16 @@ def codebase_of(cfg: Config) -> str:
     """'mmdet' or 'mmpretrain', from the config's ``default_scope``."""
     scope = cfg.get('default_scope')
     if scope not in CODEBASES:
-        raise ValueError(f'config default_scope: got {scope!r}; allowed: {CODEBASES} '
-                         '(inherit configs/_base_/default_runtime_det.py or _cls.py)')
+        raise ValueError(
+            f'config default_scope: got {scope!r}; allowed: {CODEBASES} '
+            '(inherit configs/_base_/default_runtime_det.py or _cls.py)'
+        )
     return scope
 
 
-def load_config(path: str, work_dir: Optional[str] = None,
-                cfg_options: Optional[Dict[str, Any]] = None) -> Config:
+def load_config(
+    path: str, work_dir: Optional[str] = None, cfg_options: Optional[Dict[str, Any]] = None
+) -> Config:
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
@@ -46,11 +50,13 @@ def init_cpu_distributed(cfg: Config, launcher: str) -> bool:
     if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
         return False
     if launcher != 'pytorch':
-        raise ValueError(f'launcher {launcher!r} without CUDA: only "pytorch" (torchrun) is '
-                         'supported on CPU')
+        raise ValueError(
+            f'launcher {launcher!r} without CUDA: only "pytorch" (torchrun) is supported on CPU'
+        )
     dist.init_process_group('gloo')
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
-                                 broadcast_buffers=False)
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False
+    )
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     return True
 
@@ -64,9 +70,11 @@ def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
         from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     import gpunet_mm  # noqa: F401  (registers GPUNet into both codebases)
+
     cfg.launcher = launcher
     os.makedirs(cfg.work_dir, exist_ok=True)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
+
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

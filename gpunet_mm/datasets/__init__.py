@@ -17,13 +17,13 @@ from .demo_data import (
 )
 
 __all__ = [
-    "CLASSIFICATION_CLASSES",
-    "DETECTION_CLASSES",
-    "GENERATOR_VERSION",
-    "classification_classes",
-    "generate_classification_demo",
-    "generate_detection_demo",
-    "render_classification_sample",
-    "render_detection_sample",
-    "render_preview",
+    'CLASSIFICATION_CLASSES',
+    'DETECTION_CLASSES',
+    'GENERATOR_VERSION',
+    'classification_classes',
+    'generate_classification_demo',
+    'generate_detection_demo',
+    'render_classification_sample',
+    'render_detection_sample',
+    'render_preview',
 ]

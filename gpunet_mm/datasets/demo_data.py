@@ -38,25 +38,25 @@ from PIL import Image, ImageDraw
 GENERATOR_VERSION = 1
 
 #: Detection classes, in COCO ``category_id`` order (id = index + 1).
-DETECTION_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
+DETECTION_CLASSES: tuple[str, ...] = ('circle', 'square', 'triangle', 'star')
 
 #: Classification classes, label = index. Sorted on purpose: mmpretrain's ``CustomDataset``
 #: without an ``ann_file`` numbers the class folders in sorted order, so with sorted names
 #: the folder layout and ``meta/*.txt`` agree on every label.
 CLASSIFICATION_CLASSES: tuple[str, ...] = (
-    "circle",
-    "crescent",
-    "cross",
-    "hexagon",
-    "ring",
-    "square",
-    "star",
-    "triangle",
+    'circle',
+    'crescent',
+    'cross',
+    'hexagon',
+    'ring',
+    'square',
+    'star',
+    'triangle',
 )
 
 # Which shapes ``generate_classification_demo(num_classes=N)`` uses: the first N of this
 # order (the detection shapes first), then sorted for the labels (see above).
-_SHAPE_PREFERENCE = ("circle", "square", "triangle", "star", "hexagon", "cross", "ring", "crescent")
+_SHAPE_PREFERENCE = ('circle', 'square', 'triangle', 'star', 'hexagon', 'cross', 'ring', 'crescent')
 
 #: Largest fraction of an object's area that later objects may cover.
 MAX_OCCLUSION = 0.2
@@ -64,9 +64,9 @@ MAX_OCCLUSION = 0.2
 _SUPERSAMPLE = 4  # anti-aliasing: shapes are drawn at 4x and box-filtered down
 _MIN_DET_SIZE = 64
 _MIN_CLS_SIZE = 32
-_SPLIT_IDS = {"train": 0, "val": 1}
-_KIND_IDS = {"det": 1, "cls": 2}
-_META = "_meta.json"
+_SPLIT_IDS = {'train': 0, 'val': 1}
+_KIND_IDS = {'det': 1, 'cls': 2}
+_META = '_meta.json'
 
 
 # --------------------------------------------------------------------------------------
@@ -83,34 +83,34 @@ def _shape_parts(name: str, rng: np.random.Generator) -> list[tuple[np.ndarray, 
     Every vertex lies within the unit circle, so a shape scaled by r fits a circle of
     radius r whatever the rotation; placement relies on this.
     """
-    if name == "circle":
+    if name == 'circle':
         return [(_regular_polygon(64), 255)]
-    if name == "square":
+    if name == 'square':
         return [(_regular_polygon(4, phase=np.pi / 4), 255)]
-    if name == "triangle":
+    if name == 'triangle':
         return [(_regular_polygon(3, phase=-np.pi / 2), 255)]
-    if name == "hexagon":
+    if name == 'hexagon':
         return [(_regular_polygon(6), 255)]
-    if name == "star":
+    if name == 'star':
         inner = rng.uniform(0.38, 0.5)
         outer = _regular_polygon(5, phase=-np.pi / 2)
         inner_pts = _regular_polygon(5, inner, phase=-np.pi / 2 + np.pi / 5)
         return [(np.stack([outer, inner_pts], axis=1).reshape(-1, 2), 255)]
-    if name == "cross":
+    if name == 'cross':
         w = rng.uniform(0.3, 0.42)  # half-width of an arm
         a = math.sqrt(1 - w * w)  # arm length, so the corners stay on the unit circle
         pts = [(w, -a), (w, -w), (a, -w), (a, w), (w, w), (w, a)]
         pts += [(-x, -y) for x, y in pts]
         return [(np.array(pts, dtype=np.float64), 255)]
-    if name == "ring":
+    if name == 'ring':
         return [(_regular_polygon(64), 255), (_regular_polygon(64, rng.uniform(0.45, 0.62)), 0)]
-    if name == "crescent":
+    if name == 'crescent':
         r2 = rng.uniform(0.75, 0.9)
         return [
             (_regular_polygon(64), 255),
             (_regular_polygon(64, r2) + [rng.uniform(0.35, 0.5), 0], 0),
         ]
-    raise ValueError(f"unknown shape {name!r}; known: {_SHAPE_PREFERENCE}")
+    raise ValueError(f'unknown shape {name!r}; known: {_SHAPE_PREFERENCE}')
 
 
 def _render_alpha(
@@ -130,7 +130,7 @@ def _render_alpha(
     if w <= 0 or h <= 0:
         return alpha
     ss = _SUPERSAMPLE
-    canvas = Image.new("L", (int(w) * ss, int(h) * ss), 0)
+    canvas = Image.new('L', (int(w) * ss, int(h) * ss), 0)
     draw = ImageDraw.Draw(canvas)
     for (_, fill), pts in zip(parts, pts_all):
         # pixel i covers [i, i+1): its supersampled sub-pixel centres are at (j + 0.5) / ss
@@ -257,7 +257,7 @@ def render_detection_sample(
     area)`` with ``label`` 0-based and ``bbox`` = ``[x, y, w, h]`` in pixels; ``masks``
     (N x H x W, bool) is each object's visible region, from which its box is taken.
     """
-    geo, app = _seeded_rngs(seed, _KIND_IDS["det"], _SPLIT_IDS[split], index)
+    geo, app = _seeded_rngs(seed, _KIND_IDS['det'], _SPLIT_IDS[split], index)
     s = image_size
     bg = np.zeros((s, s, 3), np.float32) if clean else _background(app, s, clutter=4)
     img = bg.copy()
@@ -273,8 +273,8 @@ def render_detection_sample(
             if len(vis) >= objects_per_image[0]:
                 break
             raise RuntimeError(
-                f"could not place {objects_per_image[0]} objects of size {object_size} in a "
-                f"{s}px image without heavy overlap; use smaller objects or fewer per image"
+                f'could not place {objects_per_image[0]} objects of size {object_size} in a '
+                f'{s}px image without heavy overlap; use smaller objects or fewer per image'
             )
         # the first object of image i is class i % C, so any split with >= C images has
         # every class; the others are uniform
@@ -324,7 +324,7 @@ def render_classification_sample(
 ) -> np.ndarray:
     """Render one classification image: one roughly centred shape on a noisy background."""
     key = sum(ord(c) * 131**i for i, c in enumerate(class_name)) % (2**31)
-    geo, app = _seeded_rngs(seed, _KIND_IDS["cls"], _SPLIT_IDS[split], key, index)
+    geo, app = _seeded_rngs(seed, _KIND_IDS['cls'], _SPLIT_IDS[split], key, index)
     s = image_size
     img = _background(app, s, clutter=2)
     diameter = geo.uniform(0.45, 0.9) * s
@@ -341,19 +341,19 @@ def render_classification_sample(
 # --------------------------------------------------------------------------------------
 def _check_positive(name: str, value: int) -> None:
     if not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f'{name} must be a positive integer, got {value!r}')
 
 
 def _check_range(name: str, value: Sequence[float], lo: float, hi: float) -> None:
     if len(value) != 2 or not (lo <= value[0] <= value[1] <= hi):
         raise ValueError(
-            f"{name} must be (min, max) with {lo} <= min <= max <= {hi}, got {value!r}"
+            f'{name} must be (min, max) with {lo} <= min <= max <= {hi}, got {value!r}'
         )
 
 
 def _load_meta(out_dir: str) -> dict | None:
     try:
-        with open(os.path.join(out_dir, _META), encoding="utf-8") as f:
+        with open(os.path.join(out_dir, _META), encoding='utf-8') as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -362,7 +362,7 @@ def _load_meta(out_dir: str) -> dict | None:
 def _up_to_date(out_dir: str, params: dict, expected_files: dict[str, int]) -> dict | None:
     """The stored summary if ``out_dir`` holds a complete set made with ``params``."""
     meta = _load_meta(out_dir)
-    if not meta or meta.get("version") != GENERATOR_VERSION or meta.get("params") != params:
+    if not meta or meta.get('version') != GENERATOR_VERSION or meta.get('params') != params:
         return None
     for rel, count in expected_files.items():  # cheap guard against deleted files
         path = os.path.join(out_dir, rel)
@@ -371,7 +371,7 @@ def _up_to_date(out_dir: str, params: dict, expected_files: dict[str, int]) -> d
                 return None
         elif not os.path.isdir(path) or sum(len(f) for _, _, f in os.walk(path)) != count:
             return None
-    return meta.get("summary")
+    return meta.get('summary')
 
 
 def _reset(out_dir: str, owned: Sequence[str]) -> None:
@@ -392,20 +392,20 @@ def _reset(out_dir: str, owned: Sequence[str]) -> None:
 
 
 def _write_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
         json.dump(obj, f, indent=1)
-        f.write("\n")
+        f.write('\n')
     os.replace(tmp, path)
 
 
 def _save_image(arr: np.ndarray, path: str, fmt: str, quality: int) -> None:
     im = Image.fromarray(arr)
-    if fmt == "jpg":
+    if fmt == 'jpg':
         # fixed encoder settings: same pixels -> same bytes
-        im.save(path, format="JPEG", quality=quality, subsampling=0, optimize=False)
+        im.save(path, format='JPEG', quality=quality, subsampling=0, optimize=False)
     else:
-        im.save(path, format="PNG", compress_level=6)
+        im.save(path, format='PNG', compress_level=6)
 
 
 def generate_detection_demo(
@@ -416,7 +416,7 @@ def generate_detection_demo(
     seed: int = 0,
     objects_per_image: tuple[int, int] = (1, 6),
     object_size: tuple[float, float] = (0.1, 0.5),
-    image_format: str = "jpg",
+    image_format: str = 'jpg',
     jpeg_quality: int = 92,
     force: bool = False,
 ) -> dict[str, Any]:
@@ -448,19 +448,19 @@ def generate_detection_demo(
         A summary dict: paths, classes, image and box counts, seconds, ``skipped``.
     """
     t0 = time.time()
-    _check_positive("num_train", num_train)
-    _check_positive("num_val", num_val)
-    _check_positive("image_size", image_size)
+    _check_positive('num_train', num_train)
+    _check_positive('num_val', num_val)
+    _check_positive('image_size', image_size)
     if image_size < _MIN_DET_SIZE:
-        raise ValueError(f"image_size must be >= {_MIN_DET_SIZE} for detection, got {image_size}")
-    _check_range("objects_per_image", objects_per_image, 1, 50)
-    _check_range("object_size", object_size, 0.02, 0.95)
-    if image_format not in ("jpg", "png"):
+        raise ValueError(f'image_size must be >= {_MIN_DET_SIZE} for detection, got {image_size}')
+    _check_range('objects_per_image', objects_per_image, 1, 50)
+    _check_range('object_size', object_size, 0.02, 0.95)
+    if image_format not in ('jpg', 'png'):
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+        raise ValueError(f'jpeg_quality must be in 1..100, got {jpeg_quality}')
     params = dict(
-        kind="detection",
+        kind='detection',
         num_train=int(num_train),
         num_val=int(num_val),
         image_size=int(image_size),
@@ -468,22 +468,22 @@ def generate_detection_demo(
         objects_per_image=[int(v) for v in objects_per_image],
         object_size=[float(v) for v in object_size],
         image_format=image_format,
-        jpeg_quality=int(jpeg_quality) if image_format == "jpg" else None,
+        jpeg_quality=int(jpeg_quality) if image_format == 'jpg' else None,
         classes=list(DETECTION_CLASSES),
     )
     out_dir = os.path.abspath(out_dir)
-    splits = {"train": int(num_train), "val": int(num_val)}
+    splits = {'train': int(num_train), 'val': int(num_val)}
     expected: dict[str, int] = dict(splits)
-    expected.update({f"annotations/instances_{s}.json": -1 for s in splits})
+    expected.update({f'annotations/instances_{s}.json': -1 for s in splits})
     if not force:
         summary = _up_to_date(out_dir, params, expected)
         if summary is not None:
             return dict(summary, out_dir=out_dir, skipped=True, seconds=round(time.time() - t0, 3))
 
-    _reset(out_dir, ["train", "val", "annotations"])
-    os.makedirs(os.path.join(out_dir, "annotations"))
+    _reset(out_dir, ['train', 'val', 'annotations'])
+    os.makedirs(os.path.join(out_dir, 'annotations'))
     categories = [
-        dict(id=i + 1, name=n, supercategory="shape") for i, n in enumerate(DETECTION_CLASSES)
+        dict(id=i + 1, name=n, supercategory='shape') for i, n in enumerate(DETECTION_CLASSES)
     ]
     summary: dict[str, Any] = dict(
         out_dir=out_dir, classes=list(DETECTION_CLASSES), image_size=int(image_size)
@@ -495,7 +495,7 @@ def generate_detection_demo(
             img, objects, _ = render_detection_sample(
                 seed, split, idx, image_size, objects_per_image, object_size
             )
-            file_name = f"{idx:06d}.{image_format}"
+            file_name = f'{idx:06d}.{image_format}'
             _save_image(img, os.path.join(out_dir, split, file_name), image_format, jpeg_quality)
             images.append(
                 dict(id=idx + 1, file_name=file_name, width=image_size, height=image_size)
@@ -505,15 +505,15 @@ def generate_detection_demo(
                     dict(
                         id=len(annotations) + 1,
                         image_id=idx + 1,
-                        category_id=obj["label"] + 1,
-                        bbox=[float(v) for v in obj["bbox"]],
-                        area=obj["area"],
+                        category_id=obj['label'] + 1,
+                        bbox=[float(v) for v in obj['bbox']],
+                        area=obj['area'],
                         iscrowd=0,
                     )
                 )
         coco = dict(
             info=dict(
-                description=f"gpunet_mm demo shapes ({split})",
+                description=f'gpunet_mm demo shapes ({split})',
                 version=str(GENERATOR_VERSION),
                 year=2024,
             ),
@@ -522,10 +522,10 @@ def generate_detection_demo(
             annotations=annotations,
             categories=categories,
         )
-        _write_json(os.path.join(out_dir, "annotations", f"instances_{split}.json"), coco)
-        summary[f"num_{split}"] = count
-        summary[f"instances_{split}"] = len(annotations)
-    summary["seconds_to_generate"] = round(time.time() - t0, 2)
+        _write_json(os.path.join(out_dir, 'annotations', f'instances_{split}.json'), coco)
+        summary[f'num_{split}'] = count
+        summary[f'instances_{split}'] = len(annotations)
+    summary['seconds_to_generate'] = round(time.time() - t0, 2)
     _write_json(
         os.path.join(out_dir, _META),
         dict(version=GENERATOR_VERSION, params=params, summary=summary),
@@ -536,7 +536,7 @@ def generate_detection_demo(
 def classification_classes(num_classes: int) -> tuple[str, ...]:
     """The classes used for ``num_classes``, in label order (sorted; see above)."""
     if not 2 <= num_classes <= len(_SHAPE_PREFERENCE):
-        raise ValueError(f"num_classes must be in 2..{len(_SHAPE_PREFERENCE)}, got {num_classes!r}")
+        raise ValueError(f'num_classes must be in 2..{len(_SHAPE_PREFERENCE)}, got {num_classes!r}')
     return tuple(sorted(_SHAPE_PREFERENCE[:num_classes]))
 
 
@@ -565,17 +565,17 @@ def generate_classification_demo(
     64 px) train in minutes on a CPU; skips the work like ``generate_detection_demo``.
     """
     t0 = time.time()
-    _check_positive("num_classes", num_classes)
+    _check_positive('num_classes', num_classes)
     classes = classification_classes(num_classes)
-    _check_positive("per_class_train", per_class_train)
-    _check_positive("per_class_val", per_class_val)
-    _check_positive("image_size", image_size)
+    _check_positive('per_class_train', per_class_train)
+    _check_positive('per_class_val', per_class_val)
+    _check_positive('image_size', image_size)
     if image_size < _MIN_CLS_SIZE:
         raise ValueError(
-            f"image_size must be >= {_MIN_CLS_SIZE} for classification, got {image_size}"
+            f'image_size must be >= {_MIN_CLS_SIZE} for classification, got {image_size}'
         )
     params = dict(
-        kind="classification",
+        kind='classification',
         classes=list(classes),
         per_class_train=int(per_class_train),
         per_class_val=int(per_class_val),
@@ -583,33 +583,33 @@ def generate_classification_demo(
         seed=int(seed),
     )
     out_dir = os.path.abspath(out_dir)
-    splits = {"train": int(per_class_train), "val": int(per_class_val)}
+    splits = {'train': int(per_class_train), 'val': int(per_class_val)}
     expected: dict[str, int] = {s: n * len(classes) for s, n in splits.items()}
-    expected.update({f"meta/{s}.txt": -1 for s in splits})
-    expected["classes.txt"] = -1
+    expected.update({f'meta/{s}.txt': -1 for s in splits})
+    expected['classes.txt'] = -1
     if not force:
         summary = _up_to_date(out_dir, params, expected)
         if summary is not None:
             return dict(summary, out_dir=out_dir, skipped=True, seconds=round(time.time() - t0, 3))
 
-    _reset(out_dir, ["train", "val", "meta", "classes.txt"])
-    os.makedirs(os.path.join(out_dir, "meta"))
+    _reset(out_dir, ['train', 'val', 'meta', 'classes.txt'])
+    os.makedirs(os.path.join(out_dir, 'meta'))
     summary: dict[str, Any] = dict(out_dir=out_dir, classes=list(classes), image_size=image_size)
     for split, per_class in splits.items():
         lines = []
         for label, name in enumerate(classes):
             os.makedirs(os.path.join(out_dir, split, name))
             for idx in range(per_class):
-                rel = f"{name}/{name}_{idx:05d}.png"
+                rel = f'{name}/{name}_{idx:05d}.png'
                 img = render_classification_sample(seed, split, name, idx, image_size)
-                _save_image(img, os.path.join(out_dir, split, rel), "png", 0)
-                lines.append(f"{rel} {label}\n")
-        with open(os.path.join(out_dir, "meta", f"{split}.txt"), "w", encoding="utf-8") as f:
+                _save_image(img, os.path.join(out_dir, split, rel), 'png', 0)
+                lines.append(f'{rel} {label}\n')
+        with open(os.path.join(out_dir, 'meta', f'{split}.txt'), 'w', encoding='utf-8') as f:
             f.writelines(lines)
-        summary[f"num_{split}"] = len(lines)
-    with open(os.path.join(out_dir, "classes.txt"), "w", encoding="utf-8") as f:
-        f.writelines(f"{c}\n" for c in classes)
-    summary["seconds_to_generate"] = round(time.time() - t0, 2)
+        summary[f'num_{split}'] = len(lines)
+    with open(os.path.join(out_dir, 'classes.txt'), 'w', encoding='utf-8') as f:
+        f.writelines(f'{c}\n' for c in classes)
+    summary['seconds_to_generate'] = round(time.time() - t0, 2)
     _write_json(
         os.path.join(out_dir, _META),
         dict(version=GENERATOR_VERSION, params=params, summary=summary),
@@ -626,7 +626,7 @@ _PREVIEW_COLOURS = [(255, 64, 64), (64, 255, 64), (64, 160, 255), (255, 220, 0)]
 def render_preview(
     det_dir: str,
     out_png: str,
-    split: str = "train",
+    split: str = 'train',
     num: int = 8,
     cols: int = 4,
     palette: bool = True,
@@ -635,28 +635,28 @@ def render_preview(
 
     For the docs and for eyeballing a set: if boxes and shapes disagree, it shows here.
     """
-    with open(os.path.join(det_dir, "annotations", f"instances_{split}.json")) as f:
+    with open(os.path.join(det_dir, 'annotations', f'instances_{split}.json')) as f:
         coco = json.load(f)
-    names = {c["id"]: c["name"] for c in coco["categories"]}
+    names = {c['id']: c['name'] for c in coco['categories']}
     by_image: dict[int, list[dict]] = {}
-    for ann in coco["annotations"]:
-        by_image.setdefault(ann["image_id"], []).append(ann)
-    images = coco["images"][:num]
+    for ann in coco['annotations']:
+        by_image.setdefault(ann['image_id'], []).append(ann)
+    images = coco['images'][:num]
     if not images:
-        raise ValueError(f"no images in {det_dir} ({split})")
-    w, h = images[0]["width"], images[0]["height"]
+        raise ValueError(f'no images in {det_dir} ({split})')
+    w, h = images[0]['width'], images[0]['height']
     rows = math.ceil(len(images) / cols)
     pad = 4
-    grid = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + pad) + pad), (255, 255, 255))
+    grid = Image.new('RGB', (cols * (w + pad) + pad, rows * (h + pad) + pad), (255, 255, 255))
     for i, info in enumerate(images):
-        im = Image.open(os.path.join(det_dir, split, info["file_name"])).convert("RGB")
+        im = Image.open(os.path.join(det_dir, split, info['file_name'])).convert('RGB')
         draw = ImageDraw.Draw(im)
-        for ann in by_image.get(info["id"], []):
-            x, y, bw, bh = ann["bbox"]
-            colour = _PREVIEW_COLOURS[(ann["category_id"] - 1) % len(_PREVIEW_COLOURS)]
+        for ann in by_image.get(info['id'], []):
+            x, y, bw, bh = ann['bbox']
+            colour = _PREVIEW_COLOURS[(ann['category_id'] - 1) % len(_PREVIEW_COLOURS)]
             # the box's outline lies on the object's outermost pixels (xywh is exclusive)
             draw.rectangle([x, y, x + bw - 1, y + bh - 1], outline=colour, width=1)
-            label = names[ann["category_id"]]
+            label = names[ann['category_id']]
             ty = y - 11 if y >= 11 else y + bh + 1
             draw.rectangle([x, ty, x + 6 * len(label) + 2, ty + 10], fill=(0, 0, 0))
             draw.text((x + 1, ty), label, fill=colour)

@@ -20,6 +20,7 @@ Two block-semantics families exist in the release and are recorded in ``family``
 
 In both families every IRB has its 1x1 expansion conv, even when ``mid == in``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -98,8 +99,9 @@ class LayerSpec:
     stage: int
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
-                   min_ratio: float = 0.9) -> int:
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, min_ratio: float = 0.9
+) -> int:
     """Round to the nearest multiple of ``divisor`` but never below ``min_ratio * value``.
 
     Same rule as mmpretrain's ``make_divisible`` (and the release's): kept here because
@@ -126,8 +128,11 @@ class GPUNetArch:
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
-        object.__setattr__(self, 'rows', tuple(
-            r if isinstance(r, BlockRow) else _row_from_any(r) for r in self.rows))
+        object.__setattr__(
+            self,
+            'rows',
+            tuple(r if isinstance(r, BlockRow) else _row_from_any(r) for r in self.rows),
+        )
         object.__setattr__(self, 'tail_channels', tuple(int(c) for c in self.tail_channels))
         self.validate()
 
@@ -139,14 +144,21 @@ class GPUNetArch:
         for i, row in enumerate(self.rows):
             row.validate(f'arch {self.name!r} rows[{i}]')
         if self.family == 'gpunet' and len(self.tail_channels) not in (0, 1):
-            raise _err(f"arch {self.name!r} tail_channels (family 'gpunet')",
-                       self.tail_channels, 'a tuple of 0 or 1 channel counts')
+            raise _err(
+                f"arch {self.name!r} tail_channels (family 'gpunet')",
+                self.tail_channels,
+                'a tuple of 0 or 1 channel counts',
+            )
         if self.family == 'distilled' and len(self.tail_channels) not in (0, 2):
-            raise _err(f"arch {self.name!r} tail_channels (family 'distilled')",
-                       self.tail_channels, 'a tuple of 0 or 2 channel counts')
+            raise _err(
+                f"arch {self.name!r} tail_channels (family 'distilled')",
+                self.tail_channels,
+                'a tuple of 0 or 2 channel counts',
+            )
         if any(c <= 0 for c in self.tail_channels):
-            raise _err(f'arch {self.name!r} tail_channels', self.tail_channels,
-                       'channel counts > 0')
+            raise _err(
+                f'arch {self.name!r} tail_channels', self.tail_channels, 'channel counts > 0'
+            )
         if not isinstance(self.resolution, int) or self.resolution <= 0:
             raise _err(f'arch {self.name!r} resolution', self.resolution, 'integers > 0')
         if self.in_channels <= 0:
@@ -160,7 +172,8 @@ class GPUNetArch:
                         raise ValueError(
                             f'arch {self.name!r} rows[{i}] layer {j}: distilled blocks use '
                             f'mid = in * e exactly, but {cin} * {layer_row.expansion} is not '
-                            'an integer')
+                            'an integer'
+                        )
                     cin = layer_row.out_channels
 
     # ------------------------------------------------------------------ derived facts
@@ -181,8 +194,19 @@ class GPUNetArch:
                         se_ch = max(1, int(round(mid * 0.25 / row.expansion)))
                 elif row.type == 'conv':
                     mid = row.out_channels
-                out.append(LayerSpec(row.type, cin, row.out_channels, mid, row.kernel,
-                                     stride, row.act, se_ch, row.stage))
+                out.append(
+                    LayerSpec(
+                        row.type,
+                        cin,
+                        row.out_channels,
+                        mid,
+                        row.kernel,
+                        stride,
+                        row.act,
+                        se_ch,
+                        row.stage,
+                    )
+                )
                 cin = row.out_channels
         return out
 
@@ -239,8 +263,7 @@ class GPUNetArch:
     def from_dict(cls, d: Mapping[str, Any]) -> GPUNetArch:
         if not isinstance(d, Mapping):
             raise _err('arch', type(d).__name__, 'a dict with keys name, rows, ...')
-        allowed = {'name', 'family', 'resolution', 'in_channels', 'tail_channels', 'rows',
-                   'meta'}
+        allowed = {'name', 'family', 'resolution', 'in_channels', 'tail_channels', 'rows', 'meta'}
         unknown = set(d) - allowed
         if unknown:
             raise _err('arch keys', sorted(unknown), ', '.join(sorted(allowed)))
@@ -301,8 +324,7 @@ def _row_from_any(r: Union[BlockRow, Mapping[str, Any], Sequence[Any]]) -> Block
         return BlockRow(**r)
     if isinstance(r, (list, tuple)):
         if not 3 <= len(r) <= len(_ROW_FIELDS):
-            raise _err('row list', r, f'3 to {len(_ROW_FIELDS)} items in the order '
-                       f'{_ROW_FIELDS}')
+            raise _err('row list', r, f'3 to {len(_ROW_FIELDS)} items in the order {_ROW_FIELDS}')
         return BlockRow(*r)
     raise _err('row', r, 'a BlockRow, a dict or a list')
 
@@ -315,8 +337,10 @@ def as_arch(arch: Union[GPUNetArch, Mapping[str, Any], str]) -> GPUNetArch:
         try:
             return GPUNetArch.from_json(arch)
         except json.JSONDecodeError as e:
-            raise ValueError(f'arch string is not valid JSON ({e}); pass a dict, a '
-                             'GPUNetArch, or use tier= for a published network') from e
+            raise ValueError(
+                f'arch string is not valid JSON ({e}); pass a dict, a '
+                'GPUNetArch, or use tier= for a published network'
+            ) from e
     return GPUNetArch.from_dict(arch)
 
 
@@ -337,4 +361,3 @@ def feature_sizes(arch: GPUNetArch, size: int, release_padding: bool = False) ->
         else:
             out[-1] = size
     return out
-

@@ -1,4 +1,5 @@
 """Classification head matching the release's tails (the part after global pooling)."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
@@ -16,10 +17,15 @@ class GPUNetClsHead(ClsHead):
     first, which is a bias-free linear layer here (``hidden_channels=1984``).
     """
 
-    def __init__(self, num_classes: int, in_channels: int,
-                 hidden_channels: Optional[int] = None, dropout: float = 0.2,
-                 init_cfg: Optional[Dict] = dict(type='Normal', layer='Linear', std=0.01),
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        hidden_channels: Optional[int] = None,
+        dropout: float = 0.2,
+        init_cfg: Optional[Dict] = dict(type='Normal', layer='Linear', std=0.01),
+        **kwargs,
+    ) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
         if num_classes <= 0:
             raise ValueError(f'num_classes: got {num_classes}; allowed: integers > 0')
@@ -30,8 +36,9 @@ class GPUNetClsHead(ClsHead):
         self.hidden = None
         fc_in = in_channels
         if hidden_channels:
-            self.hidden = nn.Sequential(nn.Linear(in_channels, hidden_channels, bias=False),
-                                        nn.ReLU(inplace=True))
+            self.hidden = nn.Sequential(
+                nn.Linear(in_channels, hidden_channels, bias=False), nn.ReLU(inplace=True)
+            )
             fc_in = hidden_channels
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(fc_in, num_classes)

@@ -6,6 +6,7 @@ named after a running counter (``head: 2``, ``stage: 4 layer10``, `` layer16`` f
 arch's layers *by order*, so the exact counter offsets do not matter; within a unit the
 parameter names are mapped explicitly per block type.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,10 @@ import torch
 from .arch_spec import GPUNetArch, LayerSpec
 
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
-_UNIT = re.compile(r'^(?P<unit>head:\s*\d*|tail:|stage:\s*\d+\s+(?:layer|irb|fused_irb)\d+|'
-                   r'\s*layer\d+)\.(?P<rest>.+)$')
+_UNIT = re.compile(
+    r'^(?P<unit>head:\s*\d*|tail:|stage:\s*\d+\s+(?:layer|irb|fused_irb)\d+|'
+    r'\s*layer\d+)\.(?P<rest>.+)$'
+)
 
 
 def _conv_bn(src_conv: str, src_bn: str, dst: str) -> List[Tuple[str, str]]:
@@ -30,8 +33,9 @@ def _conv_bn(src_conv: str, src_bn: str, dst: str) -> List[Tuple[str, str]]:
 def _se(layer: LayerSpec, dst: str) -> List[Tuple[str, str]]:
     if not layer.se_channels:
         return []
-    return [(f'se.conv_reduce.{k}', f'{dst}.se.conv1.conv.{k}') for k in ('weight', 'bias')] + \
-           [(f'se.conv_expand.{k}', f'{dst}.se.conv2.conv.{k}') for k in ('weight', 'bias')]
+    return [(f'se.conv_reduce.{k}', f'{dst}.se.conv1.conv.{k}') for k in ('weight', 'bias')] + [
+        (f'se.conv_expand.{k}', f'{dst}.se.conv2.conv.{k}') for k in ('weight', 'bias')
+    ]
 
 
 def _layer_pairs(layer: LayerSpec, family: str, dst: str) -> List[Tuple[str, str]]:
@@ -40,20 +44,30 @@ def _layer_pairs(layer: LayerSpec, family: str, dst: str) -> List[Tuple[str, str
         if layer.type == 'conv':
             return _conv_bn('conv', 'bn1', dst)
         if layer.type == 'irb':
-            return (_conv_bn('conv_pw', 'bn1', f'{dst}.expand_conv') +
-                    _conv_bn('conv_dw', 'bn2', f'{dst}.depthwise_conv') + _se(layer, dst) +
-                    _conv_bn('conv_pwl', 'bn3', f'{dst}.linear_conv'))
-        return (_conv_bn('conv_exp', 'bn1', f'{dst}.conv1') + _se(layer, dst) +
-                _conv_bn('conv_pwl', 'bn2', f'{dst}.conv2'))
+            return (
+                _conv_bn('conv_pw', 'bn1', f'{dst}.expand_conv')
+                + _conv_bn('conv_dw', 'bn2', f'{dst}.depthwise_conv')
+                + _se(layer, dst)
+                + _conv_bn('conv_pwl', 'bn3', f'{dst}.linear_conv')
+            )
+        return (
+            _conv_bn('conv_exp', 'bn1', f'{dst}.conv1')
+            + _se(layer, dst)
+            + _conv_bn('conv_pwl', 'bn2', f'{dst}.conv2')
+        )
     if layer.type == 'irb':
-        return (_conv_bn('body.0', 'body.1', f'{dst}.expand_conv') +
-                _conv_bn('body.3', 'body.4', f'{dst}.depthwise_conv') +
-                _conv_bn('body.6', 'body.7', f'{dst}.linear_conv'))
+        return (
+            _conv_bn('body.0', 'body.1', f'{dst}.expand_conv')
+            + _conv_bn('body.3', 'body.4', f'{dst}.depthwise_conv')
+            + _conv_bn('body.6', 'body.7', f'{dst}.linear_conv')
+        )
     if layer.type == 'fused':
-        return _conv_bn('body.0', 'body.1', f'{dst}.conv1') + _conv_bn('body.3', 'body.4',
-                                                                       f'{dst}.conv2')
-    raise ValueError(f"distilled release checkpoints have no stand-alone '{layer.type}' "
-                     'layers outside the head')
+        return _conv_bn('body.0', 'body.1', f'{dst}.conv1') + _conv_bn(
+            'body.3', 'body.4', f'{dst}.conv2'
+        )
+    raise ValueError(
+        f"distilled release checkpoints have no stand-alone '{layer.type}' layers outside the head"
+    )
 
 
 def _mm_layer_prefixes(arch: GPUNetArch, backbone_prefix: str) -> List[str]:
@@ -82,8 +96,7 @@ def canonical_unit_names(arch: GPUNetArch) -> List[str]:
     layers = arch.layers()
     n_head = _num_head_convs(arch)
     if arch.family == 'gpunet':
-        names = ['head: 2'] + [f'stage: {ly.stage} layer{i + 3}'
-                               for i, ly in enumerate(layers[1:])]
+        names = ['head: 2'] + [f'stage: {ly.stage} layer{i + 3}' for i, ly in enumerate(layers[1:])]
         names.append(f' layer{len(layers) + 2}')
         return names
     names = ['head:']
@@ -93,21 +106,29 @@ def canonical_unit_names(arch: GPUNetArch) -> List[str]:
     return names + ['tail:']
 
 
-def key_pairs(arch: GPUNetArch, unit_names: List[str], backbone_prefix: str = 'backbone.',
-              head_prefix: str = 'head.') -> List[Tuple[str, str, str]]:
+def key_pairs(
+    arch: GPUNetArch,
+    unit_names: List[str],
+    backbone_prefix: str = 'backbone.',
+    head_prefix: str = 'head.',
+) -> List[Tuple[str, str, str]]:
     """(release key, mm key, transform) triples for a whole classifier."""
     layers = arch.layers()
     mm = _mm_layer_prefixes(arch, backbone_prefix)
     n_head = _num_head_convs(arch)
     expected = 1 + (len(layers) - n_head) + 1
     if len(unit_names) != expected:
-        raise ValueError(f'release checkpoint has {len(unit_names)} units (head, layers, tail) '
-                         f'but {arch.name} needs {expected}; is it the right tier?')
+        raise ValueError(
+            f'release checkpoint has {len(unit_names)} units (head, layers, tail) '
+            f'but {arch.name} needs {expected}; is it the right tier?'
+        )
     out: List[Tuple[str, str, str]] = []
     head_unit, *layer_units, tail_unit = unit_names
     for i in range(n_head):
-        out += [(f'network.{head_unit}.{s}', d, '') for s, d in
-                _conv_bn(f'net.{3 * i}', f'net.{3 * i + 1}', mm[i])]
+        out += [
+            (f'network.{head_unit}.{s}', d, '')
+            for s, d in _conv_bn(f'net.{3 * i}', f'net.{3 * i + 1}', mm[i])
+        ]
     for unit, layer, dst in zip(layer_units, layers[n_head:], mm[n_head:]):
         out += [(f'network.{unit}.{s}', d, '') for s, d in _layer_pairs(layer, arch.family, dst)]
     tail_dst = f'{backbone_prefix}layers.{len(arch.level_strides())}'
@@ -123,8 +144,11 @@ def key_pairs(arch: GPUNetArch, unit_names: List[str], backbone_prefix: str = 'b
 
 def extract_state_dict(ckpt: Mapping, use_ema: bool = True) -> Dict[str, torch.Tensor]:
     """The weights inside a release checkpoint file (EMA copy first when present)."""
-    for key in (('state_dict_ema', 'state_dict', 'model') if use_ema else
-                ('state_dict', 'model', 'state_dict_ema')):
+    for key in (
+        ('state_dict_ema', 'state_dict', 'model')
+        if use_ema
+        else ('state_dict', 'model', 'state_dict_ema')
+    ):
         if key in ckpt and isinstance(ckpt[key], Mapping):
             ckpt = ckpt[key]
             break
@@ -136,10 +160,12 @@ def unit_names_in(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
     for key in state_dict:
         if not key.startswith('network.'):
             continue
-        m = _UNIT.match(key[len('network.'):])
+        m = _UNIT.match(key[len('network.') :])
         if m is None:
-            raise ValueError(f'unrecognised release key {key!r}: expected network.<unit>.<param>'
-                             " with <unit> like 'head: 2', 'stage: 4 layer10', ' layer16'")
+            raise ValueError(
+                f'unrecognised release key {key!r}: expected network.<unit>.<param>'
+                " with <unit> like 'head: 2', 'stage: 4 layer10', ' layer16'"
+            )
         seen.setdefault(m.group('unit'))
 
     def order(name: str) -> Tuple[int, int]:
@@ -155,9 +181,12 @@ def unit_names_in(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
     return sorted(seen, key=order)
 
 
-def release_to_mm(state_dict: Mapping[str, torch.Tensor], arch: GPUNetArch,
-                  backbone_prefix: str = 'backbone.', head_prefix: str = 'head.'
-                  ) -> OrderedDict[str, torch.Tensor]:
+def release_to_mm(
+    state_dict: Mapping[str, torch.Tensor],
+    arch: GPUNetArch,
+    backbone_prefix: str = 'backbone.',
+    head_prefix: str = 'head.',
+) -> OrderedDict[str, torch.Tensor]:
     """Map a release state dict (already extracted) onto ``ImageClassifier`` keys."""
     pairs = key_pairs(arch, unit_names_in(state_dict), backbone_prefix, head_prefix)
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -170,22 +199,29 @@ def release_to_mm(state_dict: Mapping[str, torch.Tensor], arch: GPUNetArch,
         v = state_dict[src]
         out[dst] = v.reshape(v.shape[0], -1) if transform == 'squeeze' else v
     if missing:
-        raise KeyError(f'{len(missing)} expected release keys are missing for {arch.name}, '
-                       f'e.g. {missing[:3]}')
+        raise KeyError(
+            f'{len(missing)} expected release keys are missing for {arch.name}, e.g. {missing[:3]}'
+        )
     unused = set(state_dict) - {s for s, _, _ in pairs}
     if unused:
-        raise KeyError(f'{len(unused)} release keys were not mapped for {arch.name}, e.g. '
-                       f'{sorted(unused)[:3]}; is it the right tier?')
+        raise KeyError(
+            f'{len(unused)} release keys were not mapped for {arch.name}, e.g. '
+            f'{sorted(unused)[:3]}; is it the right tier?'
+        )
     return out
 
 
-def mm_to_release(state_dict: Mapping[str, torch.Tensor], arch: GPUNetArch,
-                  backbone_prefix: str = 'backbone.', head_prefix: str = 'head.'
-                  ) -> OrderedDict[str, torch.Tensor]:
+def mm_to_release(
+    state_dict: Mapping[str, torch.Tensor],
+    arch: GPUNetArch,
+    backbone_prefix: str = 'backbone.',
+    head_prefix: str = 'head.',
+) -> OrderedDict[str, torch.Tensor]:
     """Inverse of :func:`release_to_mm` (release naming as the release builder writes it)."""
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for src, dst, transform in key_pairs(arch, canonical_unit_names(arch), backbone_prefix,
-                                         head_prefix):
+    for src, dst, transform in key_pairs(
+        arch, canonical_unit_names(arch), backbone_prefix, head_prefix
+    ):
         if dst in state_dict:
             v = state_dict[dst]
             out[src] = v[:, :, None, None] if transform == 'squeeze' else v

@@ -4,6 +4,7 @@ Single source of truth for the hub tiers. Row format (see :class:`BlockRow`):
 ``(type, kernel, out_channels, num, stride, expansion, act, se, stage)``.
 Published figures (ImageNet top-1, TensorRT 8 FP16 batch-1 latency) live in ``meta``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple, Union
@@ -19,13 +20,23 @@ def _irb_list(out_channels: int, stage: int, layers, act: str = R, se: bool = Fa
 
 
 def _meta(top1, v100, a100, a100_pt, hub_key, params_m=None):
-    return dict(top1=top1, latency_ms={'V100-TRT8-FP16-bs1': v100, 'A100-TRT8-FP16-bs1': a100,
-                                       'A100-PyTorch-FP16-bs1': a100_pt},
-                hub_key=hub_key, source='GPUNet release (CVPR 2022)')
+    return dict(
+        top1=top1,
+        latency_ms={
+            'V100-TRT8-FP16-bs1': v100,
+            'A100-TRT8-FP16-bs1': a100,
+            'A100-PyTorch-FP16-bs1': a100_pt,
+        },
+        hub_key=hub_key,
+        source='GPUNet release (CVPR 2022)',
+    )
 
 
 GPUNET_0 = GPUNetArch(
-    name='GPUNet-0', resolution=320, family='gpunet', tail_channels=(1280,),
+    name='GPUNet-0',
+    resolution=320,
+    family='gpunet',
+    tail_channels=(1280,),
     rows=(
         ('conv', 3, 32, 1, 2, 1, S, False, 0),
         ('conv', 3, 32, 2, 1, 1, R, False, 1),
@@ -34,10 +45,14 @@ GPUNET_0 = GPUNetArch(
         ('irb', 3, 256, 3, 2, 5, S, False, 4),
         ('irb', 3, 704, 2, 2, 5, R, True, 6),
     ),
-    meta=_meta(78.9, 0.63, 0.46, 1.46, '0.65ms'))
+    meta=_meta(78.9, 0.63, 0.46, 1.46, '0.65ms'),
+)
 
 GPUNET_1 = GPUNetArch(
-    name='GPUNet-1', resolution=288, family='gpunet', tail_channels=(1280,),
+    name='GPUNet-1',
+    resolution=288,
+    family='gpunet',
+    tail_channels=(1280,),
     rows=(
         ('conv', 3, 24, 1, 2, 1, S, False, 0),
         ('conv', 3, 24, 1, 1, 1, R, False, 1),
@@ -47,10 +62,14 @@ GPUNET_1 = GPUNetArch(
         ('irb', 3, 288, 4, 1, 5, R, False, 5),
         ('irb', 3, 448, 4, 2, 4, R, True, 6),
     ),
-    meta=_meta(80.5, 0.82, 0.59, 1.81, '0.85ms'))
+    meta=_meta(80.5, 0.82, 0.59, 1.81, '0.85ms'),
+)
 
 GPUNET_2 = GPUNetArch(
-    name='GPUNet-2', resolution=384, family='gpunet', tail_channels=(1280,),
+    name='GPUNet-2',
+    resolution=384,
+    family='gpunet',
+    tail_channels=(1280,),
     rows=(
         ('conv', 3, 32, 1, 2, 1, S, False, 0),
         ('conv', 3, 32, 3, 1, 1, R, False, 1),
@@ -61,10 +80,14 @@ GPUNET_2 = GPUNetArch(
         ('irb', 3, 224, 8, 2, 3, S, True, 6),
         ('irb', 5, 832, 7, 1, 2, R, False, 7),
     ),
-    meta=_meta(82.2, 1.68, 1.25, 4.03, '1.75ms'))
+    meta=_meta(82.2, 1.68, 1.25, 4.03, '1.75ms'),
+)
 
 GPUNET_P0 = GPUNetArch(
-    name='GPUNet-P0', resolution=224, family='gpunet', tail_channels=(1984,),
+    name='GPUNet-P0',
+    resolution=224,
+    family='gpunet',
+    tail_channels=(1984,),
     rows=(
         ('conv', 3, 32, 1, 2, 1, R, False, 0),
         ('conv', 3, 32, 2, 1, 1, R, False, 1),
@@ -74,10 +97,14 @@ GPUNET_P0 = GPUNetArch(
         *_irb_list(704, 5, [(2, 3, 8), (1, 5, 3.82), (1, 3, 3.36), (1, 3, 2.55)]),
         *_irb_list(704, 6, [(2, 3, 5.73)]),
     ),
-    meta=_meta(80.3, 0.63, 0.45, 1.31, '0.5ms-D'))
+    meta=_meta(80.3, 0.63, 0.45, 1.31, '0.5ms-D'),
+)
 
 GPUNET_P1 = GPUNetArch(
-    name='GPUNet-P1', resolution=224, family='gpunet', tail_channels=(1984,),
+    name='GPUNet-P1',
+    resolution=224,
+    family='gpunet',
+    tail_channels=(1984,),
     rows=(
         ('conv', 3, 32, 1, 2, 1, R, False, 0),
         ('conv', 3, 32, 2, 1, 1, R, False, 1),
@@ -88,10 +115,14 @@ GPUNET_P1 = GPUNetArch(
         *_irb_list(704, 5, [(2, 5, 7.88), (1, 5, 8), (1, 3, 7.41), (1, 5, 8)]),
         *_irb_list(704, 6, [(2, 5, 7.95)]),
     ),
-    meta=_meta(81.1, 0.96, 0.61, 1.64, '0.8ms-D'))
+    meta=_meta(81.1, 0.96, 0.61, 1.64, '0.8ms-D'),
+)
 
 GPUNET_D1 = GPUNetArch(
-    name='GPUNet-D1', resolution=456, family='distilled', tail_channels=(1152, 1984),
+    name='GPUNet-D1',
+    resolution=456,
+    family='distilled',
+    tail_channels=(1152, 1984),
     rows=(
         ('conv', 3, 33, 1, 2, 1, R, False, 0),
         *_irb_list(33, 0, [(1, 3, 1)]),
@@ -101,10 +132,14 @@ GPUNET_D1 = GPUNetArch(
         *_irb_list(190, 3, [(1, 3, 6), (1, 5, 6), (1, 7, 6), (1, 3, 4)]),
         *_irb_list(268, 4, [(2, 3, 6), (1, 3, 6), (1, 5, 6), (1, 3, 3), (1, 3, 3), (1, 3, 3)]),
     ),
-    meta=_meta(82.5, 1.24, 0.94, 2.44, '1.25ms-D'))
+    meta=_meta(82.5, 1.24, 0.94, 2.44, '1.25ms-D'),
+)
 
 GPUNET_D2 = GPUNetArch(
-    name='GPUNet-D2', resolution=528, family='distilled', tail_channels=(1152, 1984),
+    name='GPUNet-D2',
+    resolution=528,
+    family='distilled',
+    tail_channels=(1152, 1984),
     rows=(
         ('conv', 3, 48, 1, 2, 1, R, False, 0),  # the release's "large" head: 3 convs
         ('conv', 3, 48, 2, 1, 1, R, False, 0),
@@ -113,14 +148,23 @@ GPUNET_D2 = GPUNetArch(
         *_irb_list(96, 2, [(2, 5, 4), (1, 5, 4), (1, 3, 6), (1, 5, 3)]),
         *_irb_list(192, 3, [(2, 7, 6), (1, 5, 6), (1, 3, 3), (1, 5, 4), (1, 5, 4)]),
         *_irb_list(272, 3, [(1, 3, 6), (1, 5, 6), (1, 7, 6), (1, 5, 6), (1, 3, 4)]),
-        *_irb_list(384, 4, [(2, 3, 6), (1, 3, 6), (1, 5, 6), (1, 3, 3), (1, 3, 3), (1, 3, 3),
-                            (1, 3, 3)]),
+        *_irb_list(
+            384, 4, [(2, 3, 6), (1, 3, 6), (1, 5, 6), (1, 3, 3), (1, 3, 3), (1, 3, 3), (1, 3, 3)]
+        ),
     ),
-    meta=_meta(83.6, 2.17, 1.40, 3.06, '2.25ms-D'))
+    meta=_meta(83.6, 2.17, 1.40, 3.06, '2.25ms-D'),
+)
 
 #: tier number -> architecture (0-2 as in the paper, then P0, P1, D1, D2).
-TIERS: Tuple[GPUNetArch, ...] = (GPUNET_0, GPUNET_1, GPUNET_2, GPUNET_P0, GPUNET_P1,
-                                 GPUNET_D1, GPUNET_D2)
+TIERS: Tuple[GPUNetArch, ...] = (
+    GPUNET_0,
+    GPUNET_1,
+    GPUNET_2,
+    GPUNET_P0,
+    GPUNET_P1,
+    GPUNET_D1,
+    GPUNET_D2,
+)
 TIER_NAMES: Tuple[str, ...] = tuple(a.name for a in TIERS)
 #: short names used in config file names: gpunet-<short>
 TIER_SHORT: Tuple[str, ...] = ('0', '1', '2', 'p0', 'p1', 'd1', 'd2')
@@ -129,8 +173,15 @@ TIER_SHORT: Tuple[str, ...] = ('0', '1', '2', 'p0', 'p1', 'd1', 'd2')
 def _aliases() -> Dict[str, int]:
     out: Dict[str, int] = {}
     for i, a in enumerate(TIERS):
-        for key in (a.name, a.name.replace('GPUNet-', ''), f'gpunet-{TIER_SHORT[i]}',
-                    f'gpunet_{TIER_SHORT[i]}', TIER_SHORT[i], a.meta['hub_key'], str(i)):
+        for key in (
+            a.name,
+            a.name.replace('GPUNet-', ''),
+            f'gpunet-{TIER_SHORT[i]}',
+            f'gpunet_{TIER_SHORT[i]}',
+            TIER_SHORT[i],
+            a.meta['hub_key'],
+            str(i),
+        ):
             out[key.lower()] = i
     return out
 
@@ -147,8 +198,10 @@ def tier_index(tier: Union[int, str]) -> int:
             return tier
     elif isinstance(tier, str) and tier.strip().lower() in _ALIASES:
         return _ALIASES[tier.strip().lower()]
-    raise ValueError(f'tier: got {tier!r}; allowed: integers 0-{len(TIERS) - 1} or the '
-                     f'release names {", ".join(TIER_NAMES)}')
+    raise ValueError(
+        f'tier: got {tier!r}; allowed: integers 0-{len(TIERS) - 1} or the '
+        f'release names {", ".join(TIER_NAMES)}'
+    )
 
 
 def get_tier(tier: Union[int, str]) -> GPUNetArch:
@@ -156,6 +209,14 @@ def get_tier(tier: Union[int, str]) -> GPUNetArch:
 
 
 def list_tiers() -> List[Dict]:
-    return [dict(tier=i, name=a.name, short=TIER_SHORT[i], resolution=a.resolution,
-                 family=a.family, **{k: v for k, v in a.meta.items() if k != 'source'})
-            for i, a in enumerate(TIERS)]
+    return [
+        dict(
+            tier=i,
+            name=a.name,
+            short=TIER_SHORT[i],
+            resolution=a.resolution,
+            family=a.family,
+            **{k: v for k, v in a.meta.items() if k != 'source'},
+        )
+        for i, a in enumerate(TIERS)
+    ]

@@ -1,9 +1,10 @@
 """Print parameters and FLOPs (MACs) of every GPUNet tier, or of one config's model.
 
-    python tools/analysis/get_flops.py                  # all tiers at native resolution
-    python tools/analysis/get_flops.py --resolution 224 # all tiers at one resolution
-    python tools/analysis/get_flops.py CONFIG --shape 800 1333
+python tools/analysis/get_flops.py                  # all tiers at native resolution
+python tools/analysis/get_flops.py --resolution 224 # all tiers at one resolution
+python tools/analysis/get_flops.py CONFIG --shape 800 1333
 """
+
 import argparse
 import os
 import sys
@@ -17,21 +18,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', nargs='?', help='a model config (optional)')
     parser.add_argument('--resolution', type=int, help='square input for the tier table')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input shape for a config')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, metavar=('H', 'W'), help='input shape for a config'
+    )
     args = parser.parse_args()
     from gpunet_mm.analysis import complexity_table, count_params
+
     if args.config is None:
-        print(f"{'tier':<10} {'res':>4} {'params (M)':>11} {'GFLOPs':>8}")
+        print(f'{"tier":<10} {"res":>4} {"params (M)":>11} {"GFLOPs":>8}')
         for name, row in complexity_table(args.resolution).items():
-            print(f"{name:<10} {row['resolution']:>4} {row['params_m']:>11.2f} "
-                  f"{row['gflops']:>8.3f}")
+            print(
+                f'{name:<10} {row["resolution"]:>4} {row["params_m"]:>11.2f} {row["gflops"]:>8.3f}'
+            )
         return
     from mmengine.analysis import FlopAnalyzer
 
     from gpunet_mm.apis import codebase_of, load_config
+
     cfg = load_config(args.config)
     import gpunet_mm  # noqa: F401
+
     if codebase_of(cfg) == 'mmdet':
         from mmdet.registry import MODELS
         from mmdet.utils import register_all_modules
@@ -43,11 +49,13 @@ def main() -> None:
     h, w = args.shape or (224, 224)
     x = torch.zeros(1, 3, h, w)
     with torch.no_grad():
-        analyzer = FlopAnalyzer(TensorMode(model), (x, ))
+        analyzer = FlopAnalyzer(TensorMode(model), (x,))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         flops = analyzer.total()
-    print(f'{args.config}: input {h}x{w}, params {count_params(model) / 1e6:.2f} M, '
-          f'{flops / 1e9:.3f} GFLOPs (network outputs, without post-processing)')
+    print(
+        f'{args.config}: input {h}x{w}, params {count_params(model) / 1e6:.2f} M, '
+        f'{flops / 1e9:.3f} GFLOPs (network outputs, without post-processing)'
+    )
 
 
 class TensorMode(torch.nn.Module):

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 from gpunet_mm.datasets import (  # noqa: E402
     generate_classification_demo,
     generate_detection_demo,
@@ -25,18 +25,18 @@ from gpunet_mm.datasets import (  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data", help="parent folder (default: data)")
-    parser.add_argument("--det-train", type=int, default=None, help="detection train images")
-    parser.add_argument("--det-val", type=int, default=None, help="detection val images")
-    parser.add_argument("--size", type=int, default=None, help="detection image side (px)")
-    parser.add_argument("--cls-train", type=int, default=None, help="classification train/class")
-    parser.add_argument("--cls-val", type=int, default=None, help="classification val/class")
-    parser.add_argument("--cls-size", type=int, default=None, help="classification side (px)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-det", action="store_true", help="only the classification set")
-    parser.add_argument("--skip-cls", action="store_true", help="only the detection set")
-    parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
-    parser.add_argument("--preview", default=None, help="also write a PNG grid of train images")
+    parser.add_argument('--out', default='data', help='parent folder (default: data)')
+    parser.add_argument('--det-train', type=int, default=None, help='detection train images')
+    parser.add_argument('--det-val', type=int, default=None, help='detection val images')
+    parser.add_argument('--size', type=int, default=None, help='detection image side (px)')
+    parser.add_argument('--cls-train', type=int, default=None, help='classification train/class')
+    parser.add_argument('--cls-val', type=int, default=None, help='classification val/class')
+    parser.add_argument('--cls-size', type=int, default=None, help='classification side (px)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--skip-det', action='store_true', help='only the classification set')
+    parser.add_argument('--skip-cls', action='store_true', help='only the detection set')
+    parser.add_argument('--force', action='store_true', help='regenerate even if up to date')
+    parser.add_argument('--preview', default=None, help='also write a PNG grid of train images')
     return parser.parse_args()
 
 
@@ -46,15 +46,15 @@ def given(**kwargs: int | None) -> dict[str, int]:
 
 
 def report(kind: str, info: dict) -> None:
-    state = "up to date, skipped" if info["skipped"] else f"written in {info['seconds']:.1f}s"
-    counts = ", ".join(
-        f"{k}={info[k]}"
-        for k in ("num_train", "num_val", "instances_train", "instances_val")
+    state = 'up to date, skipped' if info['skipped'] else f'written in {info["seconds"]:.1f}s'
+    counts = ', '.join(
+        f'{k}={info[k]}'
+        for k in ('num_train', 'num_val', 'instances_train', 'instances_val')
         if k in info
     )
     print(
-        f"[{kind}] {info['out_dir']}: {state}; {counts}; {info['image_size']}px; "
-        f"classes={','.join(info['classes'])}",
+        f'[{kind}] {info["out_dir"]}: {state}; {counts}; {info["image_size"]}px; '
+        f'classes={",".join(info["classes"])}',
         flush=True,
     )
 
@@ -62,7 +62,7 @@ def report(kind: str, info: dict) -> None:
 def main() -> None:
     args = parse_args()
     t0 = time.time()
-    det_dir = os.path.join(args.out, "demo_det")
+    det_dir = os.path.join(args.out, 'demo_det')
     if not args.skip_det:
         info = generate_detection_demo(
             det_dir,
@@ -70,10 +70,10 @@ def main() -> None:
             force=args.force,
             **given(num_train=args.det_train, num_val=args.det_val, image_size=args.size),
         )
-        report("det", info)
+        report('det', info)
     if not args.skip_cls:
         info = generate_classification_demo(
-            os.path.join(args.out, "demo_cls"),
+            os.path.join(args.out, 'demo_cls'),
             seed=args.seed,
             force=args.force,
             **given(
@@ -82,11 +82,11 @@ def main() -> None:
                 image_size=args.cls_size,
             ),
         )
-        report("cls", info)
+        report('cls', info)
     if args.preview:
-        print(f"[preview] {render_preview(det_dir, args.preview)}")
-    print(f"[done] {time.time() - t0:.1f}s")
+        print(f'[preview] {render_preview(det_dir, args.preview)}')
+    print(f'[done] {time.time() - t0:.1f}s')
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

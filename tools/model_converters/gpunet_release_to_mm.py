@@ -6,6 +6,7 @@ Takes the EMA weights when the file holds them (the release evaluates with EMA),
 ``--no-ema``. The output loads with ``configs/gpunet/gpunet-<t>_*_in1k.py`` and, through
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``, into detectors.
 """
+
 import argparse
 import os
 import sys
@@ -22,17 +23,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='release checkpoint (.pth / .pth.tar)')
     parser.add_argument('dst', help='output path')
-    parser.add_argument('--tier', required=True,
-                        help='tier of the checkpoint: 0-6 or a release name like GPUNet-D1')
+    parser.add_argument(
+        '--tier', required=True, help='tier of the checkpoint: 0-6 or a release name like GPUNet-D1'
+    )
     parser.add_argument('--no-ema', action='store_true', help='take the non-EMA weights')
     args = parser.parse_args()
     arch = get_tier(args.tier)
     ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
     state = release_to_mm(extract_state_dict(ckpt, use_ema=not args.no_ema), arch)
     os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
-    torch.save(dict(state_dict=state, meta=dict(arch=arch.to_dict(), source=args.src,
-                                                converted=time.strftime('%Y-%m-%d'))),
-               args.dst)
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(arch=arch.to_dict(), source=args.src, converted=time.strftime('%Y-%m-%d')),
+        ),
+        args.dst,
+    )
     print(f'{arch.name}: wrote {len(state)} tensors to {args.dst}')
 
 

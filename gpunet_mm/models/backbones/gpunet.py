@@ -6,6 +6,7 @@ Layers are grouped by output stride ("levels"): ``layers[i]`` ends at stride ``2
 is the extra last index ``num_levels`` (``-1`` also names it) and is only built when an
 out index asks for it, so detectors carry no unused parameters (which DDP would reject).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -27,18 +28,27 @@ ACT_CFGS: Dict[str, Dict[str, Any]] = {'relu': dict(type='ReLU'), 'swish': dict(
 PADDING_MODES = ('symmetric', 'release')
 
 
-def resolve_arch(tier: Union[int, str, None] = None,
-                 arch: Union[GPUNetArch, Dict, str, None] = None) -> GPUNetArch:
+def resolve_arch(
+    tier: Union[int, str, None] = None, arch: Union[GPUNetArch, Dict, str, None] = None
+) -> GPUNetArch:
     """Exactly one of ``tier`` (0-6 or a release name) and ``arch`` (a spec) must be given."""
     if (tier is None) == (arch is None):
-        raise ValueError(f'give exactly one of tier= and arch=; got tier={tier!r}, '
-                         f'arch={"set" if arch is not None else None}')
+        raise ValueError(
+            f'give exactly one of tier= and arch=; got tier={tier!r}, '
+            f'arch={"set" if arch is not None else None}'
+        )
     return get_tier(tier) if tier is not None else as_arch(arch)
 
 
-def build_block(layer: LayerSpec, *, norm_cfg: Dict, act_cfg: Optional[Dict],
-                conv_cfg: Optional[Dict], drop_path_rate: float,
-                padding: str = 'symmetric') -> nn.Module:
+def build_block(
+    layer: LayerSpec,
+    *,
+    norm_cfg: Dict,
+    act_cfg: Optional[Dict],
+    conv_cfg: Optional[Dict],
+    drop_path_rate: float,
+    padding: str = 'symmetric',
+) -> nn.Module:
     """One layer of the spec as an mmcv/mmpretrain module.
 
     ``conv`` is an mmcv ``ConvModule``; ``irb`` is mmpretrain's ``InvertedResidual`` and
@@ -49,19 +59,37 @@ def build_block(layer: LayerSpec, *, norm_cfg: Dict, act_cfg: Optional[Dict],
     """
     act = act_cfg if act_cfg is not None else ACT_CFGS[layer.act]
     if layer.type == 'conv':
-        return ConvModule(layer.in_channels, layer.out_channels, layer.kernel,
-                          stride=layer.stride, padding=layer.kernel // 2, conv_cfg=conv_cfg,
-                          norm_cfg=norm_cfg, act_cfg=act)
+        return ConvModule(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel,
+            stride=layer.stride,
+            padding=layer.kernel // 2,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act,
+        )
     se_cfg = None
     if layer.se_channels:
         # SELayer's own ratio/divisor rounding differs from the release's
         # round(mid * 0.25 / e); passing squeeze_channels pins the release width.
-        se_cfg = dict(channels=layer.mid_channels, squeeze_channels=layer.se_channels,
-                      act_cfg=(act, dict(type='Sigmoid')))
-    common = dict(in_channels=layer.in_channels, out_channels=layer.out_channels,
-                  mid_channels=layer.mid_channels, kernel_size=layer.kernel,
-                  stride=layer.stride, se_cfg=se_cfg, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                  act_cfg=act, drop_path_rate=drop_path_rate)
+        se_cfg = dict(
+            channels=layer.mid_channels,
+            squeeze_channels=layer.se_channels,
+            act_cfg=(act, dict(type='Sigmoid')),
+        )
+    common = dict(
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        mid_channels=layer.mid_channels,
+        kernel_size=layer.kernel,
+        stride=layer.stride,
+        se_cfg=se_cfg,
+        conv_cfg=conv_cfg,
+        norm_cfg=norm_cfg,
+        act_cfg=act,
+        drop_path_rate=drop_path_rate,
+    )
     if layer.type == 'fused':
         block = EdgeResidual(**common)
         if padding == 'release' and layer.stride == 2:
@@ -70,8 +98,14 @@ def build_block(layer: LayerSpec, *, norm_cfg: Dict, act_cfg: Optional[Dict],
     block = InvertedResidual(**common)
     if not block.with_expand_conv:
         block.with_expand_conv = True
-        block.expand_conv = ConvModule(layer.in_channels, layer.mid_channels, 1,
-                                       conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act)
+        block.expand_conv = ConvModule(
+            layer.in_channels,
+            layer.mid_channels,
+            1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act,
+        )
     return block
 
 
@@ -101,23 +135,25 @@ class GPUNet(BaseBackbone):
             prefix='backbone.')``).
     """
 
-    def __init__(self,
-                 tier: Union[int, str, None] = None,
-                 arch: Union[GPUNetArch, Dict, str, None] = None,
-                 out_indices: Sequence[int] = (-1, ),
-                 frozen_stages: int = 0,
-                 norm_cfg: Optional[Dict] = None,
-                 act_cfg: Optional[Dict] = None,
-                 conv_cfg: Optional[Dict] = None,
-                 padding: str = 'symmetric',
-                 drop_path_rate: float = 0.0,
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 with_tail: Optional[bool] = None,
-                 init_cfg: Union[Dict, List[Dict], None] = (
-                     dict(type='Kaiming', layer='Conv2d'),
-                     dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1)),
-                 ) -> None:
+    def __init__(
+        self,
+        tier: Union[int, str, None] = None,
+        arch: Union[GPUNetArch, Dict, str, None] = None,
+        out_indices: Sequence[int] = (-1,),
+        frozen_stages: int = 0,
+        norm_cfg: Optional[Dict] = None,
+        act_cfg: Optional[Dict] = None,
+        conv_cfg: Optional[Dict] = None,
+        padding: str = 'symmetric',
+        drop_path_rate: float = 0.0,
+        norm_eval: bool = False,
+        with_cp: bool = False,
+        with_tail: Optional[bool] = None,
+        init_cfg: Union[Dict, List[Dict], None] = (
+            dict(type='Kaiming', layer='Conv2d'),
+            dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1),
+        ),
+    ) -> None:
         super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
         self.arch = resolve_arch(tier, arch)
         if padding not in PADDING_MODES:
@@ -126,13 +162,15 @@ class GPUNet(BaseBackbone):
             raise ValueError(f'drop_path_rate: got {drop_path_rate!r}; allowed: [0, 1)')
         layer_specs = self.arch.layers()
         if layer_specs[0].stride != 2:
-            raise ValueError(f'arch {self.arch.name!r}: the first layer is the stem and must '
-                             f'have stride 2; got stride {layer_specs[0].stride}')
+            raise ValueError(
+                f'arch {self.arch.name!r}: the first layer is the stem and must '
+                f'have stride 2; got stride {layer_specs[0].stride}'
+            )
         self.num_levels = len(self.arch.level_strides())
         has_tail = len(self.arch.tail_channels) > 0
         num_indices = self.num_levels + int(has_tail)
         if isinstance(out_indices, int):
-            out_indices = (out_indices, )
+            out_indices = (out_indices,)
         norm_indices = []
         for index in out_indices:
             if not -num_indices <= index < num_indices:
@@ -140,7 +178,8 @@ class GPUNet(BaseBackbone):
                     f'out_indices: got {index}; allowed for {self.arch.name}: '
                     f'{-num_indices}..{num_indices - 1} (levels 0..{self.num_levels - 1} at '
                     f'strides {self.arch.level_strides()}'
-                    + (f', {self.num_levels} = tail)' if has_tail else ')'))
+                    + (f', {self.num_levels} = tail)' if has_tail else ')')
+                )
             norm_indices.append(index % num_indices)
         self.out_indices = tuple(norm_indices)
         if with_tail is None:
@@ -148,12 +187,13 @@ class GPUNet(BaseBackbone):
         if with_tail and not has_tail:
             raise ValueError(f'with_tail=True but arch {self.arch.name!r} has no tail_channels')
         if not with_tail and self.num_levels in self.out_indices:
-            raise ValueError(f'out_indices names the tail ({self.num_levels}) but '
-                             'with_tail=False')
+            raise ValueError(f'out_indices names the tail ({self.num_levels}) but with_tail=False')
         num_layers = self.num_levels + int(with_tail)
         if not -1 <= frozen_stages <= num_layers:
-            raise ValueError(f'frozen_stages: got {frozen_stages}; allowed: -1..{num_layers} '
-                             f'({self.arch.name} has {num_layers} layers)')
+            raise ValueError(
+                f'frozen_stages: got {frozen_stages}; allowed: -1..{num_layers} '
+                f'({self.arch.name} has {num_layers} layers)'
+            )
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
@@ -170,17 +210,32 @@ class GPUNet(BaseBackbone):
             if spec.stride == 2 and level:
                 self.layers.append(Sequential(*level))
                 level = []
-            level.append(build_block(spec, norm_cfg=norm_cfg,
-                                     act_cfg=act_cfg, conv_cfg=conv_cfg,
-                                     drop_path_rate=dprs[i], padding=padding))
+            level.append(
+                build_block(
+                    spec,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg,
+                    conv_cfg=conv_cfg,
+                    drop_path_rate=dprs[i],
+                    padding=padding,
+                )
+            )
         self.layers.append(Sequential(*level))
         if with_tail:
-            self.layers.append(ConvModule(self.arch.out_channels, self.arch.tail_channels[0], 1,
-                                          conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                          act_cfg=dict(type='ReLU')))
+            self.layers.append(
+                ConvModule(
+                    self.arch.out_channels,
+                    self.arch.tail_channels[0],
+                    1,
+                    conv_cfg=conv_cfg,
+                    norm_cfg=norm_cfg,
+                    act_cfg=dict(type='ReLU'),
+                )
+            )
         self.with_tail = with_tail
         level_channels = self.arch.level_channels() + (
-            [self.arch.tail_channels[0]] if with_tail else [])
+            [self.arch.tail_channels[0]] if with_tail else []
+        )
         level_strides = self.arch.level_strides()
         level_strides = level_strides + (level_strides[-1:] if with_tail else [])
         self.out_channels = tuple(level_channels[i] for i in self.out_indices)
@@ -189,15 +244,19 @@ class GPUNet(BaseBackbone):
 
     # ------------------------------------------------------------------ api
     @staticmethod
-    def feature_info(tier: Union[int, str, None] = None,
-                     arch: Union[GPUNetArch, Dict, str, None] = None) -> List[Dict[str, int]]:
+    def feature_info(
+        tier: Union[int, str, None] = None, arch: Union[GPUNetArch, Dict, str, None] = None
+    ) -> List[Dict[str, int]]:
         """Channels and stride of every out index, without building the network."""
         a = resolve_arch(tier, arch)
-        info = [dict(index=i, stride=s, channels=c)
-                for i, (s, c) in enumerate(zip(a.level_strides(), a.level_channels()))]
+        info = [
+            dict(index=i, stride=s, channels=c)
+            for i, (s, c) in enumerate(zip(a.level_strides(), a.level_channels()))
+        ]
         if a.tail_channels:
-            info.append(dict(index=len(info), stride=info[-1]['stride'],
-                             channels=a.tail_channels[0]))
+            info.append(
+                dict(index=len(info), stride=info[-1]['stride'], channels=a.tail_channels[0])
+            )
         return info
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -227,4 +286,3 @@ class GPUNet(BaseBackbone):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
-
