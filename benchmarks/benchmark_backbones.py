@@ -28,18 +28,17 @@ def _build(kind: str, name: str):
         from gpunet_mm.analysis import build_gpunet_classifier
 
         return build_gpunet_classifier(name)
-    from mmpretrain.registry import MODELS
-    from mmpretrain.utils import register_all_modules
+    from gpunet_mm.apis import build_model
 
-    register_all_modules()
     # mmpretrain's EfficientNet-B0 classifier; plain Conv2d padding like GPUNet for fairness
-    return MODELS.build(
+    return build_model(
         dict(
             type='ImageClassifier',
             backbone=dict(type='EfficientNet', arch='b0', conv_cfg=None),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280),
-        )
+        ),
+        'mmpretrain',
     )
 
 

@@ -28,16 +28,13 @@ def build_gpunet_classifier(
     tier: Union[int, str, None] = None, arch=None, num_classes: int = 1000, **backbone_kwargs
 ) -> nn.Module:
     """The release classifier (backbone, pooling, head) as an mmpretrain ImageClassifier."""
-    from mmpretrain.registry import MODELS
-
-    import gpunet_mm  # noqa: F401
-
+    from .apis import build_model
     from .models.backbones.gpunet import resolve_arch
 
     a = resolve_arch(tier, arch)
     hidden: Optional[int] = a.tail_channels[1] if a.family == 'distilled' else None
     backbone = dict(type='GPUNet', arch=a.to_dict(), **backbone_kwargs)
-    return MODELS.build(
+    return build_model(
         dict(
             type='ImageClassifier',
             backbone=backbone,
@@ -48,7 +45,8 @@ def build_gpunet_classifier(
                 in_channels=a.tail_channels[0],
                 hidden_channels=hidden,
             ),
-        )
+        ),
+        'mmpretrain',
     )
 
 

@@ -5,6 +5,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import gpunet_mm  # noqa: F401
+from gpunet_mm.analysis import build_gpunet_classifier
 from gpunet_mm.models import TIER_NAMES, TIERS, get_tier
 from gpunet_mm.models.backbones import GPUNet
 
@@ -22,22 +23,7 @@ RELEASE_PARAMS = {
 
 
 def build_classifier(tier, num_classes=1000):
-    from mmpretrain.registry import MODELS
-
-    arch = get_tier(tier)
-    return MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='GPUNet', tier=tier),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='GPUNetClsHead',
-                num_classes=num_classes,
-                in_channels=arch.tail_channels[0],
-                hidden_channels=arch.tail_channels[1] if arch.family == 'distilled' else None,
-            ),
-        )
-    )
+    return build_gpunet_classifier(tier, num_classes=num_classes)
 
 
 def n_params(m):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import gpunet_mm  # noqa: F401
+from gpunet_mm.apis import build_model
 from gpunet_mm.models import TIER_SHORT, get_tier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,14 +21,10 @@ def config_path(short):
 
 @pytest.mark.parametrize('short', TIER_SHORT)
 def test_config_builds_classifier_with_release_tail(short):
-    from mmpretrain.registry import MODELS
-    from mmpretrain.utils import register_all_modules
-
-    register_all_modules()
     cfg = Config.fromfile(config_path(short))
     arch = get_tier(cfg.model.backbone.tier)
     assert cfg.train_pipeline[1]['scale'] == arch.resolution
-    model = MODELS.build(cfg.model).eval()
+    model = build_model(cfg.model, 'mmpretrain').eval()
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         logits = model(x, mode='tensor')

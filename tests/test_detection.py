@@ -7,20 +7,16 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import gpunet_mm  # noqa: F401
+from gpunet_mm.apis import build_model
 from gpunet_mm.models import TIER_SHORT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build_detector(config_name: str, num_classes: int = 3):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules()
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'gpunet_det', config_name))
     cfg.model.bbox_head.num_classes = num_classes
-    return MODELS.build(cfg.model)
+    return build_model(cfg.model, 'mmdet')
 
 
 def run_loss_and_predict(model, size=128):

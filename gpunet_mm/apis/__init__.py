@@ -1,3 +1,3 @@
-from .runner import codebase_of, init_cpu_distributed, load_config, make_runner
+from .runner import build_model, codebase_of, init_cpu_distributed, load_config, make_runner
 
-__all__ = ['codebase_of', 'init_cpu_distributed', 'load_config', 'make_runner']
+__all__ = ['build_model', 'codebase_of', 'init_cpu_distributed', 'load_config', 'make_runner']

@@ -61,16 +61,38 @@ def init_cpu_distributed(cfg: Config, launcher: str) -> bool:
     return True
 
 
-def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
-    """Build the Runner of the config's codebase (registering its modules first)."""
-    codebase = codebase_of(cfg)
+def _codebase_registry(codebase: str):
     if codebase == 'mmdet':
+        from mmdet.registry import MODELS
         from mmdet.utils import register_all_modules
-    else:
+    elif codebase == 'mmpretrain':
+        from mmpretrain.registry import MODELS
         from mmpretrain.utils import register_all_modules
+    else:
+        raise ValueError(f'codebase: got {codebase!r}; allowed: {CODEBASES}')
     register_all_modules(init_default_scope=False)
     import gpunet_mm  # noqa: F401  (registers GPUNet into both codebases)
 
+    return MODELS
+
+
+def build_model(model_cfg: Dict[str, Any], codebase: str) -> torch.nn.Module:
+    """Build a model in ``codebase``'s scope, whatever default scope is current.
+
+    mmengine resolves ``type=`` through the *current default scope*, so after, say, an mmdet
+    runner ran in this process, building an mmpretrain ``ImageClassifier`` would look in
+    mmdet's registry and fail; the explicit scope makes the build order-independent.
+    """
+    from mmengine.registry import DefaultScope
+
+    registry = _codebase_registry(codebase)
+    with DefaultScope.overwrite_default_scope(codebase):
+        return registry.build(model_cfg)
+
+
+def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
+    """Build the Runner of the config's codebase (registering its modules first)."""
+    _codebase_registry(codebase_of(cfg))
     cfg.launcher = launcher
     os.makedirs(cfg.work_dir, exist_ok=True)
     if 'runner_type' in cfg:

@@ -33,19 +33,10 @@ def main() -> None:
         return
     from mmengine.analysis import FlopAnalyzer
 
-    from gpunet_mm.apis import codebase_of, load_config
+    from gpunet_mm.apis import build_model, codebase_of, load_config
 
     cfg = load_config(args.config)
-    import gpunet_mm  # noqa: F401
-
-    if codebase_of(cfg) == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmpretrain.registry import MODELS
-        from mmpretrain.utils import register_all_modules
-    register_all_modules()
-    model = MODELS.build(cfg.model).eval()
+    model = build_model(cfg.model, codebase_of(cfg)).eval()
     h, w = args.shape or (224, 224)
     x = torch.zeros(1, 3, h, w)
     with torch.no_grad():
