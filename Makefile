@@ -13,16 +13,17 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -m "not slow" -q
 
 test-all: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(PY) -m ruff check . && $(PY) -m ruff format --check gpunet_mm tools tests
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 format: install
-	$(PY) -m ruff format gpunet_mm tools tests
+	$(PY) -m ruff format .
 
 clean-demo:
 	rm -rf work_dirs/demo
