@@ -6,7 +6,8 @@ on the built-in demo data, on whatever machine this is (a CPU is enough).
 Phase 0 evaluates the untrained detector (the "random detector" baseline), phase 1 trains
 until ``--stop-at`` epochs (as if the job were killed), phase 2 resumes from the last
 checkpoint and finishes the schedule, phase 3 evaluates the final checkpoint on the demo
-val split with the COCO metric. A summary lands in ``<work-dir>/demo_summary.json``.
+val split with the COCO metric and draws its predictions on 8 val images. A summary lands in
+``<work-dir>/demo_summary.json``.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from gpunet_mm.apis import load_config, make_runner  # noqa: E402
 from gpunet_mm.datasets import generate_detection_demo  # noqa: E402
+from gpunet_mm.visualization import prediction_grid  # noqa: E402
 
 CONFIG = 'configs/demo/retinanet_gpunet-0_fpn_demo.py'
 
@@ -69,6 +71,13 @@ def main() -> None:
     print(f'[demo] phase 3: evaluate {ckpt}', flush=True)
     metrics = make_runner(cfg).test()
     t3 = time.time()
+
+    val_dir = os.path.join(args.data_root, 'val')
+    images = sorted(os.path.join(val_dir, f) for f in os.listdir(val_dir))[:8]
+    grid = prediction_grid(
+        args.config, ckpt, images, os.path.join(args.work_dir, 'val_predictions.png')
+    )
+    print(f'[demo] predictions on 8 val images drawn in {grid}', flush=True)
 
     summary = dict(
         config=args.config,
