@@ -47,7 +47,7 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instan
                      metric='bbox', format_only=False)
 test_evaluator = val_evaluator
 
-max_epochs = 16
+max_epochs = 12
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
