@@ -56,7 +56,6 @@ def epoch_of(path):
     return torch.load(path, map_location='cpu', weights_only=False)['meta']['epoch']
 
 
-@pytest.mark.slow
 def test_train_save_resume_load_from_and_test(tiny_det, tmp_path):
     wd = str(tmp_path / 'wd')
     py = sys.executable
@@ -126,7 +125,6 @@ def test_train_save_resume_load_from_and_test(tiny_det, tmp_path):
     assert os.path.getsize(out) > 0
 
 
-@pytest.mark.slow
 def test_dist_train_two_cpu_processes(tiny_det, tmp_path):
     wd = str(tmp_path / 'dist')
     env_py = dict(PYTHON=sys.executable, PORT='29517')
@@ -155,3 +153,58 @@ def test_dist_train_two_cpu_processes(tiny_det, tmp_path):
     assert 'Distributed training: True' in text
     # 16 images, batch 4 per process: 2 processes share an epoch as 2 iterations each
     assert re.search(r'Epoch\(train\)\s+\[1\]\[2/2\]', text) and '[1][4/4]' not in text
+
+
+def test_demo_classifier_trains_one_epoch(tmp_path):
+    """The classification demo config runs through tools/train.py (a few iterations)."""
+    from gpunet_mm.datasets import generate_classification_demo
+
+    root = str(tmp_path / 'demo_cls')
+    generate_classification_demo(root, per_class_train=4, per_class_val=2, image_size=32)
+    wd = str(tmp_path / 'cls')
+    run(
+        [
+            sys.executable,
+            'tools/train.py',
+            'configs/demo/gpunet-0_demo_cls.py',
+            '--work-dir',
+            wd,
+            '--cfg-options',
+            f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}',
+            f'test_dataloader.dataset.data_root={root}',
+            'train_cfg.max_epochs=1',
+            'train_cfg.val_interval=1',
+            'train_dataloader.batch_size=8',
+            'train_dataloader.num_workers=0',
+            'val_dataloader.num_workers=0',
+            'test_dataloader.num_workers=0',
+        ]
+    )
+    assert epoch_of(f'{wd}/epoch_1.pth') == 1
+    logs = ''.join(open(p).read() for p in glob.glob(f'{wd}/*/*.log'))
+    assert 'accuracy/top1' in logs
+
+
+def test_pretrained_backbone_into_detector(tmp_path):
+    """A converted classifier checkpoint initialises a detector's backbone via init_cfg."""
+    from mmengine.config import Config
+
+    from gpunet_mm.analysis import build_gpunet_classifier
+    from gpunet_mm.apis import build_model
+
+    torch.manual_seed(1)
+    cls = build_gpunet_classifier('GPUNet-1')
+    ckpt = str(tmp_path / 'gpunet-1_in1k.pth')
+    torch.save({'state_dict': cls.state_dict()}, ckpt)
+    cfg = Config.fromfile(
+        os.path.join(ROOT, 'configs/gpunet_det/retinanet_gpunet-1_fpn_1x_coco.py')
+    )
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=ckpt, prefix='backbone.')
+    det = build_model(cfg.model, 'mmdet')
+    det.init_weights()
+    src = cls.backbone.state_dict()
+    dst = det.backbone.state_dict()
+    assert set(dst) < set(src)  # the detector has no tail
+    for k, v in dst.items():
+        assert torch.equal(v, src[k]), k
