@@ -25,9 +25,9 @@ setup(
     extras_require={
         'det': ['mmdet>=3.0.0', 'mmcv>=2.0.0'],
         'cls': ['mmpretrain>=1.0.0'],
-        'deploy': ['onnx', 'onnxruntime'],
+        'deploy': ['onnx', 'onnxruntime', 'onnxconverter-common'],
         'trt': ['tensorrt>=10.0'],
-        'search': ['ray[default]', 'optuna'],
+        'search': ['optuna'],
         'tests': ['pytest', 'pytest-timeout', 'ruff'],
     },
     license='Apache License 2.0',

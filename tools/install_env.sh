@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 STACK="${STACK:-upstream}"
 PY="${PYTHON:-python3}"
-STAMP="$VENV/.gpunet_mm-installed-$STACK-v1"
+STAMP="$VENV/.gpunet_mm-installed-$STACK-v2"
 
 if [[ -f "$STAMP" ]]; then
   exit 0
@@ -36,7 +36,7 @@ fi
 pipq "setuptools>=77.0.3,<81" wheel ninja
 pipq numpy scipy onnx onnxruntime pytest pytest-timeout ruff matplotlib scikit-learn \
      pycocotools shapely six terminaltables tqdm einops importlib-metadata mat4py modelindex \
-     rich pyyaml
+     rich pyyaml onnxconverter-common optuna threadpoolctl
 
 if [[ "$STACK" == upstream ]]; then
   pipq mmengine==0.10.7

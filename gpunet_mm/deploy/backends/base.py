@@ -1,0 +1,130 @@
+"""One interface for latency measurement on every backend.
+
+A backend turns "this model, this input shape, this precision" into a :class:`LatencyResult`
+with median / p90 / mean milliseconds and the environment the numbers were taken in (device,
+backend and driver versions), because a latency without its environment is not comparable.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend's runtime is not installed (the message says how to install it)."""
+
+
+@dataclass
+class LatencyResult:
+    """Summary of per-iteration times in milliseconds, plus where they were taken."""
+
+    backend: str
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    min_ms: float
+    std_ms: float
+    iters: int
+    warmup: int
+    precision: str
+    batch: int
+    shape: Tuple[int, int]
+    env: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_times(
+        cls,
+        times_ms: Sequence[float],
+        *,
+        backend: str,
+        warmup: int,
+        precision: str,
+        batch: int,
+        shape: Tuple[int, int],
+        env: Dict[str, Any],
+    ) -> LatencyResult:
+        if not times_ms:
+            raise ValueError('no timed iterations: iters must be >= 1')
+        t = np.asarray(times_ms, dtype=np.float64)
+        return cls(
+            backend=backend,
+            median_ms=float(np.median(t)),
+            p90_ms=float(np.percentile(t, 90)),
+            mean_ms=float(t.mean()),
+            min_ms=float(t.min()),
+            std_ms=float(t.std()),
+            iters=len(t),
+            warmup=warmup,
+            precision=precision,
+            batch=batch,
+            shape=(int(shape[0]), int(shape[1])),
+            env=dict(env),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d['shape'] = list(self.shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> LatencyResult:
+        d = dict(d)
+        d['shape'] = tuple(d['shape'])
+        return cls(**d)
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), for the environment record."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_env() -> Dict[str, Any]:
+    return dict(
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count(),
+        python=platform.python_version(),
+        platform=platform.platform(terse=True),
+    )
+
+
+def summarize(times_ms: List[float]) -> str:
+    return f'median {statistics.median(times_ms):.3f} ms over {len(times_ms)} iters'
+
+
+class LatencyBackend(ABC):
+    """A way to time a model. Subclasses set ``name`` and ``install_hint``."""
+
+    name: str = ''
+    install_hint: str = ''
+
+    @classmethod
+    @abstractmethod
+    def available(cls) -> bool:
+        """True when the runtime imports (no GPU check: that is the device's business)."""
+
+    @abstractmethod
+    def environment(self) -> Dict[str, Any]:
+        """Device name, backend/driver versions: goes into every result and the cache key."""
+
+    @abstractmethod
+    def measure(self, model: Any, **kwargs: Any) -> LatencyResult:
+        """Time ``model`` (an ONNX path for onnxruntime/tensorrt, a module for torch)."""
+
+    def device_key(self) -> str:
+        """Short device identity for the cache key (e.g. ``'cpu:Intel Xeon...:4t'``)."""
+        env = self.environment()
+        return str(env.get('device', 'unknown'))

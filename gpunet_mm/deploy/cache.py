@@ -1,0 +1,162 @@
+"""Latency cache: nothing is measured twice, across runs and across search workers.
+
+Results live in one SQLite file keyed by (architecture hash, detector/model hash, input
+shape, batch, precision, backend, device). SQLite rather than a JSON file because many
+search workers write at once: every insert is one atomic transaction (WAL journal, busy
+timeout), readers never see half a record, and a crash loses at most the measurement in
+flight. Values are the full :class:`LatencyResult` as JSON, so the environment travels along.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from .backends.base import LatencyResult
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS latency (
+    key TEXT PRIMARY KEY,
+    arch_hash TEXT NOT NULL,
+    model_hash TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    precision TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    device TEXT NOT NULL,
+    median_ms REAL NOT NULL,
+    result TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS latency_target ON latency (backend, device, precision);
+"""
+
+
+def config_hash(obj: Any, length: int = 16) -> str:
+    """Stable hash of a JSON-able object (e.g. the detector config without the backbone)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(',', ':'), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class LatencyKey:
+    """What makes two measurements the same measurement."""
+
+    arch_hash: str
+    shape: Tuple[int, int]
+    batch: int
+    precision: str
+    backend: str
+    device: str
+    model_hash: str = ''
+
+    def digest(self) -> str:
+        d = asdict(self)
+        d['shape'] = list(self.shape)
+        return config_hash(d, 32)
+
+
+class LatencyCache:
+    """SQLite-backed ``key -> LatencyResult`` store; safe for concurrent processes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if osp.dirname(osp.abspath(path)):
+            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute('PRAGMA journal_mode=WAL')
+        return con
+
+    def get(self, key: LatencyKey) -> Optional[LatencyResult]:
+        with self._connect() as con:
+            row = con.execute(
+                'SELECT result FROM latency WHERE key = ?', (key.digest(),)
+            ).fetchone()
+        return LatencyResult.from_dict(json.loads(row[0])) if row else None
+
+    def put(self, key: LatencyKey, result: LatencyResult) -> None:
+        with self._connect() as con:
+            con.execute(
+                'INSERT OR REPLACE INTO latency VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+                (
+                    key.digest(),
+                    key.arch_hash,
+                    key.model_hash,
+                    key.shape[0],
+                    key.shape[1],
+                    key.batch,
+                    key.precision,
+                    key.backend,
+                    key.device,
+                    result.median_ms,
+                    json.dumps(result.to_dict()),
+                    time.time(),
+                ),
+            )
+
+    def get_or_measure(
+        self, key: LatencyKey, measure: Callable[[], LatencyResult]
+    ) -> Tuple[LatencyResult, bool]:
+        """The cached result, or ``measure()`` stored under ``key``; returns (result, hit)."""
+        found = self.get(key)
+        if found is not None:
+            self.hits += 1
+            return found, True
+        self.misses += 1
+        result = measure()
+        self.put(key, result)
+        return result, False
+
+    def __len__(self) -> int:
+        with self._connect() as con:
+            return int(con.execute('SELECT COUNT(*) FROM latency').fetchone()[0])
+
+    def records(
+        self, backend: Optional[str] = None, device: Optional[str] = None
+    ) -> Iterator[Dict[str, Any]]:
+        """All rows (optionally for one backend/device), for fitting the predictor."""
+        q, args = (
+            'SELECT arch_hash, model_hash, height, width, batch, precision, backend, '
+            'device, median_ms, result FROM latency',
+            [],
+        )
+        conds: List[str] = []
+        if backend:
+            conds.append('backend = ?')
+            args.append(backend)
+        if device:
+            conds.append('device = ?')
+            args.append(device)
+        if conds:
+            q += ' WHERE ' + ' AND '.join(conds)
+        with self._connect() as con:
+            rows = con.execute(q, args).fetchall()
+        cols = (
+            'arch_hash',
+            'model_hash',
+            'height',
+            'width',
+            'batch',
+            'precision',
+            'backend',
+            'device',
+            'median_ms',
+            'result',
+        )
+        for r in rows:
+            d = dict(zip(cols, r))
+            d['result'] = json.loads(d['result'])
+            yield d

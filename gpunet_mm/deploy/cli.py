@@ -1,0 +1,203 @@
+"""The logic behind tools/deploy.py and tools/benchmark_latency.py (kept importable)."""
+
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence
+
+from .backends import get_backend
+from .backends.base import BackendUnavailableError, LatencyResult
+from .backends.tensorrt import plan_for_onnx, trt_version
+from .cache import LatencyCache, LatencyKey, config_hash
+from .config import DeployConfig
+
+
+def _model_hashes(config: str) -> Dict[str, str]:
+    """(arch hash, rest-of-model hash) of a detector config, for the latency cache."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(config)
+    model = cfg.model.to_dict()
+    backbone = model.pop('backbone', {})
+    arch_hash = None
+    if backbone.get('type') == 'GPUNet':
+        from ..models.backbones.gpunet import resolve_arch
+
+        arch_hash = resolve_arch(backbone.get('tier'), backbone.get('arch')).structural_hash()
+    return dict(
+        arch_hash=arch_hash or 'cfg-' + config_hash(backbone),
+        model_hash=config_hash(model),
+    )
+
+
+def deploy(
+    config: str,
+    checkpoint: Optional[str],
+    deploy_cfg: DeployConfig,
+    work_dir: str,
+    verify: bool = True,
+    cfg_options: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Export ``config`` end to end into ``work_dir``; for TensorRT also plan/build the engine.
+
+    Writes ``end2end.onnx`` (+ ``end2end.engine`` when TensorRT is installed) and
+    ``deploy_summary.json``; returns the summary.
+    """
+    import torch
+
+    from .export import build_detector, export_onnx, make_wrapper
+
+    os.makedirs(work_dir, exist_ok=True)
+    torch.manual_seed(0)
+    model = build_detector(config, checkpoint, cfg_options)
+    onnx_path = osp.join(work_dir, 'end2end.onnx')
+    summary = export_onnx(model, deploy_cfg, onnx_path)
+    summary.update(config=osp.abspath(config), checkpoint=checkpoint)
+    if verify and deploy_cfg.backend == 'onnxruntime':
+        summary['verify'] = _verify_ort(model, deploy_cfg, onnx_path, make_wrapper)
+    if deploy_cfg.backend == 'tensorrt':
+        summary['tensorrt'] = _tensorrt_step(onnx_path, deploy_cfg, work_dir)
+    with open(osp.join(work_dir, 'deploy_summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2, default=str)
+    return summary
+
+
+def _verify_ort(model, deploy_cfg: DeployConfig, onnx_path: str, make_wrapper) -> Dict[str, Any]:
+    """ORT output vs the PyTorch wrapper on one random input (max abs diff of dets)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    wrapper = make_wrapper(
+        model.float(), DeployConfig.from_any({**deploy_cfg.to_dict(), 'precision': 'fp32'})
+    )
+    h, w = deploy_cfg.input_shape
+    x = torch.rand(deploy_cfg.batch_size, 3, h, w) * 255
+    with torch.no_grad():
+        ref_d, ref_l = wrapper(x)
+    sess = ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    dets, labels = sess.run(None, {'input': x.numpy()})
+    return dict(
+        max_abs_diff=float(np.abs(dets - ref_d.numpy()).max()),
+        labels_equal=float((labels == ref_l.numpy()).mean()),
+        num_dets=int((labels >= 0).sum()),
+    )
+
+
+def _tensorrt_step(onnx_path: str, deploy_cfg: DeployConfig, work_dir: str) -> Dict[str, Any]:
+    version = trt_version()
+    if version is None:
+        # dry run: what the build would do on each supported TensorRT major
+        plans = {}
+        for v in ('10.13.0', '11.4.0'):
+            try:
+                plans[v] = plan_for_onnx(onnx_path, deploy_cfg.precision, v).to_dict()
+            except ValueError as e:
+                plans[v] = dict(error=str(e))
+        return dict(
+            installed=None,
+            message='TensorRT is not installed here: wrote the ONNX and the build plans; '
+            'build on the target with pip install "gpunet_mm[trt]" and tools/deploy.py',
+            plans=plans,
+        )
+    from .backends.tensorrt import build_engine
+
+    plan = plan_for_onnx(onnx_path, deploy_cfg.precision, version)
+    engine = build_engine(onnx_path, plan, osp.join(work_dir, 'trt_cache'))
+    path = osp.join(work_dir, 'end2end.engine')
+    with open(path, 'wb') as f:
+        f.write(engine)
+    return dict(installed=version, engine=path, plan=plan.to_dict())
+
+
+# --------------------------------------------------------------------------- benchmarking
+def benchmark_configs(
+    configs: Sequence[str],
+    backend: str,
+    shape: Sequence[int],
+    *,
+    iters: int = 50,
+    warmup: int = 10,
+    batch: int = 1,
+    precision: str = 'fp32',
+    device: str = 'cpu',
+    threads: Optional[int] = None,
+    torch_mode: str = 'eager',
+    work_dir: str = 'work_dirs/benchmark_latency',
+    cache: Optional[str] = None,
+    progress: bool = True,
+) -> List[Dict[str, Any]]:
+    """End-to-end latency of each detector config on one backend; one row per config."""
+    import torch
+    from tqdm import tqdm
+
+    from .backends import DetectorPredict
+    from .export import build_detector, export_onnx
+
+    kwargs: Dict[str, Any] = {}
+    if backend == 'onnxruntime':
+        kwargs = dict(device=device, threads=threads)
+    elif backend == 'torch':
+        kwargs = dict(device=device, mode=torch_mode, threads=threads)
+    lat_backend = get_backend(backend, **kwargs)
+    store = LatencyCache(cache) if cache else None
+    shape_t = (int(shape[0]), int(shape[1]))
+    rows = []
+    for config in tqdm(configs, desc=f'latency ({backend})', disable=not progress):
+        hashes = _model_hashes(config)
+        key = LatencyKey(
+            arch_hash=hashes['arch_hash'],
+            shape=shape_t,
+            batch=batch,
+            precision=precision,
+            backend=lat_backend.name if backend != 'torch' else f'torch-{torch_mode}',
+            device=lat_backend.device_key(),
+            model_hash=config_hash(dict(model=hashes['model_hash'], variant='e2e')),
+        )
+        name = osp.splitext(osp.basename(config))[0]
+
+        def run(config=config, name=name) -> LatencyResult:
+            torch.manual_seed(0)
+            model = build_detector(config)
+            kw = dict(shape=shape_t, batch=batch, iters=iters, warmup=warmup, precision=precision)
+            if backend == 'torch':
+                return lat_backend.measure(DetectorPredict(model), **kw)
+            out = osp.join(work_dir, name, 'end2end.onnx')
+            export_onnx(
+                model,
+                DeployConfig(
+                    backend=backend,
+                    input_shape=shape_t,
+                    batch_size=batch,
+                    precision='fp16' if precision == 'fp16' else 'fp32',
+                ),
+                out,
+            )
+            return lat_backend.measure(out, **kw)
+
+        if store is not None:
+            res, hit = store.get_or_measure(key, run)
+        else:
+            res, hit = run(), False
+        rows.append(dict(config=name, cached=hit, **res.to_dict()))
+    return rows
+
+
+def format_table(rows: Sequence[Dict[str, Any]]) -> str:
+    head = (
+        f'{"model":40s} {"backend":14s} {"prec":5s} {"batch":>5s} {"shape":>9s} '
+        f'{"median":>9s} {"p90":>9s} {"mean":>9s} {"cached":>6s}'
+    )
+    lines = [head, '-' * len(head)]
+    for r in rows:
+        lines.append(
+            f'{r["config"][:40]:40s} {r["backend"]:14s} {r["precision"]:5s} {r["batch"]:5d} '
+            f'{r["shape"][0]:>4d}x{r["shape"][1]:<4d} {r["median_ms"]:7.2f}ms '
+            f'{r["p90_ms"]:7.2f}ms {r["mean_ms"]:7.2f}ms {"yes" if r["cached"] else "no":>6s}'
+        )
+    return '\n'.join(lines)
+
+
+__all__ = ['BackendUnavailableError', 'benchmark_configs', 'deploy', 'format_table']

@@ -1,0 +1,88 @@
+"""Neural architecture search: the GPUNet space and ask/tell optimisers (torch-free).
+
+Build everything from mmengine-style dicts::
+
+    space = build_space(dict(type='GPUNetSpace', variant='detection', resolutions=[320, 384]))
+    opt = build_optimizer(dict(type='LaMCTSBO', seed=0), space,
+                          constraint_fn=latency_fn, budget=1.0, minimize=False)
+    trials = opt.ask(8)          # one per free worker
+    opt.tell(trials[3], 81.2, cost=0.93)   # any order; measured latency optional
+    opt.save('search_state.json')          # atomic; opt.load(...) resumes exactly
+"""
+
+from typing import Any, Mapping, Union
+
+from .base import STATUSES, Optimizer, Trial
+from .baselines import RandomSearch, RegularizedEvolution, TPESearch
+from .lamcts import LaMCTSBO
+from .space import (
+    CLASSIFICATION_RESOLUTIONS,
+    CLASSIFICATION_STAGES,
+    DETECTION_RESOLUTIONS,
+    BoxSpace,
+    Dim,
+    DiscreteSpace,
+    GPUNetSpace,
+    InfeasibleSpaceError,
+    SearchSpace,
+    StageSpec,
+    build_space,
+)
+
+OPTIMIZERS = {
+    'LaMCTSBO': LaMCTSBO,
+    'RandomSearch': RandomSearch,
+    'RegularizedEvolution': RegularizedEvolution,
+    'TPESearch': TPESearch,
+}
+#: short names used by tools/benchmark_search.py
+METHODS = {
+    'lamcts': 'LaMCTSBO',
+    'random': 'RandomSearch',
+    'evolution': 'RegularizedEvolution',
+    'tpe': 'TPESearch',
+}
+
+
+def build_optimizer(
+    cfg: Union[str, Mapping[str, Any]], space: Union[SearchSpace, Mapping[str, Any]], **kwargs: Any
+) -> Optimizer:
+    """Build an optimiser from ``dict(type=..., **options)`` or a short method name."""
+    if isinstance(cfg, str):
+        cfg = dict(type=cfg)
+    if not isinstance(cfg, Mapping) or 'type' not in cfg:
+        raise ValueError(f'optimizer config: got {cfg!r}; allowed: a dict with a "type" key')
+    cfg = dict(cfg)
+    given = cfg.pop('type')
+    kind = METHODS.get(given, given)
+    if kind not in OPTIMIZERS:
+        raise ValueError(
+            f'optimizer type: got {kind!r}; allowed: {", ".join(OPTIMIZERS)} '
+            f'or {", ".join(METHODS)}'
+        )
+    return OPTIMIZERS[kind](build_space(space), **{**cfg, **kwargs})
+
+
+__all__ = [
+    'SearchSpace',
+    'BoxSpace',
+    'Dim',
+    'DiscreteSpace',
+    'GPUNetSpace',
+    'StageSpec',
+    'CLASSIFICATION_STAGES',
+    'CLASSIFICATION_RESOLUTIONS',
+    'DETECTION_RESOLUTIONS',
+    'InfeasibleSpaceError',
+    'build_space',
+    'Trial',
+    'Optimizer',
+    'STATUSES',
+    'LaMCTSBO',
+    'RandomSearch',
+    'RegularizedEvolution',
+    'TPESearch',
+    'OPTIMIZERS',
+    'METHODS',
+    'build_optimizer',
+]

@@ -1,0 +1,432 @@
+"""The ask/tell contract every optimiser shares: trials, constraint, failures, resume.
+
+Why ask/tell: every sample of a real NAS is a training run on some worker, so the server
+must hand out batches (``ask(n)``), accept results in any order (``tell``), survive
+crashed runs (``failed=True``) and restarts (``save``/``load``). The subclasses only
+implement :meth:`Optimizer._propose`; everything that guarantees the contract (no
+duplicates, nothing predicted over the latency budget, a clean state on bad input) lives
+here so the baselines and LA-MCTS-BO are held to exactly the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .space import InfeasibleSpaceError, SearchSpace
+
+STATUSES = ('pending', 'complete', 'failed', 'infeasible')
+STATE_FORMAT = 1
+
+
+@dataclass
+class Trial:
+    """One proposal and, once told, its outcome.
+
+    ``x`` is the space's numeric point; ``params`` its JSON form (an arch dict for the
+    GPUNet space); ``obj`` the decoded object to evaluate (not serialised).
+    ``predicted_cost`` is ``constraint_fn``'s prediction at ask time, ``measured_cost``
+    what the worker reported (e.g. the measured TensorRT latency).
+    """
+
+    id: int
+    x: List[float]
+    key: str
+    params: Any
+    status: str = 'pending'
+    value: Optional[float] = None
+    predicted_cost: Optional[float] = None
+    measured_cost: Optional[float] = None
+    error: Optional[str] = None
+    ask_index: int = 0
+    tell_index: Optional[int] = None
+    obj: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def arch(self) -> Any:
+        """The decoded object (a :class:`GPUNetArch` for the GPUNet space)."""
+        return self.obj
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(
+            id=self.id,
+            x=list(self.x),
+            key=self.key,
+            params=self.params,
+            status=self.status,
+            value=self.value,
+            predicted_cost=self.predicted_cost,
+            measured_cost=self.measured_cost,
+            error=self.error,
+            ask_index=self.ask_index,
+            tell_index=self.tell_index,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Trial:
+        return cls(**{k: d[k] for k in d if k != 'obj'})
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename.
+
+    A crash mid-write leaves the previous file intact, never a truncated one.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Optimizer:
+    """Base ask/tell optimiser. Subclasses implement :meth:`_propose`.
+
+    Args:
+        space: a :class:`SearchSpace`.
+        seed: all randomness (including scikit-learn's) derives from it, so the same seed
+            and the same sequence of tells give the same proposals.
+        minimize: ``False`` to maximise (e.g. accuracy).
+        constraint_fn: ``constraint_fn(obj) -> predicted cost`` for the decoded object
+            (a GPUNetArch, or the array for a box); proposals whose prediction exceeds
+            ``budget`` are never returned.
+        budget: the cost budget (e.g. latency in ms).
+    """
+
+    name = 'base'
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int = 0,
+        minimize: bool = True,
+        constraint_fn: Optional[Callable[[Any], float]] = None,
+        budget: Optional[float] = None,
+    ) -> None:
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f'space: got {type(space).__name__}; allowed: a SearchSpace')
+        if (constraint_fn is None) != (budget is None):
+            raise ValueError('constraint_fn and budget go together: give both or neither')
+        if budget is not None and not (isinstance(budget, (int, float)) and math.isfinite(budget)):
+            raise ValueError(f'budget: got {budget!r}; allowed: a finite number')
+        self.space = space
+        self.seed = int(seed)
+        self.minimize = bool(minimize)
+        self.constraint_fn = constraint_fn
+        self.budget = None if budget is None else float(budget)
+        self.rng = np.random.default_rng(self.seed)
+        self.trials: List[Trial] = []
+        self._keys: Dict[str, int] = {}
+        self._cost_cache: Dict[str, float] = {}
+        self._n_asks = 0
+        self._n_told = 0
+        #: measured/predicted ratio learnt from measurements (> 1 shrinks the budget)
+        self.cost_scale = 1.0
+        self.calibration_quantile = 0.5
+        if self.budget is not None:
+            self._check_budget_reachable()
+
+    # ---------------------------------------------------------------- constraint
+    def predicted_cost(self, x: np.ndarray) -> float:
+        if self.constraint_fn is None:
+            return 0.0
+        k = self.space.key(x)
+        if k not in self._cost_cache:
+            c = float(self.constraint_fn(self.space.decode(x)))
+            if math.isnan(c):
+                raise ValueError(f'constraint_fn returned NaN for point {k}')
+            self._cost_cache[k] = c
+        return self._cost_cache[k]
+
+    @property
+    def effective_budget(self) -> Optional[float]:
+        """The budget the predictions must meet, shrunk by learnt violations."""
+        return None if self.budget is None else self.budget / self.cost_scale
+
+    def cost_ok(self, x: np.ndarray) -> bool:
+        return self.budget is None or self.predicted_cost(x) <= self.effective_budget
+
+    def _cost_fn(self) -> Optional[Callable[[np.ndarray], float]]:
+        return None if self.constraint_fn is None else self.predicted_cost
+
+    def _check_budget_reachable(self) -> None:
+        try:
+            self.space.sample_feasible(
+                1, np.random.default_rng(self.seed), self.predicted_cost, self.budget
+            )
+        except InfeasibleSpaceError as e:
+            raise InfeasibleSpaceError(
+                f'no architecture of the space meets the budget {self.budget} '
+                f'(tried sampling and repair): {e}'
+            ) from e
+
+    def is_new(self, x: np.ndarray) -> bool:
+        return self.space.key(x) not in self._keys
+
+    def admissible(self, x: np.ndarray, taken: Optional[set] = None) -> bool:
+        """Valid, never asked before (nor in ``taken``) and predicted within budget."""
+        k = self.space.key(x)
+        if k in self._keys or (taken is not None and k in taken):
+            return False
+        return self.space.contains(x) and self.cost_ok(x)
+
+    # ---------------------------------------------------------------- ask / tell
+    def ask(self, n: int = 1) -> List[Trial]:
+        """``n`` distinct new proposals (one per free worker)."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f'ask n: got {n!r}; allowed: integers >= 1')
+        X = np.asarray(self._propose(int(n)), dtype=float).reshape(-1, self.space.dims)
+        if len(X) != n:
+            raise RuntimeError(f'{self.name} proposed {len(X)} points, {n} were asked')
+        taken: set = set()
+        for x in X:  # the contract, enforced for every optimiser
+            if not self.admissible(x, taken):
+                raise RuntimeError(
+                    f'{self.name} proposed an inadmissible point {x.tolist()} (duplicate, '
+                    'outside the space or predicted over budget): this is a bug'
+                )
+            taken.add(self.space.key(x))
+        out = []
+        for x in X:
+            x = self.space.canonical(x[None])[0]
+            t = Trial(
+                id=len(self.trials),
+                x=[float(v) for v in x],
+                key=self.space.key(x),
+                params=self.space.to_json(x),
+                predicted_cost=None if self.constraint_fn is None else self.predicted_cost(x),
+                ask_index=self._n_asks,
+                obj=self.space.decode(x),
+            )
+            self.trials.append(t)
+            self._keys[t.key] = t.id
+            out.append(t)
+        self._n_asks += 1
+        self._on_ask(out)
+        return out
+
+    def tell(
+        self,
+        trial: Union[Trial, int],
+        value: Optional[float] = None,
+        *,
+        failed: bool = False,
+        cost: Optional[float] = None,
+        error: Optional[str] = None,
+    ) -> Trial:
+        """Report a trial's outcome; any order, exactly once per trial.
+
+        ``failed=True`` (or a NaN/inf value) records a failure: the point is never
+        proposed again and is not modelled. ``cost`` is the measured cost; above the
+        budget the trial is *infeasible* (modelled as a bad point), and all measured
+        costs calibrate the predictor (:attr:`cost_scale`).
+        """
+        tid = trial.id if isinstance(trial, Trial) else trial
+        if not isinstance(tid, (int, np.integer)) or not 0 <= tid < len(self.trials):
+            raise ValueError(f'tell: unknown trial id {tid!r}; allowed: 0..{len(self.trials) - 1}')
+        t = self.trials[int(tid)]
+        if t.status != 'pending':
+            raise ValueError(
+                f'trial {t.id} was already told (status {t.status!r}, value {t.value!r}); '
+                'each trial is told exactly once'
+            )
+        if not failed and value is None:
+            raise ValueError(f'tell trial {t.id}: value is None; pass a number or failed=True')
+        if cost is not None:
+            try:
+                cost = float(cost)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'tell trial {t.id}: cost {cost!r} is not a number') from e
+        if not failed:
+            try:
+                value = float(value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'tell trial {t.id}: value {value!r} is not a number') from e
+        # validated: now mutate
+        if failed:
+            t.status, t.error = 'failed', error or 'reported failed'
+        elif not math.isfinite(value):
+            t.status, t.value, t.error = 'failed', None, error or f'value is {value}'
+        else:
+            t.status, t.value, t.error = 'complete', value, error
+        if cost is not None and math.isfinite(cost):
+            t.measured_cost = cost
+            if self.budget is not None and cost > self.budget and t.status == 'complete':
+                t.status = 'infeasible'
+            self._calibrate()
+        t.tell_index = self._n_told
+        self._n_told += 1
+        self._on_tell(t)
+        return t
+
+    def _calibrate(self) -> None:
+        """Correct the predictor's bias: the quantile of measured/predicted over all trials.
+
+        The median (default) removes a systematic offset without letting single noisy
+        measurements shrink the budget for good (a max-ratio rule did, and starved the
+        search of the large, accurate networks near the budget). Violations also enter
+        the models as bad points (:meth:`observations`), which handles the residual noise.
+        """
+        ratios = [
+            t.measured_cost / t.predicted_cost
+            for t in self.trials
+            if t.measured_cost is not None and t.predicted_cost
+        ]
+        if ratios:
+            self.cost_scale = max(1.0, float(np.quantile(ratios, self.calibration_quantile)))
+
+    # ---------------------------------------------------------------- views
+    def internal(self, value: float) -> float:
+        """Values as minimised internally."""
+        return value if self.minimize else -value
+
+    @property
+    def n_told(self) -> int:
+        return self._n_told
+
+    @property
+    def pending(self) -> List[Trial]:
+        return [t for t in self.trials if t.status == 'pending']
+
+    @property
+    def best(self) -> Optional[Trial]:
+        """Best complete, feasible trial (``None`` before the first)."""
+        done = [t for t in self.trials if t.status == 'complete']
+        if not done:
+            return None
+        return min(done, key=lambda t: (self.internal(t.value), t.id))
+
+    def observations(self, with_infeasible: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        """``X, y`` for modelling, ``y`` minimised; infeasible trials get the worst value.
+
+        Keeping infeasible points (with a penalty) teaches the partition and the GP that
+        their region is bad, so the search moves away from measured violations.
+        """
+        done = [t for t in self.trials if t.status == 'complete']
+        X = [t.x for t in done]
+        y = [self.internal(t.value) for t in done]
+        if with_infeasible and y:
+            worst = max(y)
+            for t in self.trials:
+                if t.status == 'infeasible':
+                    X.append(t.x)
+                    y.append(worst)
+        return np.array(X, dtype=float).reshape(-1, self.space.dims), np.array(y, dtype=float)
+
+    # ---------------------------------------------------------------- helpers for subclasses
+    def _sample_new(
+        self, n: int, taken: Optional[set] = None, method: str = 'uniform', max_rounds: int = 30
+    ) -> np.ndarray:
+        """``n`` admissible, mutually distinct random points, or a clear error."""
+        taken = set() if taken is None else set(taken)
+        out: List[np.ndarray] = []
+        for _ in range(max_rounds):
+            need = n - len(out)
+            if need <= 0:
+                break
+            X = self.space.sample_feasible(
+                max(need, 8), self.rng, self._cost_fn(), self.effective_budget, method
+            )
+            for x in X:
+                if len(out) < n and self.admissible(x, taken):
+                    out.append(x)
+                    taken.add(self.space.key(x))
+        if len(out) < n:
+            raise InfeasibleSpaceError(
+                f'{self.name}: found only {len(out)} of {n} new feasible points after '
+                f'{max_rounds} rounds; the space is (nearly) exhausted or the budget '
+                f'{self.effective_budget} is too tight'
+            )
+        return np.array(out)
+
+    def _propose(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _on_ask(self, trials: Sequence[Trial]) -> None:
+        pass
+
+    def _on_tell(self, trial: Trial) -> None:
+        pass
+
+    def _extra_state(self) -> Dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
+        pass
+
+    def config(self) -> Dict[str, Any]:
+        return dict(type=type(self).__name__)
+
+    # ---------------------------------------------------------------- persistence
+    def state_dict(self) -> Dict[str, Any]:
+        return dict(
+            format=STATE_FORMAT,
+            optimizer=self.config(),
+            space=self.space.config(),
+            seed=self.seed,
+            minimize=self.minimize,
+            budget=self.budget,
+            cost_scale=self.cost_scale,
+            rng=self.rng.bit_generator.state,
+            n_asks=self._n_asks,
+            n_told=self._n_told,
+            trials=[t.to_dict() for t in self.trials],
+            extra=self._extra_state(),
+        )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a saved search into this (identically configured) optimiser."""
+        if state.get('format') != STATE_FORMAT:
+            raise ValueError(f'state format: got {state.get("format")!r}; allowed: {STATE_FORMAT}')
+        for what, mine in (
+            ('optimizer', self.config()),
+            ('space', self.space.config()),
+            ('minimize', self.minimize),
+            ('budget', self.budget),
+        ):
+            if json.loads(json.dumps(state[what])) != json.loads(json.dumps(mine)):
+                raise ValueError(
+                    f"saved {what} {state[what]!r} differs from this optimiser's {mine!r}; "
+                    'build the optimiser with the same settings before loading'
+                )
+        trials = [Trial.from_dict(d) for d in state['trials']]
+        for t in trials:
+            if t.status not in STATUSES:
+                raise ValueError(f'trial {t.id} status: got {t.status!r}; allowed: {STATUSES}')
+            t.obj = self.space.decode(np.asarray(t.x))
+        self.trials = trials
+        self._keys = {t.key: t.id for t in trials}
+        self.seed = int(state['seed'])
+        self.cost_scale = float(state['cost_scale'])
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state['rng']
+        self._n_asks = int(state['n_asks'])
+        self._n_told = int(state['n_told'])
+        self._load_extra_state(state.get('extra', {}))
+
+    def save(self, path: str) -> None:
+        """Atomically write the whole search state as JSON (safe against crashes)."""
+        atomic_write_text(path, json.dumps(self.state_dict()))
+
+    def load(self, path: str) -> Optimizer:
+        with open(path) as f:
+            self.load_state_dict(json.load(f))
+        return self
+
+
+__all__ = ['Trial', 'Optimizer', 'STATUSES', 'atomic_write_text']

@@ -1,0 +1,266 @@
+"""Objectives for benchmarking the optimisers.
+
+* Classic minimisation test functions (vectorised numpy): Ackley, Levy, Rastrigin, with
+  the domains used by LA-MCTS / TuRBO papers.
+* ``gpunet-surrogate``: a cheap stand-in for "train this GPUNet and report top-1" over the
+  real discrete space, with a latency constraint from an analytical proxy. It exists to
+  exercise the discrete, constrained path of the optimisers, not to predict ImageNet
+  accuracy: the structure is what matters (saturating returns in FLOPs, an optimal
+  resolution that grows with capacity, depth/width balance, interactions such as SE x
+  expansion, swish in late stages, per-architecture "training noise", and a measured
+  latency that can exceed the prediction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from gpunet_mm.models.arch_spec import GPUNetArch
+
+from .space import BoxSpace, GPUNetSpace, SearchSpace
+
+# ---------------------------------------------------------------------- test functions
+
+
+def ackley(x: np.ndarray) -> np.ndarray:
+    """Ackley (a=20, b=0.2, c=2*pi); minimum 0 at the origin."""
+    x = np.asarray(x, dtype=float)
+    d = x.shape[-1]
+    a = -20.0 * np.exp(-0.2 * np.sqrt(np.sum(x**2, axis=-1) / d))
+    b = -np.exp(np.sum(np.cos(2 * np.pi * x), axis=-1) / d)
+    return a + b + 20.0 + math.e
+
+
+def levy(x: np.ndarray) -> np.ndarray:
+    """Levy; minimum 0 at (1, ..., 1)."""
+    x = np.asarray(x, dtype=float)
+    w = 1 + (x - 1) / 4
+    t1 = np.sin(np.pi * w[..., 0]) ** 2
+    wi = w[..., :-1]
+    t2 = np.sum((wi - 1) ** 2 * (1 + 10 * np.sin(np.pi * wi + 1) ** 2), axis=-1)
+    wd = w[..., -1]
+    t3 = (wd - 1) ** 2 * (1 + np.sin(2 * np.pi * wd) ** 2)
+    return t1 + t2 + t3
+
+
+def rastrigin(x: np.ndarray) -> np.ndarray:
+    """Rastrigin; minimum 0 at the origin."""
+    x = np.asarray(x, dtype=float)
+    return 10.0 * x.shape[-1] + np.sum(x**2 - 10 * np.cos(2 * np.pi * x), axis=-1)
+
+
+#: name -> (function, lower, upper); Ackley's [-5, 10] is LA-MCTS's (optimum off-centre)
+TEST_FUNCTIONS: Dict[str, Tuple[Callable[[np.ndarray], np.ndarray], float, float]] = {
+    'ackley': (ackley, -5.0, 10.0),
+    'levy': (levy, -10.0, 10.0),
+    'rastrigin': (rastrigin, -5.12, 5.12),
+}
+
+# ---------------------------------------------------------------------- GPUNet latency proxy
+
+
+@dataclass(frozen=True)
+class GPUModel:
+    """Roofline constants of the proxy (A100-like, FP16, batch 1, TensorRT-fused convs).
+
+    Batch-1 inference of small CNNs is dominated by memory traffic and per-kernel
+    launch/tail effects, not by peak FLOPs; hence an effective (low) FLOP rate, a
+    bandwidth term and a fixed cost per kernel. Calibrated so the published GPUNet-0/1/2
+    land near their A100 TensorRT latencies (0.46 / 0.59 / 1.25 ms).
+    """
+
+    flops_per_s: float = 40e12
+    bytes_per_s: float = 1.2e12
+    kernel_s: float = 7e-6
+    bytes_per_value: int = 2
+    se_kernels: int = 3
+    swish_factor: float = 1.06
+
+
+A100_PROXY = GPUModel()
+
+
+def _op_time(gpu: GPUModel, flops: float, n_bytes: float) -> float:
+    return max(flops / gpu.flops_per_s, n_bytes / gpu.bytes_per_s) + gpu.kernel_s
+
+
+def latency_proxy(arch: GPUNetArch, gpu: GPUModel = A100_PROXY) -> float:
+    """Predicted batch-1 latency in ms from the arch spec alone (FLOPs and bytes moved)."""
+    size = arch.resolution
+    bpv = gpu.bytes_per_value
+    total = 0.0
+    for layer in arch.layers():
+        s_in = size
+        size = (size + layer.stride - 1) // layer.stride
+        hw_in, hw_out = s_in * s_in, size * size
+        k2, cin, cout, mid = (
+            layer.kernel**2,
+            layer.in_channels,
+            layer.out_channels,
+            layer.mid_channels,
+        )
+        t = 0.0
+        if layer.type == 'conv':
+            t += _op_time(
+                gpu,
+                2 * hw_out * k2 * cin * cout,
+                bpv * (hw_in * cin + hw_out * cout + k2 * cin * cout),
+            )
+        elif layer.type == 'fused':
+            t += _op_time(
+                gpu,
+                2 * hw_out * k2 * cin * mid,
+                bpv * (hw_in * cin + hw_out * mid + k2 * cin * mid),
+            )
+            t += _op_time(gpu, 2 * hw_out * mid * cout, bpv * (hw_out * (mid + cout) + mid * cout))
+        else:  # irb: expand 1x1, depthwise kxk, project 1x1
+            t += _op_time(gpu, 2 * hw_in * cin * mid, bpv * (hw_in * (cin + mid) + cin * mid))
+            t += _op_time(gpu, 2 * hw_out * k2 * mid, bpv * (hw_in * mid + hw_out * mid + k2 * mid))
+            t += _op_time(gpu, 2 * hw_out * mid * cout, bpv * (hw_out * (mid + cout) + mid * cout))
+        if layer.se_channels:
+            t += gpu.se_kernels * gpu.kernel_s + bpv * 2 * hw_out * mid / gpu.bytes_per_s
+        if layer.act == 'swish':
+            t *= gpu.swish_factor
+        total += t
+    for c in arch.tail_channels[:1]:  # conv1x1 tail, pooling and classifier
+        cin = arch.out_channels
+        hw = size * size
+        total += _op_time(gpu, 2 * hw * cin * c, bpv * (hw * (cin + c) + cin * c))
+        total += 2 * gpu.kernel_s + bpv * c * 1000 / gpu.bytes_per_s
+    return total * 1e3
+
+
+def arch_flops(arch: GPUNetArch) -> float:
+    """Multiply-adds (G) of the blocks and the tail (a capacity measure for the surrogate)."""
+    size = arch.resolution
+    macs = 0.0
+    for layer in arch.layers():
+        s_in = size
+        size = (size + layer.stride - 1) // layer.stride
+        k2 = layer.kernel**2
+        if layer.type == 'conv':
+            macs += size * size * k2 * layer.in_channels * layer.out_channels
+        elif layer.type == 'fused':
+            macs += (
+                size
+                * size
+                * (
+                    k2 * layer.in_channels * layer.mid_channels
+                    + layer.mid_channels * layer.out_channels
+                )
+            )
+        else:
+            macs += s_in * s_in * layer.in_channels * layer.mid_channels
+            macs += (
+                size * size * (k2 * layer.mid_channels + layer.mid_channels * layer.out_channels)
+            )
+    for c in arch.tail_channels[:1]:
+        macs += size * size * arch.out_channels * c
+    return macs / 1e9
+
+
+def _arch_noise(arch: GPUNetArch, salt: str) -> float:
+    """A standard-normal draw fixed per architecture (like a training seed's variance)."""
+    h = hashlib.sha256((salt + arch.structural_hash(32)).encode()).digest()
+    u1 = (int.from_bytes(h[:8], 'little') + 0.5) / 2**64
+    u2 = (int.from_bytes(h[8:16], 'little') + 0.5) / 2**64
+    return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
+
+
+def surrogate_accuracy(arch: GPUNetArch, noise: float = 0.15) -> float:
+    """An accuracy-like score (top-1 %, ~65-84) with interactions; see the module docstring."""
+    g = arch_flops(arch)
+    by_stage = {r.stage: r for r in arch.rows}
+    depth = arch.num_layers
+    acc = 85.0 - 12.0 * math.exp(-0.35 * g)  # diminishing returns in compute
+    r_opt = 240.0 + 220.0 * math.tanh(g / 2.5)  # bigger nets want bigger inputs
+    acc -= 6.0 * math.log2(arch.resolution / r_opt) ** 2
+    acc -= 0.04 * max(0, depth - 32) ** 1.5  # very deep nets are hard to train
+    acc -= 0.8 * max(0, 12 - depth) / 12  # and very shallow ones underfit
+    for st, row in by_stage.items():
+        late = st >= 5
+        if row.act == 'swish':
+            acc += 0.25 if late else -0.05
+        if row.se:  # SE pays off with wide expansions, less with narrow ones
+            acc += (0.12 * (row.expansion - 3)) if st >= 4 else -0.1
+        if row.kernel == 5 and arch.resolution >= 384 and 3 <= st <= 6:
+            acc += 0.12
+    # width balance: late stages should be wider than early ones
+    w4 = by_stage[4].out_channels if 4 in by_stage else 96
+    w6 = by_stage[6].out_channels if 6 in by_stage else 128
+    acc -= 0.6 * max(0.0, 1.5 - w6 / w4)
+    return acc + noise * _arch_noise(arch, 'acc')
+
+
+def measured_latency(arch: GPUNetArch, rel_noise: float = 0.04) -> float:
+    """The "measured" latency: the proxy times an arch-specific, slightly biased factor.
+
+    Measurements exceed predictions by up to ~10% for some architectures, so an
+    optimiser that trusts the prediction blindly will see violations and must learn.
+    """
+    return latency_proxy(arch) * (1.0 + 0.02 + rel_noise * _arch_noise(arch, 'lat'))
+
+
+# ---------------------------------------------------------------------- problems
+
+
+@dataclass
+class Problem:
+    """An objective over a space, with its sense and (optional) constraint."""
+
+    name: str
+    space: SearchSpace
+    evaluate: Callable[[Any], Tuple[float, Optional[float]]]  # obj -> (value, measured cost)
+    minimize: bool = True
+    optimum: Optional[float] = None
+    constraint_fn: Optional[Callable[[Any], float]] = None
+    budget: Optional[float] = None
+
+
+PROBLEMS = ('ackley', 'levy', 'rastrigin', 'gpunet-surrogate')
+
+
+def make_problem(name: str, dims: int = 10, latency_budget: float = 1.0) -> Problem:
+    """Build a benchmark problem by name; ``dims`` is ignored for ``gpunet-surrogate``."""
+    if name in TEST_FUNCTIONS:
+        fn, lo, hi = TEST_FUNCTIONS[name]
+        if not isinstance(dims, int) or dims < 1:
+            raise ValueError(f'dims: got {dims!r}; allowed: integers >= 1')
+        return Problem(
+            name=f'{name}-{dims}',
+            space=BoxSpace(lo, hi, dims=dims),
+            evaluate=lambda x: (float(fn(np.asarray(x))), None),
+            minimize=True,
+            optimum=0.0,
+        )
+    if name == 'gpunet-surrogate':
+        return Problem(
+            name=name,
+            space=GPUNetSpace('classification'),
+            evaluate=lambda arch: (surrogate_accuracy(arch), measured_latency(arch)),
+            minimize=False,
+            constraint_fn=latency_proxy,
+            budget=float(latency_budget),
+        )
+    raise ValueError(f'problem: got {name!r}; allowed: {", ".join(PROBLEMS)}')
+
+
+__all__ = [
+    'ackley',
+    'levy',
+    'rastrigin',
+    'TEST_FUNCTIONS',
+    'GPUModel',
+    'latency_proxy',
+    'arch_flops',
+    'surrogate_accuracy',
+    'measured_latency',
+    'Problem',
+    'PROBLEMS',
+    'make_problem',
+]

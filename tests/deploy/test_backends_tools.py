@@ -1,0 +1,124 @@
+"""Latency backends (ONNX Runtime, torch) and the two CLIs, end to end on CPU."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from gpunet_mm.deploy.backends import BackendUnavailableError, OnnxRuntimeBackend, TorchBackend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_CFG = os.path.join(ROOT, 'configs/demo/retinanet_gpunet-0_fpn_demo.py')
+
+
+@pytest.fixture(scope='module')
+def tiny_onnx(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('tiny') / 'tiny.onnx')
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+    torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), path, dynamo=False, input_names=['input'])
+    return path
+
+
+def test_onnxruntime_result_and_environment(tiny_onnx):
+    res = OnnxRuntimeBackend(threads=1).measure(tiny_onnx, shape=(32, 32), iters=7, warmup=2)
+    assert res.iters == 7 and 0 < res.min_ms <= res.median_ms <= res.p90_ms
+    assert res.mean_ms > 0 and res.batch == 1 and res.shape == (32, 32)
+    env = res.env
+    assert env['backend'] == 'onnxruntime' and env['threads'] == 1 and env['onnxruntime']
+    assert env['providers'] == ['CPUExecutionProvider'] and env['device'].startswith('cpu:')
+
+
+def test_onnxruntime_cuda_without_provider_is_clear():
+    import onnxruntime as ort
+
+    if 'CUDAExecutionProvider' in ort.get_available_providers():
+        pytest.skip('CUDA provider present')
+    with pytest.raises(BackendUnavailableError, match='onnxruntime-gpu'):
+        OnnxRuntimeBackend(device='cuda')
+
+
+def test_torch_backend_eager_and_bad_modes():
+    net = torch.nn.Conv2d(3, 4, 3)
+    res = TorchBackend(threads=1).measure(net, shape=(32, 32), iters=5, warmup=1)
+    assert res.backend == 'torch-eager' and res.median_ms > 0
+    assert res.env['torch'] == torch.__version__
+    with pytest.raises(ValueError, match="'jit'.*eager, compile, cudagraph"):
+        TorchBackend(mode='jit')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='cudagraph needs device="cuda"'):
+            TorchBackend(mode='cudagraph')
+
+
+def test_deploy_cli_onnxruntime(tmp_path, capsys):
+    from tools.deploy import main
+
+    main([DEMO_CFG, '--shape', '256', '256', '--work-dir', str(tmp_path)])
+    summary = json.load(open(tmp_path / 'deploy_summary.json'))
+    assert os.path.isfile(tmp_path / 'end2end.onnx')
+    assert summary['outputs']['dets'] == [1, 50, 5]
+    assert summary['verify']['max_abs_diff'] < 1e-3 and summary['verify']['labels_equal'] == 1
+    assert summary['arch_hash'] and summary['export_seconds'] > 0
+    assert 'summary:' in capsys.readouterr().out
+
+
+def test_deploy_cli_tensorrt_dry_run_and_bad_shape(tmp_path):
+    from tools.deploy import main
+
+    main(
+        [
+            DEMO_CFG,
+            '--backend',
+            'tensorrt',
+            '--shape',
+            '256',
+            '256',
+            '--fp16',
+            '--dynamic',
+            '--work-dir',
+            str(tmp_path),
+        ]
+    )
+    summary = json.load(open(tmp_path / 'deploy_summary.json'))
+    assert summary['nms'] == 'EfficientNMS_TRT'
+    trt = summary['tensorrt']
+    if trt['installed'] is None:
+        assert trt['plans']['11.4.0']['strongly_typed']
+        assert trt['plans']['10.13.0']['strongly_typed']  # an fp16 graph builds typed on 10.x
+        assert trt['plans']['11.4.0']['profiles']['input']['max'] == [2, 3, 512, 512]
+    with pytest.raises(SystemExit, match='stride 32'):
+        main([DEMO_CFG, '--shape', '250', '256', '--work-dir', str(tmp_path / 'x')])
+    with pytest.raises(SystemExit, match='onnxruntime, tensorrt'):
+        main([DEMO_CFG, '--backend', 'openvino', '--work-dir', str(tmp_path / 'y')])
+
+
+def test_benchmark_cli_table_json_and_cache(tmp_path, capsys):
+    from tools.benchmark_latency import main
+
+    out = tmp_path / 'rows.json'
+    argv = [
+        DEMO_CFG,
+        '--shape',
+        '256',
+        '256',
+        '--iters',
+        '3',
+        '--warmup',
+        '1',
+        '--cache',
+        str(tmp_path / 'c.sqlite'),
+        '--work-dir',
+        str(tmp_path),
+        '--json',
+        str(out),
+    ]
+    main(argv)
+    first = capsys.readouterr().out
+    rows = json.load(open(out))
+    assert len(rows) == 1 and rows[0]['median_ms'] > 0 and not rows[0]['cached']
+    assert 'retinanet_gpunet-0_fpn_demo' in first and 'median' in first
+    main(argv)
+    rows2 = json.load(open(out))
+    assert rows2[0]['cached'] and rows2[0]['median_ms'] == rows[0]['median_ms']
+    with pytest.raises(SystemExit, match="'tvm'"):
+        main([DEMO_CFG, '--backend', 'tvm'])

@@ -1,0 +1,149 @@
+"""Latency cache (no re-measurement) and the predictor's fit/predict round trip."""
+
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+from gpunet_mm.deploy import LatencyCache, LatencyKey, LatencyPredictor, LatencyResult
+from gpunet_mm.deploy.predictor import FEATURES, arch_features, evaluate
+from gpunet_mm.deploy.random_archs import sample_random_archs
+
+
+def _result(ms=1.0):
+    return LatencyResult.from_times(
+        [ms, ms * 1.1, ms * 0.9],
+        backend='onnxruntime',
+        warmup=1,
+        precision='fp32',
+        batch=1,
+        shape=(256, 256),
+        env={'device': 'cpu:x'},
+    )
+
+
+def _key(**kw):
+    d = dict(
+        arch_hash='abc',
+        shape=(256, 256),
+        batch=1,
+        precision='fp32',
+        backend='onnxruntime',
+        device='cpu:x:2t',
+        model_hash='m',
+    )
+    d.update(kw)
+    return LatencyKey(**d)
+
+
+def test_cache_hit_does_not_remeasure_across_instances(tmp_path):
+    path = str(tmp_path / 'lat.sqlite')
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return _result(2.0)
+
+    r1, hit1 = LatencyCache(path).get_or_measure(_key(), measure)
+    r2, hit2 = LatencyCache(path).get_or_measure(_key(), measure)  # a "new run"
+    assert (hit1, hit2) == (False, True) and len(calls) == 1
+    assert r2.median_ms == r1.median_ms and r2.env == r1.env and r2.shape == (256, 256)
+    for change in (
+        dict(shape=(288, 288)),
+        dict(batch=2),
+        dict(precision='fp16'),
+        dict(backend='tensorrt'),
+        dict(device='cuda:A100'),
+        dict(arch_hash='x'),
+    ):
+        _, hit = LatencyCache(path).get_or_measure(_key(**change), measure)
+        assert not hit, change
+    assert len(calls) == 7 and len(LatencyCache(path)) == 7
+    rows = list(LatencyCache(path).records(backend='tensorrt'))
+    assert len(rows) == 1 and rows[0]['device'] == 'cpu:x:2t'
+
+
+def _writer(path, start):
+    cache = LatencyCache(path)
+    for i in range(start, start + 15):
+        cache.put(_key(arch_hash=f'a{i}'), _result(i + 1.0))
+
+
+def test_cache_concurrent_writers(tmp_path):
+    path = str(tmp_path / 'lat.sqlite')
+    LatencyCache(path)
+    procs = [mp.get_context('fork').Process(target=_writer, args=(path, s)) for s in (0, 100)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(LatencyCache(path)) == 30
+
+
+def test_measure_arch_uses_cache(tmp_path, monkeypatch):
+    from gpunet_mm.deploy import latency
+
+    arch = sample_random_archs(1, seed=5, max_layers=1, resolutions=(224,))[0]
+    cache = LatencyCache(str(tmp_path / 'c.sqlite'))
+    target = latency.LatencyTarget(iters=2, warmup=1, threads=1)
+    r1, hit1 = latency.measure_arch(arch, target, cache=cache)
+    assert not hit1 and r1.median_ms > 0 and r1.env['onnxruntime']
+
+    def boom(*a, **k):
+        raise AssertionError('exported again despite a cache hit')
+
+    monkeypatch.setattr(latency, 'export_raw', boom)
+    r2, hit2 = latency.measure_arch(arch, target, cache=cache)
+    assert hit2 and r2.median_ms == r1.median_ms
+
+
+def test_random_archs_are_valid_and_distinct():
+    from gpunet_mm.models.backbones.gpunet import GPUNet
+
+    archs = sample_random_archs(30, seed=0)
+    assert len({a.structural_hash() for a in archs}) >= 29
+    for a in archs:
+        assert a.level_strides() == [2, 4, 8, 16, 32]
+        assert 224 <= a.resolution <= 320 and a.resolution % 32 == 0
+    net = GPUNet(arch=archs[0], out_indices=(2, 3, 4))
+    assert len(net.out_channels) == 3
+
+
+def test_predictor_fit_predict_roundtrip(tmp_path):
+    archs = sample_random_archs(40, seed=1)
+    true = np.linspace(0.5, 2.0, len(FEATURES))
+    lat = [float(arch_features(a) @ true) for a in archs]
+    pred = LatencyPredictor(target={'backend': 'synthetic'}).fit(archs[:25], lat[:25])
+    p = pred.predict_many(archs[25:])
+    stats = evaluate(p, lat[25:])
+    assert stats['kendall_tau'] > 0.95 and stats['mean_rel_error'] < 0.02
+    path = str(tmp_path / 'pred.json')
+    pred.save(path)
+    loaded = LatencyPredictor.load(path)
+    assert np.allclose(loaded.predict_many(archs[25:]), p)
+    assert loaded.target == {'backend': 'synthetic'} and np.all(loaded.coef >= 0)
+    # sub-millisecond per prediction, cold (no feature cache)
+    fresh = LatencyPredictor(coef=loaded.coef)
+    t0 = time.perf_counter()
+    for a in archs:
+        fresh.predict(a, (288, 288))
+    assert (time.perf_counter() - t0) / len(archs) < 1e-3
+    with pytest.raises(ValueError, match='at least'):
+        LatencyPredictor().fit(archs[:3], lat[:3])
+    with pytest.raises(RuntimeError, match='before fit'):
+        LatencyPredictor().predict(archs[0])
+
+
+@pytest.mark.slow
+def test_predictor_ranks_real_measurements(tmp_path):
+    from gpunet_mm.deploy.latency import LatencyTarget, measure_arch
+
+    archs = sample_random_archs(36, seed=7, max_layers=2)
+    cache = LatencyCache(str(tmp_path / 'c.sqlite'))
+    target = LatencyTarget(iters=5, warmup=2)
+    lat = [measure_arch(a, target, cache=cache)[0].median_ms for a in archs]
+    pred = LatencyPredictor().fit(archs[:20], lat[:20])
+    stats = evaluate(pred.predict_many(archs[20:]), lat[20:])
+    assert stats['kendall_tau'] > 0.6, stats

@@ -1,0 +1,66 @@
+"""End-to-end detector latency on ONNX Runtime, PyTorch or TensorRT, one row per config.
+
+    python tools/benchmark_latency.py CONFIG [CONFIG ...] --backend onnxruntime \
+        --shape 320 320 --iters 50 [--cache work_dirs/latency.sqlite] --json OUT
+
+Random weights are used (latency does not depend on them, except through how many boxes
+reach NMS). Results are cached by (arch hash, model, shape, batch, precision, backend,
+device) when --cache is given. See docs/deploy.md.
+"""
+
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Detector latency benchmark')
+    p.add_argument('configs', nargs='+', help='mmdet config files')
+    p.add_argument('--backend', default='onnxruntime', help='onnxruntime, torch or tensorrt')
+    p.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'), default=(320, 320))
+    p.add_argument('--iters', type=int, default=50)
+    p.add_argument('--warmup', type=int, default=10)
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--fp16', action='store_true')
+    p.add_argument('--device', default='cpu', help='cpu or cuda (onnxruntime/torch)')
+    p.add_argument('--threads', type=int, default=None, help='CPU threads (default: all)')
+    p.add_argument('--torch-mode', default='eager', help='eager, compile or cudagraph')
+    p.add_argument('--cache', default=None, help='SQLite latency cache file')
+    p.add_argument('--work-dir', default='work_dirs/benchmark_latency')
+    p.add_argument('--json', default=None, help='write the rows here')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import gpunet_mm  # noqa: F401
+    from gpunet_mm.deploy.cli import BackendUnavailableError, benchmark_configs, format_table
+
+    try:
+        rows = benchmark_configs(
+            args.configs,
+            args.backend,
+            args.shape,
+            iters=args.iters,
+            warmup=args.warmup,
+            batch=args.batch,
+            precision='fp16' if args.fp16 else 'fp32',
+            device=args.device,
+            threads=args.threads,
+            torch_mode=args.torch_mode,
+            work_dir=args.work_dir,
+            cache=args.cache,
+        )
+    except (ValueError, FileNotFoundError, BackendUnavailableError) as e:
+        sys.exit(f'error: {e}')
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,62 @@
+"""Benchmark the NAS optimisers on the same budget (logic: gpunet_mm.nas.benchmark).
+
+Example::
+
+    python tools/benchmark_search.py --func ackley --dims 10 --budget 200 --batch 1 \
+        --seeds 5 --methods lamcts,random,evolution,tpe --json out.json --plot out.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gpunet_mm.nas.benchmark import format_table, plot_curves, run_benchmark  # noqa: E402
+from gpunet_mm.nas.functions import PROBLEMS  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--func', choices=PROBLEMS, default='ackley')
+    p.add_argument('--dims', type=int, default=10, help='ignored for gpunet-surrogate')
+    p.add_argument('--budget', type=int, default=200, help='evaluations per run')
+    p.add_argument('--batch', type=int, default=1, help='proposals per round (parallel workers)')
+    p.add_argument('--seeds', type=int, default=5)
+    p.add_argument('--methods', default='lamcts,random,evolution,tpe')
+    p.add_argument('--latency-budget', type=float, default=1.0, help='ms, gpunet-surrogate only')
+    p.add_argument('--json', help='write results here')
+    p.add_argument('--plot', help='write best-so-far curves here (png)')
+    p.add_argument('--markdown', action='store_true', help='print the table as markdown')
+    p.add_argument('--quiet', action='store_true', help='no per-run progress lines')
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+    results = run_benchmark(
+        args.func,
+        args.dims,
+        args.budget,
+        batch=args.batch,
+        seeds=args.seeds,
+        methods=methods,
+        latency_budget=args.latency_budget,
+        progress=None if args.quiet else (lambda line: print(line, flush=True)),
+    )
+    print(format_table(results, markdown=args.markdown))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f)
+    if args.plot:
+        plot_curves(results, args.plot)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
