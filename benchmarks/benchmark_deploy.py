@@ -128,7 +128,11 @@ def bench_predictor(args) -> dict:
     eval_archs = sample_random_archs(args.num_eval, seed=200, max_layers=args.max_layers)
     lat = {}
     t0 = time.perf_counter()
-    for a in tqdm(fit_archs + eval_archs, desc='measure archs'):
+    # interleaved, so that any drift in machine load hits both sets alike (a fit set measured
+    # on a busier machine than the eval set once halved tau)
+    order = [a for pair in zip(fit_archs, eval_archs) for a in pair]
+    order += eval_archs[len(fit_archs) :] + fit_archs[len(eval_archs) :]
+    for a in tqdm(order, desc='measure archs'):
         r, _ = measure_arch(a, target, cache=cache)
         lat[a.name] = r.median_ms
     measure_s = time.perf_counter() - t0

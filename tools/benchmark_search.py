@@ -16,8 +16,13 @@ from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gpunet_mm.nas.benchmark import format_table, plot_curves, run_benchmark  # noqa: E402
-from gpunet_mm.nas.functions import PROBLEMS  # noqa: E402
+from gpunet_mm.nas.benchmark import (  # noqa: E402
+    format_table,
+    plot_curves,
+    run_benchmark,
+    time_proposals,
+)
+from gpunet_mm.nas.functions import PROBLEMS, make_problem  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,12 +38,33 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--plot', help='write best-so-far curves here (png)')
     p.add_argument('--markdown', action='store_true', help='print the table as markdown')
     p.add_argument('--quiet', action='store_true', help='no per-run progress lines')
+    p.add_argument(
+        '--proposal-timing',
+        type=int,
+        metavar='N_OBS',
+        help='instead of searching: time ask(--batch) of each method after N_OBS observations',
+    )
     return p.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+    if args.proposal_timing:
+        problem = make_problem(args.func, args.dims, latency_budget=args.latency_budget)
+        rows = {}
+        for m in methods:
+            r = time_proposals(problem, m, args.proposal_timing, batch=args.batch)
+            rows[m] = r
+            print(
+                f'{m:>10s}: ask({args.batch}) at {r["n_obs"]} observations: median '
+                f'{r["median_s"]:.3f} s, max {r["max_s"]:.3f} s',
+                flush=True,
+            )
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(dict(config=vars(args), timing=rows), f, indent=1)
+        return 0
     results = run_benchmark(
         args.func,
         args.dims,

@@ -274,6 +274,57 @@ class Optimizer:
         self._on_tell(t)
         return t
 
+    def add_trial(
+        self,
+        obj: Any,
+        value: Optional[float] = None,
+        *,
+        failed: bool = False,
+        cost: Optional[float] = None,
+        error: Optional[str] = None,
+    ) -> Trial:
+        """Record an evaluation made outside this optimiser (a warm start).
+
+        Use it to seed a search with what is already known: the published tiers, the
+        results of an earlier search, architectures a colleague trained. ``obj`` is what
+        :meth:`SearchSpace.decode` returns (a ``GPUNetArch`` or its dict for the GPUNet
+        space, the point for a box). The budget is not enforced on the point itself (a
+        known violation is information); it is recorded like a told trial, with
+        ``ask_index=-1``.
+        """
+        x = self.space.canonical(self.space.encode(obj)[None])[0]
+        key = self.space.key(x)
+        if key in self._keys:
+            raise ValueError(
+                f'add_trial: this point is already trial {self._keys[key]}; '
+                'each point is recorded once'
+            )
+        t = Trial(
+            id=len(self.trials),
+            x=[float(v) for v in x],
+            key=key,
+            params=self.space.to_json(x),
+            predicted_cost=None if self.constraint_fn is None else self.predicted_cost(x),
+            ask_index=-1,
+            obj=self.space.decode(x),
+        )
+        # validate the outcome before anything is stored: a bad value leaves no trace
+        if not failed:
+            if value is None:
+                raise ValueError('add_trial: value is None; pass a number or failed=True')
+            try:
+                float(value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'add_trial: value {value!r} is not a number') from e
+        if cost is not None:
+            try:
+                float(cost)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'add_trial: cost {cost!r} is not a number') from e
+        self.trials.append(t)
+        self._keys[key] = t.id
+        return self.tell(t, value, failed=failed, cost=cost, error=error)
+
     def _calibrate(self) -> None:
         """Correct the predictor's bias: the quantile of measured/predicted over all trials.
 

@@ -227,10 +227,13 @@ class LaMCTSBO(Optimizer):
     def _propose(self, n: int) -> np.ndarray:
         chosen: List[np.ndarray] = []
         taken: set = set()
-        # 1) the initial Latin-hypercube design (made once, constraint-aware)
-        if not self._design and self.n_init > 0:
-            X0 = self._sample_new(self.n_init, method='lhs')
-            self._design = [[float(v) for v in x] for x in X0]
+        # 1) the initial Latin-hypercube design (made once, constraint-aware); trials added
+        #    before the first ask (add_trial: a warm start) count towards it
+        if not self._design and self._design_pos == 0:
+            n_design = self.n_init - len(self.trials)
+            if n_design > 0:
+                X0 = self._sample_new(n_design, method='lhs')
+                self._design = [[float(v) for v in x] for x in X0]
         while len(chosen) < n and self._design_pos < len(self._design):
             x = np.asarray(self._design[self._design_pos])
             self._design_pos += 1

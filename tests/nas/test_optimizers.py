@@ -298,3 +298,41 @@ def test_benchmark_cli_json_table_and_plot(tmp_path, capsys):
     assert 'median best' in table and 'evolution' in table
     with pytest.raises(ValueError, match='methods'):
         cli.main('--func levy --dims 2 --budget 4 --seeds 1 --methods hill'.split())
+
+
+def test_add_trial_warm_start_skips_the_design_and_guards_state():
+    space = GPUNetSpace('classification')
+    rng = np.random.default_rng(0)
+    known = [space.decode(x) for x in space.sample(12, rng)]
+    opt = LaMCTSBO(space, seed=0, **{**FAST, 'n_init': 10})
+    for i, arch in enumerate(known):
+        t = opt.add_trial(arch, float(i), cost=latency_proxy(arch))
+        assert t.status == 'complete' and t.ask_index == -1
+    snapshot = json.dumps(opt.state_dict())
+    with pytest.raises(ValueError, match='already trial 3'):
+        opt.add_trial(known[3], 1.0)
+    fresh = space.decode(space.sample(1, np.random.default_rng(99))[0])
+    with pytest.raises(ValueError, match='not a number'):
+        opt.add_trial(fresh, 'high')
+    with pytest.raises(ValueError, match='value is None'):
+        opt.add_trial(fresh)
+    assert json.dumps(opt.state_dict()) == snapshot
+    # 12 known results >= n_init: the next proposal is model-based (no design points)
+    (t,) = opt.ask(1)
+    assert opt._design == [] and opt.last_leaf_depth >= 1
+    assert t.key not in {opt.trials[i].key for i in range(12)}
+    # state with added trials round-trips
+    clone = LaMCTSBO(space, seed=0, **{**FAST, 'n_init': 10})
+    clone.load_state_dict(json.loads(json.dumps(opt.state_dict())))
+    assert [a.key for a in clone.ask(2)] == [a.key for a in opt.ask(2)]
+
+
+def test_time_proposals_reports_asks_after_many_observations():
+    from gpunet_mm.nas.benchmark import time_proposals
+    from gpunet_mm.nas.functions import make_problem
+
+    r = time_proposals(
+        make_problem('ackley', 4), 'lamcts', n_obs=60, batch=2, repeats=2, options=FAST
+    )
+    assert r['n_obs'] == 60 and len(r['seconds']) == 2
+    assert 0 < r['median_s'] <= r['max_s']
