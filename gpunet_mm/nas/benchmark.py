@@ -93,13 +93,15 @@ def time_proposals(
     # optimiser goes straight to its model; filling it through ask would take minutes)
     t_fill = time.perf_counter()
     rng = np.random.default_rng(seed + 1)
-    X = problem.space.sample_feasible(n_obs, rng, opt._cost_fn(), problem.budget, 'uniform')
-    for x in X:
-        obj = problem.space.decode(x)
-        if not opt.is_new(x):
-            continue
-        value, cost = problem.evaluate(obj)
-        opt.add_trial(obj, value, cost=cost)
+    for _ in range(20):  # duplicates are skipped, so top up until n_obs distinct points
+        need = n_obs - len(opt.trials)
+        if need <= 0:
+            break
+        for x in problem.space.sample_feasible(need, rng, opt._cost_fn(), problem.budget):
+            obj = problem.space.decode(x)
+            if len(opt.trials) < n_obs and opt.is_new(x):
+                value, cost = problem.evaluate(obj)
+                opt.add_trial(obj, value, cost=cost)
     fill_s = time.perf_counter() - t_fill
     times = []
     for _ in range(repeats):
@@ -209,7 +211,7 @@ def format_table(results: Dict[str, Any], markdown: bool = False) -> str:
             f'{r["median"]:.4g}',
             f'{r["q1"]:.4g} .. {r["q3"]:.4g}',
             f'{r["wall_s"]:.1f}',
-            f'{r["ask_ms"]:.0f}',
+            f'{r["ask_ms"]:.3g}',
         ]
         if cfg.get('latency_budget') is not None:
             row.append(str(r['over_budget']))

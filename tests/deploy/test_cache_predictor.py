@@ -144,6 +144,7 @@ def test_predictor_ranks_real_measurements(tmp_path):
     cache = LatencyCache(str(tmp_path / 'c.sqlite'))
     target = LatencyTarget(iters=5, warmup=2)
     lat = [measure_arch(a, target, cache=cache)[0].median_ms for a in archs]
-    pred = LatencyPredictor().fit(archs[:20], lat[:20])
-    stats = evaluate(pred.predict_many(archs[20:]), lat[20:])
+    # fit and held-out sets interleave, so drifting machine load hits both alike
+    pred = LatencyPredictor().fit(archs[::2], lat[::2])
+    stats = evaluate(pred.predict_many(archs[1::2]), lat[1::2])
     assert stats['kendall_tau'] > 0.6, stats

@@ -239,7 +239,12 @@ def build_engine(
     builder = trt.Builder(logger)
     flags = 0
     for name in plan.network_flags:
-        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
+        flag = getattr(trt.NetworkDefinitionCreationFlag, name, None)
+        if flag is None and _major(trt.__version__) >= 11:
+            continue  # strongly typed is the only mode left; releases may drop the flag
+        if flag is None:
+            raise RuntimeError(f'TensorRT {trt.__version__} has no network flag {name}')
+        flags |= 1 << int(flag)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
