@@ -60,7 +60,13 @@ class RegularizedEvolution(Optimizer):
         )
 
     def population(self) -> List[Trial]:
-        done = [t for t in self.trials if t.status == 'complete' and t.tell_index is not None]
+        # infeasible members keep their measured value (see Optimizer.observations): their
+        # feasible mutations are often the best networks near the budget
+        done = [
+            t
+            for t in self.trials
+            if t.status in ('complete', 'infeasible') and t.tell_index is not None
+        ]
         done.sort(key=lambda t: t.tell_index)
         return done[-self.population_size :]
 
@@ -120,8 +126,13 @@ class TPESearch(Optimizer):
         self.max_retries = int(max_retries)
         lo, hi = space.bounds
         self._dists: Dict[str, Any] = {}
+        specs = getattr(space, 'dim_specs', None)
         for i in range(space.dims):
-            if space.is_discrete:
+            if specs is not None and not specs[i].ordinal:  # unordered: TPE's categorical
+                self._dists[f'x{i}'] = optuna.distributions.CategoricalDistribution(
+                    tuple(range(int(lo[i]), int(hi[i]) + 1))
+                )
+            elif space.is_discrete:
                 self._dists[f'x{i}'] = optuna.distributions.IntDistribution(int(lo[i]), int(hi[i]))
             else:
                 self._dists[f'x{i}'] = optuna.distributions.FloatDistribution(
@@ -140,13 +151,9 @@ class TPESearch(Optimizer):
             constant_liar=True,  # pending trials count as running, so a batch spreads
         )
         study = optuna.create_study(direction='minimize', sampler=sampler)
-        _, y = self.observations()
-        worst = float(np.max(y)) if len(y) else 0.0
         for t in self.trials:
-            if t.status == 'complete':
+            if t.status in ('complete', 'infeasible'):  # see Optimizer.observations
                 state, value = TS.COMPLETE, self.internal(t.value)
-            elif t.status == 'infeasible':
-                state, value = TS.COMPLETE, worst
             else:
                 state, value = (TS.RUNNING if t.status == 'pending' else TS.FAIL), None
             study.add_trial(

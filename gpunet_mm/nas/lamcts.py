@@ -89,6 +89,7 @@ class LaMCTSBO(Optimizer):
         minimize: bool = True,
         constraint_fn=None,
         budget: Optional[float] = None,
+        calibration_quantile: float = 0.8,
         n_init: Optional[int] = None,
         leaf_size: int = 10,
         cp: float = 0.1,
@@ -125,7 +126,12 @@ class LaMCTSBO(Optimizer):
                 f'{length_max}; allowed: 0 < min <= init <= max'
             )
         super().__init__(
-            space, seed=seed, minimize=minimize, constraint_fn=constraint_fn, budget=budget
+            space,
+            seed=seed,
+            minimize=minimize,
+            constraint_fn=constraint_fn,
+            budget=budget,
+            calibration_quantile=calibration_quantile,
         )
         d = space.dims
         self.n_init = int(n_init) if n_init is not None else int(np.clip(2 * d, 10, 30))
