@@ -12,7 +12,7 @@ F=docs/figures
 "$PY" tools/benchmark_search.py --func ackley --dims 10 --budget 200 --batch 8 --seeds 5 \
   --methods lamcts,random,evolution,tpe --json $R/search_ackley10_b8.json \
   --plot $F/search_ackley10_b8.png --markdown
-"$PY" tools/benchmark_search.py --func gpunet-surrogate --budget 200 --batch 8 --seeds 5 \
+"$PY" tools/benchmark_search.py --func gpunet-surrogate --budget 200 --batch 8 --seeds 10 \
   --methods lamcts,random,evolution,tpe --json $R/search_gpunet_surrogate_b8.json \
   --plot $F/search_gpunet_surrogate_b8.png --markdown
 "$PY" tools/benchmark_search.py --func gpunet-surrogate --budget 200 --batch 1 --seeds 10 \

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -212,3 +213,18 @@ def test_box_space_basics():
     assert not box.contains(np.full(4, 11.0))
     with pytest.raises(ValueError, match='dims'):
         BoxSpace(0, 1, dims=0)
+
+
+def test_space_and_optimizer_from_an_mmengine_config_file():
+    from mmengine.config import Config
+
+    from gpunet_mm.nas import LaMCTSBO, build_optimizer
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = Config.fromfile(os.path.join(root, 'configs/nas/lamcts_gpunet-det_space.py'))
+    space = build_space(cfg.search_space.to_dict())
+    assert space == GPUNetSpace('detection', resolutions=[320, 384, 448, 512])
+    opt = build_optimizer(cfg.search_optimizer.to_dict(), space, minimize=False)
+    assert isinstance(opt, LaMCTSBO) and opt.calibration_quantile == 0.8
+    (t,) = opt.ask(1)
+    assert t.arch.resolution in (320, 384, 448, 512)
