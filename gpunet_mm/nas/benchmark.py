@@ -17,6 +17,20 @@ from . import METHODS, build_optimizer
 from .functions import Problem, make_problem
 
 
+def make_optimizer(
+    problem: Problem, method: str, seed: int = 0, options: Optional[Dict[str, Any]] = None
+):
+    """``method`` (a short name or class name) set up for ``problem``'s sense and constraint."""
+    return build_optimizer(
+        dict(type=method, **(options or {})),
+        problem.space,
+        seed=seed,
+        minimize=problem.minimize,
+        constraint_fn=problem.constraint_fn,
+        budget=problem.budget,
+    )
+
+
 def run_one(
     problem: Problem,
     method: str,
@@ -28,14 +42,7 @@ def run_one(
     """One search; returns best value, best-so-far curve, wall time and time in ``ask``."""
     if budget < 1 or batch < 1:
         raise ValueError(f'budget={budget}, batch={batch}; allowed: integers >= 1')
-    opt = build_optimizer(
-        dict(type=method, **(options or {})),
-        problem.space,
-        seed=seed,
-        minimize=problem.minimize,
-        constraint_fn=problem.constraint_fn,
-        budget=problem.budget,
-    )
+    opt = make_optimizer(problem, method, seed, options)
     sign = 1.0 if problem.minimize else -1.0
     best = math.inf
     curve: List[float] = []
@@ -81,14 +88,7 @@ def time_proposals(
     """
     if n_obs < 1 or repeats < 1 or batch < 1:
         raise ValueError(f'n_obs={n_obs}, repeats={repeats}, batch={batch}; allowed: >= 1')
-    opt = build_optimizer(
-        dict(type=method, **(options or {})),
-        problem.space,
-        seed=seed,
-        minimize=problem.minimize,
-        constraint_fn=problem.constraint_fn,
-        budget=problem.budget,
-    )
+    opt = make_optimizer(problem, method, seed, options)
     # the history: random feasible points, recorded with add_trial (a warm start, so the
     # optimiser goes straight to its model; filling it through ask would take minutes)
     t_fill = time.perf_counter()
