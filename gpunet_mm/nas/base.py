@@ -93,6 +93,25 @@ def atomic_write_text(path: str, text: str) -> None:
         raise
 
 
+def _check_outcome(
+    where: str, value: Any, failed: bool, cost: Any
+) -> Tuple[Optional[float], Optional[float]]:
+    """``(value, cost)`` as floats, or a ValueError naming ``where`` and the bad input."""
+    if not failed:
+        if value is None:
+            raise ValueError(f'{where}: value is None; pass a number or failed=True')
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'{where}: value {value!r} is not a number') from e
+    if cost is not None:
+        try:
+            cost = float(cost)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'{where}: cost {cost!r} is not a number') from e
+    return value, cost
+
+
 class Optimizer:
     """Base ask/tell optimiser. Subclasses implement :meth:`_propose`.
 
@@ -241,8 +260,7 @@ class Optimizer:
         ``failed=True`` (or a NaN/inf value) records a failure: the point is never
         proposed again and is not modelled. ``cost`` is the measured cost; above the
         budget the trial is *infeasible* (never the best; its value is still modelled), and
-        all measured
-        costs calibrate the predictor (:attr:`cost_scale`).
+        all measured costs calibrate the predictor (:attr:`cost_scale`).
         """
         tid = trial.id if isinstance(trial, Trial) else trial
         if not isinstance(tid, (int, np.integer)) or not 0 <= tid < len(self.trials):
@@ -253,18 +271,7 @@ class Optimizer:
                 f'trial {t.id} was already told (status {t.status!r}, value {t.value!r}); '
                 'each trial is told exactly once'
             )
-        if not failed and value is None:
-            raise ValueError(f'tell trial {t.id}: value is None; pass a number or failed=True')
-        if cost is not None:
-            try:
-                cost = float(cost)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f'tell trial {t.id}: cost {cost!r} is not a number') from e
-        if not failed:
-            try:
-                value = float(value)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f'tell trial {t.id}: value {value!r} is not a number') from e
+        value, cost = _check_outcome(f'tell trial {t.id}', value, failed, cost)
         # validated: now mutate
         if failed:
             t.status, t.error = 'failed', error or 'reported failed'
@@ -317,18 +324,7 @@ class Optimizer:
             obj=self.space.decode(x),
         )
         # validate the outcome before anything is stored: a bad value leaves no trace
-        if not failed:
-            if value is None:
-                raise ValueError('add_trial: value is None; pass a number or failed=True')
-            try:
-                float(value)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f'add_trial: value {value!r} is not a number') from e
-        if cost is not None:
-            try:
-                float(cost)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f'add_trial: cost {cost!r} is not a number') from e
+        _check_outcome('add_trial', value, failed, cost)
         self.trials.append(t)
         self._keys[key] = t.id
         return self.tell(t, value, failed=failed, cost=cost, error=error)
