@@ -3,12 +3,20 @@
 PY := .venv/bin/python
 STACK ?= upstream
 
-.PHONY: install demo test test-all lint format clean-demo
+.PHONY: install demo demo-train test test-all lint format clean-demo
+NAS_DEMO_DIR ?= work_dirs/nas_demo
 
 install:
 	@STACK=$(STACK) bash tools/install_env.sh
 
+# the main job: the latency-constrained search on the demo data (resumes if interrupted)
 demo: install
+	$(PY) tools/misc/make_demo_data.py --skip-cls
+	$(PY) tools/nas_search.py configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py \
+	    --work-dir $(NAS_DEMO_DIR) $$(test -f $(NAS_DEMO_DIR)/journal.sqlite && echo --resume)
+
+# train / interrupt / resume / evaluate RetinaNet+GPUNet-0 on the demo data
+demo-train: install
 	$(PY) tools/demo.py
 
 test: install
@@ -26,4 +34,4 @@ format: install
 	$(PY) -m ruff format .
 
 clean-demo:
-	rm -rf work_dirs/demo
+	rm -rf work_dirs/demo $(NAS_DEMO_DIR)

@@ -27,7 +27,7 @@ setup(
         'cls': ['mmpretrain>=1.0.0'],
         'deploy': ['onnx', 'onnxruntime', 'onnxconverter-common'],
         'trt': ['tensorrt>=10.0'],
-        'search': ['optuna'],
+        'search': ['optuna', 'ray[default]'],
         'tests': ['pytest', 'pytest-timeout', 'ruff'],
     },
     license='Apache License 2.0',

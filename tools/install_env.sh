@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 STACK="${STACK:-upstream}"
 PY="${PYTHON:-python3}"
-STAMP="$VENV/.gpunet_mm-installed-$STACK-v2"
+STAMP="$VENV/.gpunet_mm-installed-$STACK-v3"
 
 if [[ -f "$STAMP" ]]; then
   exit 0
@@ -37,6 +37,8 @@ pipq "setuptools>=77.0.3,<81" wheel ninja
 pipq numpy scipy onnx onnxruntime pytest pytest-timeout ruff matplotlib scikit-learn \
      pycocotools shapely six terminaltables tqdm einops importlib-metadata mat4py modelindex \
      rich pyyaml onnxconverter-common optuna threadpoolctl
+# the distributed search runs its trainings on Ray (a local Ray in-process by default)
+pipq "ray[default]"
 
 if [[ "$STACK" == upstream ]]; then
   pipq mmengine==0.10.7

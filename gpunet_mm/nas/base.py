@@ -109,6 +109,8 @@ def _check_outcome(
             cost = float(cost)
         except (TypeError, ValueError) as e:
             raise ValueError(f'{where}: cost {cost!r} is not a number') from e
+        if cost < 0:
+            raise ValueError(f'{where}: cost {cost!r} is negative; allowed: a cost >= 0')
     return value, cost
 
 
@@ -266,6 +268,11 @@ class Optimizer:
         if not isinstance(tid, (int, np.integer)) or not 0 <= tid < len(self.trials):
             raise ValueError(f'tell: unknown trial id {tid!r}; allowed: 0..{len(self.trials) - 1}')
         t = self.trials[int(tid)]
+        if isinstance(trial, Trial) and trial.key != t.key:
+            raise ValueError(
+                f'tell: trial {tid} of this optimiser is another point ({t.key[:40]}...) than '
+                f'the trial given ({trial.key[:40]}...); was it asked from another optimiser?'
+            )
         if t.status != 'pending':
             raise ValueError(
                 f'trial {t.id} was already told (status {t.status!r}, value {t.value!r}); '
@@ -432,8 +439,11 @@ class Optimizer:
         return dict(type=type(self).__name__)
 
     # ---------------------------------------------------------------- persistence
-    def state_dict(self) -> Dict[str, Any]:
-        return dict(
+    def state_dict(self, with_trials: bool = True) -> Dict[str, Any]:
+        """Everything needed to continue identically. ``with_trials=False`` leaves the
+        trials out: a storage that keeps them (the search journal) adds them back as
+        ``state['trials']`` before :meth:`load_state_dict`."""
+        state = dict(
             format=STATE_FORMAT,
             optimizer=self.config(),
             space=self.space.config(),
@@ -445,9 +455,11 @@ class Optimizer:
             rng=self.rng.bit_generator.state,
             n_asks=self._n_asks,
             n_told=self._n_told,
-            trials=[t.to_dict() for t in self.trials],
             extra=self._extra_state(),
         )
+        if with_trials:
+            state['trials'] = [t.to_dict() for t in self.trials]
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a saved search into this (identically configured) optimiser."""
@@ -467,28 +479,59 @@ class Optimizer:
                     f"saved {what} {state[what]!r} differs from this optimiser's {mine!r}; "
                     'build the optimiser with the same settings before loading'
                 )
-        trials = [Trial.from_dict(d) for d in state['trials']]
-        for t in trials:
-            if t.status not in STATUSES:
-                raise ValueError(f'trial {t.id} status: got {t.status!r}; allowed: {STATUSES}')
-            t.obj = self.space.decode(np.asarray(t.x))
+        missing = [
+            k for k in ('trials', 'seed', 'cost_scale', 'rng', 'n_asks', 'n_told') if k not in state
+        ]
+        if missing:
+            raise ValueError(f'optimizer state lacks {", ".join(missing)}; nothing was loaded')
+        # everything is built aside first: a bad state leaves this optimiser as it was
+        try:
+            trials = [Trial.from_dict(d) for d in state['trials']]
+            for i, t in enumerate(trials):
+                if t.status not in STATUSES:
+                    raise ValueError(f'trial {t.id} status: got {t.status!r}; allowed: {STATUSES}')
+                if t.id != i:
+                    raise ValueError(f'trial at position {i} has id {t.id}')
+                t.obj = self.space.decode(np.asarray(t.x))
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state['rng']
+            scalars = (
+                int(state['seed']),
+                float(state['cost_scale']),
+                int(state['n_asks']),
+                int(state['n_told']),
+            )
+        except (TypeError, KeyError, ValueError) as e:
+            raise ValueError(f'optimizer state is invalid ({e}); nothing was loaded') from e
+        backup = self.state_dict()
         self.trials = trials
         self._keys = {t.key: t.id for t in trials}
-        self.seed = int(state['seed'])
-        self.cost_scale = float(state['cost_scale'])
-        self.rng = np.random.default_rng()
-        self.rng.bit_generator.state = state['rng']
-        self._n_asks = int(state['n_asks'])
-        self._n_told = int(state['n_told'])
-        self._load_extra_state(state.get('extra', {}))
+        self.seed, self.cost_scale, self._n_asks, self._n_told = scalars
+        self.rng = rng
+        try:
+            self._load_extra_state(state.get('extra', {}))
+        except Exception as e:
+            self.load_state_dict(backup)
+            raise ValueError(
+                f'optimizer state: extra state is invalid ({e}); nothing was loaded'
+            ) from e
 
     def save(self, path: str) -> None:
         """Atomically write the whole search state as JSON (safe against crashes)."""
         atomic_write_text(path, json.dumps(self.state_dict()))
 
     def load(self, path: str) -> Optimizer:
-        with open(path) as f:
-            self.load_state_dict(json.load(f))
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f'optimizer state {path} is not valid JSON ({e}); truncated or not a state file'
+            ) from e
+        try:
+            self.load_state_dict(state)
+        except ValueError as e:
+            raise ValueError(f'{path}: {e}') from e
         return self
 
 

@@ -1,0 +1,46 @@
+# The demo search (`make demo`): RetinaNet backbones on the built-in demo data, on 2 CPU
+# cores, under budgets relative to GPUNet-0's end-to-end ONNX Runtime latency measured on
+# this machine (decoding and NMS included). GPUNet-0 is trained as a trial of the same run
+# (nas.references), so the winner is compared with it in the same detector and schedule.
+_base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './lamcts_gpunet-det_space.py']
+
+# the demo data is 256x256: one resolution, and every stage of the paper's table
+search_space = dict(resolutions=[256])
+search_optimizer = dict(n_init=4)
+
+nas = dict(
+    metric='coco/bbox_mAP',
+    # ms, or relative to a reference tier measured on the target ('1.1*GPUNet-0')
+    budgets=['1.1*GPUNet-0'],
+    num_trials=6,  # trained candidates, GPUNet-0 included
+    num_workers=2,  # concurrent trainings
+    resources=dict(num_cpus=1, num_gpus=0),  # Ray resources of one training
+    threads=1,  # torch threads per training: 2 one-thread trainings beat 1 two-thread one
+    max_attempts=2,
+    trial_timeout_s=900,
+    references=['GPUNet-0'],
+    calibration_samples=2,  # random archs measured to anchor the predictor (+ fastest, refs)
+    seed=0,
+)
+
+latency_target = dict(
+    backend='onnxruntime', device='cpu', precision='fp32', batch=1, threads=1,
+    iters=30, warmup=5,
+    exclusive=False,  # shares the CPU with the trainings: timed only while none runs
+)
+
+# pruning model: the analytic proxy scaled to this target by measured calibration points
+# (a fitted LatencyPredictor JSON for the target can be given as path=...)
+predictor = dict(path=None)
+
+# the candidates' schedule: short, from scratch (overrides the base detector config)
+max_epochs = 3
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
+    dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True, eta_min=1e-5),
+]
+train_dataloader = dict(num_workers=0, persistent_workers=False)
+val_dataloader = dict(num_workers=0, persistent_workers=False)
+test_dataloader = val_dataloader
+default_hooks = dict(checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best=None))

@@ -1,0 +1,527 @@
+"""Run a search from a config: everything ``tools/nas_search.py`` does, as a function.
+
+The search config is an mmdet (or mmpretrain) config that also holds the search keys::
+
+    _base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './_base_/gpunet_det_space.py']
+    nas = dict(metric='coco/bbox_mAP', budgets=[40.0], num_trials=8, num_workers=2, ...)
+    latency_target = dict(backend='onnxruntime', device='cpu', precision='fp32', ...)
+    search_optimizer = dict(type='LaMCTSBO', ...)
+    predictor = dict(path=None)
+
+See ``configs/nas/`` and docs/nas_search.md for every key.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import os.path as osp
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .controller import ControllerOptions, SearchController, SearchError
+from .journal import JournalError, SearchJournal, config_diff
+from .trainer import SearchConfigError, backbone_of
+
+logger = logging.getLogger('gpunet_mm.search')
+
+#: ``nas`` keys a resumed search may change (they do not change what was computed)
+RESUMABLE = (
+    'nas.num_workers',
+    'nas.num_trials',
+    'nas.resources',
+    'nas.trial_timeout_s',
+    'nas.threads',
+    'nas.propose_ahead',
+    'nas.progress',
+)
+
+NAS_DEFAULTS: Dict[str, Any] = dict(
+    metric=None,  # default: coco/bbox_mAP (mmdet) or accuracy/top1 (mmpretrain)
+    budgets=None,
+    num_trials=20,
+    num_workers=1,
+    seed=0,
+    max_attempts=2,
+    trial_timeout_s=None,
+    lease_s=600.0,
+    propose_ahead=0,
+    ask_batch=8,
+    references=['GPUNet-0'],
+    resources=dict(num_cpus=1, num_gpus=0),
+    threads=None,
+    calibration_samples=2,
+    simulate=dict(
+        budgets=[1.0, 1.5, 2.0],
+        mean_trial_s=60.0,
+        duration_sigma=0.3,
+        failure_rate=0.0,
+        num_workers=64,
+    ),
+)
+BUDGET_RE = re.compile(r'^\s*(?:(?P<f>[0-9.]+)\s*\*\s*)?(?P<ref>[A-Za-z][\w-]*)\s*$')
+
+
+def nas_settings(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``nas`` dict with defaults filled in and checked."""
+    given = dict(cfg.get('nas') or {})
+    unknown = sorted(set(given) - set(NAS_DEFAULTS))
+    if unknown:
+        raise SearchConfigError(f'nas: unknown key(s) {unknown}; allowed: {sorted(NAS_DEFAULTS)}')
+    out = copy.deepcopy(NAS_DEFAULTS)
+    for k, v in given.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    if out['metric'] is None:
+        out['metric'] = (
+            'accuracy/top1' if cfg.get('default_scope') == 'mmpretrain' else 'coco/bbox_mAP'
+        )
+    for k in ('num_trials', 'num_workers', 'max_attempts'):
+        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 1:
+            raise SearchConfigError(f'nas.{k}: got {out[k]!r}; allowed: integers >= 1')
+    return out
+
+
+def parse_budget(b: Any) -> Tuple[Optional[float], Optional[str], float]:
+    """``2.0`` -> (2.0, None, 1); ``'1.2*GPUNet-0'`` -> (None, 'GPUNet-0', 1.2)."""
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        if not np.isfinite(b) or b <= 0:
+            raise SearchConfigError(f'budget: got {b!r}; allowed: a positive number of ms')
+        return float(b), None, 1.0
+    if isinstance(b, str):
+        try:
+            return parse_budget(float(b))
+        except ValueError:
+            pass
+        m = BUDGET_RE.match(b)
+        if m:
+            return None, m.group('ref'), float(m.group('f') or 1.0)
+    raise SearchConfigError(
+        f"budget: got {b!r}; allowed: ms as a number, or 'TIER' / 'FACTOR*TIER' "
+        "(e.g. '1.2*GPUNet-0': 1.2 times that tier's latency measured on the target)"
+    )
+
+
+def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    from mmengine.config import Config
+
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'search config not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    d = cfg.to_dict()
+    d.pop('work_dir', None)
+    return d
+
+
+def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, Any]:
+    """Every check that can run before anything is trained or measured."""
+    nas = nas_settings(cfg)
+    if not simulate:
+        backbone_of(cfg)
+        if cfg.get('default_scope') not in ('mmdet', 'mmpretrain'):
+            raise SearchConfigError(
+                f"default_scope: got {cfg.get('default_scope')!r}; allowed: 'mmdet' or "
+                "'mmpretrain' (inherit configs/_base_/default_runtime_det.py or _cls.py)"
+            )
+        target = cfg.get('latency_target')
+        if not isinstance(target, dict):
+            raise SearchConfigError('latency_target: missing; a dict(backend=..., device=...)')
+        from ..deploy import available_backends
+
+        backends = available_backends()
+        names = list(backends) if isinstance(backends, dict) else list(backends)
+        if target.get('backend', 'onnxruntime') not in ('onnxruntime', 'torch', 'tensorrt'):
+            raise SearchConfigError(
+                f'latency_target.backend: got {target.get("backend")!r}; allowed: '
+                f'onnxruntime, torch, tensorrt (installed here: {names})'
+            )
+        budgets = nas['budgets']
+    else:
+        budgets = nas['simulate']['budgets']
+    if not budgets:
+        raise SearchConfigError('nas.budgets: empty; give at least one budget in ms')
+    for b in budgets:
+        parse_budget(b)
+    if not simulate:
+        check_data(cfg)
+    for key in ('search_space', 'search_optimizer'):
+        if not isinstance(cfg.get(key), dict) or 'type' not in cfg[key]:
+            raise SearchConfigError(f'{key}: missing; a dict(type=...) (see configs/nas/)')
+    from ..nas import METHODS, OPTIMIZERS, build_space
+
+    kind = cfg['search_optimizer']['type']
+    if METHODS.get(kind, kind) not in OPTIMIZERS:
+        raise SearchConfigError(
+            f'search_optimizer.type: got {kind!r}; allowed: {", ".join(OPTIMIZERS)}'
+        )
+    build_space(cfg['search_space'])
+    return nas
+
+
+def check_data(cfg: Mapping[str, Any]) -> None:
+    """The annotation files the trainings will read exist (a clear error now beats a
+    traceback from every worker later)."""
+    for key in ('train_dataloader', 'val_dataloader'):
+        ds = (cfg.get(key) or {}).get('dataset') or {}
+        ann = ds.get('ann_file')
+        if not ann:
+            continue
+        path = ann if osp.isabs(ann) or osp.exists(ann) else osp.join(ds.get('data_root', ''), ann)
+        if not osp.exists(path):
+            hint = ''
+            if 'demo' in path:
+                hint = '; the demo data is made by: python tools/misc/make_demo_data.py'
+            raise SearchConfigError(f'{key}: annotation file {path} does not exist{hint}')
+
+
+# ---------------------------------------------------------------------- building blocks
+def arch_hash(arch: Dict[str, Any]) -> str:
+    from ..models.arch_spec import GPUNetArch
+
+    return GPUNetArch.from_dict(arch).structural_hash()
+
+
+def reference_arch(name: str, space: Any) -> Dict[str, Any]:
+    """A published tier as the search trains it (at the space's resolution)."""
+    from ..models.tiers import get_tier
+
+    a = get_tier(name)
+    res = getattr(space, 'resolutions', None)
+    if res and a.resolution not in res:
+        a = a.replace(resolution=min(res, key=lambda r: abs(r - a.resolution)))
+    return a.to_dict()
+
+
+def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], float]:
+    """Uncalibrated latency prediction ``GPUNetArch -> ms`` for pruning."""
+    from ..nas.functions import latency_proxy
+
+    pcfg = dict(cfg.get('predictor') or {})
+    path = pcfg.get('path')
+    if simulate or not path:
+        return latency_proxy
+    from ..deploy import LatencyPredictor
+
+    if not osp.isfile(path):
+        raise SearchConfigError(f'predictor.path: {path} does not exist')
+    pred = LatencyPredictor.load(path)
+    return lambda a: float(pred.predict(a))
+
+
+def make_optimizers(
+    cfg: Mapping[str, Any], budgets: Sequence[float], predict: Callable, seed: int
+) -> List[Any]:
+    from ..nas import build_optimizer, build_space
+
+    out = []
+    for i, b in enumerate(budgets):
+        ocfg = dict(cfg['search_optimizer'])
+        ocfg['seed'] = int(ocfg.get('seed', seed)) + i
+        out.append(
+            build_optimizer(
+                ocfg,
+                build_space(cfg['search_space']),
+                constraint_fn=predict,
+                budget=float(b),
+                minimize=False,
+            )
+        )
+    return out
+
+
+def calibrate(
+    space: Any,
+    latency: Any,
+    predict: Callable,
+    references: Sequence[Dict],
+    n_random: int,
+    seed: int,
+) -> Dict[str, Any]:
+    """Anchor the predictor on the target: measure the space's fastest architecture, the
+    references and a few random ones, and fit ``measured = intercept + slope * predicted``
+    (a predictor made for another device keeps its ranking, not its milliseconds; the
+    intercept absorbs what it leaves out, such as a detector's NMS). With fewer than three
+    distinct points, or a fit that is not increasing, the median ratio is the slope."""
+    from ..models.arch_spec import GPUNetArch
+
+    smallest = space.smallest().to_dict()
+    rng = np.random.default_rng(seed)
+    randoms = [space.decode(x).to_dict() for x in space.sample(n_random, rng)] if n_random else []
+    archs = [smallest, *references, *randoms]
+    res = latency.measure(archs)
+    pred = [float(predict(GPUNetArch.from_dict(a))) for a in archs]
+    meas = [float(r['latency_ms']) for r in res]
+    ratios = [m / p for m, p in zip(meas, pred) if p > 0]
+    slope, intercept = (float(np.median(ratios)) if ratios else 1.0), 0.0
+    if len(set(pred)) >= 3:
+        b, a = np.polyfit(pred, meas, 1)
+        if b > 0 and a >= 0:
+            slope, intercept = float(b), float(a)
+    return dict(
+        slope=slope,
+        intercept=intercept,
+        fastest=dict(arch_hash=arch_hash(smallest), measured_ms=meas[0], predicted_ms=pred[0]),
+        references=[
+            dict(arch_hash=arch_hash(a), measured_ms=m)
+            for a, m in zip(references, meas[1 : 1 + len(references)])
+        ],
+        points=[
+            dict(arch_hash=arch_hash(a), measured_ms=m, predicted_ms=p)
+            for a, m, p in zip(archs, meas, pred)
+        ],
+    )
+
+
+def resolve_budgets(raw: Sequence[Any], ref_latency: Mapping[str, float]) -> List[float]:
+    out = []
+    for b in raw:
+        ms, ref, f = parse_budget(b)
+        if ms is None:
+            if ref not in ref_latency:
+                raise SearchConfigError(
+                    f'budget {b!r} refers to {ref!r}, which is not among nas.references '
+                    f'{sorted(ref_latency)}; add it there'
+                )
+            ms = f * ref_latency[ref]
+        out.append(round(float(ms), 4))
+    return sorted(set(out))
+
+
+# ---------------------------------------------------------------------- the search
+def run_search(
+    cfg: Dict[str, Any],
+    work_dir: str,
+    *,
+    resume: bool = False,
+    simulate: bool = False,
+    ray_address: Optional[str] = None,
+    dashboard: bool = False,
+    warm_start: Optional[str] = None,
+    executor: Any = None,
+    latency: Any = None,
+    on_update: Optional[Callable[[SearchController], None]] = None,
+    write_reports: bool = True,
+) -> Dict[str, Any]:
+    """Run (or resume) a search; returns the summary also written to ``summary.json``.
+
+    ``executor``/``latency`` replace the Ray trainings and the exported-detector timing
+    (tests, custom clusters); by default they are built from the config.
+    """
+    from .lock import WorkDirLock
+
+    cfg = copy.deepcopy(cfg)
+    nas = validate_config(cfg, simulate)
+    os.makedirs(work_dir, exist_ok=True)
+    with WorkDirLock(work_dir):
+        stored = dict(cfg, _mode='simulate' if simulate else 'train', _warm_start=warm_start)
+        if resume:
+            journal = SearchJournal.open(work_dir)
+            diff = [
+                k
+                for k in config_diff(journal.config, stored)
+                if not any(k == r or k.startswith(r + '.') for r in RESUMABLE)
+            ]
+            if diff:
+                raise JournalError(
+                    f'--resume: the config differs from the one the journal in {work_dir} '
+                    f'was started with, at: {", ".join(diff)}. Resume with the same config '
+                    '(or start a new --work-dir)'
+                )
+            journal.log('resume', data=dict(pid=os.getpid()))
+        else:
+            journal = SearchJournal.create(work_dir, stored)
+        try:
+            return _run(
+                cfg,
+                nas,
+                journal,
+                work_dir,
+                simulate,
+                ray_address,
+                dashboard,
+                warm_start,
+                executor,
+                latency,
+                on_update,
+                write_reports,
+            )
+        finally:
+            journal.close()
+
+
+def _run(
+    cfg,
+    nas,
+    journal,
+    work_dir,
+    simulate,
+    ray_address,
+    dashboard,
+    warm_start,
+    executor,
+    latency,
+    on_update,
+    write_reports,
+):
+    from ..models.arch_spec import GPUNetArch
+    from ..nas import build_space
+
+    space = build_space(cfg['search_space'])
+    seed = int(nas['seed'])
+    owned_executor = executor is None
+    if simulate:
+        from ..nas.functions import measured_latency, surrogate_accuracy
+        from .simulate import SimulatedExecutor, SurrogateLatency
+
+        sim = nas['simulate']
+        latency = latency or SurrogateLatency(lambda d: measured_latency(GPUNetArch.from_dict(d)))
+        executor = executor or SimulatedExecutor(
+            lambda d: surrogate_accuracy(GPUNetArch.from_dict(d)),
+            num_workers=int(sim['num_workers']),
+            mean_trial_s=float(sim['mean_trial_s']),
+            duration_sigma=float(sim['duration_sigma']),
+            failure_rate=float(sim['failure_rate']),
+            seed=seed,
+            metric=nas['metric'],
+        )
+        raw_budgets = sim['budgets']
+    else:
+        raw_budgets = nas['budgets']
+        if executor is None or latency is None:
+            from .ray_executor import init_ray
+
+            res = nas['resources']
+            init_ray(ray_address, dashboard)
+        if latency is None:
+            from .latency_service import (
+                ClassifierLatency,
+                DetectorLatency,
+                RayLatency,
+                latency_paths,
+            )
+
+            target = dict(cfg['latency_target'])
+            paths = latency_paths(work_dir, target)
+            kind = (
+                ClassifierLatency if cfg.get('default_scope') == 'mmpretrain' else DetectorLatency
+            )
+            if target.get('exclusive') and target.get('resources'):
+                latency = RayLatency(
+                    target['resources'], kind, cfg, target, paths['cache'], paths['onnx']
+                )
+            else:
+                latency = kind(cfg, target, paths['cache'], paths['onnx'])
+        if executor is None:
+            from .ray_executor import RayExecutor
+
+            executor = RayExecutor(
+                'gpunet_mm.search.worker.run_trial',
+                nas['num_workers'],
+                num_cpus=res.get('num_cpus', 1),
+                num_gpus=res.get('num_gpus', 0),
+                threads=nas['threads'],
+            )
+
+    base = base_predictor(cfg, simulate)
+    refs = {n: reference_arch(n, space) for n in nas['references']}
+    calib = journal.meta('calibration')
+    if calib is None:  # a new search: anchor the predictor and the budgets on the target
+        calib = calibrate(
+            space, latency, base, list(refs.values()), int(nas['calibration_samples']), seed
+        )
+        journal.set_meta('calibration', calib)
+    ref_lat = {n: r['measured_ms'] for n, r in zip(refs, calib['references'])}
+    budgets = journal.meta('budgets')
+    if budgets is None:
+        budgets = resolve_budgets(raw_budgets, ref_lat)
+        fastest = calib['fastest']
+        if min(budgets) < fastest['measured_ms']:
+            raise SearchError(
+                f'budget {min(budgets)} ms is below the fastest architecture of the search '
+                f'space ({fastest["arch_hash"]}: measured {fastest["measured_ms"]:.3f} ms, '
+                f'predicted {calib["intercept"] + fastest["predicted_ms"] * calib["slope"]:.3f} '
+                'ms on this '
+                'target); raise the budget or shrink the space'
+            )
+        journal.set_meta('budgets', budgets)
+    slope, intercept = float(calib['slope']), float(calib['intercept'])
+
+    def predict(a: Any) -> float:
+        return intercept + slope * float(base(a))
+
+    optimizers = make_optimizers(cfg, budgets, predict, seed)
+    payload = dict(cfg=cfg, work_dir=osp.abspath(work_dir), threads=nas['threads'])
+    opts = ControllerOptions(
+        num_trials=int(nas['num_trials']),
+        max_attempts=int(nas['max_attempts']),
+        trial_timeout_s=nas['trial_timeout_s'],
+        lease_s=float(nas['lease_s']),
+        propose_ahead=int(nas['propose_ahead']),
+        ask_batch=int(nas['ask_batch']),
+        poll_s=0.5,
+        payload={} if simulate else payload,
+    )
+    ctrl = SearchController(
+        journal,
+        optimizers,
+        budgets,
+        executor,
+        latency,
+        arch_hash,
+        nas['metric'],
+        opts,
+        on_update=on_update,
+    )
+    if journal.meta('seeded') is None:
+        for name, arch in refs.items():
+            ctrl.add_reference(name, arch)
+        if warm_start:
+            _warm_start(ctrl, warm_start, nas['metric'])
+        journal.set_meta('seeded', True)
+    try:
+        summary = ctrl.run()
+    finally:
+        if owned_executor:
+            executor.shutdown()
+    if simulate and hasattr(executor, 'dispatch_efficiency'):
+        summary['dispatch_efficiency'] = executor.dispatch_efficiency()
+        summary['utilisation_with_drain'] = executor.utilisation()
+        summary['virtual_wall_s'] = executor.clock()
+        summary['num_workers'] = executor.num_workers
+    summary['mode'] = 'simulate' if simulate else 'train'
+    if write_reports:
+        from .report import write_reports as _write
+
+        summary['files'] = _write(ctrl, cfg, work_dir, nas, simulate)
+    import json
+
+    from ..nas.base import atomic_write_text
+
+    atomic_write_text(
+        osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)
+    )
+    return summary
+
+
+def _warm_start(ctrl: SearchController, other: str, metric: str) -> None:
+    """Re-measure an earlier search's trained candidates on this target; no training."""
+    src = SearchJournal.open(other)
+    try:
+        n = 0
+        for t in src.trials(('complete',)):
+            if t.metric is None:
+                continue
+            result = {k: v for k, v in t.result.items() if not k.startswith('_')}
+            if ctrl.add_warm(f'{osp.abspath(other)}#{t.id}', t.arch, t.metric, result):
+                n += 1
+        ctrl.journal.log('warm_start', data=dict(source=osp.abspath(other), trials=n))
+        logger.info('warm start: %d trained candidates from %s', n, other)
+    finally:
+        src.close()

@@ -1,0 +1,132 @@
+"""What the controller needs from whoever runs the trainings: the narrow door to Ray.
+
+The controller only submits :class:`TrialTask` s and polls :class:`TrialOutcome` s; Ray
+(:mod:`gpunet_mm.search.ray_executor`), the virtual-clock simulator
+(:mod:`gpunet_mm.search.simulate`) and the in-process executor of the tests all fit behind
+it, so the controller's logic is tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+#: how an attempt ended. ``error``: the worker raised; ``nan``: the loss became NaN/inf;
+#: ``timeout``: over the per-trial limit (cancelled); ``crash``: the worker process or its
+#: node died (SIGKILL, out of memory, node lost); ``lost``: the controller died while it
+#: ran (not the trial's fault: it does not count towards ``max_attempts``).
+OUTCOMES = ('ok', 'error', 'nan', 'timeout', 'crash', 'lost')
+
+
+@dataclass
+class TrialTask:
+    """One training attempt: what a worker needs, JSON-able."""
+
+    trial_id: int
+    attempt: int
+    arch: Dict[str, Any]
+    payload: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: int
+    attempt: int
+    outcome: str
+    result: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+    busy_s: float = 0.0
+
+
+class Executor(ABC):
+    """Runs trainings on ``num_workers`` slots."""
+
+    num_workers: int
+
+    @abstractmethod
+    def submit(self, task: TrialTask) -> None: ...
+
+    @abstractmethod
+    def poll(self, timeout: float) -> List[TrialOutcome]:
+        """Outcomes finished since the last poll; waits up to ``timeout`` s for the first."""
+
+    @property
+    @abstractmethod
+    def running(self) -> int: ...
+
+    @property
+    def free(self) -> int:
+        return max(0, self.num_workers - self.running)
+
+    def clock(self) -> float:
+        """The time the search runs on (wall time; virtual in the simulator)."""
+        return time.time()
+
+    def charge(self, seconds: float) -> None:  # noqa: B027 (a no-op unless simulated)
+        """The controller worked ``seconds`` (the simulator advances its clock)."""
+
+    def shutdown(self) -> None:  # noqa: B027 (nothing to release by default)
+        """Cancel what still runs."""
+
+
+def classify_exception(exc: BaseException) -> str:
+    """Map a worker's exception to an outcome kind."""
+    if isinstance(exc, FloatingPointError):
+        return 'nan'
+    if isinstance(exc, (TimeoutError,)):
+        return 'timeout'
+    if isinstance(exc, MemoryError):
+        return 'crash'
+    return 'error'
+
+
+def format_exception(exc: BaseException, limit: int = 2000) -> str:
+    text = ''.join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text[-limit:]
+
+
+class LocalExecutor(Executor):
+    """Runs each task in this process, one at a time, when polled (tests, debugging).
+
+    Deterministic: tasks finish in submission order, which is what the resume tests need.
+    """
+
+    def __init__(self, fn: Callable[[TrialTask], Dict[str, Any]], num_workers: int = 1) -> None:
+        self.fn = fn
+        self.num_workers = int(num_workers)
+        self._queue: List[TrialTask] = []
+
+    def submit(self, task: TrialTask) -> None:
+        if len(self._queue) >= self.num_workers:
+            raise RuntimeError('LocalExecutor: no free slot')
+        self._queue.append(task)
+
+    @property
+    def running(self) -> int:
+        return len(self._queue)
+
+    def poll(self, timeout: float) -> List[TrialOutcome]:
+        if not self._queue:
+            return []
+        task = self._queue.pop(0)
+        t0 = time.perf_counter()
+        try:
+            result = self.fn(task)
+            return [
+                TrialOutcome(
+                    task.trial_id, task.attempt, 'ok', result, busy_s=time.perf_counter() - t0
+                )
+            ]
+        except Exception as e:  # a worker's failure is data, not the controller's crash
+            return [
+                TrialOutcome(
+                    task.trial_id,
+                    task.attempt,
+                    classify_exception(e),
+                    error=format_exception(e),
+                    busy_s=time.perf_counter() - t0,
+                )
+            ]

@@ -1,0 +1,482 @@
+"""The search journal: the one place where a search's trials and history live.
+
+Storage, not strategy (Optuna's split): the optimisers hold their settings and RNG; the
+journal holds every trial, every attempt and every event, and the optimisers' small states,
+so a controller killed at any instant (``kill -9`` included) can rebuild everything from
+it. Every change is one SQLite transaction, written *before* the controller acts on it
+(WAL, ``synchronous=FULL``: a commit is on disk when it returns).
+
+Events form a hash chain (each row stores ``sha256(previous hash + row)``): the last hash
+names the journal's content (the hub's provenance ``journal_hash``), and a chain that does
+not verify on open (a truncated, edited or half-copied file) is reported, never repaired or
+overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+JOURNAL_FORMAT = 1
+JOURNAL_NAME = 'journal.sqlite'
+
+#: pool statuses. ``proposed``: asked, exact latency pending; ``queued``: within a budget,
+#: waiting for a worker; ``running``: dispatched under a lease; ``complete``: trained and
+#: evaluated; ``failed``: every attempt failed; ``infeasible``: measured over every budget
+#: (never trained).
+TRIAL_STATUSES = ('proposed', 'queued', 'running', 'complete', 'failed', 'infeasible')
+FINISHED = ('complete', 'failed', 'infeasible')
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    arch_hash TEXT NOT NULL UNIQUE,
+    arch TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    budget_idx INTEGER,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    predicted_ms REAL,
+    latency_ms REAL,
+    latency TEXT,
+    metric REAL,
+    result TEXT,
+    error TEXT,
+    lease_until REAL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    trial_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    outcome TEXT,
+    error TEXT,
+    PRIMARY KEY (trial_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS optimizer_state (budget_idx INTEGER PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS optimizer_trials (
+    budget_idx INTEGER NOT NULL,
+    opt_id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (budget_idx, opt_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL,
+    trial_id INTEGER,
+    data TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+
+class JournalError(RuntimeError):
+    """The journal cannot be used as asked (corrupt, another search's, config differs)."""
+
+
+@dataclass
+class PoolTrial:
+    """One architecture of the search's pool, as the journal holds it."""
+
+    id: int
+    arch_hash: str
+    arch: Dict[str, Any]
+    origin: str
+    budget_idx: Optional[int]
+    status: str
+    attempts: int = 0
+    predicted_ms: Optional[float] = None
+    latency_ms: Optional[float] = None
+    latency: Optional[Dict[str, Any]] = None
+    metric: Optional[float] = None
+    result: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+    lease_until: Optional[float] = None
+    created: float = 0.0
+    updated: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> PoolTrial:
+        d = dict(row)
+        for k in ('arch', 'latency', 'result'):
+            d[k] = json.loads(d[k]) if d[k] is not None else ({} if k == 'result' else None)
+        return cls(**d)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(',', ':'), allow_nan=True, default=str)
+
+
+def _chain(prev: str, t: float, kind: str, trial_id: Optional[int], data: str) -> str:
+    blob = f'{prev}|{t!r}|{kind}|{trial_id}|{data}'
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class SearchJournal:
+    """SQLite journal of one search (``WORK_DIR/journal.sqlite``).
+
+    Use :meth:`create` for a new search and :meth:`open` to resume one; both check that
+    the file belongs to the search described by ``config`` (same ``config_hash``).
+    """
+
+    def __init__(self, path: str, con: sqlite3.Connection) -> None:
+        self.path = path
+        self.con = con
+        self._last_hash = self._verify_chain()
+
+    # ------------------------------------------------------------------ opening
+    @staticmethod
+    def _connect(path: str) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(path, timeout=30, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute('PRAGMA journal_mode=WAL')
+            con.execute('PRAGMA synchronous=FULL')
+            return con
+        except sqlite3.DatabaseError as e:
+            raise JournalError(
+                f'journal {path} is not a readable SQLite database ({e}); it was left as '
+                'it is: move it away to start a new search in this work_dir'
+            ) from e
+
+    @classmethod
+    def create(cls, work_dir: str, config: Mapping[str, Any]) -> SearchJournal:
+        """A new journal for ``config``; refuses a work_dir that holds another search."""
+        path = osp.join(work_dir, JOURNAL_NAME)
+        if osp.exists(path):
+            raise JournalError(
+                f'{work_dir} already holds a search journal ({path}); pass --resume to '
+                'continue it, or choose a new --work-dir (journals are never mixed)'
+            )
+        os.makedirs(work_dir, exist_ok=True)
+        con = cls._connect(path)
+        con.executescript(_SCHEMA)
+        j = cls(path, con)
+        with j._tx():
+            for k, v in (
+                ('format', JOURNAL_FORMAT),
+                ('config', config),
+                ('config_hash', config_digest(config)),
+                ('created', time.time()),
+            ):
+                con.execute('INSERT INTO meta VALUES (?, ?)', (k, _dumps(v)))
+            j._event('create', None, dict(config_hash=config_digest(config)))
+        return j
+
+    @classmethod
+    def open(cls, work_dir: str, config: Optional[Mapping[str, Any]] = None) -> SearchJournal:
+        """Open an existing journal; with ``config``, refuse when the search differs."""
+        path = osp.join(work_dir, JOURNAL_NAME)
+        if not osp.isfile(path):
+            raise JournalError(
+                f'--resume: no journal at {path}; nothing to resume (start the search '
+                'without --resume)'
+            )
+        con = cls._connect(path)
+        try:
+            ok = con.execute('PRAGMA quick_check').fetchone()[0]
+            fmt = json.loads(con.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0])
+        except (sqlite3.DatabaseError, TypeError) as e:
+            raise JournalError(
+                f'journal {path} is corrupt or truncated ({e}); it was left as it is'
+            ) from e
+        if ok != 'ok':
+            raise JournalError(f'journal {path} failed its integrity check: {ok}')
+        if fmt != JOURNAL_FORMAT:
+            raise JournalError(
+                f'journal {path} format {fmt!r}; this version reads {JOURNAL_FORMAT}'
+            )
+        j = cls(path, con)
+        if config is not None:
+            diff = config_diff(j.config, config)
+            if diff:
+                raise JournalError(
+                    f'--resume: the config differs from the one the journal {path} was '
+                    f'started with, at: {", ".join(diff)}. Resume with the same config, or '
+                    'start a new --work-dir'
+                )
+        return j
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.con.execute('SELECT value FROM meta WHERE key=?', (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._tx():
+            self.con.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)', (key, _dumps(value)))
+            self._event('meta', None, dict(key=key, value=value))
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        return self.meta('config')
+
+    @property
+    def journal_hash(self) -> str:
+        """Hash of the whole event chain so far (what the hub records as provenance)."""
+        return self._last_hash
+
+    # ------------------------------------------------------------------ events
+    def _tx(self) -> _Transaction:
+        return _Transaction(self)
+
+    def _event(self, kind: str, trial_id: Optional[int], data: Any) -> None:
+        t = time.time()
+        blob = _dumps(data)
+        h = _chain(self._last_hash, t, kind, trial_id, blob)
+        self.con.execute(
+            'INSERT INTO events (t, kind, trial_id, data, hash) VALUES (?, ?, ?, ?, ?)',
+            (t, kind, trial_id, blob, h),
+        )
+        self._last_hash = h
+
+    def log(self, kind: str, trial_id: Optional[int] = None, data: Any = None) -> None:
+        """Append an event on its own (e.g. 'resume', 'stop')."""
+        with self._tx():
+            self._event(kind, trial_id, data or {})
+
+    def _verify_chain(self) -> str:
+        prev = ''
+        expect = 1
+        for row in self.con.execute(
+            'SELECT seq, t, kind, trial_id, data, hash FROM events ORDER BY seq'
+        ):
+            if row['seq'] != expect:
+                raise JournalError(
+                    f'journal {self.path}: event {expect} is missing (found {row["seq"]}); '
+                    'the file is truncated or was edited. It was left as it is'
+                )
+            h = _chain(prev, row['t'], row['kind'], row['trial_id'], row['data'])
+            if h != row['hash']:
+                raise JournalError(
+                    f'journal {self.path}: event {row["seq"]} ({row["kind"]}) does not match '
+                    'its hash; the file is corrupt or was edited. It was left as it is'
+                )
+            prev, expect = h, expect + 1
+        return prev
+
+    def events(self, kind: Optional[str] = None) -> List[Dict[str, Any]]:
+        q = 'SELECT seq, t, kind, trial_id, data FROM events'
+        rows = self.con.execute(
+            q + (' WHERE kind=?' if kind else '') + ' ORDER BY seq', (kind,) if kind else ()
+        )
+        return [dict(r, data=json.loads(r['data'])) for r in rows]
+
+    # ------------------------------------------------------------------ trials
+    def add_trial(
+        self,
+        arch_hash: str,
+        arch: Mapping[str, Any],
+        origin: str,
+        budget_idx: Optional[int],
+        predicted_ms: Optional[float],
+        status: str = 'proposed',
+    ) -> PoolTrial:
+        now = time.time()
+        with self._tx():
+            cur = self.con.execute(
+                'INSERT INTO trials (arch_hash, arch, origin, budget_idx, status, predicted_ms,'
+                ' created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                (arch_hash, _dumps(arch), origin, budget_idx, status, predicted_ms, now, now),
+            )
+            tid = int(cur.lastrowid)
+            self._event(
+                'propose',
+                tid,
+                dict(
+                    arch_hash=arch_hash,
+                    origin=origin,
+                    budget_idx=budget_idx,
+                    predicted_ms=predicted_ms,
+                ),
+            )
+        return self.trial(tid)
+
+    def update_trial(self, trial_id: int, event: str, **fields: Any) -> PoolTrial:
+        """Change a trial's fields and log ``event`` in one transaction."""
+        for k in ('latency', 'result', 'arch'):
+            if k in fields and fields[k] is not None:
+                fields[k] = _dumps(fields[k])
+        if 'status' in fields and fields['status'] not in TRIAL_STATUSES:
+            raise ValueError(f'status: got {fields["status"]!r}; allowed: {TRIAL_STATUSES}')
+        fields['updated'] = time.time()
+        cols = ', '.join(f'{k}=?' for k in fields)
+        with self._tx():
+            self.con.execute(f'UPDATE trials SET {cols} WHERE id=?', (*fields.values(), trial_id))
+            self._event(event, trial_id, {k: v for k, v in fields.items() if k != 'updated'})
+        return self.trial(trial_id)
+
+    def start_attempt(self, trial_id: int, lease_until: float) -> int:
+        """Record a dispatch (attempt n+1 under a lease) before it is sent."""
+        with self._tx():
+            row = self.con.execute('SELECT attempts FROM trials WHERE id=?', (trial_id,)).fetchone()
+            n = int(row[0]) + 1
+            now = time.time()
+            self.con.execute(
+                'UPDATE trials SET status=?, attempts=?, lease_until=?, updated=? WHERE id=?',
+                ('running', n, lease_until, now, trial_id),
+            )
+            self.con.execute(
+                'INSERT INTO attempts (trial_id, attempt, started) VALUES (?, ?, ?)',
+                (trial_id, n, now),
+            )
+            self._event('dispatch', trial_id, dict(attempt=n, lease_until=lease_until))
+        return n
+
+    def end_attempt(self, trial_id: int, attempt: int, outcome: str, error: Optional[str]) -> None:
+        with self._tx():
+            self.con.execute(
+                'UPDATE attempts SET ended=?, outcome=?, error=? WHERE trial_id=? AND attempt=?',
+                (time.time(), outcome, error, trial_id, attempt),
+            )
+            self._event(
+                'attempt_end', trial_id, dict(attempt=attempt, outcome=outcome, error=error)
+            )
+
+    def renew_leases(self, trial_ids: Sequence[int], lease_until: float) -> None:
+        if not trial_ids:
+            return
+        with self._tx():
+            self.con.executemany(
+                'UPDATE trials SET lease_until=? WHERE id=? AND status=?',
+                [(lease_until, i, 'running') for i in trial_ids],
+            )
+
+    def failures(self, trial_id: int) -> int:
+        """Attempts that failed through the trial's own fault (not ``lost`` with a dead
+        controller, not ones still open)."""
+        return int(
+            self.con.execute(
+                'SELECT COUNT(*) FROM attempts WHERE trial_id=? AND outcome IS NOT NULL '
+                "AND outcome NOT IN ('ok', 'lost')",
+                (trial_id,),
+            ).fetchone()[0]
+        )
+
+    def attempts(self, trial_id: int) -> List[Dict[str, Any]]:
+        rows = self.con.execute(
+            'SELECT * FROM attempts WHERE trial_id=? ORDER BY attempt', (trial_id,)
+        )
+        return [dict(r) for r in rows]
+
+    def trial(self, trial_id: int) -> PoolTrial:
+        row = self.con.execute('SELECT * FROM trials WHERE id=?', (trial_id,)).fetchone()
+        if row is None:
+            raise KeyError(f'no trial {trial_id} in {self.path}')
+        return PoolTrial.from_row(row)
+
+    def trial_by_hash(self, arch_hash: str) -> Optional[PoolTrial]:
+        row = self.con.execute('SELECT * FROM trials WHERE arch_hash=?', (arch_hash,)).fetchone()
+        return None if row is None else PoolTrial.from_row(row)
+
+    def trials(self, status: Optional[Sequence[str]] = None) -> List[PoolTrial]:
+        if status:
+            marks = ','.join('?' * len(status))
+            rows = self.con.execute(
+                f'SELECT * FROM trials WHERE status IN ({marks}) ORDER BY id', tuple(status)
+            )
+        else:
+            rows = self.con.execute('SELECT * FROM trials ORDER BY id')
+        return [PoolTrial.from_row(r) for r in rows]
+
+    def count(self, status: Sequence[str], exclude_origin: Optional[str] = None) -> int:
+        """How many trials have one of ``status`` (cheap: no row is decoded)."""
+        marks = ','.join('?' * len(status))
+        q = f'SELECT COUNT(*) FROM trials WHERE status IN ({marks})'
+        args: List[Any] = list(status)
+        if exclude_origin:
+            q += ' AND origin NOT LIKE ?'
+            args.append(exclude_origin + '%')
+        return int(self.con.execute(q, args).fetchone()[0])
+
+    def columns(self, cols: str, status: Sequence[str]) -> List[sqlite3.Row]:
+        """Some columns of the trials with one of ``status`` (no JSON decoded)."""
+        marks = ','.join('?' * len(status))
+        return self.con.execute(
+            f'SELECT {cols} FROM trials WHERE status IN ({marks}) ORDER BY id', tuple(status)
+        ).fetchall()
+
+    def counts(self) -> Dict[str, int]:
+        rows = self.con.execute('SELECT status, COUNT(*) FROM trials GROUP BY status')
+        out = {s: 0 for s in TRIAL_STATUSES}
+        out.update({r[0]: int(r[1]) for r in rows})
+        return out
+
+    # ------------------------------------------------------------------ optimiser states
+    def save_optimizer(
+        self, budget_idx: int, state: Mapping[str, Any], trials: Iterator[Mapping[str, Any]]
+    ) -> None:
+        """The optimiser's small state and the trials it changed, in one transaction."""
+        with self._tx():
+            self.con.execute(
+                'INSERT OR REPLACE INTO optimizer_state VALUES (?, ?)', (budget_idx, _dumps(state))
+            )
+            self.con.executemany(
+                'INSERT OR REPLACE INTO optimizer_trials VALUES (?, ?, ?)',
+                [(budget_idx, int(t['id']), _dumps(t)) for t in trials],
+            )
+
+    def load_optimizer(self, budget_idx: int) -> Optional[Dict[str, Any]]:
+        """The optimiser's state with its trials, or None before its first save."""
+        row = self.con.execute(
+            'SELECT state FROM optimizer_state WHERE budget_idx=?', (budget_idx,)
+        ).fetchone()
+        if row is None:
+            return None
+        state = json.loads(row[0])
+        rows = self.con.execute(
+            'SELECT data FROM optimizer_trials WHERE budget_idx=? ORDER BY opt_id', (budget_idx,)
+        )
+        state['trials'] = [json.loads(r[0]) for r in rows]
+        return state
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; on error ``ROLLBACK`` and the chain head restored."""
+
+    def __init__(self, journal: SearchJournal) -> None:
+        self.journal = journal
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.head = self.journal._last_hash
+        self.journal.con.execute('BEGIN IMMEDIATE')
+        return self.journal.con
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.journal.con.execute('COMMIT')
+        else:
+            self.journal.con.execute('ROLLBACK')
+            self.journal._last_hash = self.head
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_dumps(config).encode()).hexdigest()[:16]
+
+
+def config_diff(old: Any, new: Any, prefix: str = '') -> List[str]:
+    """Dotted keys whose values differ between two JSON-like configs."""
+    old, new = json.loads(_dumps(old)), json.loads(_dumps(new))
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: List[str] = []
+        for k in sorted(set(old) | set(new)):
+            p = f'{prefix}.{k}' if prefix else str(k)
+            if k not in old or k not in new:
+                out.append(p)
+            else:
+                out.extend(config_diff(old[k], new[k], p))
+        return out
+    return [] if old == new else [prefix or '<root>']

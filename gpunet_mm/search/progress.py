@@ -1,0 +1,123 @@
+"""What a person watching a search sees: a progress bar and a table of the latest trials.
+
+On a terminal, rich redraws both in place; elsewhere (CI logs, ``nohup``) one line is
+logged per finished trial, so a log file reads as the same story.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, List, Optional
+
+
+def _fmt(v: Optional[float], spec: str = '.3f') -> str:
+    return '-' if v is None else format(v, spec)
+
+
+class SearchProgress:
+    """``on_update`` callback of the controller."""
+
+    def __init__(
+        self,
+        total: int,
+        live: Optional[bool] = None,
+        stream=None,
+        every_s: float = 5.0,
+        per_trial: bool = True,
+    ) -> None:
+        self.total = int(total)
+        self.every_s = float(every_s)
+        self.per_trial = per_trial
+        self._last = 0.0
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else bool(live)
+        self.t0 = time.time()
+        self._seen: set = set()
+        self._live = None
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(
+                console=Console(file=self.stream), refresh_per_second=2, transient=False
+            )
+            self._live.start()
+
+    # ------------------------------------------------------------------ state
+    def _state(self, ctrl: Any) -> dict:
+        counts = ctrl.journal.counts()
+        done = sum(1 for r in ctrl.journal.columns('attempts', ('complete', 'failed')) if r[0])
+        elapsed = time.time() - self.t0
+        eta = None
+        if done and self.total > done:
+            eta = elapsed / done * (self.total - done)
+        best = {b: ctrl.best(b) for b in ctrl.budgets}
+        return dict(counts=counts, done=done, elapsed=elapsed, eta=eta, best=best)
+
+    def line(self, ctrl: Any) -> str:
+        s = self._state(ctrl)
+        c = s['counts']
+        best = ', '.join(
+            f'{b:g}ms: {_fmt(t.metric, ".4f")} (#{t.id})' if t else f'{b:g}ms: -'
+            for b, t in s['best'].items()
+        )
+        eta = '-' if s['eta'] is None else f'{s["eta"] / 60:.1f} min'
+        return (
+            f'[search] {s["done"]}/{self.total} trained, {c["running"]} running, '
+            f'{c["failed"]} failed, {c["infeasible"]} over budget | best {best} | '
+            f'elapsed {s["elapsed"] / 60:.1f} min, ETA {eta}'
+        )
+
+    def __call__(self, ctrl: Any) -> None:
+        now = time.time()
+        final = ctrl.done()
+        if self._live is not None:
+            if final or now - self._last >= 0.5:
+                self._last = now
+                self._live.update(self._render(ctrl))
+            return
+        new = [i for i in ctrl.latest if i not in self._seen]
+        for i in new:
+            self._seen.add(i)
+            if not self.per_trial:
+                continue
+            t = ctrl.journal.trial(i)
+            print(
+                f'[search] trial {t.id} {t.status}: {ctrl.metric}={_fmt(t.metric, ".4f")} '
+                f'latency={_fmt(t.latency_ms)} ms attempts={t.attempts} ({t.origin})',
+                file=self.stream,
+                flush=True,
+            )
+        if final or (new and now - self._last >= self.every_s) or not self._seen:
+            self._last = now
+            print(self.line(ctrl), file=self.stream, flush=True)
+
+    def _render(self, ctrl: Any):
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        s = self._state(ctrl)
+        head = Text(self.line(ctrl))
+        bar = ProgressBar(total=max(1, self.total), completed=min(self.total, s['done']), width=60)
+        table = Table(title='latest trials', show_lines=False, expand=False)
+        for col in ('id', 'status', 'origin', 'latency ms', ctrl.metric, 'attempts'):
+            table.add_column(col)
+        rows: List[Any] = ctrl.journal.trials()[-8:]
+        for t in rows:
+            table.add_row(
+                str(t.id),
+                t.status,
+                t.origin,
+                _fmt(t.latency_ms),
+                _fmt(t.metric, '.4f'),
+                str(t.attempts),
+            )
+        return Group(bar, head, table)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

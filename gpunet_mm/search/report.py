@@ -1,0 +1,242 @@
+"""What a search leaves for people and for the model hub.
+
+``trials.csv`` (one row per architecture), ``pareto.png`` (latency against the metric, the
+budgets and each budget's winner marked), ``best_<budget>ms.py`` (the winner of each budget
+as a config ``tools/train.py`` trains as it is), ``results.json`` (the machine-readable
+results that ``gpunet_mm.hub.import_search`` reads) and ``summary.json``. All are written
+atomically and can be rewritten from the journal at any time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os.path as osp
+import time
+from typing import Any, Dict, List, Optional
+
+from ..nas.base import atomic_write_text
+from .journal import PoolTrial
+
+RESULTS_FORMAT = 1
+CSV_FIELDS = (
+    'trial_id',
+    'arch_hash',
+    'origin',
+    'status',
+    'attempts',
+    'predicted_latency_ms',
+    'latency_ms',
+    'metric',
+    'params',
+    'backbone_gmacs',
+    'train_wall_s',
+    'checkpoint',
+    'error',
+)
+
+
+def trial_row(t: PoolTrial, scale: float = 1.0) -> Dict[str, Any]:
+    r = t.result or {}
+    return dict(
+        trial_id=t.id,
+        arch_hash=t.arch_hash,
+        origin=t.origin,
+        status=t.status,
+        attempts=t.attempts,
+        predicted_latency_ms=None if t.predicted_ms is None else round(t.predicted_ms, 4),
+        latency_ms=None if t.latency_ms is None else round(t.latency_ms, 4),
+        metric=t.metric,
+        params=r.get('params'),
+        backbone_gmacs=r.get('backbone_gflops'),
+        train_wall_s=None if r.get('train_wall_s') is None else round(r['train_wall_s'], 1),
+        checkpoint=r.get('checkpoint'),
+        error=(t.error or '')[-300:] or None,
+    )
+
+
+def trials_csv(trials: List[PoolTrial]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    for t in trials:
+        w.writerow(trial_row(t))
+    return buf.getvalue()
+
+
+def pareto_front(points: List[PoolTrial]) -> List[PoolTrial]:
+    """Complete trials that no other beats in both latency and metric."""
+    done = sorted(
+        (
+            t
+            for t in points
+            if t.status == 'complete' and t.metric is not None and t.latency_ms is not None
+        ),
+        key=lambda t: (t.latency_ms, -t.metric),
+    )
+    front, best = [], float('-inf')
+    for t in done:
+        if t.metric > best:
+            front.append(t)
+            best = t.metric
+    return front
+
+
+def plot_pareto(
+    trials: List[PoolTrial],
+    budgets: List[float],
+    winners: Dict[float, Any],
+    metric: str,
+    path: str,
+    title: str = '',
+) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    done = [
+        t
+        for t in trials
+        if t.status == 'complete' and t.metric is not None and t.latency_ms is not None
+    ]
+    infeas = [t for t in trials if t.status == 'infeasible' and t.latency_ms is not None]
+    ref = [t for t in done if t.origin.startswith('reference')]
+    warm = [t for t in done if t.origin.startswith('warm')]
+    other = [t for t in done if t not in ref and t not in warm]
+    if other:
+        ax.scatter(
+            [t.latency_ms for t in other],
+            [t.metric for t in other],
+            s=22,
+            c=[t.id for t in other],
+            cmap='viridis',
+            label='trained candidates',
+        )
+    if warm:
+        ax.scatter(
+            [t.latency_ms for t in warm],
+            [t.metric for t in warm],
+            s=22,
+            marker='s',
+            facecolors='none',
+            edgecolors='tab:blue',
+            label='warm start',
+        )
+    for t in ref:
+        ax.scatter([t.latency_ms], [t.metric], s=70, marker='D', color='tab:red', zorder=4)
+        ax.annotate(
+            t.origin.split(':', 1)[1],
+            (t.latency_ms, t.metric),
+            textcoords='offset points',
+            xytext=(6, -10),
+            fontsize=8,
+            color='tab:red',
+        )
+    front = pareto_front(done)
+    if len(front) > 1:
+        ax.step(
+            [t.latency_ms for t in front],
+            [t.metric for t in front],
+            where='post',
+            color='gray',
+            lw=1,
+            alpha=0.7,
+            label='Pareto front',
+        )
+    ymin = min((t.metric for t in done), default=0.0)
+    for t in infeas:
+        ax.axvline(t.latency_ms, color='lightgray', lw=0.5, zorder=0)
+    for b in budgets:
+        ax.axvline(b, color='tab:orange', ls='--', lw=1)
+        ax.text(
+            b,
+            ax.get_ylim()[1] if done else 1,
+            f' {b:g} ms',
+            color='tab:orange',
+            fontsize=8,
+            va='top',
+        )
+        w = winners.get(b)
+        if w is not None:
+            ax.scatter(
+                [w.latency_ms],
+                [w.metric],
+                s=180,
+                marker='*',
+                color='gold',
+                edgecolors='black',
+                zorder=5,
+            )
+    ax.set_xlabel('end-to-end latency (ms, measured on the target)')
+    ax.set_ylabel(metric)
+    ax.set_title(
+        title or f'{len(done)} trained, {len(infeas)} over budget (not trained)', fontsize=9
+    )
+    if done:
+        ax.set_ylim(bottom=ymin - 0.02 * max(1e-6, abs(ymin)))
+    ax.legend(fontsize=7, loc='lower right')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_reports(
+    ctrl: Any, cfg: Dict[str, Any], work_dir: str, nas: Dict[str, Any], simulate: bool
+) -> Dict[str, str]:
+    """Write every report file from the journal; returns their paths."""
+    journal = ctrl.journal
+    trials = journal.trials()
+    files: Dict[str, str] = {}
+    files['trials_csv'] = osp.join(work_dir, 'trials.csv')
+    atomic_write_text(files['trials_csv'], trials_csv(trials))
+    winners: Dict[float, Optional[PoolTrial]] = {b: ctrl.best(b) for b in ctrl.budgets}
+    ref_rows = [t for t in trials if t.origin.startswith('reference') and t.status == 'complete']
+    win_rows = []
+    for b, w in winners.items():
+        if w is None:
+            continue
+        row = dict(trial_row(w), budget_ms=b, arch=w.arch)
+        if not simulate:
+            from .trainer import winner_config_text
+
+            path = osp.join(work_dir, f'best_{b:g}ms.py')
+            header = [
+                f'Found by tools/nas_search.py (work_dir {osp.abspath(work_dir)}, trial {w.id},',
+                f'journal {journal.journal_hash[:16]}): {nas["metric"]} {w.metric:.4f} after the',
+                f'search schedule, end-to-end latency {w.latency_ms:.3f} ms (budget {b:g} ms).',
+                'Train it: python tools/train.py ' + path,
+            ]
+            atomic_write_text(path, winner_config_text(cfg, w.arch, header))
+            row['config'] = osp.abspath(path)
+            files[f'best_{b:g}ms'] = path
+        win_rows.append(row)
+    target = dict(cfg.get('latency_target') or {})
+    target.pop('resources', None)
+    results = dict(
+        format=RESULTS_FORMAT,
+        search=dict(
+            work_dir=osp.abspath(work_dir),
+            journal_hash=journal.journal_hash,
+            config=cfg.get('filename'),
+            mode='simulate' if simulate else 'train',
+            target=dict(target, detector=(cfg.get('model') or {}).get('type')),
+            task='classification' if cfg.get('default_scope') == 'mmpretrain' else 'detection',
+            metric_name=nas['metric'],
+            budgets_ms=list(ctrl.budgets),
+            written=time.strftime('%Y-%m-%dT%H:%M:%S'),
+        ),
+        winners=win_rows,
+        references=[
+            dict(trial_row(t), name=t.origin.split(':', 1)[1], arch=t.arch) for t in ref_rows
+        ],
+        trials=[dict(trial_row(t), arch=t.arch) for t in trials if t.status == 'complete'],
+    )
+    files['results'] = osp.join(work_dir, 'results.json')
+    atomic_write_text(files['results'], json.dumps(results, indent=1, default=str))
+    files['pareto'] = osp.join(work_dir, 'pareto.png')
+    plot_pareto(trials, ctrl.budgets, winners, nas['metric'], files['pareto'])
+    return files

@@ -1,0 +1,139 @@
+"""``--simulate``: the controller's real code against virtual workers on a virtual clock.
+
+Training is replaced by a surrogate objective and a sampled duration; everything else (the
+optimisers, the journal with its fsyncs, the predictor, dispatch) runs for real. The time
+the controller spends is charged to the virtual clock uncompressed, so a slow controller
+shows up as idle workers and a low ``dispatch_efficiency`` (busy worker time over available
+worker time). Hundreds of virtual workers cost no process each: a worker is a heap entry.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+from .executor import Executor, TrialOutcome, TrialTask
+
+
+class SimulatedExecutor(Executor):
+    """Virtual workers: each task ends after a sampled duration on the virtual clock.
+
+    Args:
+        objective: ``arch dict -> metric`` (the surrogate accuracy).
+        num_workers: virtual workers.
+        mean_trial_s: mean trial duration (lognormal, sigma ``duration_sigma``).
+        failure_rate: share of attempts that fail (an injected worker error), to exercise
+            the retry path at scale.
+    """
+
+    def __init__(
+        self,
+        objective: Callable[[Dict[str, Any]], float],
+        num_workers: int,
+        mean_trial_s: float = 60.0,
+        duration_sigma: float = 0.3,
+        failure_rate: float = 0.0,
+        seed: int = 0,
+        metric: str = 'metric',
+    ) -> None:
+        if num_workers < 1:
+            raise ValueError(f'num_workers: got {num_workers!r}; allowed: integers >= 1')
+        self.objective = objective
+        self.num_workers = int(num_workers)
+        self.mean_trial_s = float(mean_trial_s)
+        self.sigma = float(duration_sigma)
+        self.failure_rate = float(failure_rate)
+        self.rng = np.random.default_rng(seed)
+        self.metric = metric
+        self.now = 0.0
+        self._heap: List[Any] = []
+        self._seq = 0
+        self.busy_s = 0.0
+        self.spans: List[Any] = []  # (start, end) of every attempt
+        self.last_submit = 0.0
+
+    # -------------------------------------------------------------- clock
+    def clock(self) -> float:
+        return self.now
+
+    def charge(self, seconds: float) -> None:
+        self.now += max(0.0, float(seconds))
+
+    # -------------------------------------------------------------- executor
+    @property
+    def running(self) -> int:
+        return len(self._heap)
+
+    def submit(self, task: TrialTask) -> None:
+        if self.running >= self.num_workers:
+            raise RuntimeError('SimulatedExecutor: no free worker')
+        mu = math.log(self.mean_trial_s) - self.sigma**2 / 2  # so the mean is mean_trial_s
+        duration = float(self.rng.lognormal(mu, self.sigma))
+        fail = self.rng.random() < self.failure_rate
+        self._seq += 1
+        heapq.heappush(self._heap, (self.now + duration, self._seq, task, duration, fail))
+        self.spans.append((self.now, self.now + duration))
+        self.last_submit = self.now
+
+    def poll(self, timeout: float) -> List[TrialOutcome]:
+        """Jump to the next completion (a virtual worker never makes anyone wait for real)."""
+        if not self._heap:
+            return []
+        end = self._heap[0][0]
+        self.now = max(self.now, end)
+        out: List[TrialOutcome] = []
+        while self._heap and self._heap[0][0] <= self.now:
+            _, _, task, duration, fail = heapq.heappop(self._heap)
+            self.busy_s += duration
+            if fail:
+                out.append(
+                    TrialOutcome(
+                        task.trial_id,
+                        task.attempt,
+                        'error',
+                        error='injected failure (simulate.failure_rate)',
+                        busy_s=duration,
+                    )
+                )
+            else:
+                value = float(self.objective(task.arch))
+                out.append(
+                    TrialOutcome(
+                        task.trial_id,
+                        task.attempt,
+                        'ok',
+                        {self.metric: value, 'train_wall_s': duration},
+                        busy_s=duration,
+                    )
+                )
+        return out
+
+    def dispatch_efficiency(self) -> float:
+        """Busy worker time over available worker time while there was work to hand out
+        (from the start to the last dispatch; the drain at the end, when no trial is left
+        to start, is not the controller's to fill)."""
+        end = self.last_submit
+        if end <= 0:
+            return self.utilisation()
+        busy = sum(min(e, end) - min(s, end) for s, e in self.spans)
+        return busy / (self.num_workers * end)
+
+    def utilisation(self) -> float:
+        """Busy worker time over the whole run, the final drain included."""
+        return self.busy_s / max(1e-9, self.num_workers * self.now)
+
+
+class SurrogateLatency:
+    """The simulated target: a noisy-but-stable latency per architecture (never shares a
+    device with the virtual trainings, so it may be called at any time)."""
+
+    exclusive = True
+
+    def __init__(self, latency_fn: Callable[[Any], float]) -> None:
+        self.latency_fn = latency_fn
+
+    def measure(self, archs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        return [dict(latency_ms=float(self.latency_fn(a)), backend='surrogate') for a in archs]

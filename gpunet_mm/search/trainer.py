@@ -1,0 +1,187 @@
+"""The search's client side: train and evaluate one candidate with an mmengine Runner.
+
+A search config is an ordinary mmdet (or mmpretrain) config plus the search's own keys
+(:data:`SEARCH_KEYS`). :func:`candidate_config` turns it into the config of one candidate:
+the GPUNet backbone gets the candidate's ``arch=``, the neck's ``in_channels`` (the
+classifier head's ``in_channels``) follow the arch's level channels, the input resize
+follows the arch's resolution, and everything else (data, schedule, head) is the user's.
+The same function writes the winners' configs, so what the search trained is what
+``tools/train.py`` trains.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import os.path as osp
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+#: top-level keys of a search config that are not part of the model/training config
+SEARCH_KEYS = ('nas', 'latency_target', 'search_space', 'search_optimizer', 'predictor')
+
+
+class SearchConfigError(ValueError):
+    """The search config cannot be used (names the key and what is allowed)."""
+
+
+def backbone_of(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    model = cfg.get('model') or {}
+    bb = model.get('backbone') if isinstance(model, dict) else None
+    if not isinstance(bb, dict) or bb.get('type') != 'GPUNet':
+        got = None if not isinstance(bb, dict) else bb.get('type')
+        raise SearchConfigError(
+            f"the base config's model.backbone type is {got!r}; the search replaces a "
+            "GPUNet backbone, so the base config needs model.backbone=dict(type='GPUNet', ...)"
+        )
+    return bb
+
+
+def _set_resize(pipeline: Any, size: int) -> None:
+    """Point every Resize of a pipeline (nested in wrappers too) at ``size``x``size``."""
+    if isinstance(pipeline, dict):
+        if pipeline.get('type') in ('Resize', 'RandomResize') and 'scale' in pipeline:
+            pipeline['scale'] = (size, size)
+        for v in pipeline.values():
+            _set_resize(v, size)
+    elif isinstance(pipeline, (list, tuple)):
+        for v in pipeline:
+            _set_resize(v, size)
+
+
+def candidate_config(
+    cfg: Dict[str, Any],
+    arch: Dict[str, Any],
+    work_dir: Optional[str] = None,
+    apply_resolution: bool = True,
+) -> Dict[str, Any]:
+    """The training config of one candidate (a plain dict; search keys removed)."""
+    from ..models.arch_spec import GPUNetArch
+
+    a = GPUNetArch.from_dict(arch)
+    out = copy.deepcopy({k: v for k, v in cfg.items() if k not in SEARCH_KEYS})
+    bb = backbone_of(out)
+    keep = {k: v for k, v in bb.items() if k not in ('tier', 'arch', 'init_cfg', 'type')}
+    model = out['model']
+    model['backbone'] = dict(type='GPUNet', arch=a.to_dict(), init_cfg=None, **keep)
+    model['backbone'].setdefault('frozen_stages', -1)
+    if model['backbone'].get('frozen_stages', -1) >= 0:  # a new arch has no weights to keep
+        model['backbone']['frozen_stages'] = -1
+    levels = a.level_channels()
+    if out.get('default_scope') == 'mmpretrain':
+        head = model.get('head') or {}
+        if 'in_channels' in head:
+            head['in_channels'] = a.tail_channels[0] if a.tail_channels else a.out_channels
+    else:
+        neck = model.get('neck')
+        out_idx = tuple(model['backbone'].get('out_indices', (2, 3, 4)))
+        if isinstance(neck, dict) and 'in_channels' in neck:
+            neck['in_channels'] = [levels[i] for i in out_idx]
+    if apply_resolution:
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            ds = (out.get(key) or {}).get('dataset') or {}
+            _set_resize(ds.get('pipeline'), a.resolution)
+        for key in ('train_pipeline', 'test_pipeline'):
+            _set_resize(out.get(key), a.resolution)
+    if work_dir is not None:
+        out['work_dir'] = work_dir
+    return out
+
+
+class _Capture:
+    """Keeps the last validation metrics and checks every training loss is finite."""
+
+    def __init__(self) -> None:
+        self.metrics: Dict[str, float] = {}
+
+    def hook(self):
+        from mmengine.hooks import Hook
+
+        outer = self
+
+        class SearchTrialHook(Hook):
+            priority = 'VERY_LOW'
+
+            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                if not outputs:
+                    return
+                for k, v in outputs.items():
+                    if 'loss' in k:
+                        val = float(v.detach().float().sum()) if hasattr(v, 'detach') else float(v)
+                        if not math.isfinite(val):
+                            raise FloatingPointError(
+                                f'{k} is {val} at iteration {runner.iter + 1}: training '
+                                'diverged (NaN/inf loss)'
+                            )
+
+            def after_val_epoch(self, runner, metrics=None):
+                if metrics:
+                    outer.metrics = {
+                        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))
+                    }
+
+        return SearchTrialHook()
+
+
+def train_candidate(
+    cfg: Dict[str, Any],
+    arch: Dict[str, Any],
+    work_dir: str,
+    threads: Optional[int] = None,
+    extra_hooks: Sequence[Any] = (),
+) -> Dict[str, Any]:
+    """Train and evaluate one candidate; returns its metrics, size, time and files.
+
+    Runs in a search worker process (a Ray task) or in-process. Raises on failure: the
+    controller records the error and retries up to its limit.
+    """
+    import torch
+    from mmengine.config import Config
+
+    from ..analysis import count_params
+    from ..apis.runner import make_runner
+    from ..models.arch_spec import GPUNetArch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    t0 = time.perf_counter()
+    os.makedirs(work_dir, exist_ok=True)
+    ccfg = Config(candidate_config(cfg, arch, work_dir=work_dir))
+    ccfg.experiment_name = osp.basename(osp.normpath(work_dir))
+    runner = make_runner(ccfg)
+    capture = _Capture()
+    runner.register_hook(capture.hook())
+    for h in extra_hooks:
+        runner.register_hook(h)
+    runner.train()
+    if not capture.metrics:  # the schedule ran no validation at its end
+        capture.metrics = {k: float(v) for k, v in (runner.val() or {}).items()}
+    ckpt = None
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            ckpt = f.read().strip() or None
+    a = GPUNetArch.from_dict(arch)
+    from ..nas.functions import arch_flops
+
+    result: Dict[str, Any] = dict(capture.metrics)
+    result.update(
+        params=int(count_params(runner.model)),
+        backbone_gflops=float(arch_flops(a)),
+        train_wall_s=time.perf_counter() - t0,
+        checkpoint=ckpt,
+        log_dir=runner.log_dir,
+        work_dir=work_dir,
+    )
+    return result
+
+
+def winner_config_text(cfg: Dict[str, Any], arch: Dict[str, Any], header: List[str]) -> str:
+    """A ready-to-train config file for a found architecture (``arch=`` inline)."""
+    from mmengine.config import Config
+
+    ccfg = candidate_config(cfg, arch)
+    ccfg.pop('work_dir', None)
+    text = Config(ccfg).pretty_text
+    return '\n'.join('# ' + h for h in header) + '\n' + text

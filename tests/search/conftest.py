@@ -1,0 +1,57 @@
+import os.path as osp
+
+import pytest
+
+from gpunet_mm.models.arch_spec import GPUNetArch
+from gpunet_mm.nas.functions import measured_latency, surrogate_accuracy
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class FakeLatency:
+    """Surrogate latency on a target that owns its device; counts what it measured."""
+
+    exclusive = True
+
+    def __init__(self, factor: float = 1.0) -> None:
+        self.factor = factor
+        self.measured = []
+
+    def measure(self, archs):
+        out = []
+        for d in archs:
+            a = GPUNetArch.from_dict(d)
+            self.measured.append(a.structural_hash())
+            out.append(dict(latency_ms=self.factor * measured_latency(a)))
+        return out
+
+
+def surrogate_trainer(log=None, fail=None):
+    """A worker function for LocalExecutor: surrogate accuracy, optional failures."""
+
+    def fn(task):
+        a = GPUNetArch.from_dict(task.arch)
+        if log is not None:
+            log.append((task.trial_id, task.attempt))
+        if fail is not None:
+            fail(task)
+        return {'metric': surrogate_accuracy(a), 'params': 1}
+
+    return fn
+
+
+@pytest.fixture
+def sim_cfg():
+    """A search config for the simulated/in-process path (no detector needed)."""
+    return dict(
+        search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320, 384]),
+        search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=200),
+        nas=dict(
+            metric='metric',
+            num_trials=10,
+            references=['GPUNet-0'],
+            calibration_samples=1,
+            ask_batch=4,
+            simulate=dict(budgets=[1.0, 1.6], num_workers=4, mean_trial_s=60.0),
+        ),
+    )

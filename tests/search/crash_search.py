@@ -1,0 +1,51 @@
+"""A search that trains slowly in-process, for the kill -9 test (run as a script)."""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from gpunet_mm.models.arch_spec import GPUNetArch  # noqa: E402
+from gpunet_mm.nas.functions import surrogate_accuracy  # noqa: E402
+from gpunet_mm.search import LocalExecutor  # noqa: E402
+from gpunet_mm.search.api import run_search  # noqa: E402
+from tests.search.conftest import FakeLatency  # noqa: E402
+
+
+def main(work_dir: str, log_path: str, resume: bool) -> None:
+    def train(task):
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(['start', task.trial_id, task.attempt]) + '\n')
+        time.sleep(0.4)
+        value = surrogate_accuracy(GPUNetArch.from_dict(task.arch))
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(['end', task.trial_id, task.attempt]) + '\n')
+        return {'metric': value}
+
+    cfg = dict(
+        search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320]),
+        search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100),
+        nas=dict(
+            metric='metric',
+            num_trials=12,
+            references=['GPUNet-0'],
+            ask_batch=2,
+            calibration_samples=0,
+            simulate=dict(budgets=[1.5]),
+        ),
+    )
+    run_search(
+        cfg,
+        work_dir,
+        simulate=True,
+        resume=resume,
+        executor=LocalExecutor(train, num_workers=1),
+        latency=FakeLatency(),
+        write_reports=False,
+    )
+
+
+if __name__ == '__main__':
+    main(sys.argv[1], sys.argv[2], '--resume' in sys.argv)

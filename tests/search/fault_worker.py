@@ -1,0 +1,20 @@
+"""Worker functions for the Ray fault tests (imported by the Ray worker processes)."""
+
+import os
+import signal
+import time
+
+
+def run(task):
+    mode = task['arch'].get('mode')
+    if mode == 'raise':
+        raise RuntimeError('worker raised on purpose')
+    if mode == 'nan':
+        raise FloatingPointError('loss is nan at iteration 7: training diverged')
+    if mode == 'sleep':
+        time.sleep(60)
+    if mode == 'sigkill':
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == 'threads':
+        return dict(metric=1.0, omp=os.environ.get('OMP_NUM_THREADS'))
+    return dict(metric=float(task['arch'].get('value', 1.0)))

@@ -1,0 +1,171 @@
+"""The controller with fakes of everything around it (no Ray, no training)."""
+
+import json
+import os.path as osp
+
+import pytest
+
+from gpunet_mm.search import LocalExecutor, SearchError, SearchJournal
+from gpunet_mm.search.api import run_search
+from gpunet_mm.search.journal import JournalError
+
+from .conftest import FakeLatency, surrogate_trainer
+
+
+def _run(cfg, work_dir, log=None, fail=None, workers=2, **kw):
+    ex = LocalExecutor(surrogate_trainer(log, fail), num_workers=workers)
+    return run_search(
+        cfg,
+        str(work_dir),
+        simulate=True,
+        executor=ex,
+        latency=FakeLatency(),
+        write_reports=kw.pop('write_reports', False),
+        **kw,
+    )
+
+
+def test_search_trains_the_requested_trials_and_tells_every_budget(sim_cfg, tmp_path):
+    log = []
+    s = _run(sim_cfg, tmp_path, log)
+    j = SearchJournal.open(str(tmp_path))
+    trained = [t for t in j.trials() if t.attempts > 0]
+    assert len(trained) == 10  # nas.num_trials, the reference included
+    assert sorted(i for i, _ in log) == sorted(t.id for t in trained)  # each trained once
+    assert any(t.origin == 'reference:GPUNet-0' and t.status == 'complete' for t in trained)
+    budgets = j.meta('budgets')
+    assert budgets == [1.0, 1.6]
+    # one pool, two budgets: the best of each budget is within it and is the pool's best
+    for b in budgets:
+        w = s['best_per_budget'][f'{b:g}']
+        ok = [t for t in trained if t.status == 'complete' and t.latency_ms <= b]
+        assert w['metric'] == max(t.metric for t in ok)
+        assert w['latency_ms'] <= b
+    # every optimiser knows every finished pool trial (told or added)
+    for b in range(2):
+        st = j.load_optimizer(b)
+        keys = {
+            json.dumps(t['params'], sort_keys=True)
+            for t in st['trials']
+            if t['status'] != 'pending'
+        }
+        for t in j.trials(('complete',)):
+            if t.origin.startswith('reference'):
+                continue
+            assert json.dumps(t.arch, sort_keys=True) in keys
+
+
+def test_failures_are_retried_then_recorded(sim_cfg, tmp_path):
+    calls = {}
+
+    def fail(task):
+        calls[task.trial_id] = calls.get(task.trial_id, 0) + 1
+        if task.trial_id == 2:
+            raise RuntimeError('boom: worker raised')
+        if task.trial_id == 3 and task.attempt == 1:
+            raise FloatingPointError('loss is nan at iteration 3')
+
+    sim_cfg['nas']['num_trials'] = 5
+    _run(sim_cfg, tmp_path, fail=fail)
+    j = SearchJournal.open(str(tmp_path))
+    t2, t3 = j.trial(2), j.trial(3)
+    assert t2.status == 'failed' and t2.attempts == 2 and 'boom' in t2.error
+    assert [a['outcome'] for a in j.attempts(2)] == ['error', 'error']
+    assert t3.status == 'complete' and [a['outcome'] for a in j.attempts(3)] == ['nan', 'ok']
+    # the search went on: five trainings were started in total
+    assert len([t for t in j.trials() if t.attempts > 0]) == 5
+
+
+def test_nan_metric_is_a_failure_not_a_result(sim_cfg, tmp_path):
+    sim_cfg['nas']['num_trials'] = 3
+    sim_cfg['nas']['max_attempts'] = 1
+    ex = LocalExecutor(lambda task: {'metric': float('nan')}, num_workers=1)
+    run_search(
+        sim_cfg,
+        str(tmp_path),
+        simulate=True,
+        executor=ex,
+        latency=FakeLatency(),
+        write_reports=False,
+    )
+    j = SearchJournal.open(str(tmp_path))
+    assert {t.status for t in j.trials() if t.attempts} == {'failed'}
+    assert all('nan' in t.error for t in j.trials(('failed',)))
+
+
+def test_refuses_to_mix_searches_and_names_changed_keys(sim_cfg, tmp_path):
+    _run(sim_cfg, tmp_path)
+    with pytest.raises(JournalError, match='--resume'):
+        _run(sim_cfg, tmp_path)
+    sim_cfg['search_optimizer']['cp'] = 0.5
+    with pytest.raises(JournalError, match='search_optimizer.cp'):
+        _run(sim_cfg, tmp_path, resume=True)
+    with pytest.raises(JournalError, match='nothing to resume'):
+        _run(sim_cfg, tmp_path / 'empty', resume=True)
+
+
+def test_budget_below_the_fastest_architecture_is_refused(sim_cfg, tmp_path):
+    sim_cfg['nas']['simulate']['budgets'] = [0.001]
+    with pytest.raises(SearchError, match='below the fastest architecture'):
+        _run(sim_cfg, tmp_path)
+
+
+def test_resume_continues_exactly_where_an_uninterrupted_search_would_be(sim_cfg, tmp_path):
+    """Stop after 6 trainings, resume to 10: same trials, same proposals as one run to 10."""
+    full_log = []
+    _run(sim_cfg, tmp_path / 'full', full_log, workers=1)
+    part_log = []
+    cfg6 = json.loads(json.dumps(sim_cfg))
+    cfg6['nas']['num_trials'] = 6
+    _run(cfg6, tmp_path / 'part', part_log, workers=1)
+    _run(sim_cfg, tmp_path / 'part', part_log, workers=1, resume=True)
+    a = SearchJournal.open(str(tmp_path / 'full')).trials()
+    b = SearchJournal.open(str(tmp_path / 'part')).trials()
+    assert [t.arch_hash for t in a] == [t.arch_hash for t in b]
+    assert [t.metric for t in a] == [t.metric for t in b]
+    assert sorted(i for i, _ in part_log) == sorted(set(i for i, _ in part_log))  # no re-train
+
+
+def test_warm_start_remeasures_latency_only(sim_cfg, tmp_path):
+    _run(sim_cfg, tmp_path / 'a')
+    done_a = {
+        t.arch_hash: t.metric for t in SearchJournal.open(str(tmp_path / 'a')).trials(('complete',))
+    }
+    log = []
+    lat = FakeLatency(factor=1.3)  # a slower target
+    sim_cfg['nas']['num_trials'] = 3
+    ex = LocalExecutor(surrogate_trainer(log), num_workers=2)
+    run_search(
+        sim_cfg,
+        str(tmp_path / 'b'),
+        simulate=True,
+        executor=ex,
+        latency=lat,
+        warm_start=str(tmp_path / 'a'),
+        write_reports=False,
+    )
+    j = SearchJournal.open(str(tmp_path / 'b'))
+    warm = [t for t in j.trials() if t.origin.startswith('warm')]
+    assert {t.arch_hash for t in warm} | {
+        t.arch_hash for t in j.trials() if t.origin.startswith('reference')
+    } >= set(done_a) - {t.arch_hash for t in j.trials() if t.origin.startswith('reference')}
+    for t in warm:
+        assert t.attempts == 0 and t.status == 'complete'
+        assert t.metric == done_a[t.arch_hash]
+        assert t.arch_hash in lat.measured  # latency re-measured on the new target
+    trained_ids = {i for i, _ in log}
+    assert not trained_ids & {t.id for t in warm}
+    # the optimisers start from the warm trials
+    st = j.load_optimizer(0)
+    assert sum(1 for t in st['trials'] if t['ask_index'] == -1) >= len(warm)
+
+
+def test_reports_are_written(sim_cfg, tmp_path):
+    _run(sim_cfg, tmp_path, write_reports=True)
+    for name in ('trials.csv', 'results.json', 'summary.json', 'pareto.png'):
+        assert osp.getsize(tmp_path / name) > 0
+    res = json.loads((tmp_path / 'results.json').read_text())
+    assert res['format'] == 1 and len(res['winners']) == 2
+    rows = (tmp_path / 'trials.csv').read_text().splitlines()
+    assert rows[0].startswith('trial_id,arch_hash,origin,status,attempts')
+    assert len(rows) - 1 == len(SearchJournal.open(str(tmp_path)).trials())

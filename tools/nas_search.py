@@ -1,0 +1,121 @@
+"""Search for the most accurate GPUNet backbone under latency budgets (the main job).
+
+    python tools/nas_search.py CONFIG --work-dir DIR [--resume] [--ray-address auto|HOST:PORT]
+        [--budgets 1.0,1.5,2.0] [--trials N] [--workers N] [--simulate]
+        [--warm-start OTHER_WORK_DIR] [--cfg-options KEY=VALUE ...]
+
+Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
+exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
+survives crashes: run the same command with --resume. See docs/nas_search.md.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from mmengine.config import DictAction
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description='Latency-constrained LA-MCTS-BO search on Ray')
+    p.add_argument('config', help='search config (configs/nas/...)')
+    p.add_argument('--work-dir', required=True, help='where the journal and results go')
+    p.add_argument(
+        '--resume', action='store_true', help='continue the search whose journal is in --work-dir'
+    )
+    p.add_argument(
+        '--ray-address',
+        default=None,
+        help="join a running Ray cluster ('auto' or HOST:PORT); default: a local "
+        'Ray started in-process on 127.0.0.1',
+    )
+    p.add_argument('--dashboard', action='store_true', help="start Ray's dashboard (local Ray)")
+    p.add_argument(
+        '--budgets',
+        default=None,
+        help='latency budgets in ms, comma-separated (e.g. 1.0,1.5,2.0), or '
+        "'1.2*GPUNet-0' relative to a reference tier measured on the target",
+    )
+    p.add_argument('--trials', type=int, default=None, help='trained candidates in total')
+    p.add_argument('--workers', type=int, default=None, help='concurrent trainings')
+    p.add_argument(
+        '--simulate',
+        action='store_true',
+        help='surrogate objective on virtual workers (the controller runs for real)',
+    )
+    p.add_argument(
+        '--warm-start',
+        default=None,
+        metavar='OTHER_WORK_DIR',
+        help="re-measure an earlier search's trained candidates on this target and "
+        'search on from them',
+    )
+    p.add_argument('--no-progress', action='store_true', help='log lines instead of a live view')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. nas.seed=1 train_cfg.max_epochs=2',
+    )
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
+    from gpunet_mm.search.api import load_search_config, nas_settings, run_search
+    from gpunet_mm.search.progress import SearchProgress
+
+    opts = dict(args.cfg_options or {})
+    if args.budgets:
+        parts = [b.strip() for b in args.budgets.split(',') if b.strip()]
+        key = 'nas.simulate.budgets' if args.simulate else 'nas.budgets'
+        opts[key] = [float(b) if b.replace('.', '', 1).isdigit() else b for b in parts]
+    if args.trials is not None:
+        opts['nas.num_trials'] = args.trials
+    if args.workers is not None:
+        opts['nas.simulate.num_workers' if args.simulate else 'nas.num_workers'] = args.workers
+    cfg = load_search_config(args.config, opts)
+    progress = SearchProgress(
+        nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
+    )
+    try:
+        summary = run_search(
+            cfg,
+            args.work_dir,
+            resume=args.resume,
+            simulate=args.simulate,
+            ray_address=args.ray_address,
+            dashboard=args.dashboard,
+            warm_start=args.warm_start,
+            on_update=progress,
+        )
+    finally:
+        progress.close()
+    print(json.dumps({k: v for k, v in summary.items() if k != 'files'}, indent=1, default=str))
+    print(final_line(summary))
+    return 0
+
+
+def final_line(summary: dict) -> str:
+    parts = []
+    for b, w in summary['best_per_budget'].items():
+        if w is None:
+            parts.append(f'{b} ms: nothing trained within budget')
+        else:
+            parts.append(
+                f'{b} ms: {w["arch_hash"]} at {w["latency_ms"]:.3f} ms, '
+                f'{summary["metric"]} {w["metric"]:.4f} (trial {w["trial_id"]}, '
+                f'{w["origin"]})'
+            )
+    line = 'FOUND ' + '; '.join(parts)
+    for name, r in (summary.get('references') or {}).items():
+        m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
+        lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
+        line += f' | {name} in the same run: {lat}, {summary["metric"]} {m}'
+    return line
+
+
+if __name__ == '__main__':
+    sys.exit(main())
