@@ -6,11 +6,19 @@ Two parts, results in benchmarks/results/deploy_*.json and docs/deploy.md:
   demo width): export time, parity with ``model.predict`` on demo images, and the latency of
   the end-to-end ONNX model in ONNX Runtime vs PyTorch eager (data_preprocessor + predict),
   measured in alternating rounds in one process so the ratio survives a noisy machine.
-* ``predictor``: random GPUNet-like archs in a light RetinaNet, measured on ONNX Runtime CPU
-  (backbone+neck+head) through the latency cache; fit the predictor on one set and report
-  Kendall tau / relative error on 100 fresh archs, plus the predictor's own time per call.
+* ``predictor``: random GPUNet-like archs (``random_archs``) dropped into a detector template
+  (default: the demo RetinaNet at 256x256, the demo search's target), each exported end to
+  end (decoding and NMS included) and timed on ONNX Runtime CPU with one thread and the
+  process CPU clock, the fit and held-out sets interleaved over several rounds; the
+  predictor is fitted on ``--num-fit`` archs and scored on ``--num-eval`` held-out ones
+  (share within +-10 %, Kendall tau, mean/median error), with the noise floor of repeated
+  measurements of the same arch. Writes the fitted predictor (for the demo target:
+  gpunet_mm/deploy/data/predictor_demo_ort_cpu.json) and fills the latency cache.
 
     .venv/bin/python benchmarks/benchmark_deploy.py [--part detectors|predictor|all]
+
+The predictor part exports ~200 archs once (cached in WORK_DIR; a run stops after
+``--max-export-minutes`` and the next one continues), then measures in about 6 minutes.
 """
 
 from __future__ import annotations
@@ -114,60 +122,198 @@ def bench_detectors(args) -> dict:
     )
 
 
+def _interleave(a: list, b: list) -> list:
+    """a0 b0 a1 b1 ...: drift in machine load hits both sets alike."""
+    out = [x for pair in zip(a, b) for x in pair]
+    return out + a[len(b) :] + b[len(a) :]
+
+
 def bench_predictor(args) -> dict:
+    """Whole-detector latency predictor vs held-out measurements (see the module docstring).
+
+    Phase 1 exports every arch once (ONNX files cached in WORK_DIR/onnx_<target>, so a run
+    cut by --max-export-minutes resumes). Phase 2 times them in ``--rounds`` rounds, each
+    round walking the interleaved fit/held-out list (odd rounds backwards, so a slow drift
+    cancels), with a reference arch (GPUNet-0) timed every ``--ref-every`` archs to show the
+    drift and the noise floor of one architecture. An arch's latency is the median of its
+    per-round medians; the noise floor compares each round with the others.
+    """
+    import numpy as np
     from tqdm import tqdm
 
+    from gpunet_mm.deploy.backends.base import LatencyResult
     from gpunet_mm.deploy.cache import LatencyCache
-    from gpunet_mm.deploy.latency import LatencyTarget, measure_arch
-    from gpunet_mm.deploy.predictor import FEATURES, LatencyPredictor, evaluate
+    from gpunet_mm.deploy.latency import (
+        LatencyTarget,
+        detector_latency_key,
+        export_detector,
+        resolve_template,
+        template_hash,
+        time_onnx,
+    )
+    from gpunet_mm.deploy.predictor import DEMO_PREDICTOR, FEATURES, LatencyPredictor, evaluate
     from gpunet_mm.deploy.random_archs import sample_random_archs
+    from gpunet_mm.models.tiers import get_tier
 
-    cache = LatencyCache(osp.join(args.work_dir, 'latency_cache.sqlite'))
-    target = LatencyTarget(threads=args.threads, iters=args.arch_iters, warmup=3)
+    template_path = osp.join(ROOT, args.template)
+    template = resolve_template(template_path)
+    target = LatencyTarget(
+        backend='onnxruntime',
+        device='cpu',
+        threads=args.threads,
+        shape=(args.shape, args.shape),
+        iters=args.arch_iters,
+        warmup=args.arch_warmup,
+        clock=args.clock,
+    )
     fit_archs = sample_random_archs(args.num_fit, seed=100, max_layers=args.max_layers)
     eval_archs = sample_random_archs(args.num_eval, seed=200, max_layers=args.max_layers)
-    lat = {}
+    ref = get_tier('GPUNet-0')
+    order = _interleave(fit_archs, eval_archs)
+    backend = target.make_backend()
+    tag = f'{osp.splitext(osp.basename(args.template))[0]}_{args.shape}_{args.threads}t'
+    onnx_dir = osp.join(args.work_dir, f'onnx_{tag}')
+    os.makedirs(onnx_dir, exist_ok=True)
+    keys = {a.name: detector_latency_key(a, template, target, backend) for a in order + [ref]}
+    paths = {n: osp.join(onnx_dir, f'{k.digest()}.onnx') for n, k in keys.items()}
+
+    # phase 1: export once per arch (cached on disk)
     t0 = time.perf_counter()
-    # interleaved, so that any drift in machine load hits both sets alike (a fit set measured
-    # on a busier machine than the eval set once halved tau)
-    order = [a for pair in zip(fit_archs, eval_archs) for a in pair]
-    order += eval_archs[len(fit_archs) :] + fit_archs[len(eval_archs) :]
-    for a in tqdm(order, desc='measure archs'):
-        r, _ = measure_arch(a, target, cache=cache)
-        lat[a.name] = r.median_ms
-    measure_s = time.perf_counter() - t0
-    pred = LatencyPredictor(target=dict(backend='onnxruntime', device='cpu', threads=args.threads))
-    pred.fit(fit_archs, [lat[a.name] for a in fit_archs])
-    fresh = LatencyPredictor(coef=pred.coef)  # no feature cache: time the cold path
+    todo = [a for a in [ref] + order if not osp.isfile(paths[a.name])]
+    for a in tqdm(todo, desc='export'):
+        if time.perf_counter() - t0 > args.max_export_minutes * 60:
+            left = sum(not osp.isfile(paths[b.name]) for b in order)
+            sys.exit(
+                f'export stopped after {args.max_export_minutes} min with {left} archs left; '
+                'run the same command again to continue (exports are cached)'
+            )
+        export_detector(a, template, target, paths[a.name])
+    export_s = time.perf_counter() - t0
+
+    # phase 2: timed rounds
     t1 = time.perf_counter()
+    rounds = {a.name: [] for a in order}
+    wall = {a.name: [] for a in order}
+    ref_series = []
+    step = 0
+    for r in range(args.rounds):
+        seq = order if r % 2 == 0 else order[::-1]
+        for a in tqdm(seq, desc=f'round {r + 1}/{args.rounds}'):
+            if step % args.ref_every == 0:
+                res = time_onnx(paths[ref.name], target, target.shape, backend=backend)
+                ref_series.append(round(res.median_ms, 3))
+            step += 1
+            res = time_onnx(paths[a.name], target, target.shape, backend=backend)
+            rounds[a.name].append(res.median_ms)
+            wall[a.name].append(res.env.get('wall_median_ms', res.median_ms))
+    measure_s = time.perf_counter() - t1
+    lat = {n: float(np.median(v)) for n, v in rounds.items()}
+
+    # every figure goes into the latency cache: fit_from_cache can rebuild the predictor
+    cache = LatencyCache(osp.join(args.work_dir, 'latency_cache.sqlite'))
+    env = backend.environment()
+    for a in order:
+        res = LatencyResult.from_times(
+            rounds[a.name],
+            backend='onnxruntime',
+            warmup=target.warmup,
+            precision=target.precision,
+            batch=target.batch,
+            shape=target.shape,
+            env=dict(
+                env,
+                clock='process_cpu' if target.clock == 'cpu' else 'wall',
+                post_processing=True,
+                arch=a.to_dict(),
+                rounds=args.rounds,
+                iters_per_round=target.iters,
+            ),
+        )
+        cache.put(keys[a.name], res)
+
+    pred = LatencyPredictor(target=target.to_dict(), template=template)
+    pred.fit(fit_archs, [lat[a.name] for a in fit_archs])
+    fresh = LatencyPredictor(coef=pred.coef, target=pred.target, template=template)
+    t2 = time.perf_counter()
     p = [fresh.predict(a) for a in eval_archs]
-    per_call_us = (time.perf_counter() - t1) / len(eval_archs) * 1e6
-    stats = evaluate(p, [lat[a.name] for a in eval_archs])
-    pred.save(osp.join(args.work_dir, 'predictor_onnxruntime_cpu.json'))
+    per_call_us = (time.perf_counter() - t2) / len(eval_archs) * 1e6
+    y = [lat[a.name] for a in eval_archs]
+    stats = evaluate(p, y)
+
+    # noise floor: each round against the median of the other rounds (same arch)
+    loo = []
+    for v in rounds.values():
+        for i, m in enumerate(v):
+            others = v[:i] + v[i + 1 :]
+            if others:
+                loo.append(abs(m - np.median(others)) / np.median(others))
+    loo = np.asarray(loo)
+    single = [
+        abs(pi - m) / m for pi, a in zip(p, eval_archs) for m in rounds[a.name]
+    ]  # the predictor against single-round measurements
+    single = np.asarray(single)
+    wall_ratio = [np.median(wall[n]) / lat[n] for n in lat]
+    ref_arr = np.asarray(ref_series)
+    noise = dict(
+        round_vs_other_rounds_within_10pct=float(np.mean(loo <= 0.10)) if len(loo) else None,
+        round_vs_other_rounds_mean_rel=float(loo.mean()) if len(loo) else None,
+        round_vs_other_rounds_p95_rel=float(np.percentile(loo, 95)) if len(loo) else None,
+        predictor_vs_single_rounds_within_10pct=float(np.mean(single <= 0.10)),
+        predictor_vs_single_rounds_mean_rel=float(single.mean()),
+        reference_arch=ref.name,
+        reference_ms=ref_series,
+        reference_rel_spread=dict(
+            within_10pct_of_median=float(np.mean(np.abs(ref_arr / np.median(ref_arr) - 1) <= 0.1)),
+            max_rel=float(np.max(np.abs(ref_arr / np.median(ref_arr) - 1))),
+            p5_p95=[float(np.percentile(ref_arr, 5)), float(np.percentile(ref_arr, 95))],
+        ),
+        wall_over_cpu_median=float(np.median(wall_ratio)),
+        wall_over_cpu_max=float(np.max(wall_ratio)),
+    )
+    pred.fit_stats['heldout'] = stats
+    out_pred = args.save_predictor or (
+        DEMO_PREDICTOR
+        if (args.template, args.shape, args.threads, args.clock)
+        == ('configs/demo/retinanet_gpunet-0_fpn_demo.py', 256, 1, 'cpu')
+        else osp.join(args.work_dir, f'predictor_{tag}.json')
+    )
+    pred.save(out_pred)
     print(
-        f'predictor: tau {stats["kendall_tau"]:.3f}  mean rel err {stats["mean_rel_error"]:.3f}'
-        f'  ({per_call_us:.0f} us / prediction, cold)'
+        f'held-out ({len(y)}): within +-10% {stats["within_10pct"]:.0%}  tau '
+        f'{stats["kendall_tau"]:.3f}  mean rel err {stats["mean_rel_error"]:.3f}  median '
+        f'{stats["median_rel_error"]:.3f}  ({per_call_us:.0f} us / prediction, cold)\n'
+        f'noise floor: a round within +-10% of the other rounds '
+        f'{noise["round_vs_other_rounds_within_10pct"]}; reference {ref.name} '
+        f'{noise["reference_rel_spread"]}\npredictor saved to {out_pred}'
     )
     return dict(
+        what='whole exported detector (normalise, backbone, neck, head, decode, NMS)',
+        template=args.template,
+        template_hash=template_hash(template, 'e2e'),
+        target=target.to_dict(),
         num_fit=len(fit_archs),
         num_eval=len(eval_archs),
         max_layers=args.max_layers,
-        resolutions=[224, 256, 288, 320],
-        arch_iters=args.arch_iters,
-        fit_stats=pred.fit_stats,
+        rounds=args.rounds,
+        fit_stats={k: v for k, v in pred.fit_stats.items() if k != 'heldout'},
         eval_stats=stats,
+        noise_floor=noise,
         predict_us_cold=per_call_us,
-        coef=dict(
-            zip(
-                FEATURES,
-                [float(c) for c in pred.coef],
-            )
-        ),
+        export_seconds=export_s,
         measure_seconds=measure_s,
-        cache_hits=cache.hits,
-        cache_misses=cache.misses,
         latency_ms_range=[min(lat.values()), max(lat.values())],
-        env=target.make_backend().environment(),
+        predictor_file=osp.relpath(out_pred, ROOT),
+        predictor=pred.to_dict(),
+        coef=dict(zip(FEATURES, [float(c) for c in pred.coef])),
+        measurements={
+            a.name: dict(
+                fit=a in fit_archs,
+                arch_hash=a.structural_hash(),
+                rounds_ms=[round(v, 3) for v in rounds[a.name]],
+            )
+            for a in order
+        },
+        env=env,
     )
 
 
@@ -175,23 +321,55 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--part', choices=('detectors', 'predictor', 'all'), default='all')
     ap.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/benchmark_deploy'))
-    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='intra-op threads (default: all cores for detectors, 1 for predictor)',
+    )
     ap.add_argument('--rounds', type=int, default=5)
     ap.add_argument('--iters', type=int, default=10)
-    ap.add_argument('--num-fit', type=int, default=60)
+    ap.add_argument(
+        '--template',
+        default='configs/demo/retinanet_gpunet-0_fpn_demo.py',
+        help='predictor part: detector template (relative to the repo root)',
+    )
+    ap.add_argument('--shape', type=int, default=256, help='predictor part: input size')
+    ap.add_argument(
+        '--clock',
+        choices=('cpu', 'wall'),
+        default='cpu',
+        help='predictor part: process CPU time (shared machine) or wall time',
+    )
+    ap.add_argument('--num-fit', type=int, default=100)
     ap.add_argument('--num-eval', type=int, default=100)
     ap.add_argument('--max-layers', type=int, default=3)
     ap.add_argument('--arch-iters', type=int, default=10)
+    ap.add_argument('--arch-warmup', type=int, default=2)
+    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--ref-every', type=int, default=10)
+    ap.add_argument('--max-export-minutes', type=float, default=9.0)
+    ap.add_argument(
+        '--save-predictor',
+        default=None,
+        help='where the fitted predictor goes (default: the demo predictor file '
+        'for the demo target, else WORK_DIR/predictor_<target>.json)',
+    )
     ap.add_argument('--out-dir', default=osp.join(ROOT, 'benchmarks/results'))
     args = ap.parse_args()
+    # both folders exist before anything is measured: a run must not fail at its last step
     os.makedirs(args.work_dir, exist_ok=True)
+    os.makedirs(args.out_dir, exist_ok=True)
     import gpunet_mm  # noqa: F401
 
+    threads = args.threads
     if args.part in ('detectors', 'all'):
+        args.threads = threads or os.cpu_count()
         res = bench_detectors(args)
         with open(osp.join(args.out_dir, 'deploy_cpu_detectors.json'), 'w') as f:
             json.dump(res, f, indent=2)
     if args.part in ('predictor', 'all'):
+        args.threads = threads or 1
         res = bench_predictor(args)
         with open(osp.join(args.out_dir, 'deploy_cpu_predictor.json'), 'w') as f:
             json.dump(res, f, indent=2)

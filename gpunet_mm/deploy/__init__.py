@@ -5,7 +5,10 @@
 * :func:`get_backend`: ``'onnxruntime'`` (default), ``'torch'``, ``'tensorrt'`` latency with
   median / p90 / mean and the environment.
 * :class:`LatencyCache`: SQLite store so nothing is measured twice.
-* :class:`LatencyPredictor`: sub-millisecond latency estimates for the search.
+* :func:`measure_detector`: latency of the whole exported detector (decoding and NMS
+  included) of one arch in a detector template on a :class:`LatencyTarget`, cached.
+* :class:`LatencyPredictor`: sub-millisecond latency estimates for the search
+  (:func:`fit_from_cache` refits one for a new target, :func:`load_demo_predictor`).
 
 Heavy imports (torch, mmdet, onnx) happen inside the functions that need them.
 """
@@ -21,8 +24,8 @@ from .export import (
     export_onnx,
     make_wrapper,
 )
-from .latency import LatencyTarget, measure_arch
-from .predictor import LatencyPredictor
+from .latency import LatencyTarget, detector_latency_key, measure_arch, measure_detector
+from .predictor import LatencyPredictor, fit_from_cache, load_demo_predictor
 from .random_archs import sample_random_archs
 
 __all__ = [
@@ -39,9 +42,13 @@ __all__ = [
     'UnsupportedModelError',
     'available_backends',
     'build_detector',
+    'detector_latency_key',
     'export_onnx',
+    'fit_from_cache',
     'get_backend',
+    'load_demo_predictor',
     'make_wrapper',
     'measure_arch',
+    'measure_detector',
     'sample_random_archs',
 ]

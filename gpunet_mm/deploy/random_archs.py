@@ -26,7 +26,8 @@ STAGE_TABLE: Tuple[Tuple[int, str, int, Tuple[int, int], Tuple[int, int, int]], 
     (6, 'irb', 2, (1, 15), (128, 416, 32)),
     (7, 'irb', 1, (0, 15), (256, 832, 64)),
 )
-EXPANSIONS = (2, 3, 4, 5, 6)
+#: the search space's expansion choices (gpunet_mm.nas.space), 1 included
+EXPANSIONS = (1, 2, 3, 4, 5, 6)
 
 
 def sample_random_arch(
