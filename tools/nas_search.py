@@ -64,9 +64,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
+    from gpunet_mm.search import JournalError, SearchError
     from gpunet_mm.search.api import load_search_config, nas_settings, run_search
+    from gpunet_mm.search.lock import WorkDirBusyError
     from gpunet_mm.search.progress import SearchProgress
+    from gpunet_mm.search.trainer import SearchConfigError
 
+    user_errors = (
+        JournalError,
+        SearchError,
+        SearchConfigError,
+        WorkDirBusyError,
+        FileNotFoundError,
+    )
     opts = dict(args.cfg_options or {})
     if args.budgets:
         parts = [b.strip() for b in args.budgets.split(',') if b.strip()]
@@ -76,11 +86,12 @@ def main(argv=None) -> int:
         opts['nas.num_trials'] = args.trials
     if args.workers is not None:
         opts['nas.simulate.num_workers' if args.simulate else 'nas.num_workers'] = args.workers
-    cfg = load_search_config(args.config, opts)
-    progress = SearchProgress(
-        nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
-    )
+    progress = None
     try:
+        cfg = load_search_config(args.config, opts)
+        progress = SearchProgress(
+            nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
+        )
         summary = run_search(
             cfg,
             args.work_dir,
@@ -91,8 +102,12 @@ def main(argv=None) -> int:
             warm_start=args.warm_start,
             on_update=progress,
         )
+    except user_errors as e:  # a bad input: what is wrong and how to fix it, no traceback
+        print(f'nas_search: error: {e}', file=sys.stderr)
+        return 2
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     print(json.dumps({k: v for k, v in summary.items() if k != 'files'}, indent=1, default=str))
     print(final_line(summary))
     return 0

@@ -4,8 +4,9 @@
 # (nas.references), so the winner is compared with it in the same detector and schedule.
 _base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './lamcts_gpunet-det_space.py']
 
-# the demo data is 256x256: one resolution, and every stage of the paper's table
-search_space = dict(resolutions=[256])
+# every stage of the paper's table at one input size: the 256 px demo images are resized
+# to 128 px for training and timing (4x cheaper; the shapes stay easy to see)
+search_space = dict(resolutions=[128])
 search_optimizer = dict(n_init=4)
 
 nas = dict(
@@ -33,8 +34,9 @@ latency_target = dict(
 # (a fitted LatencyPredictor JSON for the target can be given as path=...)
 predictor = dict(path=None)
 
-# the candidates' schedule: short, from scratch (overrides the base detector config)
-max_epochs = 3
+# the candidates' schedule: short, from scratch (overrides the base detector config);
+# GPUNet-0 reached bbox mAP 0.10 after 6 epochs at 128 px on a busy machine
+max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),

@@ -1,0 +1,125 @@
+"""The real thing, tiny: Ray workers train RetinaNet candidates with mmengine on generated
+data, the whole exported detector is timed with ONNX Runtime, reports are written, and the
+winner's config trains as it is."""
+
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+pytest.importorskip('ray')
+CONFIG = osp.join(ROOT, 'configs', 'nas', 'retinanet_gpunet-nas_fpn_demo_ort-cpu.py')
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    from gpunet_mm.datasets import generate_detection_demo
+
+    root = str(tmp_path_factory.mktemp('data') / 'demo_det')
+    generate_detection_demo(root, num_train=16, num_val=8, image_size=128)
+    return root + '/'
+
+
+def _options(data_root, extra=()):
+    opts = [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
+        f'test_evaluator.ann_file={data_root}annotations/instances_val.json',
+        'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1',
+        'param_scheduler=[]',
+        'nas.calibration_samples=0',
+        'latency_target.iters=3',
+        'latency_target.warmup=1',
+        'search_space.resolutions=[64]',
+        *extra,
+    ]
+    return ['--cfg-options', *opts]
+
+
+def test_demo_search_end_to_end(tiny_data, tmp_path):
+    wd = str(tmp_path / 'search')
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools', 'nas_search.py'),
+        CONFIG,
+        '--work-dir',
+        wd,
+        '--trials',
+        '3',
+        '--workers',
+        '2',
+        '--budgets',
+        '2.0*GPUNet-0',
+        '--no-progress',
+        *_options(tiny_data),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith('FOUND ') and 'GPUNet-0 in the same run' in last
+    summary = json.loads(open(osp.join(wd, 'summary.json')).read())
+    assert summary['trials_by_status']['complete'] == 3
+    results = json.loads(open(osp.join(wd, 'results.json')).read())
+    (winner,) = results['winners']
+    assert winner['latency_ms'] <= results['search']['budgets_ms'][0]
+    assert results['references'][0]['name'] == 'GPUNet-0'
+    rows = open(osp.join(wd, 'trials.csv')).read().splitlines()
+    assert len(rows) == 1 + len(results['trials'])
+    assert osp.getsize(osp.join(wd, 'pareto.png')) > 10_000
+    # each candidate's own mmengine work_dir, with a checkpoint
+    assert osp.isfile(winner['checkpoint'])
+    # the winner's config is a plain config: it loads and builds the searched detector
+    from mmengine.config import Config
+
+    from gpunet_mm.apis import build_model
+
+    cfg = Config.fromfile(winner['config'])
+    assert 'nas' not in cfg and cfg.model.backbone.arch == winner['arch']
+    model = build_model(cfg.model, 'mmdet')
+    assert sum(p.numel() for p in model.parameters()) == winner['params']
+    # resuming a finished search re-trains nothing and rewrites the same winner
+    out2 = subprocess.run(
+        cmd + ['--resume'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out2.returncode == 0, out2.stderr[-3000:]
+    assert out2.stdout.strip().splitlines()[-1] == last
+
+
+def test_bad_inputs_fail_before_training(tiny_data, tmp_path):
+    tool = osp.join(ROOT, 'tools', 'nas_search.py')
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+
+    r = run(
+        CONFIG,
+        '--work-dir',
+        str(tmp_path / 'a'),
+        *_options(tiny_data, ['latency_target.backend=openvino']),
+    )
+    assert r.returncode != 0 and "got 'openvino'" in r.stderr and 'onnxruntime' in r.stderr
+    r = run(
+        CONFIG,
+        '--work-dir',
+        str(tmp_path / 'b'),
+        *_options(tiny_data, ['model.backbone.type=ResNet']),
+    )
+    assert r.returncode != 0 and 'GPUNet backbone' in r.stderr
+    r = run(CONFIG, '--work-dir', str(tmp_path / 'c'), *_options('/nonexistent/demo_det/'))
+    assert r.returncode != 0 and 'make_demo_data.py' in r.stderr
+    r = run(CONFIG, '--work-dir', str(tmp_path / 'd'), '--budgets', '0.001', *_options(tiny_data))
+    assert r.returncode != 0 and 'below the fastest architecture' in r.stderr
+    assert not osp.exists(tmp_path / 'd' / 'trials')  # nothing was trained
+    assert 'Traceback' not in r.stderr
