@@ -301,6 +301,7 @@ class SearchController:
                 continue
             now = self.executor.clock()
             attempt = self.journal.start_attempt(t.id, now + self.opts.lease_s)
+            self._charge()  # the controller's time so far delays this dispatch
             payload = dict(
                 self.opts.payload,
                 budget_ms=self.budgets[t.budget_idx] if t.budget_idx is not None else None,
@@ -373,13 +374,23 @@ class SearchController:
         return self.opts.num_trials - self.committed()
 
     def _fill(self) -> None:
-        """Propose and measure what the free workers (and the look-ahead) need, dispatch."""
-        queued = self.journal.count(('queued',))
+        """Propose and measure what the free workers (and the look-ahead) need; dispatch.
+
+        A latency service with a device of its own (``exclusive``) lets the controller hand
+        out ready proposals first and propose their successors while the workers already
+        train. A shared device (one CPU machine) is timed only in a window with no
+        training running: everything is measured first, then dispatched.
+        """
+        exclusive = bool(getattr(self.latency, 'exclusive', False))
+        if exclusive:
+            self._dispatch()
+        can_time = exclusive or self.executor.running == 0
         proposed = self.journal.trials(('proposed',))
-        can_time = getattr(self.latency, 'exclusive', False) or self.executor.running == 0
         if proposed and can_time:
             self._measure(proposed)  # left over from a stop, or references/warm starts
-            queued = self.journal.count(('queued',))
+            if exclusive:
+                self._dispatch()
+        queued = self.journal.count(('queued',))
         rounds = 0
         while can_time and rounds < 50:
             rounds += 1
@@ -392,6 +403,8 @@ class SearchController:
                 self.stop_reason = 'the optimisers proposed nothing new (space exhausted?)'
                 break
             self._measure(new)
+            if exclusive:
+                self._dispatch()
             queued = self.journal.count(('queued',))
             limit = self.opts.max_infeasible_ratio * self.opts.num_trials
             if self.journal.count(('infeasible',)) > limit:
@@ -417,32 +430,37 @@ class SearchController:
 
     def run(self) -> Dict[str, Any]:
         self.journal.log('start', data=dict(budgets=self.budgets))
+        self._mark()
         self.recover()
         self._notify()
         while True:
-            t0, c0 = time.perf_counter(), time.process_time()
             self._fill()
             self._renew()
+            self._notify()
             if self.done():
-                self._account(t0, c0)
+                self._charge()
                 break
-            self._account(t0, c0)
+            self._charge()
             outcomes = self.executor.poll(self.opts.poll_s)
-            t0, c0 = time.perf_counter(), time.process_time()
+            self._mark()
             for o in outcomes:
                 self.handle(o)
-            self._account(t0, c0)
-            if outcomes:
-                self._notify()
         self.journal.log('end', data=dict(reason=self.stop_reason or 'trials done'))
         self._notify()
         return self.summary()
 
-    def _account(self, t0: float, c0: float) -> None:
-        wall = time.perf_counter() - t0
-        self.controller_wall_s += wall
-        self.controller_cpu_s += time.process_time() - c0
-        self.executor.charge(wall)
+    def _mark(self) -> None:
+        """Start counting the controller's own time (after a wait for the workers)."""
+        self._t_wall, self._t_cpu = time.perf_counter(), time.process_time()
+
+    def _charge(self) -> None:
+        """Account the controller's time since the last mark (the simulator's clock
+        advances by it, so a dispatch happens when the controller got to it)."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.controller_wall_s += wall - self._t_wall
+        self.controller_cpu_s += cpu - self._t_cpu
+        self.executor.charge(wall - self._t_wall)
+        self._t_wall, self._t_cpu = wall, cpu
 
     def _notify(self) -> None:
         if self.on_update is not None:

@@ -76,7 +76,8 @@ class SimulatedExecutor(Executor):
         self._seq += 1
         heapq.heappush(self._heap, (self.now + duration, self._seq, task, duration, fail))
         self.spans.append((self.now, self.now + duration))
-        self.last_submit = self.now
+        if task.attempt == 1:
+            self.last_submit = self.now
 
     def poll(self, timeout: float) -> List[TrialOutcome]:
         """Jump to the next completion (a virtual worker never makes anyone wait for real)."""
@@ -112,9 +113,9 @@ class SimulatedExecutor(Executor):
         return out
 
     def dispatch_efficiency(self) -> float:
-        """Busy worker time over available worker time while there was work to hand out
-        (from the start to the last dispatch; the drain at the end, when no trial is left
-        to start, is not the controller's to fill)."""
+        """Busy worker time over available worker time while there was work to hand out:
+        from the start until the search's last new trial was dispatched. The drain at the
+        end (no trial left to start, a few retries aside) is not the controller's to fill."""
         end = self.last_submit
         if end <= 0:
             return self.utilisation()
