@@ -16,6 +16,7 @@ from gpunet_mm.apis import (  # noqa: E402
     init_cpu_distributed,
     load_config,
     make_runner,
+    set_cpu_threads,
 )
 
 
@@ -44,6 +45,13 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='allow checkpoints that need full unpickling (arbitrary code: only files you '
         'trust); same as trust_checkpoint=True in the config',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='CPU intra-op threads per process (default without GPU: one per core left after '
+        'the data-loader workers; see docs/install.md)',
     )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> None:
     if args.trust_checkpoint:
         cfg.trust_checkpoint = True
     check_dataset_files(cfg, ('test',))
+    set_cpu_threads(cfg, args.threads)
     own_group = init_cpu_distributed(cfg, args.launcher)
     try:
         make_runner(cfg, args.launcher).test()

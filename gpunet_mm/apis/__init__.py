@@ -9,9 +9,11 @@ from .runner import (
     build_model,
     check_dataset_files,
     codebase_of,
+    cpu_threads,
     init_cpu_distributed,
     load_config,
     make_runner,
+    set_cpu_threads,
 )
 
 __all__ = [
@@ -22,8 +24,10 @@ __all__ = [
     'check_dataset_files',
     'check_state_dict',
     'codebase_of',
+    'cpu_threads',
     'init_cpu_distributed',
     'load_config',
     'make_runner',
     'resolve_resume',
+    'set_cpu_threads',
 ]

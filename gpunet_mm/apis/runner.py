@@ -90,6 +90,35 @@ def build_model(model_cfg: Dict[str, Any], codebase: str) -> torch.nn.Module:
         return registry.build(model_cfg)
 
 
+def cpu_threads(cfg: Config, requested: Optional[int] = None) -> Optional[int]:
+    """The intra-op thread count for a CPU run, or None to leave torch's default.
+
+    One thread per core left after this process's data-loader workers: on a shared 2-core
+    machine one thread per process trained 3.3x faster than two (threads of one process wait
+    on each other, and on the workers). ``requested`` wins; an exported ``OMP_NUM_THREADS``
+    is respected (None); with CUDA, torch's default stays (None).
+    """
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ValueError(f'threads: got {requested!r}; allowed: integers >= 1')
+        return requested
+    if torch.cuda.is_available() or os.environ.get('OMP_NUM_THREADS'):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    procs = int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
+    loader = cfg.get('train_dataloader') or cfg.get('test_dataloader') or {}
+    workers = int(loader.get('num_workers', 0) or 0)
+    return max(1, (cores or 1) // max(procs, 1) - workers)
+
+
+def set_cpu_threads(cfg: Config, requested: Optional[int] = None) -> Optional[int]:
+    """Apply :func:`cpu_threads`; returns the count set (None: untouched)."""
+    n = cpu_threads(cfg, requested)
+    if n is not None:
+        torch.set_num_threads(n)
+    return n
+
+
 def _dataset_paths(cfg: Config) -> List[Tuple[str, str]]:
     """(config key, path) of the annotation files / image folders the dataloaders read."""
     out = []
