@@ -91,7 +91,7 @@ def _statistics_names() -> set:
     return {n for n in names if callable(getattr(HistoryBuffer, n, None))}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mmengine_safe_globals() -> Tuple[Any, ...]:
     """The globals an mmengine checkpoint holds beyond torch's default allow-list."""
     import numpy as np

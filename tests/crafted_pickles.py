@@ -44,6 +44,7 @@ def write_getattr_gadget(path: str, marker: str) -> str:
     HistoryBuffer checkpoints legitimately pickle ``getattr(HistoryBuffer, 'mean')``; this is
     what a general ``getattr`` allow-list would let through.
     """
+
     # __builtins__['__import__']('os').system(cmd), reached from HistoryBuffer.__init__ via
     # getattr; spelled in raw opcodes, since pickle cannot build it from Python objects
     def text(s: bytes) -> bytes:

@@ -60,7 +60,9 @@ def test_other_tier_by_meta_names_both(det0, det1_ckpt):
 
 
 def test_other_tier_without_meta_is_found_by_shapes(det0, det1_ckpt):
-    with pytest.raises(CheckpointMismatchError, match=r'GPUNet-1 \(by its tensor shapes\).*GPUNet-0'):
+    with pytest.raises(
+        CheckpointMismatchError, match=r'GPUNet-1 \(by its tensor shapes\).*GPUNet-0'
+    ):
         check_checkpoint(det0, dict(state_dict=det1_ckpt['state_dict']), 'ckpt')
 
 

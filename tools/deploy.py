@@ -48,8 +48,7 @@ def parse_args(argv=None):
     p.add_argument(
         '--trust-checkpoint',
         action='store_true',
-        help='allow a checkpoint that needs full unpickling (arbitrary code: only files you '
-        'trust)',
+        help='allow a checkpoint that needs full unpickling (arbitrary code: only files you trust)',
     )
     p.add_argument('--work-dir', required=True)
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)

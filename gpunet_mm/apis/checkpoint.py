@@ -44,7 +44,9 @@ def gpunet_modules(model: nn.Module) -> Dict[str, nn.Module]:
     from ..models.backbones.gpunet import GPUNet
 
     return {
-        (name + '.' if name else ''): m for name, m in model.named_modules() if isinstance(m, GPUNet)
+        (name + '.' if name else ''): m
+        for name, m in model.named_modules()
+        if isinstance(m, GPUNet)
     }
 
 
@@ -92,7 +94,7 @@ def _guess_tiers(state_dict: Mapping[str, Any], prefix: str) -> List[str]:
 def _ckpt_arch_name(meta: Mapping[str, Any], module: str) -> Optional[str]:
     info = (meta.get(META_KEY) or {}).get(module)
     if isinstance(info, Mapping):
-        return f"{info.get('name')} (arch hash {info.get('hash')})"
+        return f'{info.get("name")} (arch hash {info.get("hash")})'
     arch = meta.get('arch')  # written by tools/model_converters/gpunet_release_to_mm.py
     if isinstance(arch, Mapping) and module in ('backbone', ''):
         from ..models.arch_spec import as_arch
@@ -145,7 +147,7 @@ def check_state_dict(
         ck_hash = _ckpt_arch_hash(meta, module)
         if ck_hash is not None and ck_hash != net.arch.structural_hash():
             raise CheckpointMismatchError(
-                f'{source} was trained for {_ckpt_arch_name(meta, module)}, but the model\'s '
+                f"{source} was trained for {_ckpt_arch_name(meta, module)}, but the model's "
                 f'{module or "backbone"} is {net.arch.name} (arch hash '
                 f'{net.arch.structural_hash()}): use the config of the architecture it was '
                 'trained for'
@@ -169,7 +171,7 @@ def check_state_dict(
                 )
             k, got, need = wrong[0]
             raise CheckpointMismatchError(
-                f'{source} holds a backbone of {ck_name}, but the model\'s '
+                f"{source} holds a backbone of {ck_name}, but the model's "
                 f'{module or "backbone"} is {net.arch.name} (arch hash '
                 f'{net.arch.structural_hash()}): {len(wrong)} tensors differ in shape, e.g. '
                 f'{k}: checkpoint {got}, model {need}'
@@ -194,12 +196,14 @@ def check_state_dict(
         if missing:
             parts.append(f'{len(missing)} model keys are missing from it, e.g. {missing[:3]}')
         if unexpected:
-            parts.append(f'{len(unexpected)} of its keys are not in the model, e.g. {unexpected[:3]}')
+            parts.append(
+                f'{len(unexpected)} of its keys are not in the model, e.g. {unexpected[:3]}'
+            )
         hint = ''
         if unexpected and any(k.startswith('head.') for k in unexpected) and missing:
             hint = (
-                "; a classifier checkpoint? load its backbone with init_cfg=dict(type='Pretrained', "
-                f"checkpoint='{source}', prefix='backbone.')"
+                '; a classifier checkpoint? load its backbone weights with the backbone\'s '
+                "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.') instead"
             )
         raise CheckpointMismatchError(
             f'{source} does not fit the model ({type(model).__name__}): '
@@ -313,13 +317,13 @@ def resolve_resume(work_dir: str, logger: str = 'current') -> Optional[str]:
         bad.append(f'{path} ({problem})')
     if bad:
         raise FileNotFoundError(
-            f'--resume: no usable checkpoint in {work_dir}: ' + '; '.join(bad)
+            f'--resume: no usable checkpoint in {work_dir}: '
+            + '; '.join(bad)
             + '. Remove the broken files to start from scratch, or resume from a given '
             'file with --resume PATH'
         )
     print_log(
-        f'resume: nothing to resume, {work_dir} holds no checkpoint; training starts from '
-        'scratch',
+        f'resume: nothing to resume, {work_dir} holds no checkpoint; training starts from scratch',
         logger=logger,
         level=logging.WARNING,
     )

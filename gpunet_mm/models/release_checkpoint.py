@@ -247,8 +247,7 @@ def check_shapes(
             wrong.append(f'{key}: got {tuple(value.shape)}, needs {tuple(ref[mm_key].shape)}')
     if wrong:
         raise ValueError(
-            f'{len(wrong)} tensors do not fit {arch.name}, e.g. {wrong[:3]}; '
-            'is it the right tier?'
+            f'{len(wrong)} tensors do not fit {arch.name}, e.g. {wrong[:3]}; is it the right tier?'
         )
 
 

@@ -288,7 +288,9 @@ class GPUNet(BaseBackbone):
         norm: List[int] = []
         for index in out_indices:
             if isinstance(index, bool) or not isinstance(index, int):
-                raise ValueError(f'out_indices: got {index!r} in {out_indices!r}; allowed: integers')
+                raise ValueError(
+                    f'out_indices: got {index!r} in {out_indices!r}; allowed: integers'
+                )
             if not -num_indices <= index < num_indices:
                 raise ValueError(
                     f'out_indices: got {index}; allowed for {self.arch.name}: {allowed}'
