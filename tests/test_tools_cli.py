@@ -120,3 +120,42 @@ def test_cpu_threads_leave_a_core_per_loader_worker(monkeypatch):
     assert cpu_threads(cfg) is None  # the user's explicit setting wins
     with pytest.raises(ValueError, match='threads: got 0'):
         cpu_threads(cfg, requested=0)
+
+
+COCO_CONFIGS = sorted(
+    os.path.join('configs/gpunet_det', f)
+    for f in os.listdir(os.path.join(ROOT, 'configs/gpunet_det'))
+    if f.endswith('_coco.py')
+)
+
+
+@pytest.mark.parametrize('config', COCO_CONFIGS)
+def test_coco_configs_freeze_nothing_without_pretrained_weights(tmp_path, config):
+    """As shipped (no weights) the backbone trains whole; with weights, mmdet's recipe."""
+    cfg = Config.fromfile(os.path.join(ROOT, config))
+    bb = cfg.model.backbone
+    assert bb.frozen_stages == 0 and bb.norm_eval is False and bb.init_cfg is None
+    text = open(os.path.join(ROOT, config)).read()
+    assert text.count('pretrained = None') == 1
+    child = tmp_path / os.path.basename(config)
+    child.write_text(
+        text.replace('pretrained = None', "pretrained = 'ckpt.pth'").replace(
+            "'../_base_/", f"'{ROOT}/configs/_base_/"
+        )
+    )
+    bb = Config.fromfile(str(child)).model.backbone
+    assert bb.frozen_stages == 1 and bb.norm_eval is True
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint='ckpt.pth', prefix='backbone.')
+
+
+def test_test_py_show_dir_turns_on_the_visualisation_hook():
+    from tools.test import enable_show_dir
+
+    det = Config.fromfile(os.path.join(ROOT, 'configs/demo/retinanet_gpunet-0_fpn_demo.py'))
+    enable_show_dir(det, 'vis')
+    assert det.default_hooks.visualization.draw is True
+    assert det.default_hooks.visualization.test_out_dir == 'vis'
+    cls = Config.fromfile(os.path.join(ROOT, 'configs/demo/gpunet-0_demo_cls.py'))
+    enable_show_dir(cls, 'vis')
+    assert cls.default_hooks.visualization.enable is True
+    assert cls.default_hooks.visualization.out_dir == 'vis'
