@@ -1,5 +1,6 @@
 """A wrong checkpoint never passes silently; --resume survives a truncated latest file."""
 
+import logging
 import os
 from types import SimpleNamespace
 
@@ -143,15 +144,15 @@ def save(path, epoch: int) -> str:
     return str(path)
 
 
-def test_resume_falls_back_past_a_truncated_latest(tmp_path, capsys):
+def test_resume_falls_back_past_a_truncated_latest(tmp_path, caplog):
     good = save(tmp_path / 'epoch_1.pth', 1)
     latest = save(tmp_path / 'epoch_2.pth', 2)
     data = open(latest, 'rb').read()
     open(latest, 'wb').write(data[: len(data) // 2])
     (tmp_path / 'last_checkpoint').write_text(latest)
-    assert resolve_resume(str(tmp_path)) == good
-    out = capsys.readouterr()
-    assert 'epoch_2.pth' in out.out + out.err and 'falling back' in out.out + out.err
+    with caplog.at_level(logging.WARNING, logger='resume'):
+        assert resolve_resume(str(tmp_path), logger=logging.getLogger('resume')) == good
+    assert 'falling back' in caplog.text and 'epoch_2.pth (truncated' in caplog.text
 
 
 def test_resume_with_only_broken_checkpoints_is_an_error(tmp_path):
@@ -160,10 +161,10 @@ def test_resume_with_only_broken_checkpoints_is_an_error(tmp_path):
         resolve_resume(str(tmp_path))
 
 
-def test_resume_in_an_empty_work_dir_says_so(tmp_path, capsys):
-    assert resolve_resume(str(tmp_path)) is None
-    out = capsys.readouterr()
-    assert 'nothing to resume' in out.out + out.err
+def test_resume_in_an_empty_work_dir_says_so(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger='resume'):
+        assert resolve_resume(str(tmp_path), logger=logging.getLogger('resume')) is None
+    assert 'nothing to resume' in caplog.text and str(tmp_path) in caplog.text
 
 
 def test_explicit_resume_of_a_truncated_file_names_it(tmp_path):
@@ -174,6 +175,7 @@ def test_explicit_resume_of_a_truncated_file_names_it(tmp_path):
         check_resume_file(str(bad))
 
 
+@pytest.mark.slow
 def test_train_resume_after_an_interrupted_save(tmp_path, tiny_demo):  # noqa: F811
     """Train 2 epochs, cut the latest checkpoint, resume: continues from epoch 1."""
     wd = str(tmp_path / 'wd')

@@ -331,17 +331,43 @@ def test_converter_refuses_a_non_dict(tmp_path):
 
 
 # ------------------------------------------------------------------ deploy CLI
-def test_deploy_fp16_on_cpu_fails_the_gate_with_figures_and_hint(tmp_path):
+@pytest.fixture(scope='module')
+def seeded_checkpoint(tmp_path_factory):
+    """The demo detector with a head that makes confident boxes (so the check compares some)."""
+    from gpunet_mm.apis.checkpoint import META_KEY, arch_meta
+    from gpunet_mm.deploy.export import build_detector
+    from gpunet_mm.deploy.parity import seed_head
+
+    torch.manual_seed(0)
+    model = build_detector(DEMO)
+    dp = model.data_preprocessor
+    seed_head(model, (torch.rand(2, 3, 256, 256) * 255 - dp.mean) / dp.std)
+    path = str(tmp_path_factory.mktemp('seeded') / 'seeded.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={META_KEY: arch_meta(model)}), path)
+    return path
+
+
+def test_deploy_fp16_on_cpu_fails_the_gate_with_figures_and_hint(tmp_path, seeded_checkpoint):
     from tools.deploy import main
 
+    argv = [DEMO, seeded_checkpoint, '--shape', '256', '256', '--fp16', '--work-dir']
     with pytest.raises(SystemExit) as e:
-        main([DEMO, '--shape', '256', '256', '--fp16', '--work-dir', str(tmp_path)])
+        main([*argv, str(tmp_path)])
     msg = str(e.value.code)
     assert 'verification failed' in msg and 'px (allowed 0.5)' in msg
     assert 'fp16 graphs are for GPU backends' in msg and '--no-verify' in msg
-    summary = json.load(open(tmp_path / 'deploy_summary.json'))
-    assert summary['verify']['passed'] is False
-    assert summary['verify']['max_abs_diff'] > 0.5 or summary['verify']['labels_equal'] < 0.99
+    check = json.load(open(tmp_path / 'deploy_summary.json'))['verify']
+    assert check['passed'] is False and check['num_dets'] > 0
+    assert check['max_abs_diff'] > 0.5 or check['labels_equal'] < 0.99
+
+
+@pytest.mark.slow
+def test_deploy_fp32_with_detections_passes_the_gate(tmp_path, seeded_checkpoint, capsys):
+    from tools.deploy import main
+
+    main([DEMO, seeded_checkpoint, '--shape', '256', '256', '--work-dir', str(tmp_path)])
+    check = json.load(open(tmp_path / 'deploy_summary.json'))['verify']
+    assert check['passed'] is True and check['num_dets'] > 0 and check['max_abs_diff'] < 1e-2
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,12 @@ def main(argv=None):
         UntrustedCheckpointError,
     ) as e:
         sys.exit(f'error: {e}')
+    if summary.get('verify', {}).get('num_dets') == 0:
+        print(
+            'warning: the ORT-vs-PyTorch check compared no detections (an untrained model, or '
+            'a score threshold above every score), so it proves little about the boxes',
+            file=sys.stderr,
+        )
     brief = {k: summary[k] for k in ('onnx', 'export_seconds', 'file_mb', 'nms', 'outputs')}
     brief.update({k: summary[k] for k in ('verify', 'tensorrt') if k in summary})
     print(json.dumps(brief, indent=2, default=str))

@@ -281,7 +281,7 @@ def _ckpt_order(path: str) -> Tuple[int, float]:
     return (int(m.group(1)) if m else -1, osp.getmtime(path))
 
 
-def resolve_resume(work_dir: str, logger: str = 'current') -> Optional[str]:
+def resolve_resume(work_dir: str, logger: Any = 'current') -> Optional[str]:
     """The checkpoint an automatic ``--resume`` continues from, or None (with a warning).
 
     Takes mmengine's ``last_checkpoint`` record first, then the other ``*.pth`` files in
