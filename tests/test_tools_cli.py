@@ -7,7 +7,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from gpunet_mm.apis import check_dataset_files, cpu_threads
+from gpunet_mm.apis import build_model, check_dataset_files, cpu_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
@@ -146,6 +146,7 @@ def test_coco_configs_freeze_nothing_without_pretrained_weights(tmp_path, config
     bb = Config.fromfile(str(child)).model.backbone
     assert bb.frozen_stages == 1 and bb.norm_eval is True
     assert bb.init_cfg == dict(type='Pretrained', checkpoint='ckpt.pth', prefix='backbone.')
+    assert build_model(Config.fromfile(str(child)).model.backbone, 'mmdet').frozen_stages == 1
 
 
 def test_test_py_show_dir_turns_on_the_visualisation_hook():

@@ -15,7 +15,8 @@ model = dict(
         tier='GPUNet-2',
         frozen_stages=1 if pretrained else 0,
         norm_eval=bool(pretrained),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
+        init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=pretrained,
+                      prefix='backbone.')
         if pretrained else None),
     neck=dict(in_channels=[112, 160, 832]))
 optim_wrapper = dict(optimizer=dict(lr=0.01))
