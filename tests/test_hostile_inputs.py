@@ -392,3 +392,10 @@ def test_deploy_missing_checkpoint_exits_naming_it(tmp_path):
     missing = str(tmp_path / 'nope.pth')
     with pytest.raises(SystemExit, match='nope.pth'):
         main([DEMO, missing, '--shape', '256', '256', '--work-dir', str(tmp_path)])
+
+
+def test_cache_whose_folder_cannot_be_created_names_the_path(tmp_path):
+    blocker = tmp_path / 'results'
+    blocker.write_text('a file where the cache folder should be')
+    with pytest.raises(LatencyCacheError, match=f'{blocker}/lat.sqlite: cannot create its folder'):
+        LatencyCache(str(blocker / 'lat.sqlite'))

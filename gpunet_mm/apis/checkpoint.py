@@ -202,7 +202,7 @@ def check_state_dict(
         hint = ''
         if unexpected and any(k.startswith('head.') for k in unexpected) and missing:
             hint = (
-                '; a classifier checkpoint? load its backbone weights with the backbone\'s '
+                "; a classifier checkpoint? load its backbone weights with the backbone's "
                 "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.') instead"
             )
         raise CheckpointMismatchError(
