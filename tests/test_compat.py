@@ -194,3 +194,21 @@ def test_crafted_pickle_runs_nothing_through_the_runner(tmp_path, tiny_demo, how
     with pytest.raises(UntrustedCheckpointError, match='trust_checkpoint=True'):
         runner.test() if how == 'load_from_test' else runner.train()
     assert not os.path.exists(marker)
+
+
+def test_trust_checkpoint_config_key_is_the_opt_in(tmp_path, tiny_demo):
+    """trust_checkpoint=True (what --trust-checkpoint sets) loads an odd but wanted file."""
+    from gpunet_mm.apis import build_model, make_runner
+
+    cfg = demo_cfg(tiny_demo, str(tmp_path / 'wd'))
+    model = build_model(cfg.model, 'mmdet')
+    ckpt = str(tmp_path / 'odd.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(note=NotAllowListed())), ckpt)
+    cfg.load_from = ckpt
+    with pytest.raises(UntrustedCheckpointError, match='NotAllowListed'):
+        make_runner(cfg).test()
+    cfg = demo_cfg(tiny_demo, str(tmp_path / 'wd2'))
+    cfg.load_from, cfg.trust_checkpoint = ckpt, True
+    metrics = make_runner(cfg).test()
+    assert 'coco/bbox_mAP' in metrics
+    assert not trust_checkpoint_enabled()  # reset after the run

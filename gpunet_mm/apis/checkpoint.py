@@ -251,14 +251,17 @@ class GPUNetCheckpointHook(Hook):
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
     def before_run(self, runner) -> None:
-        from ..compat import set_trust_checkpoint
+        """The run's ``trust_checkpoint=True`` opts in for the run (an enclosing
+        ``trusted_checkpoints()`` block keeps its say)."""
+        from ..compat import set_trust_checkpoint, trust_checkpoint_enabled
 
-        set_trust_checkpoint(bool(runner.cfg.get('trust_checkpoint', False)))
+        self._trust_before = trust_checkpoint_enabled()
+        set_trust_checkpoint(self._trust_before or bool(runner.cfg.get('trust_checkpoint', False)))
 
     def after_run(self, runner) -> None:
         from ..compat import set_trust_checkpoint
 
-        set_trust_checkpoint(False)
+        set_trust_checkpoint(getattr(self, '_trust_before', False))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         archs = arch_meta(self._model(runner))
