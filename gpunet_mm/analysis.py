@@ -51,6 +51,11 @@ def build_gpunet_classifier(
 
 
 def complexity_table(resolution: Optional[int] = None) -> Dict[str, Dict[str, float]]:
+    """Per tier: input resolution, parameters (M) and GMACs (multiply-accumulates, 1e9).
+
+    mmengine's counter counts one multiply-accumulate as one "flop", so the figure is MACs;
+    papers quoting FLOPs as 2 x MACs report twice the number.
+    """
     from .models import TIERS
 
     out = {}
@@ -58,6 +63,6 @@ def complexity_table(resolution: Optional[int] = None) -> Dict[str, Dict[str, fl
         res = resolution or a.resolution
         m = build_gpunet_classifier(arch=a)
         out[a.name] = dict(
-            resolution=res, params_m=count_params(m) / 1e6, gflops=count_flops(m, res) / 1e9
+            resolution=res, params_m=count_params(m) / 1e6, gmacs=count_flops(m, res) / 1e9
         )
     return out

@@ -1,84 +1,221 @@
-"""Makes mmengine checkpoints load on torch >= 2.6 without users setting anything.
+"""Safe checkpoint loading: a downloaded ``.pth`` runs no code unless the user opts in.
 
-torch 2.6 switched ``torch.load`` to ``weights_only=True``; upstream mmengine 0.10.7 calls it
-without the argument, so ``--resume`` and ``load_from`` of a checkpoint that mmengine itself
-wrote fail: its ``message_hub`` holds ``HistoryBuffer`` objects, which pickle their
-statistics methods through ``getattr``, a global torch will not allow-list safely. So for
-*local files* (the user's own run outputs, which mmengine unpickled fully before torch 2.6)
-we try the weights-only load first (numpy scalars and ``HistoryBuffer`` are allow-listed),
-then fall back to a full unpickle: silently when the only obstacle is mmengine's own
-``HistoryBuffer`` pickling, with a warning naming the global otherwise. Remote checkpoints
-keep mmengine's own loaders. The fork (onedl-mmengine) gets the same loader.
+A ``.pth`` file is a pickle, and unpickling can call any function (``os.system`` included).
+torch >= 2.6 therefore loads with ``weights_only=True``: tensors, containers and an
+allow-list of globals. Upstream mmengine 0.10.7 calls ``torch.load`` without the argument,
+and its own checkpoints hold a few globals outside torch's default allow-list: numpy scalars
+and arrays (``meta``, ``message_hub``) and ``HistoryBuffer``, which pickles its statistics
+methods as ``getattr(HistoryBuffer, 'mean')``. ``getattr`` is a universal gadget (it reaches
+``os.system`` from any function's ``__globals__``), so it is never allow-listed as such;
+instead ``builtins.getattr`` resolves to :func:`_history_buffer_getattr`, which only looks up
+``HistoryBuffer``'s registered statistics methods.
+
+This module registers a loader for local files into mmengine's ``CheckpointLoader`` (so
+``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained')`` and ``load_checkpoint`` all
+use it) that loads weights-only with exactly that allow-list. Anything else is refused with
+:class:`UntrustedCheckpointError`, naming the global and the opt-in: ``trust_checkpoint=True``
+in the config (``--trust-checkpoint`` on the tools, :func:`trusted_checkpoints` in Python).
+The opt-in is explicit per run; no environment variable turns it on. Truncated or empty
+files get :class:`CorruptCheckpointError` naming the file. Remote checkpoints keep
+mmengine's own loaders. The fork (onedl-mmengine) gets the same loader.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os.path as osp
 import pickle
 import re
-import warnings
-from typing import Any, List
+import zipfile
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
+#: what users set to load a checkpoint that needs full unpickling (their own, old files)
+OPT_IN_HINT = (
+    'only if you trust the file: set trust_checkpoint=True in the config '
+    '(tools: --trust-checkpoint; Python: with gpunet_mm.compat.trusted_checkpoints(): ...)'
+)
 
-def _mmengine_safe_globals() -> List[Any]:
-    import collections
 
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """The checkpoint needs a global outside the weights-only allow-list."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """The checkpoint file is empty, truncated or not a torch checkpoint at all."""
+
+
+_trust = False
+
+
+def set_trust_checkpoint(enabled: bool) -> None:
+    """Allow (or stop allowing) full unpickling of local checkpoints in this process."""
+    global _trust
+    _trust = bool(enabled)
+
+
+def trust_checkpoint_enabled() -> bool:
+    return _trust
+
+
+@contextlib.contextmanager
+def trusted_checkpoints(enabled: bool = True) -> Iterator[None]:
+    """Within the block, checkpoints the allow-list refuses are unpickled fully."""
+    before = _trust
+    set_trust_checkpoint(enabled)
+    try:
+        yield
+    finally:
+        set_trust_checkpoint(before)
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to what ``HistoryBuffer.__getstate__`` pickles."""
+    from mmengine.logging import HistoryBuffer
+
+    if obj is HistoryBuffer and isinstance(name, str) and name in _statistics_names():
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: GLOBAL builtins.getattr on {obj!r}, {name!r} '
+        "(only HistoryBuffer's statistics methods are allowed)"
+    )
+
+
+def _statistics_names() -> set:
+    from mmengine.logging import HistoryBuffer
+
+    names = set(HistoryBuffer._statistics_methods) | {'min', 'max', 'current', 'mean'}
+    return {n for n in names if callable(getattr(HistoryBuffer, n, None))}
+
+
+@functools.cache
+def mmengine_safe_globals() -> Tuple[Any, ...]:
+    """The globals an mmengine checkpoint holds beyond torch's default allow-list."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
 
     allowed: List[Any] = [
         HistoryBuffer,
-        collections.OrderedDict,
-        collections.defaultdict,
+        (_history_buffer_getattr, 'builtins.getattr'),
         np.dtype,
         np.ndarray,
     ]
-    # numpy moved its pickling helpers between 1.x and 2.x; allow whichever exist
-    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
-        try:
-            mod = __import__(mod_name, fromlist=['scalar', '_reconstruct'])
-            allowed += [mod.scalar, mod._reconstruct]
-        except (ImportError, AttributeError):
-            continue
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
-    return allowed
+    # numpy 2 moved its pickling helpers to numpy._core; files written under numpy 1 name
+    # numpy.core (a deprecated shim now), so both names map to the functions that exist
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray
+    for fn in ('scalar', '_reconstruct'):
+        for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+            allowed.append((getattr(multiarray, fn), f'{mod_name}.{fn}'))
+    for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8', 'bool'):
+        cls = type(np.dtype(t))
+        allowed.append((cls, f'{cls.__module__}.{cls.__qualname__}'))
+    return tuple(allowed)
 
 
-if hasattr(torch.serialization, 'add_safe_globals'):
-    torch.serialization.add_safe_globals(_mmengine_safe_globals())
+def _blocked_global(err: BaseException) -> str:
+    found = re.search(r'GLOBAL (\S+)', str(err))
+    if found:
+        return found.group(1)
+    found = re.search(r'unrecognized function (.+?)(?: which|$)', str(err), re.M)
+    return found.group(1).strip() if found else 'unknown (see the torch message below)'
 
 
-#: globals that mmengine's own HistoryBuffer pickling needs (bound statistics methods)
-_MMENGINE_PICKLE_GLOBALS = (
-    'getattr',
-    'bytes',
-    '__builtin__.getattr',
-    'builtins.getattr',
-    'builtins.bytes',
-    '__builtin__.bytes',
-)
+def checkpoint_problem(filename: str) -> Optional[str]:
+    """Why ``filename`` cannot be a whole checkpoint (empty, truncated zip), else None.
+
+    Cheap (no unpickling): torch has saved zip archives since 1.6, and a zip whose central
+    directory or member CRCs do not check out was cut short by an interrupted save or copy.
+    Legacy (non-zip) files are not judged here.
+    """
+    if not osp.isfile(filename):
+        return 'no such file'
+    if osp.getsize(filename) == 0:
+        return 'empty (0 bytes): an interrupted save or copy?'
+    if not _is_zip(filename):
+        return None
+    try:
+        with zipfile.ZipFile(filename) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        return f'truncated or corrupt zip archive ({e}): an interrupted save or copy?'
+    if bad is not None:
+        return f'corrupt member {bad!r} in its zip archive: an interrupted save or copy?'
+    return None
+
+
+def _is_zip(filename: str) -> bool:
+    with open(filename, 'rb') as f:
+        return f.read(4) == b'PK\x03\x04'
+
+
+def _is_corrupt(err: BaseException) -> bool:
+    text = str(err)
+    return isinstance(err, EOFError) or any(
+        s in text
+        for s in (
+            'PytorchStreamReader',
+            'zip archive',
+            'Ran out of input',
+            'invalid load key',
+            'unpickling stack underflow',
+            'pickle data was truncated',
+        )
+    )
+
+
+def _torch_reason(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if 'GLOBAL' in ln or 'unrecognized function' in ln:
+            return ln
+    return lines[0] if lines else type(err).__name__
 
 
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """Load a local checkpoint weights-only (mmengine's globals allowed); see the module doc.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptCheckpointError: empty, truncated or not a checkpoint; names the file.
+        UntrustedCheckpointError: the file needs a global outside the allow-list and the
+            run did not opt in; names the global, the file and the opt-in.
+    """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    problem = checkpoint_problem(filename)
+    if problem is not None:
+        raise CorruptCheckpointError(f'checkpoint {filename} is {problem}')
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(mmengine_safe_globals())):
+            return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        name = found.group(1) if found else 'unknown'
-        if name not in _MMENGINE_PICKLE_GLOBALS:
-            warnings.warn(
-                f'{filename} holds {name}, outside the weights-only allow-list; '
-                'loading it fully since it is a local file. Only load checkpoints '
-                'you trust.',
-                stacklevel=2,
-            )
-        return torch.load(filename, map_location=map_location, weights_only=False)
+        if _is_corrupt(e):
+            raise CorruptCheckpointError(
+                f'checkpoint {filename} is truncated or not a torch checkpoint: {e}'
+            ) from e
+        if not _trust:
+            name = _blocked_global(e)
+            raise UntrustedCheckpointError(
+                f'refusing to load checkpoint {filename}: it needs the global {name}, '
+                'which is outside the weights-only allow-list (tensors, numpy arrays and '
+                "scalars, mmengine's HistoryBuffer); unpickling it could run arbitrary code. "
+                f'Load it {OPT_IN_HINT}. torch said: {_torch_reason(e)}'
+            ) from e
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as e:
+        if _is_corrupt(e) or checkpoint_problem(filename) is not None or not _is_zip(filename):
+            raise CorruptCheckpointError(
+                f'checkpoint {filename} is truncated or not a torch checkpoint: {e}'
+            ) from e
+        raise
+    # the user opted in for this run: a full unpickle, as mmengine did before torch 2.6
+    return torch.load(filename, map_location=map_location, weights_only=False)
 
 
 CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)

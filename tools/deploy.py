@@ -33,6 +33,23 @@ def parse_args(argv=None):
     p.add_argument('--max-dets', type=int, default=None)
     p.add_argument('--pre-top-k', type=int, default=None)
     p.add_argument('--no-verify', action='store_true', help='skip the ORT-vs-PyTorch check')
+    p.add_argument(
+        '--verify-atol',
+        type=float,
+        default=None,
+        help='largest box difference (px) the ORT-vs-PyTorch check accepts (default 0.5)',
+    )
+    p.add_argument(
+        '--verify-min-labels',
+        type=float,
+        default=None,
+        help='smallest fraction of equal labels the check accepts (default 0.99)',
+    )
+    p.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='allow a checkpoint that needs full unpickling (arbitrary code: only files you trust)',
+    )
     p.add_argument('--work-dir', required=True)
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)
     return p.parse_args(argv)
@@ -41,7 +58,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import gpunet_mm  # noqa: F401
-    from gpunet_mm.deploy.cli import deploy
+    from gpunet_mm.compat import (
+        CorruptCheckpointError,
+        UntrustedCheckpointError,
+        trusted_checkpoints,
+    )
+    from gpunet_mm.deploy.cli import VERIFY_ATOL_PX, VERIFY_MIN_LABELS_EQUAL, deploy
     from gpunet_mm.deploy.config import DeployConfig
 
     base = DeployConfig.from_any(args.deploy_cfg).to_dict()
@@ -65,16 +87,32 @@ def main(argv=None):
     base['post_processing'] = pp
     try:
         cfg = DeployConfig.from_any(base)
-        summary = deploy(
-            args.config,
-            args.checkpoint,
-            cfg,
-            args.work_dir,
-            verify=not args.no_verify,
-            cfg_options=args.cfg_options,
-        )
-    except (ValueError, FileNotFoundError) as e:
+        with trusted_checkpoints(args.trust_checkpoint):
+            summary = deploy(
+                args.config,
+                args.checkpoint,
+                cfg,
+                args.work_dir,
+                verify=not args.no_verify,
+                cfg_options=args.cfg_options,
+                verify_atol=VERIFY_ATOL_PX if args.verify_atol is None else args.verify_atol,
+                verify_min_labels_equal=VERIFY_MIN_LABELS_EQUAL
+                if args.verify_min_labels is None
+                else args.verify_min_labels,
+            )
+    except (
+        ValueError,
+        FileNotFoundError,
+        CorruptCheckpointError,
+        UntrustedCheckpointError,
+    ) as e:
         sys.exit(f'error: {e}')
+    if summary.get('verify', {}).get('num_dets') == 0:
+        print(
+            'warning: the ORT-vs-PyTorch check compared no detections (an untrained model, or '
+            'a score threshold above every score), so it proves little about the boxes',
+            file=sys.stderr,
+        )
     brief = {k: summary[k] for k in ('onnx', 'export_seconds', 'file_mb', 'nms', 'outputs')}
     brief.update({k: summary[k] for k in ('verify', 'tensorrt') if k in summary})
     print(json.dumps(brief, indent=2, default=str))

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Works on CPU-only machines too (gloo): then GPUS is the number of processes.
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
+# Every path and argument is passed on quoted, so paths with spaces work.
+CONFIG="$1"
+GPUS="$2"
+NNODES="${NNODES:-1}"
+NODE_RANK="${NODE_RANK:-0}"
+PORT="${PORT:-29500}"
+MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
+PYTHON="${PYTHON:-python}"
+TOOLS="$(dirname "$0")"
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-$PYTHON -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
-    $CONFIG \
-    --launcher pytorch ${@:3}
+PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$TOOLS/train.py" \
+    "$CONFIG" \
+    --launcher pytorch "${@:3}"

@@ -8,7 +8,16 @@ import torch.distributed as dist
 from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from gpunet_mm.apis import init_cpu_distributed, load_config, make_runner  # noqa: E402
+from gpunet_mm.apis import (  # noqa: E402
+    CheckpointMismatchError,
+    check_dataset_files,
+    codebase_of,
+    init_cpu_distributed,
+    load_config,
+    make_runner,
+    set_cpu_threads,
+)
+from gpunet_mm.compat import CorruptCheckpointError, UntrustedCheckpointError  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -18,6 +27,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
     parser.add_argument(
+        '--show-dir',
+        help='draw predictions (and ground truth) of every test image into this folder '
+        '(relative to the run folder in work_dir), as mmdet/mmpretrain test.py --show-dir',
+    )
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override config settings'
     )
     parser.add_argument(
@@ -26,14 +40,51 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher',
     )
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='allow checkpoints that need full unpickling (arbitrary code: only files you '
+        'trust); same as trust_checkpoint=True in the config',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='CPU intra-op threads per process (default without GPU: one per core left after '
+        'the data-loader workers; see docs/install.md)',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
+def enable_show_dir(cfg, show_dir: str) -> None:
+    """Turn on the codebase's visualisation hook, as mmdet's/mmpretrain's own test.py do."""
+    vis = cfg.default_hooks.visualization
+    if codebase_of(cfg) == 'mmdet':
+        vis.update(draw=True, test_out_dir=show_dir)
+    else:
+        vis.update(enable=True, out_dir=show_dir)
+
+
+#: errors that are the user's input, not a bug: one line, non-zero exit, no traceback
+USER_ERRORS = (
+    FileNotFoundError,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+)
+
+
 def main() -> None:
-    args = parse_args()
+    try:
+        run(parse_args())
+    except USER_ERRORS as e:
+        sys.exit(f'error: {e}')
+
+
+def run(args: argparse.Namespace) -> None:
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.work_dir, args.cfg_options)
@@ -47,6 +98,12 @@ def main() -> None:
             else list(cfg.test_evaluator)
         )
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+    if args.show_dir:
+        enable_show_dir(cfg, args.show_dir)
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
+    check_dataset_files(cfg, ('test',))
+    set_cpu_threads(cfg, args.threads)
     own_group = init_cpu_distributed(cfg, args.launcher)
     try:
         make_runner(cfg, args.launcher).test()

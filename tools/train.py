@@ -8,7 +8,15 @@ import torch.distributed as dist
 from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from gpunet_mm.apis import init_cpu_distributed, load_config, make_runner  # noqa: E402
+from gpunet_mm.apis import (  # noqa: E402
+    CheckpointMismatchError,
+    check_dataset_files,
+    init_cpu_distributed,
+    load_config,
+    make_runner,
+    set_cpu_threads,
+)
+from gpunet_mm.compat import CorruptCheckpointError, UntrustedCheckpointError  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,14 +47,42 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher',
     )
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='allow checkpoints that need full unpickling (arbitrary code: only files you '
+        'trust); same as trust_checkpoint=True in the config',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='CPU intra-op threads per process (default without GPU: one per core left after '
+        'the data-loader workers; see docs/install.md)',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
+#: errors that are the user's input, not a bug: one line, non-zero exit, no traceback
+USER_ERRORS = (
+    FileNotFoundError,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+)
+
+
 def main() -> None:
-    args = parse_args()
+    try:
+        run(parse_args())
+    except USER_ERRORS as e:
+        sys.exit(f'error: {e}')
+
+
+def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.work_dir, args.cfg_options)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -59,6 +95,10 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
+    check_dataset_files(cfg, ('train', 'val'))
+    set_cpu_threads(cfg, args.threads)
     own_group = init_cpu_distributed(cfg, args.launcher)
     try:
         make_runner(cfg, args.launcher).train()

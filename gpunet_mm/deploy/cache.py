@@ -9,6 +9,7 @@ flight. Values are the full :class:`LatencyResult` as JSON, so the environment t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -63,32 +64,82 @@ class LatencyKey:
         return config_hash(d, 32)
 
 
+class LatencyCacheError(RuntimeError):
+    """The cache database cannot be used; the message names its path."""
+
+
 class LatencyCache:
-    """SQLite-backed ``key -> LatencyResult`` store; safe for concurrent processes."""
+    """SQLite-backed ``key -> LatencyResult`` store; safe for concurrent processes.
+
+    Every database problem (a garbage file, a read-only folder, the file deleted while the
+    cache is open) raises :class:`LatencyCacheError` naming the path, instead of sqlite's
+    bare ``file is not a database`` / ``no such table``.
+    """
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        if osp.dirname(osp.abspath(path)):
-            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ValueError(f'latency cache path: got {path!r}; allowed: a file path')
+        self.path = str(path)
+        if osp.isdir(self.path):
+            raise LatencyCacheError(
+                f'latency cache {self.path} is a directory; allowed: a database file path'
+            )
+        folder = osp.dirname(osp.abspath(self.path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise LatencyCacheError(
+                f'latency cache {self.path}: cannot create its folder {folder}: {e}'
+            ) from e
         self.hits = 0
         self.misses = 0
-        with self._connect() as con:
+        self._opened = False
+        with self._db() as con:
             con.executescript(_SCHEMA)
+        self._opened = True
 
     def _connect(self) -> sqlite3.Connection:
+        if self._opened and not osp.isfile(self.path):
+            raise LatencyCacheError(
+                f'latency cache {self.path} was deleted or moved while in use; its '
+                'measurements are gone: reopen LatencyCache to start a new one'
+            )
         con = sqlite3.connect(self.path, timeout=60)
         con.execute('PRAGMA journal_mode=WAL')
         return con
 
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection in a transaction; sqlite errors become errors naming the file."""
+        con = None
+        try:
+            con = self._connect()
+            with con:
+                yield con
+        except sqlite3.DatabaseError as e:
+            reason = str(e)
+            if 'not a database' in reason or 'malformed' in reason:
+                why = 'is not an SQLite latency cache (garbage or another format)'
+            elif 'readonly' in reason or 'unable to open' in reason:
+                why = 'cannot be written (read-only file or folder?)'
+            elif 'no such table' in reason:
+                why = 'has no latency table (deleted and re-created while in use?)'
+            else:
+                why = 'failed'
+            raise LatencyCacheError(f'latency cache {self.path} {why}: {reason}') from e
+        finally:
+            if con is not None:
+                con.close()
+
     def get(self, key: LatencyKey) -> Optional[LatencyResult]:
-        with self._connect() as con:
+        with self._db() as con:
             row = con.execute(
                 'SELECT result FROM latency WHERE key = ?', (key.digest(),)
             ).fetchone()
         return LatencyResult.from_dict(json.loads(row[0])) if row else None
 
     def put(self, key: LatencyKey, result: LatencyResult) -> None:
-        with self._connect() as con:
+        with self._db() as con:
             con.execute(
                 'INSERT OR REPLACE INTO latency VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
                 (
@@ -121,7 +172,7 @@ class LatencyCache:
         return result, False
 
     def __len__(self) -> int:
-        with self._connect() as con:
+        with self._db() as con:
             return int(con.execute('SELECT COUNT(*) FROM latency').fetchone()[0])
 
     def records(
@@ -142,7 +193,7 @@ class LatencyCache:
             args.append(device)
         if conds:
             q += ' WHERE ' + ' AND '.join(conds)
-        with self._connect() as con:
+        with self._db() as con:
             rows = con.execute(q, args).fetchall()
         cols = (
             'arch_hash',

@@ -32,6 +32,15 @@ def _model_hashes(config: str) -> Dict[str, str]:
     )
 
 
+class VerificationError(ValueError):
+    """The exported graph's outputs differ from PyTorch's beyond the tolerance."""
+
+
+#: default gate of the ORT-vs-PyTorch check: fp32 exports agree to ~1e-5 px and every label
+VERIFY_ATOL_PX = 0.5
+VERIFY_MIN_LABELS_EQUAL = 0.99
+
+
 def deploy(
     config: str,
     checkpoint: Optional[str],
@@ -39,11 +48,15 @@ def deploy(
     work_dir: str,
     verify: bool = True,
     cfg_options: Optional[Dict[str, Any]] = None,
+    verify_atol: float = VERIFY_ATOL_PX,
+    verify_min_labels_equal: float = VERIFY_MIN_LABELS_EQUAL,
 ) -> Dict[str, Any]:
     """Export ``config`` end to end into ``work_dir``; for TensorRT also plan/build the engine.
 
     Writes ``end2end.onnx`` (+ ``end2end.engine`` when TensorRT is installed) and
-    ``deploy_summary.json``; returns the summary.
+    ``deploy_summary.json``; returns the summary. The ONNX Runtime check is a gate: boxes
+    further than ``verify_atol`` px from PyTorch's, or fewer than ``verify_min_labels_equal``
+    equal labels, raise :class:`VerificationError` (after the summary is written).
     """
     import torch
 
@@ -55,12 +68,34 @@ def deploy(
     onnx_path = osp.join(work_dir, 'end2end.onnx')
     summary = export_onnx(model, deploy_cfg, onnx_path)
     summary.update(config=osp.abspath(config), checkpoint=checkpoint)
+    failed = None
     if verify and deploy_cfg.backend == 'onnxruntime':
-        summary['verify'] = _verify_ort(model, deploy_cfg, onnx_path, make_wrapper)
+        check = _verify_ort(model, deploy_cfg, onnx_path, make_wrapper)
+        check.update(atol_px=verify_atol, min_labels_equal=verify_min_labels_equal)
+        check['passed'] = (
+            check['max_abs_diff'] <= verify_atol
+            and check['labels_equal'] >= verify_min_labels_equal
+        )
+        summary['verify'] = check
+        if not check['passed']:
+            hint = (
+                ' fp16 graphs are for GPU backends (TensorRT, onnxruntime-gpu); on CPU export '
+                'fp32, or skip this check with --no-verify.'
+                if deploy_cfg.precision == 'fp16'
+                else ''
+            )
+            failed = (
+                f'verification failed: ONNX Runtime vs PyTorch on {onnx_path}: max box '
+                f'difference {check["max_abs_diff"]:.4g} px (allowed {verify_atol}), labels '
+                f'equal {check["labels_equal"]:.1%} (needed {verify_min_labels_equal:.0%}), '
+                f'{check["num_dets"]} detections.{hint}'
+            )
     if deploy_cfg.backend == 'tensorrt':
         summary['tensorrt'] = _tensorrt_step(onnx_path, deploy_cfg, work_dir)
     with open(osp.join(work_dir, 'deploy_summary.json'), 'w') as f:
         json.dump(summary, f, indent=2, default=str)
+    if failed:
+        raise VerificationError(failed)
     return summary
 
 
@@ -200,4 +235,10 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     return '\n'.join(lines)
 
 
-__all__ = ['BackendUnavailableError', 'benchmark_configs', 'deploy', 'format_table']
+__all__ = [
+    'BackendUnavailableError',
+    'VerificationError',
+    'benchmark_configs',
+    'deploy',
+    'format_table',
+]

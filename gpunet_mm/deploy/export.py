@@ -66,11 +66,17 @@ def build_detector(
     model_cfg = cfg.model if 'model' in cfg else cfg
     model = build_model(model_cfg, 'mmdet')
     if checkpoint:
-        from mmengine.runner import load_checkpoint
+        from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+        from ..apis.checkpoint import check_checkpoint
 
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-        load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+        # a checkpoint of another tier would otherwise load with warnings only, and the
+        # export (and its own parity check) would pass on random weights
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        check_checkpoint(model, ckpt, source=f'checkpoint {checkpoint}')
+        _load_checkpoint_to_model(model, ckpt, logger='silent')
     elif hasattr(model, 'init_weights'):
         import logging
 

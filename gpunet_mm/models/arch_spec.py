@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
+import os.path as osp
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
 
@@ -36,6 +39,11 @@ STRIDES = (1, 2)
 
 def _err(what: str, value: Any, allowed: str) -> ValueError:
     return ValueError(f'{what}: got {value!r}; allowed: {allowed}')
+
+
+def _is_int(value: Any) -> bool:
+    """A real integer: ``True``/``2.0``/``'2'`` are not channel counts or kernel sizes."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -68,20 +76,29 @@ class BlockRow:
     def validate(self, where: str = 'row') -> None:
         if self.type not in BLOCK_TYPES:
             raise _err(f'{where}.type', self.type, ', '.join(BLOCK_TYPES))
-        if not isinstance(self.kernel, int) or self.kernel < 1 or self.kernel % 2 == 0:
+        if not _is_int(self.kernel) or self.kernel < 1 or self.kernel % 2 == 0:
             raise _err(f'{where}.kernel', self.kernel, 'odd integers >= 1')
-        if not isinstance(self.out_channels, int) or self.out_channels <= 0:
+        if not _is_int(self.out_channels) or self.out_channels <= 0:
             raise _err(f'{where}.out_channels', self.out_channels, 'integers > 0')
-        if not isinstance(self.num, int) or self.num < 1:
+        if not _is_int(self.num) or self.num < 1:
             raise _err(f'{where}.num', self.num, 'integers >= 1')
-        if self.stride not in STRIDES:
+        if not _is_int(self.stride) or self.stride not in STRIDES:
             raise _err(f'{where}.stride', self.stride, '1 or 2')
-        if not isinstance(self.expansion, (int, float)) or not self.expansion > 0:
-            raise _err(f'{where}.expansion', self.expansion, 'numbers > 0')
+        if (
+            not isinstance(self.expansion, numbers.Real)
+            or isinstance(self.expansion, bool)
+            or not math.isfinite(self.expansion)
+            or not self.expansion > 0
+        ):
+            raise _err(f'{where}.expansion', self.expansion, 'finite numbers > 0')
         if self.act not in ACTS:
             raise _err(f'{where}.act', self.act, ', '.join(ACTS))
+        if not isinstance(self.se, bool):
+            raise _err(f'{where}.se', self.se, 'True or False')
         if self.se and self.type == 'conv':
             raise _err(f'{where}.se', self.se, "False for type 'conv'")
+        if not _is_int(self.stage) or self.stage < 0:
+            raise _err(f'{where}.stage', self.stage, 'integers >= 0')
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,13 @@ class GPUNetArch:
             'rows',
             tuple(r if isinstance(r, BlockRow) else _row_from_any(r) for r in self.rows),
         )
-        object.__setattr__(self, 'tail_channels', tuple(int(c) for c in self.tail_channels))
+        if not isinstance(self.tail_channels, (tuple, list)) or not all(
+            _is_int(c) for c in self.tail_channels
+        ):
+            raise _err(
+                f'arch {self.name!r} tail_channels', self.tail_channels, 'a list of integers'
+            )
+        object.__setattr__(self, 'tail_channels', tuple(self.tail_channels))
         self.validate()
 
     def validate(self) -> None:
@@ -159,9 +182,9 @@ class GPUNetArch:
             raise _err(
                 f'arch {self.name!r} tail_channels', self.tail_channels, 'channel counts > 0'
             )
-        if not isinstance(self.resolution, int) or self.resolution <= 0:
+        if not _is_int(self.resolution) or self.resolution <= 0:
             raise _err(f'arch {self.name!r} resolution', self.resolution, 'integers > 0')
-        if self.in_channels <= 0:
+        if not _is_int(self.in_channels) or self.in_channels <= 0:
             raise _err(f'arch {self.name!r} in_channels', self.in_channels, 'integers > 0')
         if self.family == 'distilled':
             cin = self.in_channels
@@ -272,10 +295,10 @@ class GPUNetArch:
         return cls(
             name=str(d.get('name', 'custom')),
             rows=tuple(_row_from_any(r) for r in d['rows']),
-            tail_channels=tuple(d.get('tail_channels', (1280,))),
-            resolution=int(d.get('resolution', 224)),
+            tail_channels=d.get('tail_channels', (1280,)),
+            resolution=d.get('resolution', 224),
             family=d.get('family', 'gpunet'),
-            in_channels=int(d.get('in_channels', 3)),
+            in_channels=d.get('in_channels', 3),
             meta=dict(d.get('meta', {})),
         )
 
@@ -330,17 +353,36 @@ def _row_from_any(r: Union[BlockRow, Mapping[str, Any], Sequence[Any]]) -> Block
 
 
 def as_arch(arch: Union[GPUNetArch, Mapping[str, Any], str]) -> GPUNetArch:
-    """Accept a GPUNetArch, a dict (as from a config) or a JSON string."""
+    """Accept a GPUNetArch, a dict (as from a config), a JSON string or a ``.json`` file path.
+
+    A string that is not JSON text (does not start with ``{``) is read as a file path, so
+    ``arch='work_dirs/search/best_arch.json'`` works and a mistyped path says so.
+    """
     if isinstance(arch, GPUNetArch):
         return arch
     if isinstance(arch, str):
+        text = arch.strip()
+        if not text.startswith('{'):
+            if not osp.isfile(text):
+                raise ValueError(
+                    f'arch: got {arch!r}, neither JSON text nor an existing file; allowed: '
+                    'a GPUNetArch, a dict, JSON text or the path of a .json arch file '
+                    '(use tier= for a published network)'
+                )
+            with open(text) as f:
+                try:
+                    return GPUNetArch.from_json(f.read())
+                except json.JSONDecodeError as e:
+                    raise ValueError(f'arch file {text} is not valid JSON: {e}') from e
         try:
-            return GPUNetArch.from_json(arch)
+            return GPUNetArch.from_json(text)
         except json.JSONDecodeError as e:
             raise ValueError(
                 f'arch string is not valid JSON ({e}); pass a dict, a '
-                'GPUNetArch, or use tier= for a published network'
+                'GPUNetArch, a .json file path, or use tier= for a published network'
             ) from e
+    if not isinstance(arch, Mapping):
+        raise _err('arch', type(arch).__name__, 'a GPUNetArch, a dict, JSON text or a file path')
     return GPUNetArch.from_dict(arch)
 
 

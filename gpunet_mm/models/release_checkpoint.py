@@ -208,7 +208,47 @@ def release_to_mm(
             f'{len(unused)} release keys were not mapped for {arch.name}, e.g. '
             f'{sorted(unused)[:3]}; is it the right tier?'
         )
+    check_shapes(out, arch, backbone_prefix, head_prefix)
     return out
+
+
+def check_shapes(
+    state_dict: Mapping[str, torch.Tensor],
+    arch: GPUNetArch,
+    backbone_prefix: str = 'backbone.',
+    head_prefix: str = 'head.',
+) -> None:
+    """Every tensor must have the shape ``arch``'s classifier gives it.
+
+    Keys can match while shapes do not (a release file of another width, a hand-edited
+    file); loading would then fail later, or with ``strict=False`` silently keep random
+    weights. The number of classes is taken from the checkpoint's own ``fc``.
+    """
+    from ..analysis import build_gpunet_classifier
+
+    fc = state_dict.get(f'{head_prefix}fc.weight')
+    if fc is not None and (not isinstance(fc, torch.Tensor) or fc.dim() != 2):
+        raise ValueError(f'{head_prefix}fc.weight: got {getattr(fc, "shape", fc)}; allowed: 2-D')
+    num_classes = int(fc.shape[0]) if fc is not None else 1000
+    model = build_gpunet_classifier(arch=arch, num_classes=num_classes)
+    ref = model.state_dict()
+    wrong = []
+    for key, value in state_dict.items():
+        mm_key = key
+        if key.startswith(backbone_prefix):
+            mm_key = 'backbone.' + key[len(backbone_prefix) :]
+        elif key.startswith(head_prefix):
+            mm_key = 'head.' + key[len(head_prefix) :]
+        if mm_key not in ref:
+            continue
+        if not isinstance(value, torch.Tensor):
+            wrong.append(f'{key}: a {type(value).__name__}, not a tensor')
+        elif tuple(value.shape) != tuple(ref[mm_key].shape):
+            wrong.append(f'{key}: got {tuple(value.shape)}, needs {tuple(ref[mm_key].shape)}')
+    if wrong:
+        raise ValueError(
+            f'{len(wrong)} tensors do not fit {arch.name}, e.g. {wrong[:3]}; is it the right tier?'
+        )
 
 
 def mm_to_release(

@@ -674,7 +674,30 @@ class GPUNetSpace(DiscreteSpace):
             )
         self.resolutions = tuple(sorted(set(resolutions)))
         self.stages = self._merge_stages(stages)
-        if int(tail_channels) <= 0:
+        # validate every choice now (the backbone's rules), not at the first ask(): a stem
+        # that may vanish or an even kernel would otherwise surface mid-search
+        if self.stages[0].layers[0] < 1:
+            raise ValueError(
+                f'stage {self.stages[0].stage} layers: got {list(self.stages[0].layers)}; '
+                'allowed: min >= 1 (the first stage is the stride-2 stem every arch needs)'
+            )
+        for s in self.stages:
+            for field_name, arg, values in (
+                ('kernels', 'kernel', s.kernels),
+                ('filters', 'out_channels', s.filter_choices),
+                ('expansions', 'expansion', s.expansions or (1,)),
+                ('acts', 'act', s.acts),
+                ('se', 'se', [bool(v) if v in (0, 1) else v for v in s.se]),
+            ):
+                for v in values:
+                    kw = dict(type=s.block, kernel=3, out_channels=8, stride=s.stride, stage=0)
+                    try:
+                        BlockRow(**{**kw, arg: v}).validate()
+                        if arg == 'expansion' and v != int(v):  # decode() casts to int
+                            raise ValueError(f'got {v!r}; allowed: integer expansion ratios')
+                    except (ValueError, TypeError) as e:
+                        raise ValueError(f'GPUNetSpace stage {s.stage} {field_name}: {e}') from e
+        if isinstance(tail_channels, bool) or int(tail_channels) <= 0:
             raise ValueError(f'tail_channels: got {tail_channels!r}; allowed: integers > 0')
         self.tail_channels = int(tail_channels)
         self.name_prefix = name_prefix

@@ -1,4 +1,7 @@
-"""Print parameters and FLOPs (MACs) of every GPUNet tier, or of one config's model.
+"""Print parameters and GMACs of every GPUNet tier, or of one config's model.
+
+mmengine's FlopAnalyzer counts one multiply-accumulate (MAC) as one "flop"; the figures are
+therefore labelled MACs (FLOPs in the 2-ops-per-MAC sense are twice as many).
 
 python tools/analysis/get_flops.py                  # all tiers at native resolution
 python tools/analysis/get_flops.py --resolution 224 # all tiers at one resolution
@@ -25,10 +28,10 @@ def main() -> None:
     from gpunet_mm.analysis import complexity_table, count_params
 
     if args.config is None:
-        print(f'{"tier":<10} {"res":>4} {"params (M)":>11} {"GFLOPs":>8}')
+        print(f'{"tier":<10} {"res":>4} {"params (M)":>11} {"GMACs":>8}')
         for name, row in complexity_table(args.resolution).items():
             print(
-                f'{name:<10} {row["resolution"]:>4} {row["params_m"]:>11.2f} {row["gflops"]:>8.3f}'
+                f'{name:<10} {row["resolution"]:>4} {row["params_m"]:>11.2f} {row["gmacs"]:>8.3f}'
             )
         return
     from mmengine.analysis import FlopAnalyzer
@@ -42,10 +45,11 @@ def main() -> None:
     with torch.no_grad():
         analyzer = FlopAnalyzer(TensorMode(model), (x,))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        flops = analyzer.total()
+        macs = analyzer.total()  # mmengine counts a multiply-accumulate as one flop
     print(
         f'{args.config}: input {h}x{w}, params {count_params(model) / 1e6:.2f} M, '
-        f'{flops / 1e9:.3f} GFLOPs (network outputs, without post-processing)'
+        f'{macs / 1e9:.3f} GMACs (= {2 * macs / 1e9:.3f} GFLOPs at 2 ops per MAC; network '
+        'outputs, without post-processing)'
     )
 
 

@@ -3,8 +3,11 @@
     python tools/model_converters/gpunet_release_to_mm.py SRC.pth DST.pth --tier GPUNet-0
 
 Takes the EMA weights when the file holds them (the release evaluates with EMA), unless
-``--no-ema``. The output loads with ``configs/gpunet/gpunet-<t>_*_in1k.py`` and, through
-``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``, into detectors.
+``--no-ema``. The source is loaded weights-only (release checkpoints are plain state dicts;
+a file that needs more is refused unless ``--trust-checkpoint``), and every tensor is checked
+against the tier's shapes. The output loads with ``configs/gpunet/gpunet-<t>_*_in1k.py`` and,
+through ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``, into
+detectors.
 """
 
 import argparse
@@ -15,8 +18,33 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+from gpunet_mm.compat import (  # noqa: E402
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+    load_local_checkpoint,
+    trusted_checkpoints,
+)
 from gpunet_mm.models import get_tier  # noqa: E402
 from gpunet_mm.models.release_checkpoint import extract_state_dict, release_to_mm  # noqa: E402
+
+
+def convert(src: str, dst: str, tier: str, use_ema: bool = True, trust: bool = False) -> int:
+    """Write the converted checkpoint; returns the number of tensors."""
+    arch = get_tier(tier)
+    with trusted_checkpoints(trust):
+        ckpt = load_local_checkpoint(src, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{src} holds a {type(ckpt).__name__}; allowed: a dict of tensors')
+    state = release_to_mm(extract_state_dict(ckpt, use_ema=use_ema), arch)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(arch=arch.to_dict(), source=src, converted=time.strftime('%Y-%m-%d')),
+        ),
+        dst,
+    )
+    return len(state)
 
 
 def main() -> None:
@@ -27,19 +55,23 @@ def main() -> None:
         '--tier', required=True, help='tier of the checkpoint: 0-6 or a release name like GPUNet-D1'
     )
     parser.add_argument('--no-ema', action='store_true', help='take the non-EMA weights')
-    args = parser.parse_args()
-    arch = get_tier(args.tier)
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
-    state = release_to_mm(extract_state_dict(ckpt, use_ema=not args.no_ema), arch)
-    os.makedirs(os.path.dirname(os.path.abspath(args.dst)), exist_ok=True)
-    torch.save(
-        dict(
-            state_dict=state,
-            meta=dict(arch=arch.to_dict(), source=args.src, converted=time.strftime('%Y-%m-%d')),
-        ),
-        args.dst,
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='allow a source that needs full unpickling (arbitrary code: only files you trust)',
     )
-    print(f'{arch.name}: wrote {len(state)} tensors to {args.dst}')
+    args = parser.parse_args()
+    try:
+        n = convert(args.src, args.dst, args.tier, not args.no_ema, args.trust_checkpoint)
+    except (
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+        CorruptCheckpointError,
+        UntrustedCheckpointError,
+    ) as e:
+        sys.exit(f'error: {e}')
+    print(f'{get_tier(args.tier).name}: wrote {n} tensors to {args.dst}')
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ out index asks for it, so detectors carry no unused parameters (which DDP would 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -109,6 +110,35 @@ def build_block(
     return block
 
 
+def _check_layer_cfgs(
+    norm_cfg: Optional[Dict], act_cfg: Optional[Dict], conv_cfg: Optional[Dict]
+) -> None:
+    """Clear errors for layer configs that would otherwise fail deep inside mmcv."""
+    from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
+
+    for name, cfg, build, examples in (
+        ('norm_cfg', norm_cfg, lambda c: build_norm_layer(c, 8), "dict(type='BN'), 'GN', 'LN'"),
+        ('act_cfg', act_cfg, build_activation_layer, "dict(type='ReLU'), 'SiLU', 'HSwish'"),
+        ('conv_cfg', conv_cfg, lambda c: build_conv_layer(c, 8, 8, 1), "dict(type='Conv2d')"),
+    ):
+        if cfg is None:
+            continue
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise ValueError(
+                f'{name}: got {cfg!r}; allowed: None or a dict with a type, e.g. {examples}'
+            )
+        cfg = dict(cfg)
+        if name == 'norm_cfg' and cfg['type'] == 'GN':
+            cfg.setdefault('num_groups', 1)
+        try:
+            build(cfg)
+        except KeyError as e:
+            raise ValueError(
+                f"{name}: type {cfg['type']!r} is not registered in mmengine's MODELS; "
+                f'allowed: a registered layer type, e.g. {examples} ({e})'
+            ) from e
+
+
 class GPUNet(BaseBackbone):
     """GPUNet (Wang et al., "Searching the Deployable Convolution Neural Networks for GPUs",
     CVPR 2022) as an OpenMMLab backbone.
@@ -156,9 +186,14 @@ class GPUNet(BaseBackbone):
     ) -> None:
         super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
         self.arch = resolve_arch(tier, arch)
+        _check_layer_cfgs(norm_cfg, act_cfg, conv_cfg)
         if padding not in PADDING_MODES:
             raise ValueError(f'padding: got {padding!r}; allowed: {PADDING_MODES}')
-        if not 0.0 <= float(drop_path_rate) < 1.0:
+        if (
+            isinstance(drop_path_rate, bool)
+            or not isinstance(drop_path_rate, (int, float))
+            or not 0.0 <= float(drop_path_rate) < 1.0
+        ):
             raise ValueError(f'drop_path_rate: got {drop_path_rate!r}; allowed: [0, 1)')
         layer_specs = self.arch.layers()
         if layer_specs[0].stride != 2:
@@ -169,18 +204,7 @@ class GPUNet(BaseBackbone):
         self.num_levels = len(self.arch.level_strides())
         has_tail = len(self.arch.tail_channels) > 0
         num_indices = self.num_levels + int(has_tail)
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        norm_indices = []
-        for index in out_indices:
-            if not -num_indices <= index < num_indices:
-                raise ValueError(
-                    f'out_indices: got {index}; allowed for {self.arch.name}: '
-                    f'{-num_indices}..{num_indices - 1} (levels 0..{self.num_levels - 1} at '
-                    f'strides {self.arch.level_strides()}'
-                    + (f', {self.num_levels} = tail)' if has_tail else ')')
-                )
-            norm_indices.append(index % num_indices)
+        norm_indices = self._normalise_out_indices(out_indices, num_indices, has_tail)
         self.out_indices = tuple(norm_indices)
         if with_tail is None:
             with_tail = has_tail and self.num_levels in self.out_indices
@@ -189,6 +213,8 @@ class GPUNet(BaseBackbone):
         if not with_tail and self.num_levels in self.out_indices:
             raise ValueError(f'out_indices names the tail ({self.num_levels}) but with_tail=False')
         num_layers = self.num_levels + int(with_tail)
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int):
+            raise ValueError(f'frozen_stages: got {frozen_stages!r}; allowed: an integer')
         if not -1 <= frozen_stages <= num_layers:
             raise ValueError(
                 f'frozen_stages: got {frozen_stages}; allowed: -1..{num_layers} '
@@ -242,6 +268,42 @@ class GPUNet(BaseBackbone):
         self.out_strides = tuple(level_strides[i] for i in self.out_indices)
         self._freeze_stages()
 
+    def _normalise_out_indices(
+        self, out_indices: Union[int, Sequence[int]], num_indices: int, has_tail: bool
+    ) -> List[int]:
+        """Non-negative, strictly increasing indices, so ``out_channels``/``out_strides``
+        list the outputs in the order ``forward`` returns them (network order, no repeats).
+        """
+        if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+            out_indices = (out_indices,)
+        allowed = (
+            f'{-num_indices}..{num_indices - 1} (levels 0..{self.num_levels - 1} at strides '
+            f'{self.arch.level_strides()}' + (f', {self.num_levels} = tail)' if has_tail else ')')
+        )
+        if not isinstance(out_indices, (list, tuple)) or not out_indices:
+            raise ValueError(
+                f'out_indices: got {out_indices!r}; allowed: a non-empty list of indices in '
+                f'{allowed} for {self.arch.name}'
+            )
+        norm: List[int] = []
+        for index in out_indices:
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise ValueError(
+                    f'out_indices: got {index!r} in {out_indices!r}; allowed: integers'
+                )
+            if not -num_indices <= index < num_indices:
+                raise ValueError(
+                    f'out_indices: got {index}; allowed for {self.arch.name}: {allowed}'
+                )
+            norm.append(index % num_indices)
+        if any(b <= a for a, b in zip(norm, norm[1:])):
+            raise ValueError(
+                f'out_indices: got {tuple(out_indices)!r} (levels {tuple(norm)}); allowed: '
+                'strictly increasing levels without repeats, since forward returns features '
+                f'in network order; use {tuple(sorted(set(norm)))!r}'
+            )
+        return norm
+
     # ------------------------------------------------------------------ api
     @staticmethod
     def feature_info(
@@ -270,6 +332,63 @@ class GPUNet(BaseBackbone):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def init_weights(self) -> None:
+        """``init_cfg=dict(type='Pretrained', ...)`` loads strictly; other inits as mmengine.
+
+        mmengine's ``PretrainedInit`` loads with ``strict=False``: another tier's checkpoint
+        or a wrong ``prefix`` would leave the backbone random with only a log line. Here the
+        checkpoint's architecture, tensor shapes and keys must match (the classifier tail may
+        be absent from the backbone), else :class:`CheckpointMismatchError`.
+        """
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' and not self._is_init:
+            self._load_pretrained(cfg)
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def _load_pretrained(self, cfg: Dict) -> None:
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        from ...apis.checkpoint import CheckpointMismatchError, check_state_dict
+
+        source = cfg.get('checkpoint')
+        if not source:
+            raise ValueError(f"init_cfg: got {cfg!r}; allowed: Pretrained with a 'checkpoint'")
+        ckpt = _load_checkpoint(source, map_location=cfg.get('map_location', 'cpu'))
+        if not isinstance(ckpt, dict):
+            raise CheckpointMismatchError(f'{source} holds a {type(ckpt).__name__}, not a dict')
+        sd = ckpt.get('state_dict', ckpt)
+        sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()}
+        prefix = cfg.get('prefix') or ''
+        if prefix:
+            if not prefix.endswith('.'):
+                prefix += '.'
+            found = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+            if not found:
+                raise CheckpointMismatchError(
+                    f'{source} has no keys under prefix {prefix!r}; its keys start with '
+                    f'{sorted({k.split(".")[0] + "." for k in sd})[:5]}'
+                )
+            sd = found
+        meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+        # the converter and GPUNetCheckpointHook record the arch of the classifier's backbone
+        module = prefix.rstrip('.') or 'backbone'
+        meta = dict(meta)
+        archs = meta.get('gpunet_archs') or {}
+        if module in archs:
+            meta['gpunet_archs'] = {'': archs[module]}
+        elif 'arch' in meta and module == 'backbone':
+            from ..arch_spec import as_arch
+
+            a = as_arch(meta.pop('arch'))
+            meta['gpunet_archs'] = {'': dict(name=a.name, hash=a.structural_hash())}
+        else:
+            meta.pop('gpunet_archs', None)
+            meta.pop('arch', None)
+        check_state_dict(self, sd, meta, source=f'pretrained checkpoint {source}')
+        self.load_state_dict(sd, strict=False)
 
     def _freeze_stages(self) -> None:
         for i in range(max(self.frozen_stages, 0)):
