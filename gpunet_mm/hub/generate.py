@@ -186,7 +186,7 @@ def table_tiers(entries: Sequence[HubEntry]) -> str:
 def _config_link(config: Optional[str]) -> str:
     if not config:
         return '-'
-    return f'[{osp.basename(config)}](../{config})'
+    return f'`{config}`'
 
 
 def table_feature_levels() -> str:
