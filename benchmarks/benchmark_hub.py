@@ -4,9 +4,11 @@ Classifiers run at their native resolution (the ImageNet classifier of each tier
 only: input tensor -> logits). Detectors are the shipped COCO configs
 (``configs/gpunet_det/retinanet_gpunet-<t>_fpn_1x_coco.py``: FPN 256, 4 head convs, 80
 classes) exported end to end (normalisation, network, box decoding, NMS) at one input
-shape for all tiers (default 320x320). Both run on ONNX Runtime's CPU execution provider at
-batch 1, through ``gpunet_mm.deploy`` (``get_backend``, ``export_onnx`` via
-``benchmark_configs``) and a ``LatencyCache``, so a second run re-uses every measurement.
+shape for all tiers (default 320x320), plus the CPU-sized detector of ``make demo``
+(``configs/demo/retinanet_gpunet-0_fpn_demo.py`` at its 256x256 input). All run on
+ONNX Runtime's CPU execution provider at batch 1, through ``gpunet_mm.deploy``
+(``get_backend``, ``export_onnx`` via ``benchmark_configs``) and a ``LatencyCache``, so a
+second run re-uses every measurement.
 
 The rows are hub entries with provenance ``measured`` (tool, date, environment) and go to
 ``gpunet_mm/hub/data/measured_cpu.jsonl`` (shipped with the package; rows of other devices
@@ -32,6 +34,7 @@ import os.path as osp
 import platform
 import sys
 import time
+import warnings
 from typing import Any, Dict, List, Sequence
 
 import torch
@@ -122,13 +125,16 @@ def measure_classifiers(tiers: Sequence[int], args, cache) -> List:
                     input_names=['input'],
                     output_names=['logits'],
                 )
-            return backend.measure(path, shape=shape, batch=1, iters=args.iters,
-                                   warmup=args.warmup)  # fmt: skip
+            return backend.measure(path, shape=shape, batch=1, iters=args.iters, warmup=args.warmup)
 
         t0 = time.perf_counter()
-        res, hit = cache.get_or_measure(key, run)
-        print(f'{arch.name:10s} cls {shape[0]}x{shape[1]}: median {res.median_ms:8.2f} ms '
-              f'({"cached" if hit else f"{time.perf_counter() - t0:.0f} s"})')  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice
+            res, hit = cache.get_or_measure(key, run)
+        print(
+            f'{arch.name:10s} cls {shape[0]}x{shape[1]}: median {res.median_ms:8.2f} ms '
+            f'({"cached" if hit else f"{time.perf_counter() - t0:.0f} s"})'
+        )
         meta = arch.meta
         out.append(
             HubEntry(
@@ -192,41 +198,62 @@ def detector_counts(config: str, shape) -> Dict[str, int]:
     return dict(params=count_params(model), flops=flops)
 
 
+#: the CPU-sized detector of ``make demo`` (4 classes, FPN 96, 2 GN head convs), at its input
+DEMO_DETECTOR = ('RetinaNet-GPUNet-0-demo', 0, 'configs/demo/retinanet_gpunet-0_fpn_demo.py')
+DEMO_SHAPE = (256, 256)
+
+
 def measure_detectors(tiers: Sequence[int], args) -> List:
-    """End-to-end ONNX Runtime latency of RetinaNet-GPUNet-<tier> (shipped COCO configs)."""
-    from gpunet_mm.deploy.cli import benchmark_configs
-    from gpunet_mm.hub import HubEntry, Provenance, normalize_device
+    """End-to-end ONNX Runtime latency of RetinaNet-GPUNet-<tier> (shipped COCO configs) and
+    of the demo detector."""
     from gpunet_mm.hub.configs import detection_config
     from gpunet_mm.models import TIER_SHORT, TIERS
 
-    configs = [detection_config(TIER_SHORT[t], 'retinanet') for t in tiers]
-    shape = tuple(args.det_shape)
+    jobs = [
+        (f'RetinaNet-{TIERS[t].name}', t, detection_config(TIER_SHORT[t], 'retinanet'))
+        for t in tiers
+    ]
+    out = _measure_detector_group(jobs, tuple(args.det_shape), args)
+    if 0 in tiers:
+        out += _measure_detector_group([DEMO_DETECTOR], DEMO_SHAPE, args)
+    return out
+
+
+def _measure_detector_group(jobs, shape, args) -> List:
+    from gpunet_mm.deploy.cli import benchmark_configs
+    from gpunet_mm.hub import HubEntry, Provenance, normalize_device
+    from gpunet_mm.models import TIERS
+
     t0 = time.perf_counter()
-    rows = benchmark_configs(
-        [osp.join(ROOT, c) for c in configs],
-        'onnxruntime',
-        shape,
-        iters=args.iters,
-        warmup=args.warmup,
-        batch=1,
-        precision='fp32',
-        device='cpu',
-        threads=args.threads,
-        work_dir=args.work_dir,
-        cache=args.cache,
-        progress=False,
-    )
-    print(f'detectors measured in {time.perf_counter() - t0:.0f} s')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        rows = benchmark_configs(
+            [osp.join(ROOT, config) for _, _, config in jobs],
+            'onnxruntime',
+            shape,
+            iters=args.iters,
+            warmup=args.warmup,
+            batch=1,
+            precision='fp32',
+            device='cpu',
+            threads=args.threads,
+            work_dir=args.work_dir,
+            cache=args.cache,
+            progress=False,
+        )
+    print(f'{len(jobs)} detector(s) measured in {time.perf_counter() - t0:.0f} s')
     out = []
-    for t, config, row in zip(tiers, configs, rows):
+    for (name, t, config), row in zip(jobs, rows):
         arch = TIERS[t]
         counts = detector_counts(osp.join(ROOT, config), shape)
-        print(f'RetinaNet-{arch.name:10s} det {shape[0]}x{shape[1]}: median '
-              f'{row["median_ms"]:8.2f} ms{" (cached)" if row["cached"] else ""}')  # fmt: skip
+        print(
+            f'{name:28s} det {shape[0]}x{shape[1]}: median '
+            f'{row["median_ms"]:8.2f} ms{" (cached)" if row["cached"] else ""}'
+        )
         env = row['env']
         out.append(
             HubEntry(
-                name=f'RetinaNet-{arch.name}',
+                name=name,
                 task='detection',
                 detector='retinanet',
                 input_shape=shape,

@@ -59,9 +59,7 @@ def format_table(entries: Sequence[HubEntry]) -> str:
     out = [line, '-' * len(line)]
     out += ['  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if any(e.metric is None and e.backbone_top1 is not None for e in entries):
-        out.append(
-            "* no task metric measured: ranked by the backbone's published ImageNet top-1"
-        )
+        out.append("* no task metric measured: ranked by the backbone's published ImageNet top-1")
     return '\n'.join(out)
 
 

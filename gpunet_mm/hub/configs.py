@@ -110,9 +110,7 @@ def _config_from_arch(entry: HubEntry) -> Config:
     backbone.update(type='GPUNet', arch=arch.to_dict())
     cfg.model.backbone = ConfigDict(backbone)
     cfg.model.head.in_channels = arch.tail_channels[0]
-    cfg.model.head.hidden_channels = (
-        arch.tail_channels[1] if arch.family == 'distilled' else None
-    )
+    cfg.model.head.hidden_channels = arch.tail_channels[1] if arch.family == 'distilled' else None
     _set_resolution(cfg, arch.resolution)
     return cfg
 
@@ -136,8 +134,10 @@ def _set_resolution(cfg, resolution: int) -> None:
                 if key in step:
                     step[key] = resolution
         cfg[name] = pipeline
-    for loader, pipe in (('train_dataloader', 'train_pipeline'), ('val_dataloader',
-                                                                   'test_pipeline')):
+    for loader, pipe in (
+        ('train_dataloader', 'train_pipeline'),
+        ('val_dataloader', 'test_pipeline'),
+    ):
         if loader in cfg and 'dataset' in cfg[loader]:
             cfg[loader].dataset.pipeline = cfg[pipe]
     if 'test_dataloader' in cfg and 'dataset' in cfg.test_dataloader:

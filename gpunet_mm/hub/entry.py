@@ -123,9 +123,7 @@ class Provenance:
             raise HubError(
                 f'provenance.kind: got {self.kind!r}; allowed: {", ".join(PROVENANCE_REQUIRED)}'
             )
-        missing = [
-            k for k in PROVENANCE_REQUIRED[self.kind] if getattr(self, k) in (None, '', {})
-        ]
+        missing = [k for k in PROVENANCE_REQUIRED[self.kind] if getattr(self, k) in (None, '', {})]
         if missing:
             raise HubError(
                 f'provenance {self.kind!r} needs {", ".join(PROVENANCE_REQUIRED[self.kind])}; '
@@ -221,8 +219,9 @@ class HubEntry:
         if not isinstance(self.name, str) or not self.name.strip():
             raise HubError(f'entry name: got {self.name!r}; expected a non-empty string')
         if len(self.input_shape) != 2 or min(self.input_shape) <= 0:
-            raise HubError(f'{where}: input_shape must be (height, width) > 0, got '
-                           f'{self.input_shape!r}')  # fmt: skip
+            raise HubError(
+                f'{where}: input_shape must be (height, width) > 0, got {self.input_shape!r}'
+            )
         if int(self.batch) != self.batch or self.batch < 1:
             raise HubError(f'{where}: batch must be an integer >= 1, got {self.batch!r}')
         if self.precision not in PRECISIONS:
@@ -239,8 +238,9 @@ class HubEntry:
         if self.task == 'detection' and not self.detector:
             raise HubError(f'{where}: a detection entry needs detector (e.g. "retinanet")')
         if not self.latency_stat:
-            raise HubError(f'{where}: latency_stat must say what the number is '
-                           '(e.g. "median, end to end")')  # fmt: skip
+            raise HubError(
+                f'{where}: latency_stat must say what the number is (e.g. "median, end to end")'
+            )
         self.provenance.validate()
 
     # ------------------------------------------------------------------ identity

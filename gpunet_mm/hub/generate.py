@@ -95,8 +95,10 @@ def _model_item(config: str, spec: Dict, rows: List[HubEntry]) -> Dict:
             meta['Input Resolution'] = ref.input_shape[0]
         meta['inference time (ms/im)'] = [
             _inference_time(e)
-            for e in sorted(rows, key=lambda e: (e.provenance.kind != 'paper', e.device,
-                                                 e.backend, e.latency_ms))  # fmt: skip
+            for e in sorted(
+                rows,
+                key=lambda e: (e.provenance.kind != 'paper', e.device, e.backend, e.latency_ms),
+            )
         ]
     if meta:
         item['Metadata'] = meta
@@ -140,8 +142,14 @@ def render_metafiles(entries: Optional[Sequence[HubEntry]] = None) -> Dict[str, 
     out = {}
     for folder in METAFILE_DIRS:
         d = metafile_dict(folder, entries)
-        out[f'{folder}/metafile.yml'] = HEADER + yaml.safe_dump(
-            d, sort_keys=False, allow_unicode=True, width=100
+        note = (
+            '# Weights: convert the NGC release checkpoints with '
+            'tools/model_converters/gpunet_release_to_mm.py (docs/model_zoo.md).\n'
+            if folder == 'configs/gpunet'
+            else '# Weights: none trained here (no COCO offline); results will come from the hub.\n'
+        )
+        out[f'{folder}/metafile.yml'] = (
+            HEADER + note + yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=100)
         )
     index = {'Import': [f'{folder}/metafile.yml' for folder in METAFILE_DIRS]}
     out['model-index.yml'] = HEADER + yaml.safe_dump(index, sort_keys=False)
@@ -150,7 +158,9 @@ def render_metafiles(entries: Optional[Sequence[HubEntry]] = None) -> Dict[str, 
 
 # --------------------------------------------------------------------------- docs page
 MODEL_ZOO_PAGE = 'docs/model_zoo.md'
-_BLOCK = re.compile(r'(<!-- BEGIN hub:(?P<name>[\w-]+) -->\n)(.*?)(<!-- END hub:(?P=name) -->)', re.S)
+_BLOCK = re.compile(
+    r'(<!-- BEGIN hub:(?P<name>[\w-]+) -->\n)(.*?)(<!-- END hub:(?P=name) -->)', re.S
+)
 
 
 def _ms(v: float) -> str:
@@ -167,7 +177,8 @@ def table_tiers(entries: Sequence[HubEntry]) -> str:
         for t in PUBLISHED_TARGETS.values()
     ]
     lines = [
-        '| tier | name | family | input | params | GMACs | ImageNet top-1 | ' + ' | '.join(heads)
+        '| tier | name | family | input | params | GMACs | ImageNet top-1 | '
+        + ' | '.join(heads)
         + ' | config |',
         '|' + '---|' * (8 + len(heads)),
     ]
@@ -230,15 +241,17 @@ def table_measured(entries: Sequence[HubEntry], task: str) -> str:
         )
     envs = sorted(
         {
-            ', '.join(f'{k} {e.provenance.environment[k]}' for k in sorted(
-                e.provenance.environment))
+            ', '.join(
+                f'{k} {e.provenance.environment[k]}' for k in sorted(e.provenance.environment)
+            )
             for e in rows
         }
     )
     tools = sorted({e.provenance.tool for e in rows if e.provenance.tool})
     lines.append('')
-    lines.append(f'Measured by {", ".join(f"`{t}`" for t in tools)}; environment: '
-                 + '; '.join(envs) + '.')  # fmt: skip
+    lines.append(
+        f'Measured by {", ".join(f"`{t}`" for t in tools)}; environment: ' + '; '.join(envs) + '.'
+    )
     return '\n'.join(lines)
 
 

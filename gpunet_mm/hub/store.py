@@ -48,14 +48,14 @@ def read_entries(path: str) -> List[HubEntry]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                raise HubFileError(path, lineno, f'not valid JSON ({e.msg}, column {e.colno})')
+                msg = f'not valid JSON ({e.msg}, column {e.colno})'
+                raise HubFileError(path, lineno, msg) from None
             if lineno == 1 and isinstance(obj, dict) and 'gpunet_mm_hub' in obj:
                 if obj['gpunet_mm_hub'] != FORMAT_VERSION:
                     raise HubFileError(
                         path,
                         lineno,
-                        f'hub format {obj["gpunet_mm_hub"]!r}; this version reads '
-                        f'{FORMAT_VERSION}',
+                        f'hub format {obj["gpunet_mm_hub"]!r}; this version reads {FORMAT_VERSION}',
                     )
                 continue
             try:

@@ -22,8 +22,9 @@ def run(capsys, hub_file, *argv):
 
 
 def test_query_table(capsys, hub_file):
-    code, out, _ = run(capsys, hub_file, 'query', '--device', 'A100', '--latency', '1.0',
-                       '--task', 'cls')  # fmt: skip
+    code, out, _ = run(
+        capsys, hub_file, 'query', '--device', 'A100', '--latency', '1.0', '--task', 'cls'
+    )
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == 'most accurate within 1 ms on A100:'
@@ -34,8 +35,18 @@ def test_query_table(capsys, hub_file):
 
 
 def test_query_json(capsys, hub_file):
-    code, out, _ = run(capsys, hub_file, 'query', '--device', 'V100', '--latency', '0.9',
-                       '--task', 'classification', '--json')  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        hub_file,
+        'query',
+        '--device',
+        'V100',
+        '--latency',
+        '0.9',
+        '--task',
+        'classification',
+        '--json',
+    )
     d = json.loads(out)
     assert code == 0 and d['name'] == 'GPUNet-1' and d['latency_ms'] == 0.82
     assert d['provenance'] == {'kind': 'paper', 'source': 'GPUNet release (CVPR 2022)'}
@@ -43,9 +54,20 @@ def test_query_json(capsys, hub_file):
 
 
 def test_list_condition_and_sort(capsys, hub_file):
-    code, out, _ = run(capsys, hub_file, 'list', '--condition', 'latency_ms<=1.0,top1>=80',
-                       '--backend', 'tensorrt', '--sort', 'top1', 'latency_ms',
-                       '--descending', '--json')  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        hub_file,
+        'list',
+        '--condition',
+        'latency_ms<=1.0,top1>=80',
+        '--backend',
+        'tensorrt',
+        '--sort',
+        'top1',
+        'latency_ms',
+        '--descending',
+        '--json',
+    )
     rows = json.loads(out)
     assert code == 0
     assert all(r['latency_ms'] <= 1.0 and r['metric'] >= 80 for r in rows)
@@ -87,10 +109,32 @@ def test_errors(capsys, hub_file, argv, message):
 
 
 def test_add_conflict_needs_replace(capsys, hub_file):
-    base = ['add', '--name', 'gpunet-0-t4', '--task', 'cls', '--tier', 'GPUNet-0', '--device',
-            'T4', '--backend', 'tensorrt', '--precision', 'fp16', '--shape', '320', '320',
-            '--metric', '78.9', '--tool', 'trtexec', '--env', 'gpu=Tesla T4', '--date',
-            '2026-11-25']  # fmt: skip
+    base = [
+        'add',
+        '--name',
+        'gpunet-0-t4',
+        '--task',
+        'cls',
+        '--tier',
+        'GPUNet-0',
+        '--device',
+        'T4',
+        '--backend',
+        'tensorrt',
+        '--precision',
+        'fp16',
+        '--shape',
+        '320',
+        '320',
+        '--metric',
+        '78.9',
+        '--tool',
+        'trtexec',
+        '--env',
+        'gpu=Tesla T4',
+        '--date',
+        '2026-11-25',
+    ]
     code, out, _ = run(capsys, hub_file, *base, '--latency', '0.9')
     assert code == 0 and f'1 row(s) in {hub_file}' in out
     code, _, err = run(capsys, hub_file, *base, '--latency', '0.8')
@@ -111,15 +155,37 @@ def test_add_from_json_and_import(capsys, hub_file, tmp_path):
     rows.write_text('{"gpunet_mm_hub": 1}\n' + json.dumps(row) + '\n')
     code, out, _ = run(capsys, hub_file, 'add', '--from-json', str(rows))
     assert code == 0
-    code, out, _ = run(capsys, hub_file, 'query', '--device', 'cpu', '--latency', '80',
-                       '--task', 'det', '--provenance', 'search')  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        hub_file,
+        'query',
+        '--device',
+        'cpu',
+        '--latency',
+        '80',
+        '--task',
+        'det',
+        '--provenance',
+        'search',
+    )
     assert code == 0 and out.splitlines()[3].split()[0] == 'nas_det_demo-trial7'
 
 
 def test_script_runs(hub_file):
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools', 'hub.py'), '--hub-file', hub_file,
-         'query', '--device', 'cpu', '--latency', '80', '--task', 'det'],  # fmt: skip
+        [
+            sys.executable,
+            os.path.join(ROOT, 'tools', 'hub.py'),
+            '--hub-file',
+            hub_file,
+            'query',
+            '--device',
+            'cpu',
+            '--latency',
+            '80',
+            '--task',
+            'det',
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -16,8 +16,19 @@ pytest.importorskip('myst_parser')
 
 def sphinx(builder, out, docs=DOCS):
     return subprocess.run(
-        [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-E', '-q', '-b', builder,
-         docs, str(out)],  # fmt: skip
+        [
+            sys.executable,
+            '-m',
+            'sphinx',
+            '-W',
+            '--keep-going',
+            '-E',
+            '-q',
+            '-b',
+            builder,
+            docs,
+            str(out),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

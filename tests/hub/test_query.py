@@ -110,8 +110,9 @@ def _row(name, latency, metric=None, params=None, device='cpu-test-chip', **kw):
         latency_stat='median',
         metric=metric,
         params=params,
-        provenance=Provenance(kind='measured', tool='test', date='2026-01-01',
-                              environment={'cpu': 'test chip'}),  # fmt: skip
+        provenance=Provenance(
+            kind='measured', tool='test', date='2026-01-01', environment={'cpu': 'test chip'}
+        ),
         **kw,
     )
 

@@ -29,8 +29,12 @@ def measured(name='my-gpunet-0', latency=0.5, device='T4', tier='GPUNet-0', **kw
         latency_stat='median GPU compute time (trtexec)',
         metric=78.9,
         tier=tier,
-        provenance=Provenance(kind='measured', tool='trtexec', date='2026-11-25',
-                              environment={'gpu': 'Tesla T4', 'driver': '550'}),  # fmt: skip
+        provenance=Provenance(
+            kind='measured',
+            tool='trtexec',
+            date='2026-11-25',
+            environment={'gpu': 'Tesla T4', 'driver': '550'},
+        ),
         **kw,
     )
 
@@ -60,7 +64,7 @@ def test_conflicts_refuse_unless_replace(hub_file):
     hub.add(measured(), path=hub_file)
     hub.add(measured(), path=hub_file)  # identical row again: no-op
     assert len(ModelHub(hub_file).user_entries()) == 1
-    with pytest.raises(NameConflictError, match=r"already has a measured row for T4 .*0\.5 ms"):
+    with pytest.raises(NameConflictError, match=r'already has a measured row for T4 .*0\.5 ms'):
         hub.add(measured(latency=0.45), path=hub_file)
     hub.add(measured(latency=0.45), replace=True, path=hub_file)
     assert [e.latency_ms for e in ModelHub(hub_file).user_entries()] == [0.45]
