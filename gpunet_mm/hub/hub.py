@@ -2,7 +2,7 @@
 
 ``ModelHub(path)`` reads the shipped rows (the published tiers, the measured rows in
 ``gpunet_mm/hub/data/``) and the user's hub file at ``path`` (JSON Lines, see
-:mod:`.store`). The user file defaults to ``$GPUNET_MM_HUB`` or
+:mod:`gpunet_mm.hub.store`). The user file defaults to ``$GPUNET_MM_HUB`` or
 ``~/.cache/gpunet_mm/hub.jsonl``; every function takes ``path=`` to name another one. A user
 row with the key of a shipped row (``replace=True``) shadows it; the shipped files are
 never written.
@@ -145,7 +145,9 @@ class ModelHub:
         input_shape: Optional[Tuple[int, int]] = None,
         conditions: ConditionsLike = None,
     ) -> HubEntry:
-        """The most accurate row within ``latency_ms`` on ``device`` (see :mod:`.ranking`).
+        """The most accurate row within ``latency_ms`` on ``device``.
+
+        Ranking rules: :mod:`gpunet_mm.hub.ranking`.
 
         Raises :class:`BudgetError` naming the fastest matching row when the budget is below
         it, :class:`UnknownDeviceError` for a device no row has.
@@ -276,7 +278,7 @@ class ModelHub:
         self, work_dir: str, include_pareto: bool = False, replace: bool = False
     ) -> List[HubEntry]:
         """Add a NAS run's winners (and optionally its Pareto trials); see
-        :mod:`.search_import` for the ``results.json`` schema."""
+        :mod:`gpunet_mm.hub.search_import` for the ``results.json`` schema."""
         from .search_import import search_entries
 
         return self.add_many(search_entries(work_dir, include_pareto), replace=replace)

@@ -4,9 +4,10 @@ Format: the first line is a header ``{"gpunet_mm_hub": 1}``, then one :class:`Hu
 dict per line (blank lines are ignored). JSON Lines rather than one JSON document so that
 an error points at the line of the bad entry, and a diff of a hub file shows whole entries.
 
-A hub file is never rewritten in place. :func:`write_entries` writes a temporary file in the
-same folder, ``fsync``s it, ``os.replace``s it over the old one and ``fsync``s the folder, so a
-crash at any point leaves either the old file or the new one, never half of either. A file
+A hub file is never rewritten in place. :func:`gpunet_mm.hub.write_entries` writes a
+temporary file in the same folder, ``fsync``s it, ``os.replace``s it over the old one and
+``fsync``s the folder, so a crash at any point leaves either the old file or the new one,
+never half of either. A file
 that does not parse is reported with its path and line and is never overwritten: every
 update reads (and so validates) the file first. Read-modify-write updates hold an
 ``fcntl`` lock on ``<file>.lock`` so that two processes adding entries at once both land.
