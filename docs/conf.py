@@ -30,7 +30,8 @@ extensions = [
 ]
 source_suffix = {'.md': 'markdown', '.rst': 'restructuredtext'}
 root_doc = 'index'
-exclude_patterns = ['_build', 'Thumbs.db', '.DS_Store']
+# search.md is rendered through search_engine.md: Sphinx's own search page is search.html
+exclude_patterns = ['_build', 'Thumbs.db', '.DS_Store', 'search.md']
 myst_enable_extensions = ['colon_fence', 'deflist']
 myst_heading_anchors = 3
 
