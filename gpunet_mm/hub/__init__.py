@@ -65,10 +65,15 @@ def add(entry, replace: bool = False, path: Optional[str] = None) -> HubEntry:
 
 
 def import_search(
-    work_dir: str, include_pareto: bool = False, replace: bool = False, path: Optional[str] = None
+    work_dir: str,
+    include_pareto: bool = False,
+    replace: bool = False,
+    path: Optional[str] = None,
+    device: Optional[str] = None,
+    allow_simulated: bool = False,
 ) -> List[HubEntry]:
     """Add the winners of a NAS run (``WORK_DIR/results.json``) to the user hub file."""
-    return ModelHub(path).import_search(work_dir, include_pareto, replace)
+    return ModelHub(path).import_search(work_dir, include_pareto, replace, device, allow_simulated)
 
 
 __all__ = [

@@ -49,7 +49,7 @@ def format_table(entries: Sequence[HubEntry]) -> str:
         ('input', lambda e: f'{e.input_shape[0]}x{e.input_shape[1]}'),
         ('latency', lambda e: f'{e.latency_ms:.3g} ms'),
         ('accuracy', metric_text),
-        ('params', lambda e: _fmt_num(None if e.params is None else e.params / 1e6, '.2f') + 'M'),
+        ('params', lambda e: '-' if e.params is None else f'{e.params / 1e6:.2f}M'),
         ('GFLOPs', lambda e: _fmt_num(None if e.flops is None else e.flops / 1e9, '.2f')),
         ('source', lambda e: e.provenance.kind),
     ]
@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('import', help="add a NAS run's winners (WORK_DIR/results.json)")
     p.add_argument('work_dir')
     p.add_argument('--pareto', action='store_true', help='also every Pareto-optimal trial')
+    p.add_argument('--device', help="the machine, when the run's target says only cpu/cuda")
+    p.add_argument(
+        '--allow-simulated', action='store_true', help='import a --simulate run (surrogate metric)'
+    )
     p.add_argument('--replace', action='store_true', help='overwrite conflicting rows')
     _output(p)
     return parser
@@ -331,7 +335,13 @@ def run(args: argparse.Namespace) -> int:
             added = [hub.add(_entry_from_args(args), replace=args.replace)]
         _report_added(hub, added, args.json)
     elif args.command == 'import':
-        added = hub.import_search(args.work_dir, include_pareto=args.pareto, replace=args.replace)
+        added = hub.import_search(
+            args.work_dir,
+            include_pareto=args.pareto,
+            replace=args.replace,
+            device=args.device,
+            allow_simulated=args.allow_simulated,
+        )
         _report_added(hub, added, args.json)
     return 0
 

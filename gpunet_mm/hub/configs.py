@@ -63,18 +63,22 @@ def resolve_path(path: str) -> str:
 
 
 def config_for_entry(entry: HubEntry) -> Config:
-    """An mmdet / mmpretrain :class:`mmengine.config.Config` that builds ``entry``'s model."""
+    """An mmdet / mmpretrain :class:`mmengine.config.Config` that builds ``entry``'s model.
+
+    The entry's own config when it exists; else, for an entry with an arch (a search result
+    whose work_dir moved, or one added without a config), the shipped template.
+    """
     from mmengine.config import Config
 
-    if entry.config:
-        path = resolve_path(entry.config)
-        if not osp.isfile(path):
-            raise HubError(
-                f'{entry.name}: its config {entry.config!r} does not exist (looked at {path})'
-            )
+    path = resolve_path(entry.config) if entry.config else None
+    if path and osp.isfile(path):
         cfg = Config.fromfile(path)
-    elif entry.arch is not None:
+    elif entry.arch is not None:  # no config, or a search work_dir that moved
         cfg = _config_from_arch(entry)
+    elif path:
+        raise HubError(
+            f'{entry.name}: its config {entry.config!r} does not exist (looked at {path})'
+        )
     else:
         raise HubError(f'{entry.name}: the entry has neither a config nor an arch to build one')
     if entry.checkpoint:

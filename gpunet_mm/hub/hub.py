@@ -275,13 +275,20 @@ class ModelHub:
         return kept + [entry], True
 
     def import_search(
-        self, work_dir: str, include_pareto: bool = False, replace: bool = False
+        self,
+        work_dir: str,
+        include_pareto: bool = False,
+        replace: bool = False,
+        device: Optional[str] = None,
+        allow_simulated: bool = False,
     ) -> List[HubEntry]:
         """Add a NAS run's winners (and optionally its Pareto trials); see
-        :mod:`gpunet_mm.hub.search_import` for the ``results.json`` schema."""
+        :mod:`gpunet_mm.hub.search_import` for the ``results.json`` schema. ``device``
+        names the machine when the run's target says only ``'cpu'`` or ``'cuda'``."""
         from .search_import import search_entries
 
-        return self.add_many(search_entries(work_dir, include_pareto), replace=replace)
+        rows = search_entries(work_dir, include_pareto, device, allow_simulated)
+        return self.add_many(rows, replace=replace)
 
 
 def _conditions(conditions: ConditionsLike) -> List[Condition]:

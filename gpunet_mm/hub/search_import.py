@@ -1,36 +1,43 @@
 """Turn a NAS run's ``WORK_DIR/results.json`` into hub entries with provenance ``search``.
 
-The search tool (``tools/nas_search.py``) writes, at the end of a run::
+``tools/nas_search.py`` writes ``results.json`` (``gpunet_mm/search/report.py``)::
 
     {
       "format": 1,
       "search": {
-        "work_dir": "work_dirs/nas_det",        # where the run lives
+        "work_dir": "/abs/work_dirs/nas_det",   # where the run lives
         "journal_hash": "3f2a...",             # hash of the trial journal the results come from
         "config": "configs/nas/....py",        # the search config
-        "target": {"backend": "onnxruntime", "device": "cpu:AMD EPYC:2t",
-                   "precision": "fp32", "batch": 1, "input_shape": [320, 320],
-                   "detector": "retinanet"},   # what latency_ms was measured on
+        "mode": "train",                       # or "simulate" (surrogate metric: not imported
+                                               #   unless allow_simulated=True)
+        "target": {"backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+                   "batch": 1, "threads": 1, "iters": 30, "warmup": 5,
+                   "shape": [320, 320],        # optional: else each arch's own resolution
+                   "detector": "RetinaNet"},   # the model type (detectors)
         "task": "detection",                   # or "classification"
-        "metric_name": "coco/bbox_mAP"         # the evaluator key that `metric` holds
+        "metric_name": "coco/bbox_mAP",        # the evaluator key that `metric` holds
+        "budgets_ms": [40.0, 60.0]
       },
       "winners": [                             # the best trial under each latency budget
-        {"budget_ms": 80.0, "trial_id": 17, "arch_hash": "...",
-         "arch": {...GPUNetArch.to_dict()...}, "latency_ms": 74.2, "metric": 0.412,
-         "params": 9123456, "flops": 2100000000,
-         "checkpoint": "work_dirs/nas_det/trial_17/epoch_12.pth",
-         "config": "work_dirs/nas_det/trial_17/config.py"}
+        {"budget_ms": 40.0, "trial_id": 17, "arch_hash": "...",
+         "arch": {...GPUNetArch.to_dict()...}, "latency_ms": 37.2, "metric": 0.412,
+         "params": 9123456, "checkpoint": ".../trial_17/epoch_12.pth",
+         "config": "/abs/work_dirs/nas_det/best_40ms.py", ...}
       ],
       "trials": [ ...the same fields (without budget_ms) for every finished trial... ]
     }
 
-``params``, ``flops``, ``checkpoint`` and ``config`` may be null; every other winner field is
-required. The target's ``device`` may be a latency-cache device key (``'cpu:AMD EPYC:2t'``)
-or a device name; it is normalised like every hub device (``cpu-amd-epyc``, ``A100``).
+``params``, ``flops``, ``checkpoint`` and ``config`` may be null or absent; ``trial_id``,
+``arch``, ``latency_ms`` and ``metric`` are required, and ``arch_hash``, when given, must be
+the arch's ``structural_hash()``. Other fields are ignored. The target's ``device`` is
+normalised like every hub device (a latency-cache key ``'cpu:AMD EPYC 7B13:2t'`` becomes
+``cpu-amd-epyc-7b13``); a bare ``'cpu'`` or ``'cuda'`` says little about the machine, so
+``device=`` (``tools/hub.py import --device``) can name it.
 
 Metrics: mmdet's ``coco/bbox_mAP`` is a fraction (0.412); the hub stores percentages like
 OpenMMLab's metafiles (41.2), so metric names that are fractions in mmdet (those ending in
-``bbox_mAP``, ``bbox_mAP_50``, ``bbox_mAP_75``) are multiplied by 100. mmpretrain's
+``bbox_mAP``, ``bbox_mAP_50``, ``bbox_mAP_75``) are multiplied by 100 when they are at
+most 1. mmpretrain's
 ``accuracy/top1`` already is a percentage.
 
 Entry names are ``<work_dir folder>-trial<id>`` so that importing the same run twice is a
@@ -42,7 +49,7 @@ from __future__ import annotations
 
 import json
 import os.path as osp
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 from .entry import HubEntry, HubError, Provenance
 
@@ -50,10 +57,10 @@ RESULTS_FILE = 'results.json'
 RESULTS_FORMAT = 1
 _FRACTION_METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
 _REQUIRED_TRIAL = ('trial_id', 'arch', 'latency_ms', 'metric')
-_REQUIRED_TARGET = ('backend', 'device', 'precision', 'batch', 'input_shape')
+_REQUIRED_TARGET = ('backend', 'device', 'precision', 'batch')
 
 
-def load_results(work_dir: str) -> Dict[str, Any]:
+def load_results(work_dir: str, allow_simulated: bool = False) -> Dict[str, Any]:
     path = osp.join(work_dir, RESULTS_FILE)
     if not osp.isfile(path):
         raise HubError(
@@ -78,19 +85,29 @@ def load_results(work_dir: str) -> Dict[str, Any]:
     missing = [k for k in _REQUIRED_TARGET if k not in search['target']]
     if missing:
         raise HubError(f'{path}: search.target lacks {", ".join(missing)}')
+    if search.get('mode') == 'simulate' and not allow_simulated:
+        raise HubError(
+            f'{path}: a --simulate run (its metric is a surrogate, not a trained model); '
+            'pass allow_simulated=True (--allow-simulated) to import it anyway'
+        )
     data['_path'] = path
     return data
 
 
 def _metric(value: Any, metric_name: str) -> float:
     v = float(value)
-    if metric_name.split('/')[-1] in _FRACTION_METRICS:
+    # mmdet reports these as fractions; a surrogate objective (--simulate) may not
+    if metric_name.split('/')[-1] in _FRACTION_METRICS and 0.0 <= v <= 1.0:
         v *= 100.0
     return round(v, 4)
 
 
 def trial_entry(
-    data: Mapping[str, Any], trial: Mapping[str, Any], where: str, work_dir: str
+    data: Mapping[str, Any],
+    trial: Mapping[str, Any],
+    where: str,
+    work_dir: str,
+    device: Optional[str] = None,
 ) -> HubEntry:
     missing = [k for k in _REQUIRED_TRIAL if trial.get(k) is None]
     if missing:
@@ -106,13 +123,20 @@ def trial_entry(
     if search.get('config'):
         extra['search_config'] = search['config']
     short = metric_name.split('/')[-1]
+    shape = target.get('shape') or target.get('input_shape')
+    if not shape:  # measured at the architecture's own resolution
+        res = int(trial['arch'].get('resolution', 224))
+        shape = (res, res)
+    detector = target.get('detector') if task != 'classification' else None
+    if search.get('mode') == 'simulate':
+        extra['mode'] = 'simulate'
     entry = HubEntry(
         name=f'{folder}-trial{trial["trial_id"]}',
         task=task,
-        detector=target.get('detector'),
-        input_shape=tuple(target['input_shape']),
+        detector=str(detector).lower() if detector else None,
+        input_shape=tuple(shape),
         batch=int(target['batch']),
-        device=str(target['device']),
+        device=device or str(target['device']),
         backend=str(target['backend']),
         backend_version=target.get('backend_version'),
         precision=str(target['precision']),
@@ -122,7 +146,9 @@ def trial_entry(
         metric_name='top1' if short in ('top1', 'accuracy_top1') else short,
         metric_dataset=search.get('dataset'),
         metric_schedule=search.get('schedule'),
-        metric_source='search',
+        metric_source='search (simulated surrogate)'
+        if search.get('mode') == 'simulate'
+        else 'search (trained with the search schedule)',
         params=trial.get('params'),
         flops=trial.get('flops'),
         arch=dict(trial['arch']),
@@ -144,16 +170,21 @@ def trial_entry(
     return entry
 
 
-def search_entries(work_dir: str, include_pareto: bool = False) -> List[HubEntry]:
+def search_entries(
+    work_dir: str,
+    include_pareto: bool = False,
+    device: Optional[str] = None,
+    allow_simulated: bool = False,
+) -> List[HubEntry]:
     """The winners of a run (and, with ``include_pareto``, every Pareto-optimal trial)."""
     from .ranking import pareto_front
 
-    data = load_results(work_dir)
+    data = load_results(work_dir, allow_simulated)
     out: List[HubEntry] = []
     seen = set()
     by_key: Dict[str, HubEntry] = {}
     for i, w in enumerate(data['winners']):
-        e = trial_entry(data, w, f'winners[{i}]', work_dir)
+        e = trial_entry(data, w, f'winners[{i}]', work_dir, device)
         if e.key in by_key:  # one trial can win several budgets
             budgets = by_key[e.key].provenance.extra.setdefault('budget_ms', [])
             budgets.extend(e.provenance.extra.get('budget_ms', []))
@@ -163,7 +194,7 @@ def search_entries(work_dir: str, include_pareto: bool = False) -> List[HubEntry
         out.append(e)
     if include_pareto:
         trials = [
-            trial_entry(data, t, f'trials[{i}]', work_dir)
+            trial_entry(data, t, f'trials[{i}]', work_dir, device)
             for i, t in enumerate(data.get('trials', []))
         ]
         for e in pareto_front(trials):

@@ -147,7 +147,9 @@ def test_add_conflict_needs_replace(capsys, hub_file):
 
 
 def test_add_from_json_and_import(capsys, hub_file, tmp_path):
-    code, out, _ = run(capsys, hub_file, 'import', NAS_RUN, '--pareto', '--json')
+    code, out, _ = run(
+        capsys, hub_file, 'import', NAS_RUN, '--pareto', '--device', 'cpu-amd-epyc-7b13', '--json'
+    )
     d = json.loads(out)
     assert code == 0 and len(d['added']) == 3 and d['hub_file'] == hub_file
     rows = tmp_path / 'rows.jsonl'
