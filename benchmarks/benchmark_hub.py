@@ -72,6 +72,8 @@ def environment(result_env: Dict[str, Any]) -> Dict[str, Any]:
         torch=torch.__version__,
         python=platform.python_version(),
         platform=result_env.get('platform'),
+        # machine load when the row was written: CPU timings on a shared machine depend on it
+        load_avg_1m=round(os.getloadavg()[0], 2),
     )
 
 

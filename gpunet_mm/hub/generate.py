@@ -212,6 +212,10 @@ def table_feature_levels() -> str:
     return '\n'.join(lines)
 
 
+#: the machine's 1-minute load average when a measured row was written (its own column)
+LOAD_KEY = 'load_avg_1m'
+
+
 def table_measured(entries: Sequence[HubEntry], task: str) -> str:
     """Measured rows of one task, grouped by device."""
     rows = [e for e in entries if e.provenance.kind == 'measured' and e.task == task]
@@ -222,8 +226,8 @@ def table_measured(entries: Sequence[HubEntry], task: str) -> str:
     acc = 'ImageNet top-1' if task == 'classification' else 'backbone ImageNet top-1'
     lines = [
         f'| model | input | device | backend | precision | batch | median latency | p90 | {acc} '
-        '| params | GMACs | measured |',
-        '|' + '---|' * 12,
+        '| params | GMACs | measured | load avg |',
+        '|' + '---|' * 13,
     ]
     for e in rows:
         d = e.latency_detail
@@ -237,12 +241,13 @@ def table_measured(entries: Sequence[HubEntry], task: str) -> str:
             f'{e.precision} | {e.batch} | {_ms(e.latency_ms)} | {p90} | '
             f'{"-" if top1 is None else top1} | '
             f'{"-" if e.params is None else f"{e.params / 1e6:.2f} M"} | '
-            f'{"-" if e.flops is None else f"{e.flops / 1e9:.2f}"} | {e.provenance.date} |'
+            f'{"-" if e.flops is None else f"{e.flops / 1e9:.2f}"} | {e.provenance.date} | '
+            f'{e.provenance.environment.get(LOAD_KEY, "-")} |'
         )
     envs = sorted(
         {
             ', '.join(
-                f'{k} {e.provenance.environment[k]}' for k in sorted(e.provenance.environment)
+                f'{k} {v}' for k, v in sorted(e.provenance.environment.items()) if k != LOAD_KEY
             )
             for e in rows
         }
