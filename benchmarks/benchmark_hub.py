@@ -18,7 +18,11 @@ from ``models/tiers.py`` (the published top-1; detectors carry their backbone's 
 metafiles: ``tools/misc/gen_model_zoo.py`` and ``tools/misc/gen_metafiles.py``.
 
     python benchmarks/benchmark_hub.py [--part cls det] [--tiers 0 d1] [--iters 10] \\
-        [--warmup 2] [--threads 2] [--det-shape 320 320] [--cache work_dirs/hub_latency.sqlite]
+        [--warmup 2] [--threads 1] [--det-shape 320 320] [--cache work_dirs/hub_latency.sqlite]
+
+One ONNX Runtime thread by default: the search configs time their CPU targets with
+``threads=1`` (so these rows compare with search results), and a single thread is far less
+disturbed by other jobs on a shared machine than a thread pool that synchronises.
 
 Random weights: latency does not depend on them, except through how many boxes reach NMS
 (a random RetinaNet's score prior keeps nearly all below the 0.05 threshold, so these are
@@ -52,7 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--tiers', nargs='+', default=None, help='tiers (0-6 or names); default all')
     p.add_argument('--iters', type=int, default=10, help='timed runs per model')
     p.add_argument('--warmup', type=int, default=2, help='untimed runs per model')
-    p.add_argument('--threads', type=int, default=None, help='ORT intra-op threads (all cores)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='ORT intra-op threads (default 1, as the search configs latency_target; '
+        '0 = all cores)',
+    )
     p.add_argument('--det-shape', type=int, nargs=2, default=(320, 320), metavar=('H', 'W'))
     p.add_argument('--cache', default=osp.join(ROOT, 'work_dirs', 'hub_latency.sqlite'))
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark_hub'))
@@ -299,7 +309,7 @@ def main(argv=None) -> None:
     from gpunet_mm.hub import ModelHub, read_entries, write_entries
     from gpunet_mm.models import tier_index
 
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads or os.cpu_count() or 1  # 0: every core
     args.threads = threads
     torch.set_num_threads(threads)
     tiers = [tier_index(t if not str(t).isdigit() else int(t)) for t in args.tiers or range(7)]

@@ -246,10 +246,10 @@ class HubEntry:
     # ------------------------------------------------------------------ identity
     @property
     def key(self) -> str:
-        """Identifies a row: model name, target and provenance kind."""
+        """Identifies a row: model name (case-insensitive), target and provenance kind."""
         h, w = self.input_shape
         return (
-            f'{self.name}|{self.task}|{self.device}|{self.backend}|{self.precision}|'
+            f'{self.name.lower()}|{self.task}|{self.device}|{self.backend}|{self.precision}|'
             f'bs{self.batch}|{h}x{w}|{self.provenance.kind}'
         )
 
