@@ -146,7 +146,7 @@ def render_metafiles(entries: Optional[Sequence[HubEntry]] = None) -> Dict[str, 
             '# Weights: convert the NGC release checkpoints with '
             'tools/model_converters/gpunet_release_to_mm.py (docs/model_zoo.md).\n'
             if folder == 'configs/gpunet'
-            else '# Weights: none trained here (no COCO offline); results will come from the hub.\n'
+            else '# Weights and COCO results: none yet (no COCO training here).\n'
         )
         out[f'{folder}/metafile.yml'] = (
             HEADER + note + yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=100)

@@ -177,3 +177,25 @@ def test_default_path_env_and_explicit_path(tmp_path, monkeypatch):
     assert [e.name for e in ModelHub().user_entries()] == ['my-gpunet-0']
     monkeypatch.delenv('GPUNET_MM_HUB')
     assert hub.default_hub_file() == os.path.expanduser('~/.cache/gpunet_mm/hub.jsonl')
+
+
+def test_concurrent_adds_from_two_processes_all_land(hub_file):
+    child = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        from gpunet_mm import hub
+        from tests.hub.test_store import measured
+        for i in range(6):
+            hub.add(measured(name=f'p{{sys.argv[1]}}-{{i}}', tier='GPUNet-1'), path={hub_file!r})
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, '-c', child, str(k)], cwd=ROOT, stderr=subprocess.PIPE)
+        for k in (0, 1)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    names = sorted(e.name for e in ModelHub(hub_file).user_entries())
+    assert names == sorted(f'p{k}-{i}' for k in (0, 1) for i in range(6))
