@@ -19,7 +19,27 @@ def _irb_list(out_channels: int, stage: int, layers, act: str = R, se: bool = Fa
     return [('irb', k, out_channels, 1, s, e, act, se, stage) for s, k, e in layers]
 
 
-def _meta(top1, v100, a100, a100_pt, hub_key, params_m=None):
+#: what each key of ``meta['latency_ms']`` means (the model hub reads this, not the key text)
+PUBLISHED_TARGETS: Dict[str, Dict] = {
+    'V100-TRT8-FP16-bs1': dict(
+        device='V100', backend='tensorrt', backend_version='8', precision='fp16', batch=1
+    ),
+    'A100-TRT8-FP16-bs1': dict(
+        device='A100', backend='tensorrt', backend_version='8', precision='fp16', batch=1
+    ),
+    'A100-PyTorch-FP16-bs1': dict(
+        device='A100', backend='torch', backend_version=None, precision='fp16', batch=1
+    ),
+}
+
+
+def _meta(top1, v100, a100, a100_pt, hub_key, params, flops):
+    """Published figures (top-1, latencies, hub key) and this package's classifier counts.
+
+    ``params`` / ``flops`` are this package's 1000-class classifier at the native input, batch
+    1 (``flops`` counts multiply-accumulates, as mmengine's ``FlopAnalyzer`` does); both are
+    pinned by ``tests/hub/test_shipped.py``, which rebuilds and counts the networks.
+    """
     return dict(
         top1=top1,
         latency_ms={
@@ -29,6 +49,8 @@ def _meta(top1, v100, a100, a100_pt, hub_key, params_m=None):
         },
         hub_key=hub_key,
         source='GPUNet release (CVPR 2022)',
+        params=params,
+        flops=flops,
     )
 
 
@@ -45,7 +67,7 @@ GPUNET_0 = GPUNetArch(
         ('irb', 3, 256, 3, 2, 5, S, False, 4),
         ('irb', 3, 704, 2, 2, 5, R, True, 6),
     ),
-    meta=_meta(78.9, 0.63, 0.46, 1.46, '0.65ms'),
+    meta=_meta(78.9, 0.63, 0.46, 1.46, '0.65ms', 11_885_432, 3_331_745_280),
 )
 
 GPUNET_1 = GPUNetArch(
@@ -62,7 +84,7 @@ GPUNET_1 = GPUNetArch(
         ('irb', 3, 288, 4, 1, 5, R, False, 5),
         ('irb', 3, 448, 4, 2, 4, R, True, 6),
     ),
-    meta=_meta(80.5, 0.82, 0.59, 1.81, '0.85ms'),
+    meta=_meta(80.5, 0.82, 0.59, 1.81, '0.85ms', 12_704_192, 3_396_437_504),
 )
 
 GPUNET_2 = GPUNetArch(
@@ -80,7 +102,7 @@ GPUNET_2 = GPUNetArch(
         ('irb', 3, 224, 8, 2, 3, S, True, 6),
         ('irb', 5, 832, 7, 1, 2, R, False, 7),
     ),
-    meta=_meta(82.2, 1.68, 1.25, 4.03, '1.75ms'),
+    meta=_meta(82.2, 1.68, 1.25, 4.03, '1.75ms', 25_798_704, 8_761_812_992),
 )
 
 GPUNET_P0 = GPUNetArch(
@@ -97,7 +119,7 @@ GPUNET_P0 = GPUNetArch(
         *_irb_list(704, 5, [(2, 3, 8), (1, 5, 3.82), (1, 3, 3.36), (1, 3, 2.55)]),
         *_irb_list(704, 6, [(2, 3, 5.73)]),
     ),
-    meta=_meta(80.3, 0.63, 0.45, 1.31, '0.5ms-D'),
+    meta=_meta(80.3, 0.63, 0.45, 1.31, '0.5ms-D', 22_815_080, 1_889_051_072),
 )
 
 GPUNET_P1 = GPUNetArch(
@@ -115,7 +137,7 @@ GPUNET_P1 = GPUNetArch(
         *_irb_list(704, 5, [(2, 5, 7.88), (1, 5, 8), (1, 3, 7.41), (1, 5, 8)]),
         *_irb_list(704, 6, [(2, 5, 7.95)]),
     ),
-    meta=_meta(81.1, 0.96, 0.61, 1.64, '0.8ms-D'),
+    meta=_meta(81.1, 0.96, 0.61, 1.64, '0.8ms-D', 39_905_672, 3_275_091_392),
 )
 
 GPUNET_D1 = GPUNetArch(
@@ -132,7 +154,7 @@ GPUNET_D1 = GPUNetArch(
         *_irb_list(190, 3, [(1, 3, 6), (1, 5, 6), (1, 7, 6), (1, 3, 4)]),
         *_irb_list(268, 4, [(2, 3, 6), (1, 3, 6), (1, 5, 6), (1, 3, 3), (1, 3, 3), (1, 3, 3)]),
     ),
-    meta=_meta(82.5, 1.24, 0.94, 2.44, '1.25ms-D'),
+    meta=_meta(82.5, 1.24, 0.94, 2.44, '1.25ms-D', 10_589_859, 4_387_707_895),
 )
 
 GPUNET_D2 = GPUNetArch(
@@ -152,7 +174,7 @@ GPUNET_D2 = GPUNetArch(
             384, 4, [(2, 3, 6), (1, 3, 6), (1, 5, 6), (1, 3, 3), (1, 3, 3), (1, 3, 3), (1, 3, 3)]
         ),
     ),
-    meta=_meta(83.6, 2.17, 1.40, 3.06, '2.25ms-D'),
+    meta=_meta(83.6, 2.17, 1.40, 3.06, '2.25ms-D', 19_036_728, 15_953_200_096),
 )
 
 #: tier number -> architecture (0-2 as in the paper, then P0, P1, D1, D2).

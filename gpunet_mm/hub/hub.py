@@ -1,0 +1,302 @@
+"""The model hub: the shipped table merged with a user hub file, and the questions it answers.
+
+``ModelHub(path)`` reads the shipped rows (the published tiers, the measured rows in
+``gpunet_mm/hub/data/``) and the user's hub file at ``path`` (JSON Lines, see
+:mod:`gpunet_mm.hub.store`). The user file defaults to ``$GPUNET_MM_HUB`` or
+``~/.cache/gpunet_mm/hub.jsonl``; every function takes ``path=`` to name another one. A user
+row with the key of a shipped row (``replace=True``) shadows it; the shipped files are
+never written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import os.path as osp
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .conditions import Condition, parse_conditions
+from .entry import (
+    PRECISIONS,
+    HubEntry,
+    HubError,
+    device_matches,
+    normalize_backend,
+    normalize_task,
+)
+from .ranking import best, pareto_front
+from .shipped import shipped_entries
+from .store import locked, read_entries, write_entries
+
+ENV_VAR = 'GPUNET_MM_HUB'
+DEFAULT_HUB_FILE = osp.join('~', '.cache', 'gpunet_mm', 'hub.jsonl')
+
+EntryLike = Union[HubEntry, Mapping[str, Any]]
+ConditionsLike = Union[str, Sequence[str], Sequence[Condition], None]
+
+
+class UnknownDeviceError(HubError):
+    """A device no hub row is measured on (the message lists the known ones)."""
+
+
+class BudgetError(HubError):
+    """A latency budget under the fastest matching row (the message names that row)."""
+
+
+class NameConflictError(HubError):
+    """``add`` of a name or row that exists (pass ``replace=True`` to overwrite)."""
+
+
+def default_hub_file() -> str:
+    return osp.expanduser(os.environ.get(ENV_VAR) or DEFAULT_HUB_FILE)
+
+
+class ModelHub:
+    """Shipped rows plus the user hub file at ``path``; see the module docstring."""
+
+    def __init__(self, path: Optional[str] = None, include_shipped: bool = True) -> None:
+        self.path = osp.expanduser(path) if path else default_hub_file()
+        self._shipped = shipped_entries() if include_shipped else []
+
+    # ------------------------------------------------------------------ reading
+    def user_entries(self) -> List[HubEntry]:
+        return read_entries(self.path)
+
+    def entries(self) -> List[HubEntry]:
+        """Shipped rows, then user rows; a user row replaces the shipped row of its key."""
+        merged: Dict[str, HubEntry] = {e.key: e for e in self._shipped}
+        for e in self.user_entries():
+            merged[e.key] = e
+        return list(merged.values())
+
+    def devices(self) -> List[str]:
+        return sorted({e.device for e in self.entries()})
+
+    def names(self) -> List[str]:
+        return sorted({e.name for e in self.entries()}, key=str.lower)
+
+    def list_models(
+        self,
+        task: Optional[str] = None,
+        device: Optional[str] = None,
+        backend: Optional[str] = None,
+        precision: Optional[str] = None,
+        batch: Optional[int] = None,
+        provenance: Optional[str] = None,
+        detector: Optional[str] = None,
+        input_shape: Optional[Tuple[int, int]] = None,
+        conditions: ConditionsLike = None,
+    ) -> List[HubEntry]:
+        """Rows matching every given filter, by task, device, backend and latency.
+
+        ``device='cpu'`` matches every ``cpu-<model>`` device; other names match exactly
+        (case-insensitive). Filters on values no row has raise with the known values.
+        """
+        rows = self.entries()
+        if task is not None:
+            task = normalize_task(task)
+            rows = [e for e in rows if e.task == task]
+        if device is not None:
+            known = sorted({e.device for e in self.entries()})
+            if not any(device_matches(device, d) for d in known):
+                raise UnknownDeviceError(
+                    f'device: got {device!r}; known devices: {", ".join(known)} '
+                    "('cpu' matches every cpu-* device)"
+                )
+            rows = [e for e in rows if device_matches(device, e.device)]
+        if backend is not None:
+            backend = normalize_backend(backend)
+            known = sorted({e.backend for e in self.entries()})
+            if backend not in known:
+                raise HubError(f'backend: got {backend!r}; known backends: {", ".join(known)}')
+            rows = [e for e in rows if e.backend == backend]
+        if precision is not None:
+            if precision.lower() not in PRECISIONS:
+                raise HubError(f'precision: got {precision!r}; allowed: {", ".join(PRECISIONS)}')
+            rows = [e for e in rows if e.precision == precision.lower()]
+        if batch is not None:
+            rows = [e for e in rows if e.batch == int(batch)]
+        if provenance is not None:
+            kinds = ('paper', 'measured', 'search')
+            if provenance not in kinds:
+                raise HubError(f'provenance: got {provenance!r}; allowed: {", ".join(kinds)}')
+            rows = [e for e in rows if e.provenance.kind == provenance]
+        if detector is not None:
+            rows = [e for e in rows if (e.detector or '').lower() == detector.lower()]
+        if input_shape is not None:
+            shape = tuple(int(v) for v in input_shape)
+            rows = [e for e in rows if e.input_shape == shape]
+        for cond in _conditions(conditions):
+            rows = [e for e in rows if cond(e)]
+        return sorted(
+            rows, key=lambda e: (e.task, e.device, e.backend, e.precision, e.batch, e.latency_ms)
+        )
+
+    def query(
+        self,
+        device: str,
+        latency_ms: float,
+        task: Optional[str] = None,
+        backend: Optional[str] = None,
+        precision: Optional[str] = None,
+        batch: Optional[int] = None,
+        provenance: Optional[str] = None,
+        detector: Optional[str] = None,
+        input_shape: Optional[Tuple[int, int]] = None,
+        conditions: ConditionsLike = None,
+    ) -> HubEntry:
+        """The most accurate row within ``latency_ms`` on ``device``.
+
+        Ranking rules: :mod:`gpunet_mm.hub.ranking`.
+
+        Raises :class:`BudgetError` naming the fastest matching row when the budget is below
+        it, :class:`UnknownDeviceError` for a device no row has.
+        """
+        try:
+            budget = float(latency_ms)
+        except (TypeError, ValueError):
+            raise HubError(f'latency budget: got {latency_ms!r}; expected milliseconds') from None
+        if not budget > 0:
+            raise HubError(f'latency budget: got {latency_ms!r}; expected a positive number')
+        filters = dict(
+            task=task,
+            device=device,
+            backend=backend,
+            precision=precision,
+            batch=batch,
+            provenance=provenance,
+            detector=detector,
+            input_shape=input_shape,
+            conditions=conditions,
+        )
+        rows = [e for e in self.list_models(**filters) if e.score is not None]
+        if not rows:
+            given = ', '.join(f'{k}={v}' for k, v in filters.items() if v not in (None, []))
+            raise HubError(f'no hub entry with an accuracy figure matches {given}')
+        within = [e for e in rows if e.latency_ms <= budget]
+        if not within:
+            fastest = min(rows, key=lambda e: (e.latency_ms, e.name))
+            raise BudgetError(
+                f'latency budget {budget:g} ms is below the fastest matching entry: '
+                f'{fastest.name} at {fastest.latency_ms:g} ms ({fastest.target}, '
+                f'{fastest.provenance.kind})'
+            )
+        return best(within)
+
+    def pareto(self, **filters: Any) -> List[HubEntry]:
+        """Non-dominated rows (latency vs accuracy), per comparable target; filters as
+        :meth:`list_models`."""
+        return pareto_front(self.list_models(**filters))
+
+    def get(self, name: str) -> List[HubEntry]:
+        """Every row of the model ``name`` (case-insensitive), fastest first."""
+        rows = [e for e in self.entries() if e.name.lower() == str(name).lower()]
+        if not rows:
+            names = self.names()
+            close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+            hint = f'; did you mean {", ".join(close)}?' if close else ''
+            raise HubError(f'no model named {name!r} in the hub{hint} known: {", ".join(names)}')
+        return sorted(rows, key=lambda e: (e.device, e.backend, e.latency_ms))
+
+    def get_config(self, name: str, out_file: Optional[str] = None):
+        """A ready mmdet / mmpretrain config (``mmengine.Config``) of ``name``.
+
+        Shipped tiers return their shipped config; search results get the shipped config of
+        their task with ``backbone=dict(type='GPUNet', arch=...)``. ``out_file`` also
+        writes it as a config file.
+        """
+        from .configs import config_for_entry
+
+        rows = self.get(name)
+        entry = next((e for e in rows if e.config), rows[0])
+        cfg = config_for_entry(entry)
+        if out_file:
+            os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+            cfg.dump(out_file)
+        return cfg
+
+    # ------------------------------------------------------------------ writing
+    def add(self, entry: EntryLike, replace: bool = False) -> HubEntry:
+        """Add one row to the user hub file.
+
+        Refused (:class:`NameConflictError`) unless ``replace``: a row with the same key
+        (name, target, provenance kind) and other values, or the name of a different
+        network. Names of shipped models are never given to another network. Adding an
+        identical row again is a no-op.
+        """
+        return self.add_many([entry], replace=replace)[0]
+
+    def add_many(self, entries: Iterable[EntryLike], replace: bool = False) -> List[HubEntry]:
+        new = [e if isinstance(e, HubEntry) else HubEntry.from_dict(e) for e in entries]
+        with locked(self.path):
+            user = read_entries(self.path)  # a malformed file raises here: never overwritten
+            shipped = {e.key: e for e in self._shipped}
+            changed = False
+            for entry in new:
+                user, did = self._merge_one(entry, user, shipped, replace)
+                changed |= did
+            if changed:
+                write_entries(self.path, user)
+        return new
+
+    def _merge_one(
+        self,
+        entry: HubEntry,
+        user: List[HubEntry],
+        shipped: Dict[str, HubEntry],
+        replace: bool,
+    ) -> Tuple[List[HubEntry], bool]:
+        name = entry.name.lower()
+        for e in shipped.values():
+            if e.name.lower() == name and e.model_identity != entry.model_identity:
+                raise NameConflictError(
+                    f'{entry.name!r} is a shipped model with another network '
+                    f'({e.task}, arch {e.arch_hash}); choose another name'
+                )
+        others = [
+            e for e in user if e.name.lower() == name and e.model_identity != entry.model_identity
+        ]
+        if others and not replace:
+            raise NameConflictError(
+                f'{entry.name!r} already names another network in {self.path} '
+                f'({others[0].task}, arch {others[0].arch_hash}); pass replace=True '
+                '(--replace) to drop its rows, or choose another name'
+            )
+        existing = next((e for e in user if e.key == entry.key), None) or shipped.get(entry.key)
+        if existing is not None and existing.to_dict() == entry.to_dict():
+            return user, False
+        if existing is not None and not replace:
+            raise NameConflictError(
+                f'{entry.name!r} already has a {entry.provenance.kind} row for {entry.target} '
+                f'{entry.input_shape[0]}x{entry.input_shape[1]} '
+                f'({existing.latency_ms:g} ms); pass replace=True (--replace) to overwrite it'
+            )
+        kept = [e for e in user if e.key != entry.key and e not in others]
+        return kept + [entry], True
+
+    def import_search(
+        self,
+        work_dir: str,
+        include_pareto: bool = False,
+        replace: bool = False,
+        device: Optional[str] = None,
+        allow_simulated: bool = False,
+    ) -> List[HubEntry]:
+        """Add a NAS run's winners (and optionally its Pareto trials); see
+        :mod:`gpunet_mm.hub.search_import` for the ``results.json`` schema. ``device``
+        names the machine when the run's target says only ``'cpu'`` or ``'cuda'``."""
+        from .search_import import search_entries
+
+        rows = search_entries(work_dir, include_pareto, device, allow_simulated)
+        return self.add_many(rows, replace=replace)
+
+
+def _conditions(conditions: ConditionsLike) -> List[Condition]:
+    if not conditions:
+        return []
+    if isinstance(conditions, str):
+        return parse_conditions(conditions)
+    items = list(conditions)
+    if all(isinstance(c, Condition) for c in items):
+        return items
+    return parse_conditions([str(c) for c in items])
