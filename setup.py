@@ -20,6 +20,7 @@ setup(
     long_description=readme(),
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    package_data={'gpunet_mm.hub': ['data/*.jsonl'], 'gpunet_mm.deploy': ['data/*.json']},
     python_requires='>=3.9',
     install_requires=['mmengine>=0.10.0', 'numpy', 'scipy', 'scikit-learn'],
     extras_require={
@@ -28,7 +29,8 @@ setup(
         'deploy': ['onnx', 'onnxruntime', 'onnxconverter-common'],
         'trt': ['tensorrt>=10.0'],
         'search': ['optuna', 'ray[default]'],
-        'tests': ['pytest', 'pytest-timeout', 'ruff'],
+        'tests': ['pytest', 'pytest-timeout', 'ruff', 'hypothesis'],
+        'docs': ['sphinx', 'myst-parser', 'furo'],
     },
     license='Apache License 2.0',
     zip_safe=False,

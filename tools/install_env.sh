@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 STACK="${STACK:-upstream}"
 PY="${PYTHON:-python3}"
-STAMP="$VENV/.gpunet_mm-installed-$STACK-v3"
+STAMP="$VENV/.gpunet_mm-installed-$STACK-v4"
 
 if [[ -f "$STAMP" ]]; then
   exit 0
@@ -39,6 +39,8 @@ pipq numpy scipy onnx onnxruntime pytest pytest-timeout ruff matplotlib scikit-l
      rich pyyaml onnxconverter-common optuna threadpoolctl
 # the distributed search runs its trainings on Ray (a local Ray in-process by default)
 pipq "ray[default]"
+# the docs site (built and link-checked by the tests) and property-based tests
+pipq sphinx myst-parser furo hypothesis
 
 if [[ "$STACK" == upstream ]]; then
   pipq mmengine==0.10.7
