@@ -53,6 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument('--no-progress', action='store_true', help='log lines instead of a live view')
     p.add_argument(
+        '--hub-file',
+        default=None,
+        help='model hub file the winners are added to (default: the user hub, see tools/hub.py)',
+    )
+    p.add_argument('--no-hub', action='store_true', help='do not add the winners to the hub')
+    p.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -109,6 +115,15 @@ def main(argv=None) -> int:
         if progress is not None:
             progress.close()
     print(json.dumps({k: v for k, v in summary.items() if k != 'files'}, indent=1, default=str))
+    if not (args.simulate or args.no_hub):
+        from gpunet_mm.hub import HubError, import_search
+
+        try:
+            added = import_search(args.work_dir, replace=True, path=args.hub_file)
+            names = ', '.join(e.name for e in added) or 'nothing (no winner)'
+            print(f'added to the model hub: {names} (tools/hub.py list --provenance search)')
+        except HubError as e:  # the search's results stand; only the hub row is missing
+            print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
     print(final_line(summary))
     return 0
 

@@ -60,6 +60,8 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
         '--budgets',
         '2.0*GPUNet-0',
         '--no-progress',
+        '--hub-file',
+        str(tmp_path / 'hub.jsonl'),
         *_options(tiny_data),
     ]
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -78,6 +80,13 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     assert osp.getsize(osp.join(wd, 'pareto.png')) > 10_000
     # each candidate's own mmengine work_dir, with a checkpoint
     assert osp.isfile(winner['checkpoint'])
+    # the winner went into the model hub, with where it comes from
+    from gpunet_mm.hub import list_models
+
+    (row,) = [
+        e for e in list_models(path=str(tmp_path / 'hub.jsonl')) if e.provenance.kind == 'search'
+    ]
+    assert row.arch_hash == winner['arch_hash'] and row.latency_ms == winner['latency_ms']
     # the winner's config is a plain config: it loads and builds the searched detector
     from mmengine.config import Config
 
