@@ -132,7 +132,7 @@ def bench_predictor(args) -> dict:
     """Whole-detector latency predictor vs held-out measurements (see the module docstring).
 
     Phase 1 exports every arch once (ONNX files cached in WORK_DIR/onnx_<target>, so a run
-    cut by --max-export-minutes resumes). Phase 2 times them in ``--rounds`` rounds, each
+    cut by --max-export-minutes resumes). Phase 2 times them in ``--arch-rounds`` rounds, each
     round walking the interleaved fit/held-out list (odd rounds backwards, so a slow drift
     cancels), with a reference arch (GPUNet-0) timed every ``--ref-every`` archs to show the
     drift and the noise floor of one architecture. An arch's latency is the median of its
@@ -196,9 +196,9 @@ def bench_predictor(args) -> dict:
     wall = {a.name: [] for a in order}
     ref_series = []
     step = 0
-    for r in range(args.rounds):
+    for r in range(args.arch_rounds):
         seq = order if r % 2 == 0 else order[::-1]
-        for a in tqdm(seq, desc=f'round {r + 1}/{args.rounds}'):
+        for a in tqdm(seq, desc=f'round {r + 1}/{args.arch_rounds}'):
             if step % args.ref_every == 0:
                 res = time_onnx(paths[ref.name], target, target.shape, backend=backend)
                 ref_series.append(round(res.median_ms, 3))
@@ -225,7 +225,7 @@ def bench_predictor(args) -> dict:
                 clock='process_cpu' if target.clock == 'cpu' else 'wall',
                 post_processing=True,
                 arch=a.to_dict(),
-                rounds=args.rounds,
+                rounds=args.arch_rounds,
                 iters_per_round=target.iters,
             ),
         )
@@ -294,7 +294,7 @@ def bench_predictor(args) -> dict:
         num_fit=len(fit_archs),
         num_eval=len(eval_archs),
         max_layers=args.max_layers,
-        rounds=args.rounds,
+        rounds=args.arch_rounds,
         fit_stats={k: v for k, v in pred.fit_stats.items() if k != 'heldout'},
         eval_stats=stats,
         noise_floor=noise,
@@ -346,7 +346,7 @@ def main() -> None:
     ap.add_argument('--max-layers', type=int, default=3)
     ap.add_argument('--arch-iters', type=int, default=10)
     ap.add_argument('--arch-warmup', type=int, default=2)
-    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--arch-rounds', type=int, default=3)
     ap.add_argument('--ref-every', type=int, default=10)
     ap.add_argument('--max-export-minutes', type=float, default=9.0)
     ap.add_argument(
