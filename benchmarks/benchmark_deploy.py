@@ -151,7 +151,13 @@ def bench_predictor(args) -> dict:
         template_hash,
         time_onnx,
     )
-    from gpunet_mm.deploy.predictor import DEMO_PREDICTOR, FEATURES, LatencyPredictor, evaluate
+    from gpunet_mm.deploy.predictor import (
+        CHANNEL_BLOCKS,
+        DEMO_PREDICTOR,
+        FEATURES,
+        LatencyPredictor,
+        evaluate,
+    )
     from gpunet_mm.deploy.random_archs import sample_random_archs
     from gpunet_mm.models.tiers import get_tier
 
@@ -231,13 +237,27 @@ def bench_predictor(args) -> dict:
         )
         cache.put(keys[a.name], res)
 
+    y_fit = [lat[a.name] for a in fit_archs]
+    y = [lat[a.name] for a in eval_archs]
+    blocks = CHANNEL_BLOCKS
+    # ablation: the held-out figure for each channel block (the fit picks one on its own)
+    by_block = {
+        b: evaluate(
+            LatencyPredictor(target=target.to_dict(), template=template, channel_block=b)
+            .fit(fit_archs, y_fit)
+            .predict_many(eval_archs),
+            y,
+        )
+        for b in blocks
+    }
     pred = LatencyPredictor(target=target.to_dict(), template=template)
-    pred.fit(fit_archs, [lat[a.name] for a in fit_archs])
-    fresh = LatencyPredictor(coef=pred.coef, target=pred.target, template=template)
+    pred.fit(fit_archs, y_fit, channel_blocks=blocks)
+    fresh = LatencyPredictor(
+        coef=pred.coef, target=pred.target, template=template, channel_block=pred.channel_block
+    )
     t2 = time.perf_counter()
     p = [fresh.predict(a) for a in eval_archs]
     per_call_us = (time.perf_counter() - t2) / len(eval_archs) * 1e6
-    y = [lat[a.name] for a in eval_archs]
     stats = evaluate(p, y)
 
     # noise floor: each round against the median of the other rounds (same arch)
@@ -297,6 +317,8 @@ def bench_predictor(args) -> dict:
         rounds=args.arch_rounds,
         fit_stats={k: v for k, v in pred.fit_stats.items() if k != 'heldout'},
         eval_stats=stats,
+        channel_block=pred.channel_block,
+        eval_stats_by_channel_block={str(b): v for b, v in by_block.items()},
         noise_floor=noise,
         predict_us_cold=per_call_us,
         export_seconds=export_s,
@@ -344,7 +366,7 @@ def main() -> None:
     ap.add_argument('--num-fit', type=int, default=100)
     ap.add_argument('--num-eval', type=int, default=100)
     ap.add_argument('--max-layers', type=int, default=3)
-    ap.add_argument('--arch-iters', type=int, default=10)
+    ap.add_argument('--arch-iters', type=int, default=4)
     ap.add_argument('--arch-warmup', type=int, default=2)
     ap.add_argument('--arch-rounds', type=int, default=3)
     ap.add_argument('--ref-every', type=int, default=10)
