@@ -128,6 +128,19 @@ def _interleave(a: list, b: list) -> list:
     return out + a[len(b) :] + b[len(a) :]
 
 
+DEMO_TARGET = ('configs/demo/retinanet_gpunet-0_fpn_demo.py', 256, 1, 'cpu')
+
+
+def is_demo_target(args) -> bool:
+    """The demo search's target: its predictor and results have fixed names."""
+    return (args.template, args.shape, args.threads, args.clock) == DEMO_TARGET
+
+
+def predictor_tag(args) -> str:
+    shape = args.shape or 'archres'
+    return f'{osp.splitext(osp.basename(args.template))[0]}_{shape}_{args.threads}t_{args.clock}'
+
+
 def bench_predictor(args) -> dict:
     """Whole-detector latency predictor vs held-out measurements (see the module docstring).
 
@@ -167,7 +180,7 @@ def bench_predictor(args) -> dict:
         backend='onnxruntime',
         device='cpu',
         threads=args.threads,
-        shape=(args.shape, args.shape),
+        shape=(args.shape, args.shape) if args.shape else None,  # 0: each arch's resolution
         iters=args.arch_iters,
         warmup=args.arch_warmup,
         clock=args.clock,
@@ -177,7 +190,7 @@ def bench_predictor(args) -> dict:
     ref = get_tier('GPUNet-0')
     order = _interleave(fit_archs, eval_archs)
     backend = target.make_backend()
-    tag = f'{osp.splitext(osp.basename(args.template))[0]}_{args.shape}_{args.threads}t'
+    tag = predictor_tag(args)
     onnx_dir = osp.join(args.work_dir, f'onnx_{tag}')
     os.makedirs(onnx_dir, exist_ok=True)
     keys = {a.name: detector_latency_key(a, template, target, backend) for a in order + [ref]}
@@ -206,10 +219,10 @@ def bench_predictor(args) -> dict:
         seq = order if r % 2 == 0 else order[::-1]
         for a in tqdm(seq, desc=f'round {r + 1}/{args.arch_rounds}'):
             if step % args.ref_every == 0:
-                res = time_onnx(paths[ref.name], target, target.shape, backend=backend)
+                res = time_onnx(paths[ref.name], target, target.shape_for(ref), backend=backend)
                 ref_series.append(round(res.median_ms, 3))
             step += 1
-            res = time_onnx(paths[a.name], target, target.shape, backend=backend)
+            res = time_onnx(paths[a.name], target, target.shape_for(a), backend=backend)
             rounds[a.name].append(res.median_ms)
             wall[a.name].append(res.env.get('wall_median_ms', res.median_ms))
     measure_s = time.perf_counter() - t1
@@ -225,7 +238,7 @@ def bench_predictor(args) -> dict:
             warmup=target.warmup,
             precision=target.precision,
             batch=target.batch,
-            shape=target.shape,
+            shape=target.shape_for(a),
             env=dict(
                 env,
                 clock='process_cpu' if target.clock == 'cpu' else 'wall',
@@ -292,10 +305,7 @@ def bench_predictor(args) -> dict:
     )
     pred.fit_stats['heldout'] = stats
     out_pred = args.save_predictor or (
-        DEMO_PREDICTOR
-        if (args.template, args.shape, args.threads, args.clock)
-        == ('configs/demo/retinanet_gpunet-0_fpn_demo.py', 256, 1, 'cpu')
-        else osp.join(args.work_dir, f'predictor_{tag}.json')
+        DEMO_PREDICTOR if is_demo_target(args) else osp.join(args.work_dir, f'predictor_{tag}.json')
     )
     pred.save(out_pred)
     print(
@@ -356,7 +366,12 @@ def main() -> None:
         default='configs/demo/retinanet_gpunet-0_fpn_demo.py',
         help='predictor part: detector template (relative to the repo root)',
     )
-    ap.add_argument('--shape', type=int, default=256, help='predictor part: input size')
+    ap.add_argument(
+        '--shape',
+        type=int,
+        default=256,
+        help='predictor part: input size (0: each arch at its own resolution)',
+    )
     ap.add_argument(
         '--clock',
         choices=('cpu', 'wall'),
@@ -393,7 +408,10 @@ def main() -> None:
     if args.part in ('predictor', 'all'):
         args.threads = threads or 1
         res = bench_predictor(args)
-        with open(osp.join(args.out_dir, 'deploy_cpu_predictor.json'), 'w') as f:
+        name = 'deploy_cpu_predictor'
+        if not is_demo_target(args):
+            name += '_' + predictor_tag(args)
+        with open(osp.join(args.out_dir, f'{name}.json'), 'w') as f:
             json.dump(res, f, indent=2)
 
 
