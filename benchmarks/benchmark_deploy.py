@@ -128,11 +128,24 @@ def _interleave(a: list, b: list) -> list:
     return out + a[len(b) :] + b[len(a) :]
 
 
+DEMO_TARGET = ('configs/demo/retinanet_gpunet-0_fpn_demo.py', 256, 1, 'cpu')
+
+
+def is_demo_target(args) -> bool:
+    """The demo search's target: its predictor and results have fixed names."""
+    return (args.template, args.shape, args.threads, args.clock) == DEMO_TARGET
+
+
+def predictor_tag(args) -> str:
+    shape = args.shape or 'archres'
+    return f'{osp.splitext(osp.basename(args.template))[0]}_{shape}_{args.threads}t_{args.clock}'
+
+
 def bench_predictor(args) -> dict:
     """Whole-detector latency predictor vs held-out measurements (see the module docstring).
 
     Phase 1 exports every arch once (ONNX files cached in WORK_DIR/onnx_<target>, so a run
-    cut by --max-export-minutes resumes). Phase 2 times them in ``--rounds`` rounds, each
+    cut by --max-export-minutes resumes). Phase 2 times them in ``--arch-rounds`` rounds, each
     round walking the interleaved fit/held-out list (odd rounds backwards, so a slow drift
     cancels), with a reference arch (GPUNet-0) timed every ``--ref-every`` archs to show the
     drift and the noise floor of one architecture. An arch's latency is the median of its
@@ -151,7 +164,13 @@ def bench_predictor(args) -> dict:
         template_hash,
         time_onnx,
     )
-    from gpunet_mm.deploy.predictor import DEMO_PREDICTOR, FEATURES, LatencyPredictor, evaluate
+    from gpunet_mm.deploy.predictor import (
+        CHANNEL_BLOCKS,
+        DEMO_PREDICTOR,
+        FEATURES,
+        LatencyPredictor,
+        evaluate,
+    )
     from gpunet_mm.deploy.random_archs import sample_random_archs
     from gpunet_mm.models.tiers import get_tier
 
@@ -161,7 +180,7 @@ def bench_predictor(args) -> dict:
         backend='onnxruntime',
         device='cpu',
         threads=args.threads,
-        shape=(args.shape, args.shape),
+        shape=(args.shape, args.shape) if args.shape else None,  # 0: each arch's resolution
         iters=args.arch_iters,
         warmup=args.arch_warmup,
         clock=args.clock,
@@ -171,7 +190,7 @@ def bench_predictor(args) -> dict:
     ref = get_tier('GPUNet-0')
     order = _interleave(fit_archs, eval_archs)
     backend = target.make_backend()
-    tag = f'{osp.splitext(osp.basename(args.template))[0]}_{args.shape}_{args.threads}t'
+    tag = predictor_tag(args)
     onnx_dir = osp.join(args.work_dir, f'onnx_{tag}')
     os.makedirs(onnx_dir, exist_ok=True)
     keys = {a.name: detector_latency_key(a, template, target, backend) for a in order + [ref]}
@@ -196,14 +215,14 @@ def bench_predictor(args) -> dict:
     wall = {a.name: [] for a in order}
     ref_series = []
     step = 0
-    for r in range(args.rounds):
+    for r in range(args.arch_rounds):
         seq = order if r % 2 == 0 else order[::-1]
-        for a in tqdm(seq, desc=f'round {r + 1}/{args.rounds}'):
+        for a in tqdm(seq, desc=f'round {r + 1}/{args.arch_rounds}'):
             if step % args.ref_every == 0:
-                res = time_onnx(paths[ref.name], target, target.shape, backend=backend)
+                res = time_onnx(paths[ref.name], target, target.shape_for(ref), backend=backend)
                 ref_series.append(round(res.median_ms, 3))
             step += 1
-            res = time_onnx(paths[a.name], target, target.shape, backend=backend)
+            res = time_onnx(paths[a.name], target, target.shape_for(a), backend=backend)
             rounds[a.name].append(res.median_ms)
             wall[a.name].append(res.env.get('wall_median_ms', res.median_ms))
     measure_s = time.perf_counter() - t1
@@ -219,25 +238,39 @@ def bench_predictor(args) -> dict:
             warmup=target.warmup,
             precision=target.precision,
             batch=target.batch,
-            shape=target.shape,
+            shape=target.shape_for(a),
             env=dict(
                 env,
                 clock='process_cpu' if target.clock == 'cpu' else 'wall',
                 post_processing=True,
                 arch=a.to_dict(),
-                rounds=args.rounds,
+                rounds=args.arch_rounds,
                 iters_per_round=target.iters,
             ),
         )
         cache.put(keys[a.name], res)
 
+    y_fit = [lat[a.name] for a in fit_archs]
+    y = [lat[a.name] for a in eval_archs]
+    blocks = CHANNEL_BLOCKS
+    # ablation: the held-out figure for each channel block (the fit picks one on its own)
+    by_block = {
+        b: evaluate(
+            LatencyPredictor(target=target.to_dict(), template=template, channel_block=b)
+            .fit(fit_archs, y_fit)
+            .predict_many(eval_archs),
+            y,
+        )
+        for b in blocks
+    }
     pred = LatencyPredictor(target=target.to_dict(), template=template)
-    pred.fit(fit_archs, [lat[a.name] for a in fit_archs])
-    fresh = LatencyPredictor(coef=pred.coef, target=pred.target, template=template)
+    pred.fit(fit_archs, y_fit, channel_blocks=blocks)
+    fresh = LatencyPredictor(
+        coef=pred.coef, target=pred.target, template=template, channel_block=pred.channel_block
+    )
     t2 = time.perf_counter()
     p = [fresh.predict(a) for a in eval_archs]
     per_call_us = (time.perf_counter() - t2) / len(eval_archs) * 1e6
-    y = [lat[a.name] for a in eval_archs]
     stats = evaluate(p, y)
 
     # noise floor: each round against the median of the other rounds (same arch)
@@ -272,10 +305,7 @@ def bench_predictor(args) -> dict:
     )
     pred.fit_stats['heldout'] = stats
     out_pred = args.save_predictor or (
-        DEMO_PREDICTOR
-        if (args.template, args.shape, args.threads, args.clock)
-        == ('configs/demo/retinanet_gpunet-0_fpn_demo.py', 256, 1, 'cpu')
-        else osp.join(args.work_dir, f'predictor_{tag}.json')
+        DEMO_PREDICTOR if is_demo_target(args) else osp.join(args.work_dir, f'predictor_{tag}.json')
     )
     pred.save(out_pred)
     print(
@@ -294,9 +324,11 @@ def bench_predictor(args) -> dict:
         num_fit=len(fit_archs),
         num_eval=len(eval_archs),
         max_layers=args.max_layers,
-        rounds=args.rounds,
+        rounds=args.arch_rounds,
         fit_stats={k: v for k, v in pred.fit_stats.items() if k != 'heldout'},
         eval_stats=stats,
+        channel_block=pred.channel_block,
+        eval_stats_by_channel_block={str(b): v for b, v in by_block.items()},
         noise_floor=noise,
         predict_us_cold=per_call_us,
         export_seconds=export_s,
@@ -334,7 +366,12 @@ def main() -> None:
         default='configs/demo/retinanet_gpunet-0_fpn_demo.py',
         help='predictor part: detector template (relative to the repo root)',
     )
-    ap.add_argument('--shape', type=int, default=256, help='predictor part: input size')
+    ap.add_argument(
+        '--shape',
+        type=int,
+        default=256,
+        help='predictor part: input size (0: each arch at its own resolution)',
+    )
     ap.add_argument(
         '--clock',
         choices=('cpu', 'wall'),
@@ -344,9 +381,9 @@ def main() -> None:
     ap.add_argument('--num-fit', type=int, default=100)
     ap.add_argument('--num-eval', type=int, default=100)
     ap.add_argument('--max-layers', type=int, default=3)
-    ap.add_argument('--arch-iters', type=int, default=10)
+    ap.add_argument('--arch-iters', type=int, default=4)
     ap.add_argument('--arch-warmup', type=int, default=2)
-    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--arch-rounds', type=int, default=3)
     ap.add_argument('--ref-every', type=int, default=10)
     ap.add_argument('--max-export-minutes', type=float, default=9.0)
     ap.add_argument(
@@ -371,7 +408,10 @@ def main() -> None:
     if args.part in ('predictor', 'all'):
         args.threads = threads or 1
         res = bench_predictor(args)
-        with open(osp.join(args.out_dir, 'deploy_cpu_predictor.json'), 'w') as f:
+        name = 'deploy_cpu_predictor'
+        if not is_demo_target(args):
+            name += '_' + predictor_tag(args)
+        with open(osp.join(args.out_dir, f'{name}.json'), 'w') as f:
             json.dump(res, f, indent=2)
 
 

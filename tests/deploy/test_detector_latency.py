@@ -152,14 +152,15 @@ def _widen(arch, row, extra):
     return arch.replace(rows=tuple(rows))
 
 
+@pytest.mark.parametrize('block', (1, 16))
 @pytest.mark.parametrize('row', range(5))
-def test_features_monotone_in_channels_and_resolution(row):
+def test_features_monotone_in_channels_and_resolution(row, block):
     demo = latency.resolve_template(DEMO_CFG)
     arch = _tiny_arch(se=True)
-    base = arch_features(arch, (256, 256), demo)
-    wider = arch_features(_widen(arch, row, 16), (256, 256), demo)
+    base = arch_features(arch, (256, 256), demo, channel_block=block)
+    wider = arch_features(_widen(arch, row, 16), (256, 256), demo, channel_block=block)
     assert np.all(wider >= base - 1e-12) and np.any(wider > base)
-    bigger = arch_features(arch, (320, 320), demo)
+    bigger = arch_features(arch, (320, 320), demo, channel_block=block)
     assert np.all(bigger >= base - 1e-12)
     grows = [f for f, b, g in zip(FEATURES, base, bigger) if g > b]
     # resolution moves the backbone, the neck/head and every post-processing feature
@@ -284,3 +285,26 @@ def test_benchmark_creates_out_dir_before_measuring(tmp_path, monkeypatch):
     bench.main()
     assert seen == {'out_exists': True, 'threads': 1}
     assert json.load(open(out / 'deploy_cpu_predictor.json')) == {'ok': 1}
+
+
+def test_channel_block_rounds_channels_and_fit_finds_it():
+    demo = latency.resolve_template(DEMO_CFG)
+    # the last row (64 channels, read by the neck): 48, 56 and 64 channels
+    narrow, arch, wide = (_widen(_tiny_arch(), 4, d) for d in (-16, -8, 0))
+    f = [arch_features(a, (256, 256), demo, channel_block=16) for a in (narrow, arch, wide)]
+    # in 16-channel blocks, 56 channels cost what 64 do, and more than 48
+    assert np.allclose(f[1], f[2]) and np.any(f[1] > f[0])
+    assert not np.allclose(
+        arch_features(arch, (256, 256), demo), arch_features(wide, (256, 256), demo)
+    )
+    with pytest.raises(ValueError, match='channel_block: got 0'):
+        arch_features(arch, (256, 256), demo, channel_block=0)
+    # latencies generated with 16-channel blocks: the fit picks block 16 and is exact
+    archs = sample_random_archs(40, seed=11)
+    true = np.linspace(0.5, 2.0, len(FEATURES))
+    lat = [float(arch_features(a, (256, 256), demo, channel_block=16) @ true) for a in archs]
+    pred = LatencyPredictor(template=demo, target=dict(shape=[256, 256]))
+    pred.fit(archs[:30], lat[:30], channel_blocks=(1, 8, 16))
+    assert pred.channel_block == 16
+    assert np.allclose(pred.predict_many(archs[30:]), lat[30:], rtol=1e-3)
+    assert LatencyPredictor.from_dict(pred.to_dict()).channel_block == 16
