@@ -167,7 +167,7 @@ def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
     Adds :class:`~gpunet_mm.apis.checkpoint.GPUNetCheckpointHook` (architecture meta on save,
     strict checks and the ``trust_checkpoint`` opt-in on load) unless the config has one, and
     resolves an automatic ``resume`` to the newest *usable* checkpoint (see
-    :func:`~gpunet_mm.apis.checkpoint.resolve_resume`).
+    ``resolve_resume``).
     """
     from .checkpoint import check_resume_file, resolve_resume
 

@@ -388,7 +388,7 @@ class LatencyPredictor:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LatencyPredictor:
-        """From :meth:`to_dict` output or a benchmark results JSON that embeds it.
+        """From ``to_dict()`` output or a benchmark results JSON that embeds it.
 
         ``coef`` may be a list (in the order of ``features``) or a ``{feature: weight}``
         mapping; the features must be exactly this version's :data:`FEATURES`.

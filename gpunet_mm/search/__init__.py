@@ -5,7 +5,7 @@
   exact end-to-end latency, dispatches trainings, retries failures, resumes after a crash.
 * executors: Ray tasks (:mod:`.ray_executor`), virtual workers (:mod:`.simulate`), in-process
   (:class:`LocalExecutor`).
-* :func:`run_search`: all of it from a search config (``configs/nas/``).
+* :func:`~gpunet_mm.search.api.run_search`: all of it from a search config (``configs/nas/``).
 
 This package imports neither torch nor Ray at import time; the workers and the latency
 service import them where they run.
