@@ -26,9 +26,20 @@ def init_ray(
     num_cpus: Optional[int] = None,
     num_gpus: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """Start (or join) Ray; returns the cluster's resources."""
+    """Start (or join) Ray; returns the cluster's resources.
+
+    The embedded Ray listens on the loopback interface only. On Linux, Ray swaps
+    127.0.0.1 for the machine's routable address unless its multi-node support is off
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), so that is set for the local cluster.
+    """
+    if not address:
+        os.environ['RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'] = '0'
     import ray
 
+    if not address:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before
     if ray.is_initialized():
         return ray.cluster_resources()
     # the trainings must see the package and the configs from where the controller runs

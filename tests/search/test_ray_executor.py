@@ -24,6 +24,11 @@ def _collect(ex, n, limit=90):
     return {o.trial_id: o for o in out}
 
 
+def test_local_ray_listens_on_loopback_only(local_ray):
+    assert ray.get_runtime_context().gcs_address.startswith('127.0.0.1:')
+    assert {n['NodeManagerAddress'] for n in ray.nodes()} == {'127.0.0.1'}
+
+
 def test_faults_become_outcomes(local_ray):
     ex = RayExecutor('tests.search.fault_worker.run', num_workers=5, num_cpus=0.1, threads=1)
     modes = ['ok', 'raise', 'nan', 'sleep', 'sigkill']
@@ -43,3 +48,66 @@ def test_threads_reach_the_worker(local_ray):
     ex = RayExecutor('tests.search.fault_worker.run', num_workers=1, num_cpus=0.1, threads=1)
     ex.submit(TrialTask(0, 1, dict(mode='threads'), {}))
     assert _collect(ex, 1)[0].result['omp'] == '1'
+
+
+def test_joins_a_ray_started_with_ray_start(tmp_path):
+    """The documented cluster path on one machine: `ray start --head`, then --ray-address."""
+    import os
+    import os.path as osp
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    from .conftest import ROOT
+
+    ray_cli = osp.join(osp.dirname(sys.executable), 'ray')
+    if not osp.exists(ray_cli):
+        ray_cli = shutil.which('ray')
+    if ray_cli is None:
+        pytest.skip('no ray CLI')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    # loopback only (see init_ray); token auth off for this one-machine test cluster
+    env = dict(
+        os.environ,
+        RAY_USAGE_STATS_ENABLED='0',
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0',
+        RAY_AUTH_MODE='disabled',
+    )
+    start = [
+        ray_cli,
+        'start',
+        '--head',
+        '--node-ip-address=127.0.0.1',
+        f'--port={port}',
+        '--num-cpus=1',
+        '--include-dashboard=false',
+        f'--temp-dir={tempfile.mkdtemp(prefix="ray", dir="/tmp")}',  # short: socket paths
+    ]
+    subprocess.run(start, check=True, env=env, capture_output=True, timeout=120)
+    try:
+        code = (
+            'from gpunet_mm.search.ray_executor import RayExecutor, init_ray\n'
+            'from gpunet_mm.search.executor import TrialTask\n'
+            f'init_ray("127.0.0.1:{port}")\n'
+            'ex = RayExecutor("tests.search.fault_worker.run", 1, num_cpus=1)\n'
+            'ex.submit(TrialTask(7, 1, dict(value=0.25), {}))\n'
+            'out = []\n'
+            'while not out:\n'
+            '    out = ex.poll(1.0)\n'
+            'print("RESULT", out[0].trial_id, out[0].outcome, out[0].result["metric"])\n'
+        )
+        r = subprocess.run(
+            [sys.executable, '-c', code],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert 'RESULT 7 ok 0.25' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    finally:
+        subprocess.run([ray_cli, 'stop', '--force'], env=env, capture_output=True, timeout=120)
