@@ -1,7 +1,6 @@
 # The same machinery on a classifier: search GPUNet classification backbones on the demo
 # classification data (8 shape classes, 64x64), metric accuracy/top1, ONNX Runtime CPU.
-_base_ = ['../demo/gpunet-0_demo_cls.py', './_base_/gpunet_det_space.py',
-          './lamcts_gpunet-det_space.py']
+_base_ = ['../demo/gpunet-0_demo_cls.py', './lamcts_gpunet-det_space.py']
 
 search_space = dict(type='GPUNetSpace', variant='classification', resolutions=[64])
 search_optimizer = dict(n_init=4)

@@ -171,7 +171,15 @@ def check_data(cfg: Mapping[str, Any]) -> None:
     for key in ('train_dataloader', 'val_dataloader'):
         ds = (cfg.get(key) or {}).get('dataset') or {}
         ann = ds.get('ann_file')
-        if not ann:
+        if not ann:  # folder-based datasets (mmpretrain's CustomDataset)
+            prefix = ds.get('data_prefix')
+            prefix = prefix if isinstance(prefix, str) else ''
+            folder = osp.join(ds.get('data_root') or '', prefix)
+            if folder and not osp.isdir(folder):
+                hint = ''
+                if 'demo' in folder:
+                    hint = '; the demo data is made by: python tools/misc/make_demo_data.py'
+                raise SearchConfigError(f'{key}: data folder {folder} does not exist{hint}')
             continue
         path = ann if osp.isabs(ann) or osp.exists(ann) else osp.join(ds.get('data_root', ''), ann)
         if not osp.exists(path):

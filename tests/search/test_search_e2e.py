@@ -132,3 +132,56 @@ def test_bad_inputs_fail_before_training(tiny_data, tmp_path):
     assert r.returncode != 0 and 'below the fastest architecture' in r.stderr
     assert not osp.exists(tmp_path / 'd' / 'trials')  # nothing was trained
     assert 'Traceback' not in r.stderr
+
+
+def test_classification_search_end_to_end(tmp_path):
+    """The same machinery on an mmpretrain classifier (metric accuracy/top1)."""
+    from gpunet_mm.datasets import generate_classification_demo
+
+    root = str(tmp_path / 'demo_cls')
+    generate_classification_demo(root, per_class_train=4, per_class_val=2, image_size=64)
+    config = osp.join(ROOT, 'configs', 'nas', 'gpunet-nas_demo-cls_ort-cpu.py')
+    wd = str(tmp_path / 'search')
+    opts = [
+        f'{k}.dataset.data_root={root}'
+        for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    opts += [
+        'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1',
+        'param_scheduler=[]',
+        'nas.calibration_samples=0',
+        'latency_target.iters=3',
+        'latency_target.warmup=1',
+    ]
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools', 'nas_search.py'),
+        config,
+        '--work-dir',
+        wd,
+        '--trials',
+        '2',
+        '--workers',
+        '2',
+        '--budgets',
+        '3*GPUNet-0',
+        '--no-progress',
+        '--no-hub',
+        '--cfg-options',
+        *opts,
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = json.loads(open(osp.join(wd, 'results.json')).read())
+    assert results['search']['task'] == 'classification'
+    assert results['search']['metric_name'] == 'accuracy/top1'
+    assert len(results['trials']) == 2
+    assert all(0 <= t['metric'] <= 100 for t in results['trials'])
+    from mmengine.config import Config
+
+    from gpunet_mm.apis import build_model
+
+    (w,) = results['winners']
+    build_model(Config.fromfile(w['config']).model, 'mmpretrain')
