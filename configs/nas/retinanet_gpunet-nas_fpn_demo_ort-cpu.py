@@ -27,6 +27,7 @@ nas = dict(
 latency_target = dict(
     backend='onnxruntime', device='cpu', precision='fp32', batch=1, threads=1,
     iters=30, warmup=5,
+    clock='cpu',  # one ORT thread: CPU time per run is wall time without the neighbours' load
     exclusive=False,  # shares the CPU with the trainings: timed only while none runs
 )
 
