@@ -75,6 +75,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--workers', type=int, default=1, help='parallel runs (processes; one thread each)'
     )
     p.add_argument(
+        '--options',
+        type=json.loads,
+        default={},
+        help='per-method options as JSON, e.g. \'{"lamcts": {"priors": "none"}}\'',
+    )
+    p.add_argument(
+        '--label',
+        default='',
+        help='rename methods in the results, e.g. lamcts=lamcts-no-priors (ablations)',
+    )
+    p.add_argument(
         '--latency-budget',
         type=float,
         default=1.0,
@@ -133,7 +144,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         report_at=args.report_at,
         workers=args.workers,
         method_budgets=args.method_budgets,
+        options=args.options,
     )
+    for item in filter(None, (v.strip() for v in args.label.split(','))):
+        old, _, new = item.partition('=')
+        if old not in results or not new:
+            raise ValueError(f'--label {item!r}: allowed: METHOD=NAME for a method that ran')
+        results[new] = results.pop(old)
+        cfg = results['config']
+        cfg['methods'] = [new if m == old else m for m in cfg['methods']]
+        cfg.setdefault('labels', {})[new] = dict(method=old, options=args.options.get(old, {}))
     if args.merge and os.path.exists(args.json):
         with open(args.json) as f:
             results = merge_results(json.load(f), results)

@@ -232,6 +232,11 @@ class OptunaGPSearch(_OptunaSearch):
 
     name = 'gp'
 
+    def __init__(self, space: SearchSpace, *, max_retries: int = 3, **kwargs: Any) -> None:
+        # each of GPSampler's asks optimises its acquisition (~2 s in 44 dims): after a few
+        # rejected proposals a random feasible point is cheaper
+        super().__init__(space, max_retries=max_retries, **kwargs)
+
     def _sampler(self, seed: int) -> Any:
         try:
             import torch  # noqa: F401  (GPSampler's own dependency)

@@ -89,6 +89,9 @@ def time_proposals(
     """
     if n_obs < 1 or repeats < 1 or batch < 1:
         raise ValueError(f'n_obs={n_obs}, repeats={repeats}, batch={batch}; allowed: >= 1')
+    if METHODS.get(method, method) == 'LaMCTSBO':
+        # time the model, not the first design: no priors to try first after the history
+        options = dict(dict(priors='none', n_prior_trials=0), **(options or {}))
     opt = make_optimizer(problem, method, seed, options)
     # the history: random feasible points, recorded with add_trial (a warm start, so the
     # optimiser goes straight to its model; filling it through ask would take minutes)

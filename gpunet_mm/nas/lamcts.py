@@ -368,6 +368,8 @@ class LaMCTSBO(Optimizer):
                 x = self.space.project_to_budget(x, cost_fn, budget, up=True)
                 if x is None:
                     continue
+            if not self.is_new(x):  # already evaluated (e.g. a warm-start trial itself)
+                continue
             priors.append(x)
         n_known = len(self.trials)
         n_random = max(0, self.n_init - n_known)
