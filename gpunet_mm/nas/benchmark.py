@@ -358,7 +358,9 @@ def format_table(results: Dict[str, Any], markdown: bool = False) -> str:
         out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
         out += ['| ' + ' | '.join(r) + ' |' for r in lines]
         return '\n'.join(out + [f'\n{n}' for n in notes])
-    widths = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(head)
+    ]
     fmt = '  '.join(f'{{:<{w}}}' for w in widths)
     return '\n'.join([fmt.format(*head)] + [fmt.format(*r) for r in lines] + notes)
 

@@ -178,7 +178,12 @@ def arch_params(arch: GPUNetArch, with_tail: bool = True) -> float:
     """Parameters (M) of the blocks (and the tail): the overfitting measure of the det score."""
     n = 0.0
     for layer in arch.layers():
-        k2, cin, cout, mid = layer.kernel**2, layer.in_channels, layer.out_channels, layer.mid_channels
+        k2, cin, cout, mid = (
+            layer.kernel**2,
+            layer.in_channels,
+            layer.out_channels,
+            layer.mid_channels,
+        )
         if layer.type == 'conv':
             n += k2 * cin * cout
         elif layer.type == 'fused':

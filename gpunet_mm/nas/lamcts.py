@@ -98,6 +98,8 @@ class LaMCTSBO(Optimizer):
             fewer than ``n_init`` results are known.
         n_project: how many top-ranked over-budget candidates per proposal are pulled back
             onto the budget (0 turns the boundary search off).
+        svm_max_points: each partition boundary is fitted on at most this many points
+            (every k-th of the node's), which bounds the proposal time at 1000 observations.
         leaf_size: a node with more points than this is split (LA-MCTS uses 10-20).
         cp: UCB exploration weight on standardised values.
         max_depth: cap on the tree depth (bounds the per-proposal cost).
@@ -125,6 +127,7 @@ class LaMCTSBO(Optimizer):
         n_prior_trials: int = 3,
         n_random_min: int = 2,
         n_project: int = 8,
+        svm_max_points: int = 400,
         leaf_size: int = 10,
         cp: float = 0.1,
         max_depth: int = 8,
@@ -183,13 +186,19 @@ class LaMCTSBO(Optimizer):
         else:
             self.priors = [p.to_dict() if hasattr(p, 'to_dict') else p for p in priors]
             self._prior_points()  # fail now, not at the first ask
-        for name, v in (('n_prior_trials', n_prior_trials), ('n_random_min', n_random_min),
-                        ('n_project', n_project)):
+        for name, v in (
+            ('n_prior_trials', n_prior_trials),
+            ('n_random_min', n_random_min),
+            ('n_project', n_project),
+        ):
             if not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f'{name}: got {v!r}; allowed: integers >= 0')
         self.n_prior_trials = int(n_prior_trials)
         self.n_random_min = int(n_random_min)
         self.n_project = int(n_project)
+        if not isinstance(svm_max_points, (int, np.integer)) or svm_max_points < 10:
+            raise ValueError(f'svm_max_points: got {svm_max_points!r}; allowed: integers >= 10')
+        self.svm_max_points = int(svm_max_points)
         self.leaf_size = int(leaf_size)
         self.cp = float(cp)
         self.max_depth = int(max_depth)
@@ -225,6 +234,7 @@ class LaMCTSBO(Optimizer):
             n_prior_trials=self.n_prior_trials,
             n_random_min=self.n_random_min,
             n_project=self.n_project,
+            svm_max_points=self.svm_max_points,
             leaf_size=self.leaf_size,
             cp=self.cp,
             max_depth=self.max_depth,
@@ -378,8 +388,12 @@ class LaMCTSBO(Optimizer):
         cap = max(0, self.n_init - n_random) if n_known < self.n_init else len(priors)
         avoid = [np.asarray(t.x, dtype=float) for t in self.trials]
         design = self.space.feasible_design(
-            min(len(priors), cap) + n_random, self.rng, cost_fn, budget,
-            priors=priors[:cap], avoid=avoid,
+            min(len(priors), cap) + n_random,
+            self.rng,
+            cost_fn,
+            budget,
+            priors=priors[:cap],
+            avoid=avoid,
         )
         return design
 
@@ -412,8 +426,12 @@ class LaMCTSBO(Optimizer):
         good = int(np.mean(yi[lab == 1]) < np.mean(yi[lab == 0]))
         target = (lab == good).astype(int)  # 1: good cluster
         svm = SVC(kernel='rbf', gamma='scale', C=10.0)
+        # a boundary from at most svm_max_points (every k-th point): the fit is quadratic and
+        # the prediction linear in the support vectors, which is what bounds a proposal at
+        # 1000 observations; no effect below that size
+        step = max(1, math.ceil(len(idx) / self.svm_max_points))
         try:
-            svm.fit(Fi, target)
+            svm.fit(Fi[::step], target[::step])
         except ValueError:
             return None
         pred = svm.predict(Fi)

@@ -337,9 +337,7 @@ class SearchSpace(ABC):
         P = self.to_unit(np.array(pool))
         ref = [self.to_unit(np.asarray(a, dtype=float)) for a in list(avoid) + out]
         if ref:
-            dmin = np.min(
-                np.linalg.norm(P[:, None, :] - np.array(ref)[None, :, :], axis=2), axis=1
-            )
+            dmin = np.min(np.linalg.norm(P[:, None, :] - np.array(ref)[None, :, :], axis=2), axis=1)
         else:
             dmin = np.full(len(P), np.inf)
         picked = np.zeros(len(P), dtype=bool)
@@ -660,7 +658,7 @@ class DiscreteSpace(SearchSpace):
         return np.array(uniq).reshape(-1, self.dims)
 
     def interpolate(self, a: ArrayLike, b: ArrayLike, t: float) -> np.ndarray:
-        """Ordered dims round ``a + t (b - a)``; unordered ones switch to ``b``'s at ``t >= 0.5``."""
+        """Ordered dims round ``a + t (b - a)``; unordered ones take ``b``'s at ``t >= 0.5``."""
         a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
         t = float(t)
         x = np.where(self._ordinal, np.round(a + t * (b - a)), b if t >= 0.5 else a)

@@ -104,8 +104,14 @@ def test_warm_start_trials_are_projected_onto_the_new_budget():
     space = GPUNetSpace()
     rng = np.random.default_rng(3)
     opt = LaMCTSBO(
-        space, seed=0, minimize=False, constraint_fn=latency_proxy, budget=0.8,
-        priors='none', n_prior_trials=2, **FAST,
+        space,
+        seed=0,
+        minimize=False,
+        constraint_fn=latency_proxy,
+        budget=0.8,
+        priors='none',
+        n_prior_trials=2,
+        **FAST,
     )
     # an earlier search at a looser budget: its best results are over this one
     cost = opt.predicted_cost
@@ -120,25 +126,43 @@ def test_warm_start_trials_are_projected_onto_the_new_budget():
     assert all(t.predicted_cost <= 0.8 for t in opt.trials if t.ask_index >= 0)
 
 
-def test_over_budget_candidates_are_pulled_onto_the_boundary():
-    """With projection on, model-based proposals sit closer to the budget."""
+def test_line_to_budget_stops_at_the_boundary_between_two_points():
+    space = GPUNetSpace()
+    cost = CountingCost(space)
+    rng = np.random.default_rng(5)
+    inside = space.feasible_design(1, rng, cost, 0.6)[0]
+    outside = space.corner(inside, upper=True)
+    assert cost(inside) <= 0.8 < cost(outside)
+    cost.calls = 0
+    p = space.line_to_budget(inside, outside, cost, 0.8, steps=8)
+    assert cost.calls <= 9 + 1 and cost(p) <= 0.8
+    # on the segment: every ordered dim between the two ends
+    lo, hi = np.minimum(inside, outside), np.maximum(inside, outside)
+    assert np.all((p >= lo) & (p <= hi))
+    # at the boundary: a little further along the line no longer fits
+    t = np.max(np.abs(p - inside) / np.maximum(np.abs(outside - inside), 1))
+    assert cost(space.interpolate(inside, outside, min(1.0, t + 0.05))) > 0.8 * 0.97
+
+
+def test_model_based_proposals_sit_near_the_budget():
     p = make_problem('gpunet-surrogate')
-    ratios = {}
-    for n_project in (0, 8):
-        opt = build_optimizer(
-            dict(type='LaMCTSBO', n_project=n_project, **FAST), p.space, seed=0,
-            minimize=False, constraint_fn=p.constraint_fn, budget=p.budget,
-        )
-        r = []
-        while opt.n_told < 40:
-            for t in opt.ask(1):
-                if t.id >= 10:
-                    r.append(t.predicted_cost / opt.effective_budget)
-                v, c = p.evaluate(t.obj)
-                opt.tell(t, v, cost=c)
-        ratios[n_project] = float(np.median(r))
-    assert ratios[8] > ratios[0]
-    assert ratios[8] > 0.9
+    opt = build_optimizer(
+        dict(type='LaMCTSBO', **FAST),
+        p.space,
+        seed=0,
+        minimize=False,
+        constraint_fn=p.constraint_fn,
+        budget=p.budget,
+    )
+    ratios = []
+    while opt.n_told < 40:
+        for t in opt.ask(1):
+            if t.id >= 10:
+                ratios.append(t.predicted_cost / opt.effective_budget)
+            v, c = p.evaluate(t.obj)
+            opt.tell(t, v, cost=c)
+    assert max(ratios) <= 1.0
+    assert np.median(ratios) > 0.95  # random feasible points: a median of about 0.90
 
 
 def seeded_best(method, seeds, n=30, **options):
@@ -146,8 +170,12 @@ def seeded_best(method, seeds, n=30, **options):
     out = []
     for s in seeds:
         opt = build_optimizer(
-            dict(type=method, **options), p.space, seed=s, minimize=False,
-            constraint_fn=p.constraint_fn, budget=p.budget,
+            dict(type=method, **options),
+            p.space,
+            seed=s,
+            minimize=False,
+            constraint_fn=p.constraint_fn,
+            budget=p.budget,
         )
         while opt.n_told < n:
             for t in opt.ask(1):

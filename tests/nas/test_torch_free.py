@@ -8,7 +8,7 @@ import textwrap
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BLOCKER = textwrap.dedent(
-    '''
+    """
     import sys
 
     BLOCKED = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain')
@@ -20,7 +20,7 @@ BLOCKER = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, _Block())
-    '''
+    """
 )
 
 
@@ -28,14 +28,18 @@ def run_blocked(tmp_path, code):
     (tmp_path / 'sitecustomize.py').write_text(BLOCKER)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]), OMP_NUM_THREADS='1')
     return subprocess.run(
-        [sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [sys.executable, '-c', code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
 
 def test_nas_imports_and_searches_without_torch(tmp_path):
     code = textwrap.dedent(
-        '''
+        """
         import sys
         try:
             import torch  # noqa: F401
@@ -55,7 +59,7 @@ def test_nas_imports_and_searches_without_torch(tmp_path):
         bad = [m for m in ('torch', 'mmengine', 'mmpretrain', 'mmdet') if m in sys.modules]
         assert not bad, bad
         print('ok')
-        '''
+        """
     )
     r = run_blocked(tmp_path, code)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -64,13 +68,13 @@ def test_nas_imports_and_searches_without_torch(tmp_path):
 
 def test_registration_still_says_what_is_missing(tmp_path):
     code = textwrap.dedent(
-        '''
+        """
         import gpunet_mm
         try:
             gpunet_mm.register_all_modules()
         except ImportError as e:
             print('ImportError', e)
-        '''
+        """
     )
     r = run_blocked(tmp_path, code)
     assert r.returncode == 0, r.stderr[-3000:]
