@@ -13,7 +13,13 @@ Build everything from mmengine-style dicts::
 from typing import Any, Mapping, Union
 
 from .base import STATUSES, Optimizer, Trial
-from .baselines import RandomSearch, RegularizedEvolution, TPESearch
+from .baselines import (
+    NevergradSearch,
+    OptunaGPSearch,
+    RandomSearch,
+    RegularizedEvolution,
+    TPESearch,
+)
 from .lamcts import LaMCTSBO
 from .space import (
     CLASSIFICATION_RESOLUTIONS,
@@ -34,6 +40,8 @@ OPTIMIZERS = {
     'RandomSearch': RandomSearch,
     'RegularizedEvolution': RegularizedEvolution,
     'TPESearch': TPESearch,
+    'OptunaGPSearch': OptunaGPSearch,
+    'NevergradSearch': NevergradSearch,
 }
 #: short names used by tools/benchmark_search.py
 METHODS = {
@@ -41,6 +49,8 @@ METHODS = {
     'random': 'RandomSearch',
     'evolution': 'RegularizedEvolution',
     'tpe': 'TPESearch',
+    'gp': 'OptunaGPSearch',
+    'ngopt': 'NevergradSearch',
 }
 
 
@@ -82,6 +92,8 @@ __all__ = [
     'RandomSearch',
     'RegularizedEvolution',
     'TPESearch',
+    'OptunaGPSearch',
+    'NevergradSearch',
     'OPTIMIZERS',
     'METHODS',
     'build_optimizer',

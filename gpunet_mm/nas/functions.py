@@ -9,6 +9,13 @@
   resolution that grows with capacity, depth/width balance, interactions such as SE x
   expansion, swish in late stages, per-architecture "training noise", and a measured
   latency that can exceed the prediction).
+* ``gpunet-det-smalldata``: a second, differently shaped GPUNet objective, so that no single
+  surrogate is tuned to: the detection space (inputs 320-512), an mAP-like score for a small
+  detection dataset, and an edge-GPU (T4-like) latency proxy. Unlike the first surrogate,
+  more compute is *not* always better: parameters beyond ~8 million overfit, so the
+  optimum sits inside the latency budget along some directions; what pays is capacity at
+  the stride-8/16 levels (small objects), input size, 5x5 kernels in the middle stages, SE
+  only in the last stages, and ReLU over swish.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -83,6 +91,8 @@ class GPUModel:
 
 
 A100_PROXY = GPUModel()
+#: an edge GPU (T4-like): lower FLOP rate and bandwidth, costlier kernel launches
+T4_PROXY = GPUModel(flops_per_s=12e12, bytes_per_s=0.3e12, kernel_s=12e-6)
 
 
 def _op_time(gpu: GPUModel, flops: float, n_bytes: float) -> float:
@@ -164,6 +174,28 @@ def arch_flops(arch: GPUNetArch) -> float:
     return macs / 1e9
 
 
+def arch_params(arch: GPUNetArch, with_tail: bool = True) -> float:
+    """Parameters (M) of the blocks (and the tail): the overfitting measure of the det score."""
+    n = 0.0
+    for layer in arch.layers():
+        k2, cin, cout, mid = (
+            layer.kernel**2,
+            layer.in_channels,
+            layer.out_channels,
+            layer.mid_channels,
+        )
+        if layer.type == 'conv':
+            n += k2 * cin * cout
+        elif layer.type == 'fused':
+            n += k2 * cin * mid + mid * cout
+        else:
+            n += cin * mid + k2 * mid + mid * cout
+        n += 2 * mid * layer.se_channels
+    if with_tail:
+        n += arch.out_channels * arch.tail_channels[0]
+    return n / 1e6
+
+
 def _arch_noise(arch: GPUNetArch, salt: str) -> float:
     """A standard-normal draw fixed per architecture (like a training seed's variance)."""
     h = hashlib.sha256((salt + arch.structural_hash(32)).encode()).digest()
@@ -197,6 +229,45 @@ def surrogate_accuracy(arch: GPUNetArch, noise: float = 0.15) -> float:
     return acc + noise * _arch_noise(arch, 'acc')
 
 
+def det_smalldata_map(arch: GPUNetArch, noise: float = 0.2) -> float:
+    """An mAP-like score (~15-40) of a detector trained on a small dataset; see the module
+    docstring. Saturating in the stride-8/16 capacity and in input size, penalised beyond
+    ~8 M backbone parameters, with its own per-stage preferences."""
+    layers = arch.layers()
+    size = arch.resolution
+    cap = {3: 0.0, 4: 0.0, 5: 0.0}  # GMACs per output-stride level 8/16/32 (log2 = 3/4/5)
+    level = 0
+    for layer in layers:
+        s_in = size
+        if layer.stride == 2:
+            level += 1
+            size = (size + 1) // 2
+        lv = min(max(level, 3), 5)
+        k2 = layer.kernel**2
+        macs = s_in * s_in * layer.in_channels * layer.mid_channels if layer.type == 'irb' else 0
+        macs += size * size * (k2 * layer.mid_channels + layer.mid_channels * layer.out_channels)
+        cap[lv] += macs / 1e9
+    params = arch_params(arch, with_tail=False)
+    by_stage = {r.stage: r for r in arch.rows}
+    m = 18.0
+    m += 7.0 * (1 - math.exp(-cap[3] / 0.6)) + 6.0 * (1 - math.exp(-cap[4] / 0.5))
+    m += 3.0 * (1 - math.exp(-cap[5] / 0.3))
+    m += 5.0 * math.log2(arch.resolution / 320.0)  # small objects want large inputs
+    m -= 0.5 * max(0.0, params - 8.0)  # a small dataset overfits big backbones
+    for st, row in by_stage.items():
+        if row.act == 'swish':
+            m -= 0.15
+        if row.se:
+            m += 0.3 if st >= 6 else -0.2
+        if row.kernel == 5:
+            m += 0.35 if st in (4, 5) else -0.05
+        if row.type == 'irb' and row.expansion >= 5 and st <= 5:
+            m -= 0.1 * (row.expansion - 4)  # wide expansions early: slow to train, little gain
+    depth = arch.num_layers
+    m -= 0.05 * max(0, depth - 28) ** 1.3
+    return m + noise * _arch_noise(arch, 'det')
+
+
 def measured_latency(arch: GPUNetArch, rel_noise: float = 0.04) -> float:
     """The "measured" latency: the proxy times an arch-specific, slightly biased factor.
 
@@ -222,11 +293,17 @@ class Problem:
     budget: Optional[float] = None
 
 
-PROBLEMS = ('ackley', 'levy', 'rastrigin', 'gpunet-surrogate')
+PROBLEMS = ('ackley', 'levy', 'rastrigin', 'gpunet-surrogate', 'gpunet-det-smalldata')
+#: the objectives over the GPUNet space (the ones the search is for)
+GPUNET_PROBLEMS = ('gpunet-surrogate', 'gpunet-det-smalldata')
 
 
 def make_problem(name: str, dims: int = 10, latency_budget: float = 1.0) -> Problem:
-    """Build a benchmark problem by name; ``dims`` is ignored for ``gpunet-surrogate``."""
+    """Build a benchmark problem by name; ``dims`` is ignored for the GPUNet problems.
+
+    ``latency_budget`` (ms) applies to ``gpunet-surrogate`` (A100 proxy, default 1.0);
+    ``gpunet-det-smalldata`` uses 3 times it on its T4-like proxy (3.0 ms by default).
+    """
     if name in TEST_FUNCTIONS:
         fn, lo, hi = TEST_FUNCTIONS[name]
         if not isinstance(dims, int) or dims < 1:
@@ -247,6 +324,18 @@ def make_problem(name: str, dims: int = 10, latency_budget: float = 1.0) -> Prob
             constraint_fn=latency_proxy,
             budget=float(latency_budget),
         )
+    if name == 'gpunet-det-smalldata':
+        return Problem(
+            name=name,
+            space=GPUNetSpace('detection'),
+            evaluate=lambda arch: (
+                det_smalldata_map(arch),
+                latency_proxy(arch, T4_PROXY) * (1.03 + 0.03 * _arch_noise(arch, 'det-lat')),
+            ),
+            minimize=False,
+            constraint_fn=partial(latency_proxy, gpu=T4_PROXY),
+            budget=3.0 * float(latency_budget),
+        )
     raise ValueError(f'problem: got {name!r}; allowed: {", ".join(PROBLEMS)}')
 
 
@@ -259,6 +348,10 @@ __all__ = [
     'latency_proxy',
     'arch_flops',
     'surrogate_accuracy',
+    'arch_params',
+    'det_smalldata_map',
+    'T4_PROXY',
+    'GPUNET_PROBLEMS',
     'measured_latency',
     'Problem',
     'PROBLEMS',

@@ -26,7 +26,16 @@ What it changes, and why:
   (the GP mean), which also counts as a visit in the UCB statistics, so a batch spreads.
 * **Constraint.** Candidates are ranked by EI and the first one whose predicted cost fits
   the (learnt) budget is taken, so the constraint is only evaluated where it matters and
-  is never violated by a proposal.
+  is never violated by a proposal. The best architectures sit *at* the budget, so the
+  top-ranked candidates that miss it are not thrown away: each is pulled back along the
+  line to the trust region's centre until it just fits (a bisection, a handful of cost
+  evaluations), and the projected points compete on EI with the first feasible one.
+* **A first design worth its trials.** The initial design is small (10 by default, so the
+  GP starts after about 10 trials) and feasible by construction: the published GPUNet
+  tiers (for the GPUNet space) and the best warm-start trials (``add_trial``) are
+  projected onto the space and then onto the budget boundary as priors (in the spirit of
+  piBO / PriorBand: what is known is tried first), and only the rest is a spread over the
+  *feasible* region (:meth:`SearchSpace.feasible_design`).
 """
 
 from __future__ import annotations
@@ -47,9 +56,19 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from .base import Optimizer, Trial
-from .space import SearchSpace
+from .space import GPUNetSpace, SearchSpace
 
 BATCH_STRATEGIES = ('kriging_believer', 'constant_liar')
+PRIOR_CHOICES = ('auto', 'tiers', 'none')
+
+
+def tier_priors(space: SearchSpace) -> List[np.ndarray]:
+    """The published GPUNet tiers as points of ``space`` (nearest point; empty elsewhere)."""
+    if not isinstance(space, GPUNetSpace):
+        return []
+    from gpunet_mm.models.tiers import TIERS
+
+    return [space.project(arch) for arch in TIERS]
 
 
 @dataclass
@@ -67,7 +86,20 @@ class LaMCTSBO(Optimizer):
     """LA-MCTS-guided BO. See the module docstring for the design.
 
     Args:
-        n_init: Latin-hypercube initial design size (default ``clip(2 * dims, 10, 30)``).
+        n_init: initial design size, priors included (default 10: the GP is fitted as
+            soon as it can say anything; the trust region does the rest).
+        priors: what the design tries first. ``'auto'``: the published tiers on a
+            :class:`GPUNetSpace`, nothing elsewhere; ``'tiers'``; ``'none'``; or a list of
+            architectures (``GPUNetArch``/dicts; points for other spaces). Every prior is
+            projected onto the space and onto the budget boundary before it is proposed.
+        n_prior_trials: how many of the best warm-start trials (``add_trial``) are also
+            projected onto the (current) budget boundary and tried.
+        n_random_min: the design's spread (non-prior) part is at least this large while
+            fewer than ``n_init`` results are known.
+        n_project: how many top-ranked over-budget candidates per proposal are pulled back
+            onto the budget (0 turns the boundary search off).
+        svm_max_points: each partition boundary is fitted on at most this many points
+            (every k-th of the node's), which bounds the proposal time at 1000 observations.
         leaf_size: a node with more points than this is split (LA-MCTS uses 10-20).
         cp: UCB exploration weight on standardised values.
         max_depth: cap on the tree depth (bounds the per-proposal cost).
@@ -91,6 +123,11 @@ class LaMCTSBO(Optimizer):
         budget: Optional[float] = None,
         calibration_quantile: float = 0.8,
         n_init: Optional[int] = None,
+        priors: Any = 'auto',
+        n_prior_trials: int = 3,
+        n_random_min: int = 2,
+        n_project: int = 8,
+        svm_max_points: int = 400,
         leaf_size: int = 10,
         cp: float = 0.1,
         max_depth: int = 8,
@@ -134,9 +171,34 @@ class LaMCTSBO(Optimizer):
             calibration_quantile=calibration_quantile,
         )
         d = space.dims
-        self.n_init = int(n_init) if n_init is not None else int(np.clip(2 * d, 10, 30))
+        self.n_init = int(n_init) if n_init is not None else 10
         if self.n_init < 1:
             raise ValueError(f'n_init: got {n_init!r}; allowed: integers >= 1')
+        if isinstance(priors, str):
+            if priors not in PRIOR_CHOICES:
+                raise ValueError(
+                    f'priors: got {priors!r}; allowed: {", ".join(PRIOR_CHOICES)} or a list '
+                    'of architectures / points'
+                )
+            self.priors: Any = priors
+        elif priors is None:
+            self.priors = 'none'
+        else:
+            self.priors = [p.to_dict() if hasattr(p, 'to_dict') else p for p in priors]
+            self._prior_points()  # fail now, not at the first ask
+        for name, v in (
+            ('n_prior_trials', n_prior_trials),
+            ('n_random_min', n_random_min),
+            ('n_project', n_project),
+        ):
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f'{name}: got {v!r}; allowed: integers >= 0')
+        self.n_prior_trials = int(n_prior_trials)
+        self.n_random_min = int(n_random_min)
+        self.n_project = int(n_project)
+        if not isinstance(svm_max_points, (int, np.integer)) or svm_max_points < 10:
+            raise ValueError(f'svm_max_points: got {svm_max_points!r}; allowed: integers >= 10')
+        self.svm_max_points = int(svm_max_points)
         self.leaf_size = int(leaf_size)
         self.cp = float(cp)
         self.max_depth = int(max_depth)
@@ -161,12 +223,18 @@ class LaMCTSBO(Optimizer):
         self._liars: Dict[int, float] = {}
         self._design: List[List[float]] = []
         self._design_pos = 0
+        self._design_end: Optional[int] = None  # trial ids below it belong to the design
         self.last_leaf_depth = 0  # diagnostics
 
     def config(self) -> Dict[str, Any]:
         return dict(
             type=type(self).__name__,
             n_init=self.n_init,
+            priors=self.priors,
+            n_prior_trials=self.n_prior_trials,
+            n_random_min=self.n_random_min,
+            n_project=self.n_project,
+            svm_max_points=self.svm_max_points,
             leaf_size=self.leaf_size,
             cp=self.cp,
             max_depth=self.max_depth,
@@ -191,6 +259,7 @@ class LaMCTSBO(Optimizer):
             liars={str(k): v for k, v in self._liars.items()},
             design=self._design,
             design_pos=self._design_pos,
+            design_end=self._design_end,
         )
 
     def _load_extra_state(self, extra: Mapping[str, Any]) -> None:
@@ -200,6 +269,8 @@ class LaMCTSBO(Optimizer):
         self._liars = {int(k): float(v) for k, v in extra['liars'].items()}
         self._design = [list(map(float, x)) for x in extra['design']]
         self._design_pos = int(extra['design_pos'])
+        end = extra.get('design_end', self.n_init if self._design else None)
+        self._design_end = None if end is None else int(end)
 
     # ------------------------------------------------------------------ trust region
     def _on_tell(self, trial: Trial) -> None:
@@ -214,7 +285,8 @@ class LaMCTSBO(Optimizer):
             return
         improved = y < self._best_y - 1e-3 * abs(self._best_y)
         self._best_y = min(self._best_y, y)
-        if trial.id >= self.n_init:  # the initial design says nothing about the region
+        # the initial design (and warm-start trials) say nothing about the region
+        if self._design_end is not None and trial.id >= self._design_end:
             self._register(improved)
 
     def _register(self, improved: bool) -> None:
@@ -233,13 +305,12 @@ class LaMCTSBO(Optimizer):
     def _propose(self, n: int) -> np.ndarray:
         chosen: List[np.ndarray] = []
         taken: set = set()
-        # 1) the initial Latin-hypercube design (made once, constraint-aware); trials added
-        #    before the first ask (add_trial: a warm start) count towards it
-        if not self._design and self._design_pos == 0:
-            n_design = self.n_init - len(self.trials)
-            if n_design > 0:
-                X0 = self._sample_new(n_design, method='lhs')
-                self._design = [[float(v) for v in x] for x in X0]
+        # 1) the initial design (made once, feasible by construction, priors first); trials
+        #    added before the first ask (add_trial: a warm start) count towards it
+        if self._design_end is None:
+            X0 = self._initial_design()
+            self._design = [[float(v) for v in x] for x in X0]
+            self._design_end = len(self.trials) + len(self._design)
         while len(chosen) < n and self._design_pos < len(self._design):
             x = np.asarray(self._design[self._design_pos])
             self._design_pos += 1
@@ -272,6 +343,60 @@ class LaMCTSBO(Optimizer):
             self._pending_liars.append(liar)
         return np.array(chosen)
 
+    def _prior_points(self) -> List[np.ndarray]:
+        """The configured priors as points of the space (before the budget projection)."""
+        if self.priors == 'none':
+            return []
+        if self.priors in ('auto', 'tiers'):
+            return tier_priors(self.space)
+        out = []
+        for p in self.priors:
+            if hasattr(self.space, 'project') and not isinstance(p, (list, tuple, np.ndarray)):
+                out.append(self.space.project(p))
+            else:
+                out.append(self.space.validate(np.asarray(p, dtype=float)))
+        return out
+
+    def _initial_design(self) -> np.ndarray:
+        """Priors projected onto the budget, then a spread over the feasible region.
+
+        The random part shrinks when priors exist (down to ``n_random_min``), and vanishes
+        once ``n_init`` results are already known (a warm start).
+        """
+        cost_fn, budget = self._cost_fn(), self.effective_budget
+        cands: List[np.ndarray] = list(self._prior_points())
+        known = [
+            t
+            for t in self.trials
+            if t.ask_index == -1 and t.status in ('complete', 'infeasible') and t.value is not None
+        ]
+        known.sort(key=lambda t: (self.internal(t.value), t.id))
+        cands += [np.asarray(t.x, dtype=float) for t in known[: self.n_prior_trials]]
+        priors: List[np.ndarray] = []
+        for x in cands:
+            if cost_fn is not None:
+                x = self.space.project_to_budget(x, cost_fn, budget, up=True)
+                if x is None:
+                    continue
+            if not self.is_new(x):  # already evaluated (e.g. a warm-start trial itself)
+                continue
+            priors.append(x)
+        n_known = len(self.trials)
+        n_random = max(0, self.n_init - n_known)
+        if priors and n_random:
+            n_random = max(min(self.n_random_min, n_random), n_random - len(priors))
+        cap = max(0, self.n_init - n_random) if n_known < self.n_init else len(priors)
+        avoid = [np.asarray(t.x, dtype=float) for t in self.trials]
+        design = self.space.feasible_design(
+            min(len(priors), cap) + n_random,
+            self.rng,
+            cost_fn,
+            budget,
+            priors=priors[:cap],
+            avoid=avoid,
+        )
+        return design
+
     def ask(self, n: int = 1) -> List[Trial]:
         self._pending_liars: List[float] = []
         # the GP/SVM matrices are small: BLAS threads only add synchronisation overhead
@@ -301,8 +426,12 @@ class LaMCTSBO(Optimizer):
         good = int(np.mean(yi[lab == 1]) < np.mean(yi[lab == 0]))
         target = (lab == good).astype(int)  # 1: good cluster
         svm = SVC(kernel='rbf', gamma='scale', C=10.0)
+        # a boundary from at most svm_max_points (every k-th point): the fit is quadratic and
+        # the prediction linear in the support vectors, which is what bounds a proposal at
+        # 1000 observations; no effect below that size
+        step = max(1, math.ceil(len(idx) / self.svm_max_points))
         try:
-            svm.fit(Fi, target)
+            svm.fit(Fi[::step], target[::step])
         except ValueError:
             return None
         pred = svm.predict(Fi)
@@ -433,9 +562,40 @@ class LaMCTSBO(Optimizer):
             z = (best - m) / s
             score = (best - m) * norm.cdf(z) + s * norm.pdf(z)
             mu = m * y_std + y_mean
+        # the first feasible candidate by EI, and the best over-budget ones pulled back onto
+        # the budget towards the centre (the best networks are at the boundary)
+        centre = X[order[0]]
+        anchor = centre if self.cost_ok(centre) else None
+        projected: List[np.ndarray] = []
+        n_tried = 0
         for i in np.argsort(-score, kind='stable'):
             if self.admissible(C[i], taken):
-                return space.canonical(C[i][None])[0], float(mu[i])
+                if not projected or gp is None:
+                    return space.canonical(C[i][None])[0], float(mu[i])
+                P = np.vstack([C[i][None]] + projected)
+                m, s = gp.predict(space.features(P), return_std=True)
+                s = np.maximum(s, 1e-9)
+                z = (best - m) / s
+                ei = (best - m) * norm.cdf(z) + s * norm.pdf(z)
+                j = int(np.argmax(ei))
+                return space.canonical(P[j][None])[0], float(m[j] * y_std + y_mean)
+            if (
+                n_tried < self.n_project
+                and self.constraint_fn is not None
+                and space.contains(C[i])
+                and not self.cost_ok(C[i])
+            ):
+                n_tried += 1
+                cost_fn, budget = self.predicted_cost, self.effective_budget
+                if anchor is not None:
+                    p = space.line_to_budget(anchor, C[i], cost_fn, budget, steps=5)
+                else:
+                    p = space.project_to_budget(C[i], cost_fn, budget, up=False, steps=5)
+                if p is not None and self.admissible(p, taken):
+                    if not any(space.key(p) == space.key(q) for q in projected):
+                        projected.append(p)
+        if projected:  # nothing feasible among the candidates, but projections are
+            return space.canonical(projected[0][None])[0], float(np.mean(y))
         # the leaf is exhausted under the constraint: any new feasible point
         return self._sample_new(1, taken)[0], float(np.mean(y))
 

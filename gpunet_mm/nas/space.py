@@ -211,6 +211,143 @@ class SearchSpace(ABC):
             f'{max_attempts} attempts; the budget is probably too tight for this space'
         )
 
+    # ------------------------------------------------------------ the budget boundary
+    def interpolate(self, a: ArrayLike, b: ArrayLike, t: float) -> np.ndarray:
+        """The valid point a fraction ``t`` of the way from ``a`` to ``b``."""
+        ua, ub = self.to_unit(np.asarray(a, dtype=float)), self.to_unit(np.asarray(b, dtype=float))
+        return self.canonical(self.from_unit(ua + float(t) * (ub - ua))[None])[0]
+
+    def corner(self, x: ArrayLike, upper: bool) -> np.ndarray:
+        """``x`` with every ordered dimension at its minimum (or maximum); unordered ones kept.
+
+        The two ends of the "make it smaller / larger" line used to project onto a budget:
+        cost is (close to) monotone along it for sizes such as layers, widths, resolution.
+        """
+        lo, hi = self.bounds
+        return self.canonical(np.array(hi if upper else lo, dtype=float)[None])[0]
+
+    def line_to_budget(
+        self, a: ArrayLike, b: ArrayLike, cost_fn: CostFn, budget: float, steps: int = 8
+    ) -> np.ndarray:
+        """The point farthest from ``a`` towards ``b`` that fits the budget (``a`` must fit).
+
+        Bisection with ``steps`` halvings: at most ``steps + 1`` cost evaluations, always
+        terminates (no rejection loop), and the result is feasible by construction.
+        """
+        a = np.asarray(a, dtype=float)
+        if cost_fn(b) <= budget:
+            return np.array(b, dtype=float)
+        lo_t, hi_t, best = 0.0, 1.0, a.copy()
+        for _ in range(int(steps)):
+            t = (lo_t + hi_t) / 2
+            cand = self.interpolate(a, b, t)
+            if cost_fn(cand) <= budget:
+                lo_t, best = t, cand
+            else:
+                hi_t = t
+        return best
+
+    def project_to_budget(
+        self,
+        x: ArrayLike,
+        cost_fn: CostFn,
+        budget: float,
+        up: bool = True,
+        steps: int = 8,
+    ) -> Optional[np.ndarray]:
+        """Move ``x`` onto the budget boundary: shrink it if over, grow it if ``up`` and under.
+
+        The best architectures sit at the latency budget, so a design or a candidate well
+        inside it wastes a trial. Over budget, the point moves along the line to its own
+        :meth:`corner` (smallest sizes, same activation/SE choices; if even that misses, the
+        space's smallest point); under it, towards the largest sizes. ``None`` when not
+        even the smallest point fits.
+        """
+        x = np.asarray(x, dtype=float)
+        if cost_fn(x) > budget:
+            low = self.corner(x, upper=False)
+            if cost_fn(low) > budget:
+                low = self.canonical(np.array(self.bounds[0], dtype=float)[None])[0]
+                if cost_fn(low) > budget:
+                    return None
+            return self.line_to_budget(low, x, cost_fn, budget, steps)
+        if up:
+            return self.line_to_budget(x, self.corner(x, upper=True), cost_fn, budget, steps)
+        return x.copy()
+
+    def feasible_design(
+        self,
+        n: int,
+        rng: Union[np.random.Generator, int, None],
+        cost_fn: Optional[CostFn] = None,
+        budget: Optional[float] = None,
+        priors: Sequence[ArrayLike] = (),
+        avoid: Sequence[ArrayLike] = (),
+        boundary_fraction: float = 0.5,
+        pool_factor: int = 8,
+    ) -> np.ndarray:
+        """``n`` distinct feasible points spread over the *feasible* region, priors first.
+
+        Feasible by construction: a stratified (LHS) pool of ``pool_factor * n`` points
+        is projected onto the budget (points over it shrink to the boundary, and a
+        ``boundary_fraction`` of those under it grow to it), then the points are picked
+        greedily farthest from each other, from the ``priors`` and from ``avoid`` (points
+        already evaluated). Not a box design pushed inside afterwards: every candidate
+        already fits, so the spread is measured where the search can go. Each projection
+        costs at most ~10 cost evaluations; nothing loops on rejection.
+
+        ``priors`` (e.g. projected published tiers) are taken as they are, in order, up
+        to ``n``; the spread part fills the rest. Raises :class:`InfeasibleSpaceError`
+        when the budget admits no point at all.
+        """
+        rng = _rng(rng)
+        out: List[np.ndarray] = []
+        keys = {self.key(a) for a in avoid}
+        for p in priors:
+            p = self.canonical(np.asarray(p, dtype=float)[None])[0]
+            k = self.key(p)
+            if len(out) < n and k not in keys and (cost_fn is None or cost_fn(p) <= budget):
+                out.append(p)
+                keys.add(k)
+        need = n - len(out)
+        if need <= 0:
+            return np.array(out).reshape(-1, self.dims)
+        constrained = cost_fn is not None and budget is not None
+        if not constrained and not out and not len(avoid):
+            pool = self.sample(max(need, 1), rng, 'lhs')  # nothing to avoid: plain LHS
+            cand = [x for x in pool if self.key(x) not in keys]
+            return np.array(cand[:need]).reshape(-1, self.dims)
+        pool_raw = self.sample(max(pool_factor * need, 16), rng, 'lhs')
+        pool: List[np.ndarray] = []
+        for x in pool_raw:
+            if constrained:
+                grow = rng.random() < boundary_fraction
+                x = self.project_to_budget(x, cost_fn, budget, up=grow)
+                if x is None:
+                    raise InfeasibleSpaceError(
+                        f'no point of the space meets the budget {budget} (not even the '
+                        'smallest one)'
+                    )
+            k = self.key(x)
+            if k not in keys:
+                keys.add(k)
+                pool.append(x)
+        if not pool:
+            return np.array(out).reshape(-1, self.dims)
+        P = self.to_unit(np.array(pool))
+        ref = [self.to_unit(np.asarray(a, dtype=float)) for a in list(avoid) + out]
+        if ref:
+            dmin = np.min(np.linalg.norm(P[:, None, :] - np.array(ref)[None, :, :], axis=2), axis=1)
+        else:
+            dmin = np.full(len(P), np.inf)
+        picked = np.zeros(len(P), dtype=bool)
+        for _ in range(min(need, len(P))):
+            i = int(np.argmax(np.where(picked, -1.0, dmin)))
+            picked[i] = True
+            out.append(pool[i])
+            dmin = np.minimum(dmin, np.linalg.norm(P - P[i], axis=1))
+        return np.array(out).reshape(-1, self.dims)
+
     # ------------------------------------------------------------ config
     @abstractmethod
     def config(self) -> Dict[str, Any]:
@@ -519,6 +656,18 @@ class DiscreteSpace(SearchSpace):
                 keys.add(k)
                 uniq.append(y)
         return np.array(uniq).reshape(-1, self.dims)
+
+    def interpolate(self, a: ArrayLike, b: ArrayLike, t: float) -> np.ndarray:
+        """Ordered dims round ``a + t (b - a)``; unordered ones take ``b``'s at ``t >= 0.5``."""
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        t = float(t)
+        x = np.where(self._ordinal, np.round(a + t * (b - a)), b if t >= 0.5 else a)
+        return self.canonical(x[None])[0]
+
+    def corner(self, x: ArrayLike, upper: bool) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        end = self._levels - 1 if upper else np.zeros(self.dims)
+        return self.canonical(np.where(self._ordinal, end, x)[None])[0]
 
     def repair(self, x: ArrayLike, cost_fn: CostFn, budget: float) -> Optional[np.ndarray]:
         """Shrink the ordinal choices of ``x`` towards their minimum until the cost fits.
@@ -868,6 +1017,71 @@ class GPUNetSpace(DiscreteSpace):
         for name, v in self._fixed.items():
             if vals[name] != v:
                 raise ValueError(f'{name}: got {vals[name]!r}; allowed: [{v!r}]')
+        x = self.from_values({k: v for k, v in vals.items() if k in self._index})
+        return self.canonical(x)
+
+    def project(self, obj: Union[GPUNetArch, Mapping[str, Any]]) -> np.ndarray:
+        """The nearest point of this space to any GPUNet-like architecture.
+
+        Unlike :meth:`encode`, which refuses what the space cannot express, this maps
+        *any* architecture (a published tier with per-layer kernels, fractional
+        expansions, another tail or stage layout) to a point, so it can serve as a prior.
+        Layers are matched by downsampling level (feature-map stride), not by stage
+        label: the architecture's stage groups at a level fill this space's stages at that
+        level in order (extra groups merge into the last one). Per stage: layers add up
+        (clipped to the range), filters are the group's last width, kernel/expansion the
+        layer-weighted mean, activation the majority, SE if most layers use it; each
+        snapped to the nearest choice. Resolution snaps to the nearest allowed one.
+        """
+        arch = obj if isinstance(obj, GPUNetArch) else GPUNetArch.from_dict(obj)
+        # this space's stages per level (a stride-2 stage opens a level)
+        space_levels: List[List[StageSpec]] = []
+        for s in self.stages:
+            if s.stride == 2 or not space_levels:
+                space_levels.append([])
+            space_levels[-1].append(s)
+        # the architecture's layers per level, grouped by its own stage label
+        arch_levels: List[List[List[Any]]] = []
+        for layer in arch.layers():
+            if layer.stride == 2 or not arch_levels:
+                arch_levels.append([])
+            groups = arch_levels[-1]
+            if not groups or groups[-1][0].stage != layer.stage:
+                groups.append([])
+            groups[-1].append(layer)
+
+        def snap(value: float, choices: Sequence[Any]) -> Any:
+            return min(choices, key=lambda c: (abs(float(c) - float(value)), float(c)))
+
+        vals: Dict[str, Any] = {}
+        for lv, stages in enumerate(space_levels):
+            groups = arch_levels[lv] if lv < len(arch_levels) else []
+            if len(groups) > len(stages):  # merge the extra groups into the last stage
+                groups = groups[: len(stages) - 1] + [
+                    [lay for g in groups[len(stages) - 1 :] for lay in g]
+                ]
+            for i, s in enumerate(stages):
+                p = f's{s.stage}.'
+                g = groups[i] if i < len(groups) else []
+                n = len(g)
+                vals[p + 'layers'] = snap(n, s.layer_choices)
+                if not g:  # nothing at this stage: the smallest setting
+                    vals[p + 'filters'] = s.filter_choices[0]
+                    vals[p + 'kernel'] = s.kernels[0]
+                    vals[p + 'expansion'] = (s.expansions or (1,))[0]
+                    vals[p + 'act'] = s.acts[0]
+                    vals[p + 'se'] = bool(s.se[0])
+                    continue
+                vals[p + 'filters'] = snap(g[-1].out_channels, s.filter_choices)
+                vals[p + 'kernel'] = snap(np.mean([lay.kernel for lay in g]), s.kernels)
+                expansions = [lay.mid_channels / max(lay.in_channels, 1) for lay in g]
+                vals[p + 'expansion'] = snap(np.mean(expansions), s.expansions or (1,))
+                n_swish = sum(lay.act == 'swish' for lay in g)
+                act = 'swish' if 2 * n_swish > n else 'relu'
+                vals[p + 'act'] = act if act in s.acts else s.acts[0]
+                se = 2 * sum(lay.se_channels > 0 for lay in g) > n
+                vals[p + 'se'] = se if se in s.se else bool(s.se[0])
+        vals['resolution'] = snap(arch.resolution, self.resolutions)
         x = self.from_values({k: v for k, v in vals.items() if k in self._index})
         return self.canonical(x)
 

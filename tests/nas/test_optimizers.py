@@ -295,9 +295,56 @@ def test_benchmark_cli_json_table_and_plot(tmp_path, capsys):
         assert all(len(c) == 12 for c in res[m]['curves'])
     assert png.stat().st_size > 1000
     table = capsys.readouterr().out
-    assert 'median best' in table and 'evolution' in table
+    assert 'best @12 (median, IQR)' in table and 'evolution' in table
     with pytest.raises(ValueError, match='methods'):
         cli.main('--func levy --dims 2 --budget 4 --seeds 1 --methods hill'.split())
+
+
+def test_benchmark_anytime_merge_label_and_skipped(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_search',
+        os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'benchmark_search.py'),
+    )
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / 'r.json'
+    base = '--func levy --dims 2 --budget 12 --seeds 3 --report-at 4,12 --quiet --json'.split()
+    assert cli.main(base + [str(out), '--methods', 'random', '--workers', '2']) == 0
+    res = json.loads(out.read_text())
+    at = res['random']['at']
+    assert set(at) == {'4', '12'}
+    for b in (4, 12):  # the summary is of the curves, after b trials
+        vals = [c[b - 1] for c in res['random']['curves']]
+        assert at[str(b)]['values'] == vals and at[str(b)]['median'] == float(np.median(vals))
+    assert at['12']['median'] <= at['4']['median']  # best so far never gets worse
+    # a second method added to the same file, renamed; a method budget leaves "not run"
+    monkeypatch.setitem(sys.modules, 'nevergrad', None)  # as if not installed
+    argv = base + [
+        str(out),
+        '--merge',
+        '--methods',
+        'evolution,ngopt',
+        '--label',
+        'evolution=evo-small',
+        '--options',
+        '{"evolution": {"population_size": 6}}',
+        '--method-budgets',
+        'evolution=6',
+    ]
+    assert cli.main(argv) == 0
+    res = json.loads(out.read_text())
+    assert res['config']['methods'] == ['random', 'evo-small']
+    assert res['random']['at'] == at  # untouched by the merge
+    assert res['evo-small']['at']['12']['median'] is None
+    assert all(len(c) == 6 for c in res['evo-small']['curves'])
+    assert 'ngopt skipped: needs nevergrad' in res['skipped']['ngopt']
+    table = capsys.readouterr().out
+    assert 'not run' in table and 'ngopt skipped' in table
+    with pytest.raises(ValueError, match='configs differ'):
+        cli.main(base[:-1] + ['--seeds', '2', '--json', str(out), '--merge', '--methods', 'random'])
 
 
 def test_add_trial_warm_start_skips_the_design_and_guards_state():
@@ -317,10 +364,19 @@ def test_add_trial_warm_start_skips_the_design_and_guards_state():
     with pytest.raises(ValueError, match='value is None'):
         opt.add_trial(fresh)
     assert json.dumps(opt.state_dict()) == snapshot
-    # 12 known results >= n_init: the next proposal is model-based (no design points)
+    # 12 known results >= n_init: no random design; only the priors are tried first (the
+    # tiers and the best known trials, projected: with no budget the known ones are not new
+    # and drop out), then the model
     (t,) = opt.ask(1)
-    assert opt._design == [] and opt.last_leaf_depth >= 1
+    from gpunet_mm.nas.lamcts import tier_priors
+
+    tiers = {space.key(x) for x in tier_priors(space)}
+    assert {space.key(np.asarray(x)) for x in opt._design} == tiers
+    assert t.key in tiers
     assert t.key not in {opt.trials[i].key for i in range(12)}
+    opt._design_pos = len(opt._design)  # skip the other priors: model-based from here
+    (t2,) = opt.ask(1)
+    assert opt.last_leaf_depth >= 1 and t2.key not in tiers
     # state with added trials round-trips
     clone = LaMCTSBO(space, seed=0, **{**FAST, 'n_init': 10})
     clone.load_state_dict(json.loads(json.dumps(opt.state_dict())))
@@ -336,3 +392,37 @@ def test_time_proposals_reports_asks_after_many_observations():
     )
     assert r['n_obs'] == 60 and len(r['seconds']) == 2
     assert 0 < r['median_s'] <= r['max_s']
+
+
+def test_optuna_gp_peer_with_constraint():
+    pytest.importorskip('optuna')
+    pytest.importorskip('torch')
+    space = GPUNetSpace()
+    opt = build_optimizer(
+        dict(type='gp', n_startup_trials=3),
+        space,
+        seed=0,
+        minimize=False,
+        constraint_fn=latency_proxy,
+        budget=0.9,
+    )
+    run(opt, lambda a: float(a.num_layers), 5, cost=measured_latency)
+    assert len({t.key for t in opt.trials}) == 5
+    assert all(t.predicted_cost <= 0.9 for t in opt.trials)
+    # the constraint reaches Optuna: cost - budget on every finished trial
+    study = opt._study()
+    cons = [ft.system_attrs['constraints'][0] for ft in study.trials]
+    assert cons == pytest.approx([t.measured_cost - 0.9 for t in opt.trials])
+
+
+def test_nevergrad_peer_box_and_resume(tmp_path):
+    pytest.importorskip('nevergrad')
+    space = BoxSpace(-5, 10, dims=3)
+    opt = build_optimizer('ngopt', space, seed=0)
+    run(opt, lambda x: float(ackley(x)), 12, batch=3)
+    assert len({t.key for t in opt.trials}) == 12
+    path = str(tmp_path / 's.json')
+    opt.save(path)
+    resumed = build_optimizer('ngopt', space, seed=0).load(path)
+    run(resumed, lambda x: float(ackley(x)), 18, batch=3)  # replayed, then continues
+    assert len({t.key for t in resumed.trials}) == 18
