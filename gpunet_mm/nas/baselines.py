@@ -245,12 +245,18 @@ class OptunaGPSearch(_OptunaSearch):
         cf = None
         if self.budget is not None:
             cf = lambda ft: (float(ft.user_attrs.get('constraint', 0.0)),)  # noqa: E731
-        return self._optuna.samplers.GPSampler(
-            seed=seed,
-            n_startup_trials=self.n_startup_trials,
-            constraints_func=cf,
-            deterministic_objective=False,
-        )
+        import warnings
+
+        with warnings.catch_warnings():
+            # optuna 5 deprecates constraints_func in favour of Trial.set_constraint, which
+            # needs a live trial; the study here is rebuilt from stored trials each ask
+            warnings.simplefilter('ignore', FutureWarning)
+            return self._optuna.samplers.GPSampler(
+                seed=seed,
+                n_startup_trials=self.n_startup_trials,
+                constraints_func=cf,
+                deterministic_objective=False,
+            )
 
 
 class NevergradSearch(Optimizer):
