@@ -178,3 +178,24 @@ def test_custom_arch_spec():
     with torch.no_grad():
         outs = m(torch.rand(1, 3, 32, 32))
     assert [tuple(o.shape[1:]) for o in outs] == [(8, 16, 16), (16, 8, 8), (24, 4, 4), (64, 4, 4)]
+
+
+@pytest.mark.parametrize('tier', ['GPUNet-0', 'GPUNet-D1'])
+@pytest.mark.parametrize('padding', ['symmetric', 'release'])
+def test_arch_levels_describe_the_built_backbone(tier, padding):
+    """``GPUNetArch.levels`` is what the backbone builds: same grouping, channels, sizes."""
+    arch = get_tier(tier)
+    levels = arch.levels((96, 64), release_padding=padding == 'release')
+    model = GPUNet(arch=arch, out_indices=tuple(range(len(levels))), padding=padding).eval()
+    assert len(model.layers) == len(levels)
+    for level, module in zip(levels, model.layers):
+        assert len(module) == len(level.layers)
+        assert [ly.position for ly in level.layers] == list(range(len(level.layers)))
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 96, 64))
+    for level, feat in zip(levels, feats):
+        assert tuple(feat.shape[1:]) == (level.out_channels, *level.out_hw)
+    assert model.out_strides == tuple(lv.stride for lv in levels)
+    flat = arch.placed_layers((96, 64))
+    assert [ly.index for ly in flat] == list(range(arch.num_layers))
+    assert all(a.out_hw == b.in_hw for a, b in zip(flat, flat[1:]))
