@@ -18,11 +18,10 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 from mmengine.model import Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
-from mmpretrain.models.backbones.efficientnet import EdgeResidual
-from mmpretrain.models.utils import InvertedResidual
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..arch_spec import GPUNetArch, PlacedLayer, as_arch
+from ..blocks import GPUNetFusedIRB, GPUNetIRB
 from ..tiers import get_tier
 
 ACT_CFGS: Dict[str, Dict[str, Any]] = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}
@@ -49,14 +48,12 @@ def build_block(
     conv_cfg: Optional[Dict],
     drop_path_rate: float,
 ) -> nn.Module:
-    """One placed layer of ``arch.levels()`` as an mmcv/mmpretrain module.
+    """One placed layer of ``arch.levels()`` as a module, configured at construction.
 
-    ``conv`` is an mmcv ``ConvModule``; ``irb`` is mmpretrain's ``InvertedResidual`` and
-    ``fused`` its ``EdgeResidual``. Two release semantics need adjustments on top:
-    the release's IRB keeps its 1x1 expansion conv even when ``mid == in`` (mmpretrain
-    drops it; GPUNet-D1/D2 have such layers), and a :class:`PlacedLayer` from
-    ``arch.levels(release_padding=True)`` pads stride-2 fused convs by 0 instead of
-    ``k // 2`` (the release's dropped dynamic TF-'same' pad).
+    ``conv`` is an mmcv ``ConvModule``, ``irb``/``fused`` are :class:`GPUNetIRB` /
+    :class:`GPUNetFusedIRB` (the release's semantics: the IRB always has its 1x1 expansion,
+    the fused conv takes the layer's ``padding``, 0 for stride-2 fused convs under
+    ``arch.levels(release_padding=True)``).
     """
     act = act_cfg if act_cfg is not None else ACT_CFGS[layer.act]
     if layer.type == 'conv':
@@ -92,22 +89,8 @@ def build_block(
         drop_path_rate=drop_path_rate,
     )
     if layer.type == 'fused':
-        block = EdgeResidual(**common)
-        if layer.padding != layer.kernel // 2:
-            block.conv1.conv.padding = (layer.padding, layer.padding)
-        return block
-    block = InvertedResidual(**common)
-    if not block.with_expand_conv:
-        block.with_expand_conv = True
-        block.expand_conv = ConvModule(
-            layer.in_channels,
-            layer.mid_channels,
-            1,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act,
-        )
-    return block
+        return GPUNetFusedIRB(padding=layer.padding, **common)
+    return GPUNetIRB(**common)
 
 
 def _check_layer_cfgs(
