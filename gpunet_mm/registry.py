@@ -15,11 +15,13 @@ def register_all_modules() -> List[str]:
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
     from .models.backbones import GPUNet
+    from .models.classifiers import GPUNetClassifier
     from .models.heads import GPUNetClsHead
 
     scopes = ['mmpretrain']
     PRETRAIN_MODELS.register_module(module=GPUNet, force=True)
     PRETRAIN_MODELS.register_module(module=GPUNetClsHead, force=True)
+    PRETRAIN_MODELS.register_module(name='GPUNetClassifier', module=GPUNetClassifier, force=True)
     try:
         from mmdet.registry import MODELS as DET_MODELS
     except ImportError:  # detection is optional: classification works without mmdet

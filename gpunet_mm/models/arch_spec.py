@@ -29,7 +29,7 @@ import math
 import numbers
 import os.path as osp
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 BLOCK_TYPES = ('conv', 'fused', 'irb')
 ACTS = ('relu', 'swish')
@@ -279,6 +279,20 @@ class GPUNetArch:
     def out_channels(self) -> int:
         """Channels of the last block (before the tail)."""
         return self.rows[-1].out_channels
+
+    def cls_head_channels(self) -> Dict[str, Optional[int]]:
+        """``in_channels``/``hidden_channels`` of the classifier head after pooling.
+
+        The tail's first width feeds the head; the distilled family's second tail width is
+        the head's bias-free hidden layer (``None`` for the gpunet family).
+        """
+        if not self.tail_channels:
+            raise ValueError(
+                f'arch {self.name!r} has no tail_channels, so no classification head; '
+                'allowed: an arch with tail_channels'
+            )
+        hidden = self.tail_channels[1] if len(self.tail_channels) > 1 else None
+        return dict(in_channels=self.tail_channels[0], hidden_channels=hidden)
 
     @property
     def bn_eps(self) -> float:
