@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import List, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from gpunet_mm.nas.benchmark import (  # noqa: E402
+from gpunet_mm.nas.benchmark import (
     format_table,
     plot_curves,
     run_benchmark,
     time_proposals,
 )
-from gpunet_mm.nas.functions import PROBLEMS, make_problem  # noqa: E402
+from gpunet_mm.nas.functions import PROBLEMS, make_problem
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
