@@ -14,7 +14,10 @@ from typing import Any, Dict
 
 import torch.nn as nn
 
+from ..registry import MODELS
 
+
+@MODELS.register_module()
 def GPUNetClassifier(backbone: Dict[str, Any], head: Dict[str, Any], **kwargs: Any) -> nn.Module:  # noqa: N802  (a registered type name)
     """Build ``ImageClassifier(backbone=..., head=..., **kwargs)`` with the head widths filled.
 

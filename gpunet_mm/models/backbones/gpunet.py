@@ -20,6 +20,7 @@ from mmengine.model import Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...registry import MODELS, register_detection_module
 from ..arch_spec import GPUNetArch, PlacedLayer, as_arch
 from ..blocks import GPUNetFusedIRB, GPUNetIRB
 from ..tiers import get_tier
@@ -122,6 +123,8 @@ def _check_layer_cfgs(
             ) from e
 
 
+@MODELS.register_module()
+@register_detection_module()
 class GPUNet(BaseBackbone):
     """GPUNet (Wang et al., "Searching the Deployable Convolution Neural Networks for GPUs",
     CVPR 2022) as an OpenMMLab backbone.
