@@ -89,9 +89,8 @@ def build_block(
         act_cfg=act,
         drop_path_rate=drop_path_rate,
     )
-    if layer.type == 'fused':
-        return GPUNetFusedIRB(padding=layer.padding, **common)
-    return GPUNetIRB(**common)
+    block = GPUNetFusedIRB if layer.type == 'fused' else GPUNetIRB
+    return block(padding=layer.padding, **common)
 
 
 def _check_layer_cfgs(
