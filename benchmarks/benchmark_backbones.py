@@ -15,12 +15,8 @@ import multiprocessing as mp
 import os
 import platform
 import resource
-import sys
 import time
 from typing import Any, Dict
-
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
-sys.path.insert(0, ROOT)
 
 
 def _build(kind: str, name: str):

@@ -10,18 +10,14 @@ is not installed on the machines this was measured on, so the rows are PyTorch o
 
 import argparse
 import json
-import os.path as osp
 import platform
-import sys
 import time
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import torch
 
-import torch  # noqa: E402
-
-from gpunet_mm.analysis import build_gpunet_classifier, count_params  # noqa: E402
-from gpunet_mm.deploy.backends.torch import TorchBackend  # noqa: E402
-from gpunet_mm.models import TIERS  # noqa: E402
+from gpunet_mm.analysis import build_gpunet_classifier, count_params
+from gpunet_mm.deploy.backends.torch import TorchBackend
+from gpunet_mm.models import TIERS
 
 
 def main() -> None:

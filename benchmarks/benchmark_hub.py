@@ -36,7 +36,6 @@ import datetime
 import os
 import os.path as osp
 import platform
-import sys
 import time
 import warnings
 from typing import Any, Dict, List, Sequence
@@ -44,7 +43,6 @@ from typing import Any, Dict, List, Sequence
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 TOOL = 'benchmarks/benchmark_hub.py'
 DEFAULT_OUT = osp.join(ROOT, 'gpunet_mm', 'hub', 'data', 'measured_cpu.jsonl')

@@ -15,13 +15,10 @@ import json
 import os
 import os.path as osp
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-
-from gpunet_mm.search.api import load_search_config, run_search  # noqa: E402
+from gpunet_mm.search.api import load_search_config, run_search
 
 CONFIG = 'configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py'
 

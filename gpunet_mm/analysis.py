@@ -32,19 +32,13 @@ def build_gpunet_classifier(
     from .models.backbones.gpunet import resolve_arch
 
     a = resolve_arch(tier, arch)
-    hidden: Optional[int] = a.tail_channels[1] if a.family == 'distilled' else None
     backbone = dict(type='GPUNet', arch=a.to_dict(), **backbone_kwargs)
     return build_model(
         dict(
             type='ImageClassifier',
             backbone=backbone,
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='GPUNetClsHead',
-                num_classes=num_classes,
-                in_channels=a.tail_channels[0],
-                hidden_channels=hidden,
-            ),
+            head=dict(type='GPUNetClsHead', num_classes=num_classes, **a.cls_head_channels()),
         ),
         'mmpretrain',
     )

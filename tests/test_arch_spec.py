@@ -96,3 +96,22 @@ def test_bad_arch_fields():
                 tail_channels=[8, 8],
             )
         )
+
+
+def test_levels_group_at_stride_two_and_check_shape():
+    arch = get_tier('GPUNet-P1')
+    levels = arch.levels(512)
+    assert [lv.stride for lv in levels] == [2, 4, 8, 16, 32, 64]
+    assert all(lv.layers[0].stride == 2 for lv in levels)
+    assert all(ly.stride == 1 for lv in levels for ly in lv.layers[1:])
+    assert [lv.out_hw for lv in levels] == [
+        (256, 256),
+        (128, 128),
+        (64, 64),
+        (32, 32),
+        (16, 16),
+        (8, 8),
+    ]
+    assert arch.levels()[-1].out_hw == (-(-arch.resolution // 64),) * 2  # k // 2 pads: ceil
+    with pytest.raises(ValueError, match=r'shape.*\(0, 3\).*positive'):
+        arch.levels((0, 3))

@@ -178,3 +178,51 @@ def test_custom_arch_spec():
     with torch.no_grad():
         outs = m(torch.rand(1, 3, 32, 32))
     assert [tuple(o.shape[1:]) for o in outs] == [(8, 16, 16), (16, 8, 8), (24, 4, 4), (64, 4, 4)]
+
+
+@pytest.mark.parametrize('tier', ['GPUNet-0', 'GPUNet-D1'])
+@pytest.mark.parametrize('padding', ['symmetric', 'release'])
+def test_arch_levels_describe_the_built_backbone(tier, padding):
+    """``GPUNetArch.levels`` is what the backbone builds: same grouping, channels, sizes."""
+    arch = get_tier(tier)
+    levels = arch.levels((96, 64), release_padding=padding == 'release')
+    model = GPUNet(arch=arch, out_indices=tuple(range(len(levels))), padding=padding).eval()
+    assert len(model.layers) == len(levels)
+    for level, module in zip(levels, model.layers):
+        assert len(module) == len(level.layers)
+        assert [ly.position for ly in level.layers] == list(range(len(level.layers)))
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 96, 64))
+    for level, feat in zip(levels, feats):
+        assert tuple(feat.shape[1:]) == (level.out_channels, *level.out_hw)
+    assert model.out_strides == tuple(lv.stride for lv in levels)
+    flat = arch.placed_layers((96, 64))
+    assert [ly.index for ly in flat] == list(range(arch.num_layers))
+    assert all(a.out_hw == b.in_hw for a, b in zip(flat, flat[1:]))
+
+
+def test_blocks_are_configured_by_arguments():
+    """The release semantics come from the block arguments, not from edits after building."""
+    from gpunet_mm.models.blocks import GPUNetFusedIRB, GPUNetIRB
+
+    d1 = get_tier('GPUNet-D1')
+    model = GPUNet(arch=d1, out_indices=(0, 1, 2, 3, 4), padding='release')
+    placed = d1.placed_layers(release_padding=True)
+    equal_mid = [ly for ly in placed if ly.type == 'irb' and ly.mid_channels == ly.in_channels]
+    assert equal_mid, 'GPUNet-D1 has IRBs with mid == in'
+    for ly in equal_mid:
+        block = model.layers[ly.level][ly.position]
+        assert isinstance(block, GPUNetIRB)
+        assert block.expand_conv.conv.weight.shape[:2] == (ly.mid_channels, ly.in_channels)
+    g0 = get_tier('GPUNet-0')
+    model = GPUNet(arch=g0, out_indices=(0, 1, 2, 3, 4), padding='release')
+    fused2 = [ly for ly in g0.placed_layers() if ly.type == 'fused' and ly.stride == 2]
+    assert fused2
+    for ly in fused2:
+        block = model.layers[ly.level][ly.position]
+        assert isinstance(block, GPUNetFusedIRB)
+        assert block.conv1.conv.padding == (0, 0)
+    fused = GPUNetFusedIRB(8, 8, 16, kernel_size=3, stride=1)
+    assert fused.conv1.conv.padding == (1, 1) and fused.with_residual
+    with pytest.raises(ValueError, match='stride: got 3; allowed: 1, 2'):
+        GPUNetIRB(8, 8, 16, stride=3)

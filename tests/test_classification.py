@@ -24,7 +24,11 @@ def test_config_builds_classifier_with_release_tail(short):
     cfg = Config.fromfile(config_path(short))
     arch = get_tier(cfg.model.backbone.tier)
     assert cfg.train_pipeline[1]['scale'] == arch.resolution
+    assert cfg.test_pipeline[-2]['crop_size'] == arch.resolution
     model = build_model(cfg.model, 'mmpretrain').eval()
+    # the head widths are derived from the arch, not written in the config
+    assert cfg.model.head.in_channels is None
+    assert model.head.fc.in_features == (arch.tail_channels[-1])
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         logits = model(x, mode='tensor')
@@ -45,3 +49,19 @@ def test_head_rejects_bad_values():
         GPUNetClsHead(num_classes=0, in_channels=8)
     with pytest.raises(ValueError, match='dropout: got 1.5'):
         GPUNetClsHead(num_classes=3, in_channels=8, dropout=1.5)
+
+
+def test_gpunet_classifier_checks_given_head_widths():
+    base = dict(
+        type='GPUNetClassifier',
+        backbone=dict(type='GPUNet', tier='GPUNet-D1'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='GPUNetClsHead', num_classes=5, in_channels=1152),
+    )
+    model = build_model(base, 'mmpretrain')
+    assert type(model).__name__ == 'ImageClassifier'
+    assert model.head.hidden[0].weight.shape == (1984, 1152)
+    with pytest.raises(ValueError, match=r'head.in_channels=1280 but GPUNet-D1 gives 1152'):
+        build_model(dict(base, head=dict(base['head'], in_channels=1280)), 'mmpretrain')
+    with pytest.raises(ValueError, match=r"backbone type 'ResNet'; allowed: 'GPUNet'"):
+        build_model(dict(base, backbone=dict(type='ResNet', depth=18)), 'mmpretrain')

@@ -192,7 +192,8 @@ def test_second_call_skips_and_changes_regenerate(tmp_path):
     first = generate_detection_demo(root, **DET)
     before = tree_mtimes(root)
     again = generate_detection_demo(root, **DET)
-    assert not first['skipped'] and again['skipped'] and again['seconds'] < 0.5
+    # how fast the skip is: benchmarks/benchmark_demo_data.py
+    assert not first['skipped'] and again['skipped']
     assert tree_mtimes(root) == before
     assert again['num_train'] == DET['num_train']
 

@@ -10,10 +10,7 @@ device) when --cache is given. See docs/deploy.md.
 
 import argparse
 import json
-import os.path as osp
 import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):

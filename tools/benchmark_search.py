@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Dict, List, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from gpunet_mm.nas.benchmark import (  # noqa: E402
+from gpunet_mm.nas.benchmark import (
     format_table,
     merge_results,
     plot_curves,
     run_benchmark,
     time_proposals,
 )
-from gpunet_mm.nas.functions import PROBLEMS, make_problem  # noqa: E402
+from gpunet_mm.nas.functions import PROBLEMS, make_problem
 
 
 def _int_list(text: str) -> List[int]:

@@ -13,13 +13,11 @@ val split with the COCO metric and draws its predictions on 8 val images. A summ
 import argparse
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from gpunet_mm.apis import load_config, make_runner, set_cpu_threads  # noqa: E402
-from gpunet_mm.datasets import generate_detection_demo  # noqa: E402
-from gpunet_mm.visualization import prediction_grid  # noqa: E402
+from gpunet_mm.apis import load_config, make_runner, set_cpu_threads
+from gpunet_mm.datasets import generate_detection_demo
+from gpunet_mm.visualization import prediction_grid
 
 CONFIG = 'configs/demo/retinanet_gpunet-0_fpn_demo.py'
 
@@ -37,8 +35,8 @@ def main() -> None:
         '--threads',
         type=int,
         default=None,
-        help='CPU threads (default: one per core left after the data-loader worker; on 2 '
-        'cores 1, which trained 3.3x faster than 2; see docs/install.md)',
+        help='CPU threads (default: one per core left after the data-loader worker, 1 on 2 '
+        'cores; see docs/install.md)',
     )
     args = parser.parse_args()
 

@@ -14,12 +14,9 @@ Every command takes --hub-file FILE (the user hub file; default $GPUNET_MM_HUB o
 ~/.cache/gpunet_mm/hub.jsonl) and --json. See docs/hub.md.
 """
 
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from gpunet_mm.hub.cli import main  # noqa: E402
+from gpunet_mm.hub.cli import main
 
 if __name__ == '__main__':
     sys.exit(main())

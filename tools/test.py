@@ -7,8 +7,7 @@ import sys
 import torch.distributed as dist
 from mmengine.config import DictAction
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from gpunet_mm.apis import (  # noqa: E402
+from gpunet_mm.apis import (
     CheckpointMismatchError,
     check_dataset_files,
     codebase_of,
@@ -17,7 +16,7 @@ from gpunet_mm.apis import (  # noqa: E402
     make_runner,
     set_cpu_threads,
 )
-from gpunet_mm.compat import CorruptCheckpointError, UntrustedCheckpointError  # noqa: E402
+from gpunet_mm.compat import CorruptCheckpointError, UntrustedCheckpointError
 
 
 def parse_args() -> argparse.Namespace:

@@ -1,15 +1,13 @@
 # GPUNet-0 classifier on the built-in demo classification set (8 shape classes, 64x64;
 # see docs/demo_data.md). Sized for a CPU.
-_base_ = ['../_base_/default_runtime_cls.py']
+_base_ = ['../_base_/models/gpunet_cls.py', '../_base_/default_runtime_cls.py']
 
 data_root = 'data/demo_cls'
 num_classes = 8
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='GPUNet', tier='GPUNet-0'),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='GPUNetClsHead', num_classes=num_classes, in_channels=1280, dropout=0.2,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))
+    backbone=dict(tier='GPUNet-0', drop_path_rate=0.0),
+    head=dict(num_classes=num_classes,
+              loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))
 data_preprocessor = dict(num_classes=num_classes, mean=[123.675, 116.28, 103.53],
                          std=[58.395, 57.12, 57.375], to_rgb=True)
 train_pipeline = [

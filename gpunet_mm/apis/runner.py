@@ -93,10 +93,10 @@ def build_model(model_cfg: Dict[str, Any], codebase: str) -> torch.nn.Module:
 def cpu_threads(cfg: Config, requested: Optional[int] = None) -> Optional[int]:
     """The intra-op thread count for a CPU run, or None to leave torch's default.
 
-    One thread per core left after this process's data-loader workers: on a shared 2-core
-    machine one thread per process trained 3.3x faster than two (threads of one process wait
-    on each other, and on the workers). ``requested`` wins; an exported ``OMP_NUM_THREADS``
-    is respected (None); with CUDA, torch's default stays (None).
+    One thread per core left after this process's data-loader workers: more intra-op threads
+    than free cores make the threads of one process wait on each other and on the workers.
+    ``requested`` wins; an exported ``OMP_NUM_THREADS`` is respected (None); with CUDA,
+    torch's default stays (None).
     """
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
@@ -167,7 +167,7 @@ def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
     Adds :class:`~gpunet_mm.apis.checkpoint.GPUNetCheckpointHook` (architecture meta on save,
     strict checks and the ``trust_checkpoint`` opt-in on load) unless the config has one, and
     resolves an automatic ``resume`` to the newest *usable* checkpoint (see
-    ``resolve_resume``).
+    :func:`~gpunet_mm.apis.resolve_resume`).
     """
     from .checkpoint import check_resume_file, resolve_resume
 

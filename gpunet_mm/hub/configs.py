@@ -113,8 +113,7 @@ def _config_from_arch(entry: HubEntry) -> Config:
     backbone = {k: v for k, v in cfg.model.backbone.to_dict().items() if k not in ('tier', 'arch')}
     backbone.update(type='GPUNet', arch=arch.to_dict())
     cfg.model.backbone = ConfigDict(backbone)
-    cfg.model.head.in_channels = arch.tail_channels[0]
-    cfg.model.head.hidden_channels = arch.tail_channels[1] if arch.family == 'distilled' else None
+    cfg.model.head.update(arch.cls_head_channels())
     _set_resolution(cfg, arch.resolution)
     return cfg
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 TASKS = ('classification', 'detection')
 TASK_ALIASES = {
@@ -340,7 +340,3 @@ def _check_keys(what: str, d: Mapping[str, Any], klass) -> None:
     unknown = sorted(set(d) - set(allowed))
     if unknown:
         raise HubError(f'{what}: unknown keys {unknown}; allowed: {", ".join(allowed)}')
-
-
-def entries_to_dicts(entries: List[HubEntry]) -> List[Dict[str, Any]]:
-    return [e.to_dict() for e in entries]

@@ -29,7 +29,7 @@ import math
 import numbers
 import os.path as osp
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 BLOCK_TYPES = ('conv', 'fused', 'irb')
 ACTS = ('relu', 'swish')
@@ -114,6 +114,44 @@ class LayerSpec:
     act: str
     se_channels: int  # 0 when the layer has no SE
     stage: int
+
+
+@dataclass(frozen=True)
+class PlacedLayer(LayerSpec):
+    """A :class:`LayerSpec` with its place in the network and its feature-map sizes.
+
+    ``index`` counts all layers, ``level``/``position`` say which entry of the backbone's
+    ``layers[level][position]`` builds it; ``padding`` is its spatial conv's padding;
+    ``in_hw``/``out_hw`` are (H, W) for the input shape given to :meth:`GPUNetArch.levels`.
+    """
+
+    index: int
+    level: int
+    position: int
+    padding: int
+    in_hw: Tuple[int, int]
+    out_hw: Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Level:
+    """Layers from one stride-2 layer up to the next: the backbone's ``layers[index]``."""
+
+    index: int
+    stride: int  # output stride of the level, 2 ** (index + 1)
+    layers: Tuple[PlacedLayer, ...]
+
+    @property
+    def in_channels(self) -> int:
+        return self.layers[0].in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.layers[-1].out_channels
+
+    @property
+    def out_hw(self) -> Tuple[int, int]:
+        return self.layers[-1].out_hw
 
 
 def make_divisible(
@@ -242,31 +280,94 @@ class GPUNetArch:
         """Channels of the last block (before the tail)."""
         return self.rows[-1].out_channels
 
+    def cls_head_channels(self) -> Dict[str, Optional[int]]:
+        """``in_channels``/``hidden_channels`` of the classifier head after pooling.
+
+        The tail's first width feeds the head; the distilled family's second tail width is
+        the head's bias-free hidden layer (``None`` for the gpunet family).
+        """
+        if not self.tail_channels:
+            raise ValueError(
+                f'arch {self.name!r} has no tail_channels, so no classification head; '
+                'allowed: an arch with tail_channels'
+            )
+        hidden = self.tail_channels[1] if len(self.tail_channels) > 1 else None
+        return dict(in_channels=self.tail_channels[0], hidden_channels=hidden)
+
     @property
     def bn_eps(self) -> float:
         return 1e-3 if self.family == 'gpunet' else 1e-5
 
-    def level_strides(self) -> List[int]:
-        """Output stride of each level: level i holds the layers at stride 2**(i+1).
+    def levels(
+        self, shape: Union[int, Tuple[int, int], None] = None, release_padding: bool = False
+    ) -> List[Level]:
+        """The network as levels of placed layers: the one pass every consumer shares.
 
-        The first layer must be a stride-2 stem; a level exists for every stride-2 layer.
+        A level starts at each stride-2 layer (the first layer is the stride-2 stem), so
+        level ``i`` ends at output stride ``2**(i+1)``; this is the grouping of the
+        backbone's ``layers``, of its ``out_indices`` and of the release-checkpoint keys.
+        Each layer carries its level, its position in the level and its input/output
+        feature-map size for an input of ``shape`` (``(H, W)`` or a square side; default
+        the arch's ``resolution``), as the backbone's convs compute it (padding
+        ``k // 2``; with ``release_padding`` stride-2 fused convs are unpadded, as in the
+        release, so 160 -> 79).
         """
-        strides, s = [], 1
-        for layer in self.layers():
-            if layer.stride == 2:
-                s *= 2
-                strides.append(s)
-        return strides
+        if shape is None:
+            shape = (self.resolution, self.resolution)
+        elif _is_int(shape):
+            shape = (shape, shape)
+        if (
+            not isinstance(shape, (tuple, list))
+            or len(shape) != 2
+            or not all(_is_int(v) and v > 0 for v in shape)
+        ):
+            raise _err('shape', shape, 'a positive integer or (H, W) of positive integers')
+        specs = self.layers()
+        if specs[0].stride != 2:
+            raise ValueError(
+                f'arch {self.name!r}: the first layer is the stem and must have stride 2; '
+                f'got stride {specs[0].stride}'
+            )
+        levels: List[Level] = []
+        placed: List[PlacedLayer] = []
+        hw, stride = (int(shape[0]), int(shape[1])), 1
+        for index, spec in enumerate(specs):
+            if spec.stride == 2 and placed:
+                levels.append(Level(len(levels), stride, tuple(placed)))
+                placed = []
+            stride *= spec.stride
+            pad = spec.kernel // 2
+            if release_padding and spec.type == 'fused' and spec.stride == 2:
+                pad = 0
+            out_hw = tuple(conv_out_size(v, spec.kernel, spec.stride, pad) for v in hw)
+            placed.append(
+                PlacedLayer(
+                    **vars(spec),
+                    index=index,
+                    level=len(levels),
+                    position=len(placed),
+                    padding=pad,
+                    in_hw=hw,
+                    out_hw=out_hw,
+                )
+            )
+            hw = out_hw
+        levels.append(Level(len(levels), stride, tuple(placed)))
+        return levels
+
+    def placed_layers(
+        self, shape: Union[int, Tuple[int, int], None] = None, release_padding: bool = False
+    ) -> List[PlacedLayer]:
+        """All layers of :meth:`levels` in network order (for per-layer cost loops)."""
+        return [ly for lv in self.levels(shape, release_padding) for ly in lv.layers]
+
+    def level_strides(self) -> List[int]:
+        """Output stride of each level (see :meth:`levels`)."""
+        return [lv.stride for lv in self.levels()]
 
     def level_channels(self) -> List[int]:
         """Output channels of each level (the channels of its last layer)."""
-        chans: List[int] = []
-        for layer in self.layers():
-            if layer.stride == 2:
-                chans.append(layer.out_channels)
-            else:
-                chans[-1] = layer.out_channels
-        return chans
+        return [lv.out_channels for lv in self.levels()]
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> Dict[str, Any]:
@@ -392,14 +493,4 @@ def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
 
 def feature_sizes(arch: GPUNetArch, size: int, release_padding: bool = False) -> List[int]:
     """Spatial size after each level for a square input (no torch needed)."""
-    out: List[int] = []
-    for layer in arch.layers():
-        pad = layer.kernel // 2
-        if release_padding and layer.type == 'fused' and layer.stride == 2:
-            pad = 0
-        size = conv_out_size(size, layer.kernel, layer.stride, pad)
-        if layer.stride == 2:
-            out.append(size)
-        else:
-            out[-1] = size
-    return out
+    return [lv.out_hw[0] for lv in arch.levels(size, release_padding=release_padding)]

@@ -8,7 +8,10 @@ import torch
 import torch.nn as nn
 from mmpretrain.models.heads import ClsHead
 
+from ..registry import MODELS
 
+
+@MODELS.register_module()
 class GPUNetClsHead(ClsHead):
     """``[Linear(no bias) -> ReLU] -> Dropout -> Linear`` on pooled features.
 

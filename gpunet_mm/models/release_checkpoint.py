@@ -71,13 +71,8 @@ def _layer_pairs(layer: LayerSpec, family: str, dst: str) -> List[Tuple[str, str
 
 
 def _mm_layer_prefixes(arch: GPUNetArch, backbone_prefix: str) -> List[str]:
-    prefixes, level, j = [], -1, 0
-    for layer in arch.layers():
-        if layer.stride == 2:
-            level, j = level + 1, 0
-        prefixes.append(f'{backbone_prefix}layers.{level}.{j}')
-        j += 1
-    return prefixes
+    """The backbone key prefix of every layer, in network order."""
+    return [f'{backbone_prefix}layers.{ly.level}.{ly.position}' for ly in arch.placed_layers()]
 
 
 def _num_head_convs(arch: GPUNetArch) -> int:
@@ -131,7 +126,7 @@ def key_pairs(
         ]
     for unit, layer, dst in zip(layer_units, layers[n_head:], mm[n_head:]):
         out += [(f'network.{unit}.{s}', d, '') for s, d in _layer_pairs(layer, arch.family, dst)]
-    tail_dst = f'{backbone_prefix}layers.{len(arch.level_strides())}'
+    tail_dst = f'{backbone_prefix}layers.{len(arch.levels())}'
     t = f'network.{tail_unit}.net'
     out += [(f'{t}.0.weight', f'{tail_dst}.conv.weight', '')]
     out += [(f'{t}.1.{k}', f'{tail_dst}.bn.{k}', '') for k in BN_KEYS]

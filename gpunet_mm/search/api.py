@@ -337,6 +337,7 @@ def run_search(
                 if not any(k == r or k.startswith(r + '.') for r in RESUMABLE)
             ]
             if diff:
+                journal.close()
                 raise JournalError(
                     f'--resume: the config differs from the one the journal in {work_dir} '
                     f'was started with, at: {", ".join(diff)}. Resume with the same config '

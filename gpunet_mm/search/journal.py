@@ -160,17 +160,21 @@ class SearchJournal:
             )
         os.makedirs(work_dir, exist_ok=True)
         con = cls._connect(path)
-        con.executescript(_SCHEMA)
-        j = cls(path, con)
-        with j._tx():
-            for k, v in (
-                ('format', JOURNAL_FORMAT),
-                ('config', config),
-                ('config_hash', config_digest(config)),
-                ('created', time.time()),
-            ):
-                con.execute('INSERT INTO meta VALUES (?, ?)', (k, _dumps(v)))
-            j._event('create', None, dict(config_hash=config_digest(config)))
+        try:
+            con.executescript(_SCHEMA)
+            j = cls(path, con)
+            with j._tx():
+                for k, v in (
+                    ('format', JOURNAL_FORMAT),
+                    ('config', config),
+                    ('config_hash', config_digest(config)),
+                    ('created', time.time()),
+                ):
+                    con.execute('INSERT INTO meta VALUES (?, ?)', (k, _dumps(v)))
+                j._event('create', None, dict(config_hash=config_digest(config)))
+        except BaseException:
+            con.close()
+            raise
         return j
 
     @classmethod
@@ -183,6 +187,17 @@ class SearchJournal:
                 'without --resume)'
             )
         con = cls._connect(path)
+        try:
+            return cls._checked(path, con, config)
+        except BaseException:
+            con.close()  # a refused journal leaves no connection open
+            raise
+
+    @classmethod
+    def _checked(
+        cls, path: str, con: sqlite3.Connection, config: Optional[Mapping[str, Any]]
+    ) -> SearchJournal:
+        """The journal on ``con`` once integrity, format and (given) config are checked."""
         try:
             ok = con.execute('PRAGMA quick_check').fetchone()[0]
             fmt = json.loads(con.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0])
@@ -209,6 +224,12 @@ class SearchJournal:
 
     def close(self) -> None:
         self.con.close()
+
+    def __enter__(self) -> SearchJournal:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ meta
     def meta(self, key: str, default: Any = None) -> Any:

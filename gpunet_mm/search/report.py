@@ -37,7 +37,7 @@ CSV_FIELDS = (
 )
 
 
-def trial_row(t: PoolTrial, scale: float = 1.0) -> Dict[str, Any]:
+def trial_row(t: PoolTrial) -> Dict[str, Any]:
     r = t.result or {}
     return dict(
         trial_id=t.id,

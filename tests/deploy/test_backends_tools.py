@@ -50,16 +50,36 @@ def test_torch_backend_eager_and_bad_modes():
             TorchBackend(mode='cudagraph')
 
 
-def test_deploy_cli_onnxruntime(tmp_path, capsys):
+def test_deploy_cli_onnxruntime(tmp_path, capsys, demo_images):
+    """The CLI's ONNX on a detector that detects (the seeded head of ``deploy.parity``)
+    matches ``model.predict`` on real images; an untrained one would output nothing."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from gpunet_mm.apis.checkpoint import arch_meta
+    from gpunet_mm.deploy.parity import load_images, match_detections, torch_predict
     from tools.deploy import main
 
-    main([DEMO_CFG, '--shape', '256', '256', '--work-dir', str(tmp_path)])
+    from .conftest import seeded_detector
+
+    model = seeded_detector('retinanet_gpunet-0_demo', demo_images)
+    ckpt = str(tmp_path / 'seeded.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(gpunet_archs=arch_meta(model))), ckpt)
+    main([DEMO_CFG, ckpt, '--shape', '256', '256', '--work-dir', str(tmp_path)])
     summary = json.load(open(tmp_path / 'deploy_summary.json'))
-    assert os.path.isfile(tmp_path / 'end2end.onnx')
     assert summary['outputs']['dets'] == [1, 50, 5]
     assert summary['verify']['max_abs_diff'] < 1e-3 and summary['verify']['labels_equal'] == 1
     assert summary['arch_hash'] and summary['export_seconds'] > 0
     assert 'summary:' in capsys.readouterr().out
+    sess = ort.InferenceSession(str(tmp_path / 'end2end.onnx'), providers=['CPUExecutionProvider'])
+    raw, packed = load_images(demo_images[:2], (256, 256))
+    ref = torch_predict(model, packed)
+    for b, image in enumerate(raw):
+        dets, labels = sess.run(None, {'input': image[None].numpy()})
+        assert len(ref[b]['scores']) >= 10, 'the seeded head must give real detections'
+        assert np.sum(labels[0] >= 0) >= 10
+        m = match_detections(ref[b], dets[0], labels[0], top_k=20)
+        assert m['recall'] >= 0.95 and m['max_box_diff'] < 0.05, m
 
 
 def test_deploy_cli_tensorrt_dry_run_and_bad_shape(tmp_path):

@@ -1,7 +1,6 @@
 """Latency cache (no re-measurement) and the predictor's fit/predict round trip."""
 
 import multiprocessing as mp
-import time
 
 import numpy as np
 import pytest
@@ -125,12 +124,8 @@ def test_predictor_fit_predict_roundtrip(tmp_path):
     loaded = LatencyPredictor.load(path)
     assert np.allclose(loaded.predict_many(archs[25:]), p)
     assert loaded.target == {'backend': 'synthetic'} and np.all(loaded.coef >= 0)
-    # sub-millisecond per prediction, cold (no feature cache)
-    fresh = LatencyPredictor(coef=loaded.coef)
-    t0 = time.perf_counter()
-    for a in archs:
-        fresh.predict(a, (288, 288))
-    assert (time.perf_counter() - t0) / len(archs) < 1e-3
+    # the time per prediction is a benchmark figure (benchmarks/benchmark_deploy.py,
+    # predict_us_cold), not a unit-test assertion
     with pytest.raises(ValueError, match='at least'):
         LatencyPredictor().fit(archs[:3], lat[:3])
     with pytest.raises(RuntimeError, match='before fit'):

@@ -98,3 +98,38 @@ def test_wrapper_runs_eagerly_like_the_graph(demo_images):
     ref = torch_predict(model, packed)[0]
     m = match_detections(ref, dets[0].numpy(), labels[0].numpy(), top_k=50)
     assert m['recall'] == 1.0 and m['max_box_diff'] < 1e-3
+
+
+@pytest.mark.parametrize(
+    'coder_opts',
+    [
+        dict(),
+        dict(target_means=(0.1, -0.1, 0.0, 0.2), target_stds=(0.5, 0.5, 2.0, 2.0)),
+        dict(add_ctr_clamp=True, ctr_clamp=8),
+        dict(clip_border=False),
+    ],
+)
+def test_anchor_decoding_follows_the_coder_settings(coder_opts, demo_images):
+    """Extreme deltas (past the wh-ratio clip, off the image) decode as the coder does."""
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+
+    from gpunet_mm.deploy import make_wrapper
+
+    model = seeded_detector('retinanet_gpunet-0_demo', demo_images)
+    original = model.bbox_head.bbox_coder
+    coder = DeltaXYWHBBoxCoder(**coder_opts)
+    model.bbox_head.bbox_coder = coder
+    try:
+        wrapper = make_wrapper(model, DeployConfig(input_shape=(256, 256)))
+    finally:
+        model.bbox_head.bbox_coder = original
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(2, 50, 2, generator=gen) * 256
+    anchors = torch.cat([xy, xy + 8 + torch.rand(2, 50, 2, generator=gen) * 64], dim=-1)
+    deltas = torch.randn(2, 50, 4, generator=gen) * 6  # |dw| up to ~20 > log(1000/16)
+    max_xy = torch.tensor([256.0, 192.0, 256.0, 192.0])
+    got = wrapper._decode_anchor(anchors, deltas, max_xy)
+    for b in range(2):
+        want = coder.decode(anchors[b], deltas[b], max_shape=(192, 256))
+        torch.testing.assert_close(got[b], want)
+    assert (deltas[..., 2:].abs() > 5).any()  # the clip was exercised

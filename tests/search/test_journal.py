@@ -82,3 +82,23 @@ def test_optimizer_state_round_trip(tmp_path):
     st = j.load_optimizer(0)
     assert st['seed'] == 2 and st['trials'] == [dict(id=0, v=1), dict(id=1, v=3)]
     assert j.load_optimizer(1) is None
+
+
+def test_refused_journal_closes_its_connection(tmp_path, monkeypatch):
+    """A journal that open() refuses (other config) leaves no sqlite connection behind."""
+    with SearchJournal.create(str(tmp_path), {'a': 1}) as j:
+        assert j.config == {'a': 1}
+    opened = []
+    connect = SearchJournal._connect
+
+    def recording(path):
+        con = connect(path)
+        opened.append(con)
+        return con
+
+    monkeypatch.setattr(SearchJournal, '_connect', staticmethod(recording))
+    with pytest.raises(JournalError, match='config differs'):
+        SearchJournal.open(str(tmp_path), {'a': 2})
+    assert len(opened) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match='closed'):
+        opened[0].execute('SELECT 1')

@@ -9,12 +9,8 @@ python tools/analysis/get_flops.py CONFIG --shape 800 1333
 """
 
 import argparse
-import os
-import sys
 
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
 
 def main() -> None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-from gpunet_mm.datasets import (  # noqa: E402
+from gpunet_mm.datasets import (
     generate_classification_demo,
     generate_detection_demo,
     render_preview,

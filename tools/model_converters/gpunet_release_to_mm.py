@@ -17,15 +17,14 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-from gpunet_mm.compat import (  # noqa: E402
+from gpunet_mm.compat import (
     CorruptCheckpointError,
     UntrustedCheckpointError,
     load_local_checkpoint,
     trusted_checkpoints,
 )
-from gpunet_mm.models import get_tier  # noqa: E402
-from gpunet_mm.models.release_checkpoint import extract_state_dict, release_to_mm  # noqa: E402
+from gpunet_mm.models import get_tier
+from gpunet_mm.models.release_checkpoint import extract_state_dict, release_to_mm
 
 
 def convert(src: str, dst: str, tier: str, use_ema: bool = True, trust: bool = False) -> int:

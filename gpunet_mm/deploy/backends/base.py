@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -99,10 +98,6 @@ def host_env() -> Dict[str, Any]:
         python=platform.python_version(),
         platform=platform.platform(terse=True),
     )
-
-
-def summarize(times_ms: List[float]) -> str:
-    return f'median {statistics.median(times_ms):.3f} ms over {len(times_ms)} iters'
 
 
 class LatencyBackend(ABC):

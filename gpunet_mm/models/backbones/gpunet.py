@@ -18,11 +18,11 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 from mmengine.model import Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
-from mmpretrain.models.backbones.efficientnet import EdgeResidual
-from mmpretrain.models.utils import InvertedResidual
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..arch_spec import GPUNetArch, LayerSpec, as_arch
+from ...registry import MODELS, register_detection_module
+from ..arch_spec import GPUNetArch, PlacedLayer, as_arch
+from ..blocks import GPUNetFusedIRB, GPUNetIRB
 from ..tiers import get_tier
 
 ACT_CFGS: Dict[str, Dict[str, Any]] = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}
@@ -42,21 +42,19 @@ def resolve_arch(
 
 
 def build_block(
-    layer: LayerSpec,
+    layer: PlacedLayer,
     *,
     norm_cfg: Dict,
     act_cfg: Optional[Dict],
     conv_cfg: Optional[Dict],
     drop_path_rate: float,
-    padding: str = 'symmetric',
 ) -> nn.Module:
-    """One layer of the spec as an mmcv/mmpretrain module.
+    """One placed layer of ``arch.levels()`` as a module, configured at construction.
 
-    ``conv`` is an mmcv ``ConvModule``; ``irb`` is mmpretrain's ``InvertedResidual`` and
-    ``fused`` its ``EdgeResidual``. Two release semantics need adjustments on top:
-    the release's IRB keeps its 1x1 expansion conv even when ``mid == in`` (mmpretrain
-    drops it; GPUNet-D1/D2 have such layers), and ``padding='release'`` pads stride-2
-    fused convs by 0 instead of ``k // 2`` (the release's dropped dynamic TF-'same' pad).
+    ``conv`` is an mmcv ``ConvModule``, ``irb``/``fused`` are :class:`GPUNetIRB` /
+    :class:`GPUNetFusedIRB` (the release's semantics: the IRB always has its 1x1 expansion,
+    the fused conv takes the layer's ``padding``, 0 for stride-2 fused convs under
+    ``arch.levels(release_padding=True)``).
     """
     act = act_cfg if act_cfg is not None else ACT_CFGS[layer.act]
     if layer.type == 'conv':
@@ -65,7 +63,7 @@ def build_block(
             layer.out_channels,
             layer.kernel,
             stride=layer.stride,
-            padding=layer.kernel // 2,
+            padding=layer.padding,
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
             act_cfg=act,
@@ -91,23 +89,8 @@ def build_block(
         act_cfg=act,
         drop_path_rate=drop_path_rate,
     )
-    if layer.type == 'fused':
-        block = EdgeResidual(**common)
-        if padding == 'release' and layer.stride == 2:
-            block.conv1.conv.padding = (0, 0)
-        return block
-    block = InvertedResidual(**common)
-    if not block.with_expand_conv:
-        block.with_expand_conv = True
-        block.expand_conv = ConvModule(
-            layer.in_channels,
-            layer.mid_channels,
-            1,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act,
-        )
-    return block
+    block = GPUNetFusedIRB if layer.type == 'fused' else GPUNetIRB
+    return block(padding=layer.padding, **common)
 
 
 def _check_layer_cfgs(
@@ -139,6 +122,8 @@ def _check_layer_cfgs(
             ) from e
 
 
+@MODELS.register_module()
+@register_detection_module()
 class GPUNet(BaseBackbone):
     """GPUNet (Wang et al., "Searching the Deployable Convolution Neural Networks for GPUs",
     CVPR 2022) as an OpenMMLab backbone.
@@ -195,13 +180,9 @@ class GPUNet(BaseBackbone):
             or not 0.0 <= float(drop_path_rate) < 1.0
         ):
             raise ValueError(f'drop_path_rate: got {drop_path_rate!r}; allowed: [0, 1)')
-        layer_specs = self.arch.layers()
-        if layer_specs[0].stride != 2:
-            raise ValueError(
-                f'arch {self.arch.name!r}: the first layer is the stem and must '
-                f'have stride 2; got stride {layer_specs[0].stride}'
-            )
-        self.num_levels = len(self.arch.level_strides())
+        # raises the clear error for an arch whose first layer is not the stride-2 stem
+        levels = self.arch.levels(release_padding=padding == 'release')
+        self.num_levels = len(levels)
         has_tail = len(self.arch.tail_channels) > 0
         num_indices = self.num_levels + int(has_tail)
         norm_indices = self._normalise_out_indices(out_indices, num_indices, has_tail)
@@ -228,25 +209,23 @@ class GPUNet(BaseBackbone):
         norm_cfg.setdefault('eps', self.arch.bn_eps)
         self.norm_cfg = norm_cfg
 
-        n = len(layer_specs)
+        n = self.arch.num_layers
         dprs = [drop_path_rate * i / max(n - 1, 1) for i in range(n)]
-        self.layers = nn.ModuleList()
-        level: List[nn.Module] = []
-        for i, spec in enumerate(layer_specs):
-            if spec.stride == 2 and level:
-                self.layers.append(Sequential(*level))
-                level = []
-            level.append(
-                build_block(
-                    spec,
-                    norm_cfg=norm_cfg,
-                    act_cfg=act_cfg,
-                    conv_cfg=conv_cfg,
-                    drop_path_rate=dprs[i],
-                    padding=padding,
+        self.layers = nn.ModuleList(
+            Sequential(
+                *(
+                    build_block(
+                        spec,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        conv_cfg=conv_cfg,
+                        drop_path_rate=dprs[spec.index],
+                    )
+                    for spec in level.layers
                 )
             )
-        self.layers.append(Sequential(*level))
+            for level in levels
+        )
         if with_tail:
             self.layers.append(
                 ConvModule(
@@ -259,11 +238,11 @@ class GPUNet(BaseBackbone):
                 )
             )
         self.with_tail = with_tail
-        level_channels = self.arch.level_channels() + (
-            [self.arch.tail_channels[0]] if with_tail else []
-        )
-        level_strides = self.arch.level_strides()
-        level_strides = level_strides + (level_strides[-1:] if with_tail else [])
+        level_channels = [lv.out_channels for lv in levels]
+        level_strides = [lv.stride for lv in levels]
+        if with_tail:
+            level_channels.append(self.arch.tail_channels[0])
+            level_strides.append(level_strides[-1])
         self.out_channels = tuple(level_channels[i] for i in self.out_indices)
         self.out_strides = tuple(level_strides[i] for i in self.out_indices)
         self._freeze_stages()
@@ -312,8 +291,7 @@ class GPUNet(BaseBackbone):
         """Channels and stride of every out index, without building the network."""
         a = resolve_arch(tier, arch)
         info = [
-            dict(index=i, stride=s, channels=c)
-            for i, (s, c) in enumerate(zip(a.level_strides(), a.level_channels()))
+            dict(index=lv.index, stride=lv.stride, channels=lv.out_channels) for lv in a.levels()
         ]
         if a.tail_channels:
             info.append(
