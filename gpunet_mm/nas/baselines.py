@@ -264,7 +264,7 @@ class NevergradSearch(Optimizer):
 
     NGOpt picks its algorithm from the parametrisation and the ``horizon`` (for discrete
     spaces and a few hundred trials: usually a discrete (1+1) / DE variant). One live
-    nevergrad optimiser is kept between asks; after :meth:`load` it is rebuilt by replaying
+    nevergrad optimiser is kept between asks; after ``load()`` it is rebuilt by replaying
     the trial list (a resumed run is valid but not bit-identical to the uninterrupted one).
     Over-budget proposals are told as the worst value seen plus one and asked again.
     """

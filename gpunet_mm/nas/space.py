@@ -1023,7 +1023,7 @@ class GPUNetSpace(DiscreteSpace):
     def project(self, obj: Union[GPUNetArch, Mapping[str, Any]]) -> np.ndarray:
         """The nearest point of this space to any GPUNet-like architecture.
 
-        Unlike :meth:`encode`, which refuses what the space cannot express, this maps
+        Unlike ``encode()``, which refuses what the space cannot express, this maps
         *any* architecture (a published tier with per-layer kernels, fractional
         expansions, another tail or stage layout) to a point, so it can serve as a prior.
         Layers are matched by downsampling level (feature-map stride), not by stage
