@@ -36,7 +36,7 @@ RESUMABLE = (
     'nas.trial_timeout_s',
     'nas.threads',
     'nas.propose_ahead',
-    'nas.progress',
+    'nas.nproc_per_trial',
 )
 
 NAS_DEFAULTS: Dict[str, Any] = dict(
@@ -54,6 +54,7 @@ NAS_DEFAULTS: Dict[str, Any] = dict(
     resources=dict(num_cpus=1, num_gpus=0),
     threads=None,
     calibration_samples=2,
+    nproc_per_trial=1,  # >1: each trial trains on that many processes (torchrun)
     simulate=dict(
         budgets=[1.0, 1.5, 2.0],
         mean_trial_s=60.0,
@@ -466,7 +467,12 @@ def _run(
         return intercept + slope * float(base(a))
 
     optimizers = make_optimizers(cfg, budgets, predict, seed)
-    payload = dict(cfg=cfg, work_dir=osp.abspath(work_dir), threads=nas['threads'])
+    payload = dict(
+        cfg=cfg,
+        work_dir=osp.abspath(work_dir),
+        threads=nas['threads'],
+        nproc=int(nas['nproc_per_trial']),
+    )
     opts = ControllerOptions(
         num_trials=int(nas['num_trials']),
         max_attempts=int(nas['max_attempts']),

@@ -130,6 +130,7 @@ def train_candidate(
     work_dir: str,
     threads: Optional[int] = None,
     extra_hooks: Sequence[Any] = (),
+    launcher: str = 'none',
 ) -> Dict[str, Any]:
     """Train and evaluate one candidate; returns its metrics, size, time and files.
 
@@ -140,7 +141,7 @@ def train_candidate(
     from mmengine.config import Config
 
     from ..analysis import count_params
-    from ..apis.runner import make_runner
+    from ..apis.runner import init_cpu_distributed, make_runner
     from ..models.arch_spec import GPUNetArch
 
     if threads:
@@ -149,7 +150,8 @@ def train_candidate(
     os.makedirs(work_dir, exist_ok=True)
     ccfg = Config(candidate_config(cfg, arch, work_dir=work_dir))
     ccfg.experiment_name = osp.basename(osp.normpath(work_dir))
-    runner = make_runner(ccfg)
+    init_cpu_distributed(ccfg, launcher)  # gloo when a torchrun'd trial has no GPU
+    runner = make_runner(ccfg, launcher)
     capture = _Capture()
     runner.register_hook(capture.hook())
     for h in extra_hooks:

@@ -185,3 +185,27 @@ def test_classification_search_end_to_end(tmp_path):
 
     (w,) = results['winners']
     build_model(Config.fromfile(w['config']).model, 'mmpretrain')
+
+
+def test_a_trial_on_two_processes(tiny_data, tmp_path):
+    """nas.nproc_per_trial=2: the worker runs the trial with torchrun (gloo on a CPU)."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from gpunet_mm.nas import build_space
+    from gpunet_mm.search.api import load_search_config, reference_arch
+    from gpunet_mm.search.worker import run_trial
+
+    p = argparse.ArgumentParser()
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    opts = p.parse_args(_options(tiny_data)).cfg_options
+    cfg = load_search_config(CONFIG, opts)
+    arch = reference_arch('GPUNet-0', build_space(cfg['search_space']))
+    task = dict(
+        trial_id=3, attempt=1, arch=arch, cfg=cfg, work_dir=str(tmp_path), threads=1, nproc=2
+    )
+    result = run_trial(task)
+    assert result['world_size'] == 2
+    assert 0.0 <= result['coco/bbox_mAP'] <= 1.0
+    assert osp.isfile(result['checkpoint'])

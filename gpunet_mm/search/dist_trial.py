@@ -1,0 +1,41 @@
+"""One rank of a multi-process trial: ``python -m torch.distributed.run ... -m
+gpunet_mm.search.dist_trial TASK_JSON`` (started by
+:func:`~gpunet_mm.search.worker.run_distributed`).
+Rank 0 writes the result next to the task."""
+
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+import sys
+
+
+def main(spec: str) -> None:
+    import torch.distributed as dist
+
+    from ..nas.base import atomic_write_text
+    from .trainer import train_candidate
+
+    with open(spec) as f:
+        task = json.load(f)
+    try:
+        result = train_candidate(
+            task['cfg'],
+            task['arch'],
+            task['work_dir'],
+            threads=task.get('threads'),
+            launcher='pytorch',
+        )
+        if int(os.environ.get('RANK', '0')) == 0:
+            result['world_size'] = int(os.environ.get('WORLD_SIZE', '1'))
+            atomic_write_text(
+                osp.join(task['work_dir'], 'trial_result.json'), json.dumps(result, default=str)
+            )
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main(sys.argv[1])
