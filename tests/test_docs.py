@@ -50,7 +50,7 @@ DOCS = ['README.md'] + sorted(
 #: files whose blocks load a model or export a detector: several seconds each
 SLOW_DOCS = {'docs/deploy.md', 'docs/demo_data.md'}
 #: owned by another branch
-XFAIL_DOCS = {'docs/search.md': 'fixed on branch opt'}
+XFAIL_DOCS: dict = {}  # docs whose snippets are known broken (none now)
 
 
 def _params():
