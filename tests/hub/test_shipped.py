@@ -45,9 +45,14 @@ def test_measured_rows_agree_with_tiers_and_configs():
         arch = by_name[e.tier]
         assert e.arch_hash == arch.structural_hash()
         assert os.path.isfile(os.path.join(repo_root(), e.config)), e.config
-        assert e.device.startswith('cpu-') and e.backend == 'onnxruntime' and e.batch == 1
-        assert e.provenance.tool == 'benchmarks/benchmark_hub.py'
-        assert {'cpu', 'threads', 'onnxruntime', 'torch'} <= set(e.provenance.environment)
+        env = set(e.provenance.environment)
+        if e.provenance.tool == 'benchmarks/benchmark_hub.py':  # this machine's CPU rows
+            assert e.device.startswith('cpu-') and e.backend == 'onnxruntime' and e.batch == 1
+            assert {'cpu', 'threads', 'onnxruntime', 'torch'} <= env
+        else:  # a lent GPU, PyTorch CUDA graphs
+            assert e.provenance.tool == 'benchmarks/benchmark_gpu_tiers.py'
+            assert e.task == 'classification' and e.backend == 'torch' and e.batch == 1
+            assert {'gpu', 'torch', 'cuda'} <= env
         if e.task == 'classification':
             assert e.metric == arch.meta['top1'] and e.params == arch.meta['params']
             assert e.flops == arch.meta['flops']
