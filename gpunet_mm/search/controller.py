@@ -85,6 +85,8 @@ class SearchController:
     ) -> None:
         if len(optimizers) != len(budgets) or not budgets:
             raise ValueError('one optimiser per budget, at least one budget')
+        if list(budgets) != sorted(budgets):
+            raise ValueError(f'budgets: got {list(budgets)}; allowed: ascending order')
         self.journal = journal
         self.optimizers = list(optimizers)
         self.budgets = [float(b) for b in budgets]
@@ -130,13 +132,22 @@ class SearchController:
         return self.journal.trial(r['id'])
 
     def _cover(self) -> List[int]:
-        """Architectures (trained or about to be) within each budget."""
+        """Architectures (trained or about to be) in each budget's band: latency above the
+        next smaller budget and within this one. Counting everything within a budget would
+        always favour the smallest one, whose set is nested in every other."""
         lat = [
             r[0]
             for r in self.journal.columns('latency_ms', ('queued', 'running', 'complete'))
             if r[0] is not None
         ]
-        return [sum(1 for v in lat if v <= b) for b in self.budgets]
+        return self._bands(lat)
+
+    def _bands(self, values: List[float]) -> List[int]:
+        out, lower = [], float('-inf')
+        for b in self.budgets:
+            out.append(sum(1 for v in values if lower < v <= b))
+            lower = b
+        return out
 
     # ------------------------------------------------------------------ seeding
     def add_reference(self, name: str, arch: Dict[str, Any]) -> PoolTrial:
@@ -201,10 +212,9 @@ class SearchController:
         while len(new) < k and rounds < 20:
             rounds += 1
             cover = self._cover()
-            for t in new:  # count this batch too, so a batch spreads over the budgets
-                if t.predicted_ms is not None:
-                    for i, b in enumerate(self.budgets):
-                        cover[i] += t.predicted_ms <= b
+            # count this call's proposals too, so one batch spreads over the budgets
+            extra = self._bands([t.predicted_ms for t in new if t.predicted_ms is not None])
+            cover = [c + e for c, e in zip(cover, extra)]
             b = self._pick_budget(cover)
             opt = self.optimizers[b]
             n = min(k - len(new), max(1, self.opts.ask_batch))

@@ -89,7 +89,8 @@ class SearchProgress:
                 file=self.stream,
                 flush=True,
             )
-        if final or (new and now - self._last >= self.every_s) or not self._seen:
+        # a status line on news (at most every every_s), at the end, and a heartbeat
+        if final or (new and now - self._last >= self.every_s) or now - self._last >= 60:
             self._last = now
             print(self.line(ctrl), file=self.stream, flush=True)
 

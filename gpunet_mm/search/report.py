@@ -176,7 +176,9 @@ def plot_pareto(
         title or f'{len(done)} trained, {len(infeas)} over budget (not trained)', fontsize=9
     )
     if done:
-        ax.set_ylim(bottom=ymin - 0.02 * max(1e-6, abs(ymin)))
+        ymax = max(t.metric for t in done)
+        pad = 0.06 * max(1e-6, ymax - ymin, abs(ymax))
+        ax.set_ylim(ymin - pad, ymax + pad)
     ax.legend(fontsize=7, loc='lower right')
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -33,6 +33,8 @@ def test_search_trains_the_requested_trials_and_tells_every_budget(sim_cfg, tmp_
     assert len(trained) == 10  # nas.num_trials, the reference included
     assert sorted(i for i, _ in log) == sorted(t.id for t in trained)  # each trained once
     assert any(t.origin == 'reference:GPUNet-0' and t.status == 'complete' for t in trained)
+    # proposals come from both budgets' optimisers (the less covered band goes first)
+    assert {'optimizer:0', 'optimizer:1'} <= {t.origin for t in trained}
     budgets = j.meta('budgets')
     assert budgets == [1.0, 1.6]
     # one pool, two budgets: the best of each budget is within it and is the pool's best
@@ -169,3 +171,20 @@ def test_reports_are_written(sim_cfg, tmp_path):
     rows = (tmp_path / 'trials.csv').read_text().splitlines()
     assert rows[0].startswith('trial_id,arch_hash,origin,status,attempts')
     assert len(rows) - 1 == len(SearchJournal.open(str(tmp_path)).trials())
+
+
+def test_progress_lines_say_what_happened_without_flooding(sim_cfg, tmp_path):
+    import io
+
+    from gpunet_mm.search.progress import SearchProgress
+
+    out = io.StringIO()
+    progress = SearchProgress(10, live=False, stream=out)
+    _run(sim_cfg, tmp_path, on_update=progress)
+    lines = out.getvalue().splitlines()
+    per_trial = [ln for ln in lines if ln.startswith('[search] trial ')]
+    status = [ln for ln in lines if ln.startswith('[search] ') and ' trained, ' in ln]
+    assert len(per_trial) == 10  # one line per finished training
+    assert 1 <= len(status) <= 3  # the first, maybe one more, and the final state
+    assert status[-1].startswith('[search] 10/10 trained, 0 running, 0 failed')
+    assert 'best 1ms: ' in status[-1] and '1.6ms: ' in status[-1]
