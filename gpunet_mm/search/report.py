@@ -151,13 +151,14 @@ def plot_pareto(
         ax.axvline(t.latency_ms, color='lightgray', lw=0.5, zorder=0)
     for b in budgets:
         ax.axvline(b, color='tab:orange', ls='--', lw=1)
-        ax.text(
+        ax.text(  # x in data units, y in axes units: stays on the figure whatever ylim
             b,
-            ax.get_ylim()[1] if done else 1,
+            0.98,
             f' {b:g} ms',
             color='tab:orange',
             fontsize=8,
             va='top',
+            transform=ax.get_xaxis_transform(),
         )
         w = winners.get(b)
         if w is not None:
@@ -177,7 +178,7 @@ def plot_pareto(
     )
     if done:
         ymax = max(t.metric for t in done)
-        pad = 0.06 * max(1e-6, ymax - ymin, abs(ymax))
+        pad = max(0.06 * max(ymax - ymin, abs(ymax)), 0.01)
         ax.set_ylim(ymin - pad, ymax + pad)
     ax.legend(fontsize=7, loc='lower right')
     ax.grid(alpha=0.3)
@@ -239,6 +240,12 @@ def write_reports(
     )
     files['results'] = osp.join(work_dir, 'results.json')
     atomic_write_text(files['results'], json.dumps(results, indent=1, default=str))
-    files['pareto'] = osp.join(work_dir, 'pareto.png')
-    plot_pareto(trials, ctrl.budgets, winners, nas['metric'], files['pareto'])
+    path = osp.join(work_dir, 'pareto.png')
+    try:
+        plot_pareto(trials, ctrl.budgets, winners, nas['metric'], path)
+        files['pareto'] = path
+    except Exception as e:  # a figure is not worth the results, which are written above
+        import warnings
+
+        warnings.warn(f'pareto plot not written: {type(e).__name__}: {e}', stacklevel=1)
     return files

@@ -188,3 +188,20 @@ def test_progress_lines_say_what_happened_without_flooding(sim_cfg, tmp_path):
     assert 1 <= len(status) <= 3  # the first, maybe one more, and the final state
     assert status[-1].startswith('[search] 10/10 trained, 0 running, 0 failed')
     assert 'best 1ms: ' in status[-1] and '1.6ms: ' in status[-1]
+
+
+def test_pareto_plot_with_degenerate_metrics(tmp_path):
+    """All metrics equal (an untrained tiny run gives mAP 0 everywhere): still a figure."""
+    from gpunet_mm.search.journal import PoolTrial
+    from gpunet_mm.search.report import plot_pareto
+
+    trials = [
+        PoolTrial(i, f'h{i}', {}, 'optimizer:0', 0, 'complete', 1, None, 5.0 + i, None, 0.0)
+        for i in range(3)
+    ]
+    trials.append(
+        PoolTrial(3, 'h3', {}, 'reference:GPUNet-0', None, 'complete', 1, None, 6.5, None, 0.0)
+    )
+    path = str(tmp_path / 'p.png')
+    plot_pareto(trials, [6.0, 7.5], {6.0: trials[0], 7.5: trials[3]}, 'coco/bbox_mAP', path)
+    assert (tmp_path / 'p.png').stat().st_size > 10_000
