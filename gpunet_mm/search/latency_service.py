@@ -24,11 +24,11 @@ def make_target(cfg: Mapping[str, Any]):
     return LatencyTarget(**keep)
 
 
-class DetectorLatency:
-    """Measures whole exported detectors (decoding and NMS included) on one target.
+class _LatencyService:
+    """What every latency service holds: the search config, the target and the cache.
 
     Args:
-        template: the search config (its ``model`` is the detector template).
+        cfg: the search config (its ``model`` is the template the candidates go into).
         target: the ``latency_target`` dict of the search config.
         cache_path: the latency cache (SQLite).
         onnx_dir: where exported graphs are kept (None: temporary).
@@ -36,19 +36,27 @@ class DetectorLatency:
 
     def __init__(
         self,
-        template: Mapping[str, Any],
+        cfg: Mapping[str, Any],
         target: Mapping[str, Any],
         cache_path: str,
         onnx_dir: Optional[str] = None,
     ) -> None:
         from ..deploy import LatencyCache
 
-        self.template = {'model': dict(template['model'])}
+        self.cfg = dict(cfg)
         self.target_cfg = dict(target)
         self.target = make_target(target)
         self.exclusive = bool(target.get('exclusive', False))
         self.cache = LatencyCache(cache_path)
         self.onnx_dir = onnx_dir
+
+
+class DetectorLatency(_LatencyService):
+    """Measures whole exported detectors (decoding and NMS included) on one target."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.template = {'model': dict(self.cfg['model'])}
 
     def measure(self, archs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         from ..deploy import measure_detector
@@ -99,25 +107,9 @@ def latency_paths(work_dir: str, target: Mapping[str, Any]) -> Dict[str, str]:
     return dict(cache=cache, onnx=osp.join(work_dir, 'onnx'))
 
 
-class ClassifierLatency:
+class ClassifierLatency(_LatencyService):
     """Measures exported classifiers (backbone, pooling, head) on one target, for searches
     whose base config is an mmpretrain classifier."""
-
-    def __init__(
-        self,
-        cfg: Mapping[str, Any],
-        target: Mapping[str, Any],
-        cache_path: str,
-        onnx_dir: Optional[str] = None,
-    ) -> None:
-        from ..deploy import LatencyCache
-
-        self.cfg = dict(cfg)
-        self.target_cfg = dict(target)
-        self.target = make_target(target)
-        self.exclusive = bool(target.get('exclusive', False))
-        self.cache = LatencyCache(cache_path)
-        self.onnx_dir = onnx_dir
 
     def measure(self, archs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         import os
