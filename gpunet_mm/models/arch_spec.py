@@ -43,6 +43,8 @@ def _err(what: str, value: Any, allowed: str) -> ValueError:
 
 def _is_int(value: Any) -> bool:
     """A real integer: ``True``/``2.0``/``'2'`` are not channel counts or kernel sizes."""
+    if type(value) is int:  # the common case, without the ABC check (hot in the NAS)
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

@@ -170,10 +170,12 @@ class Optimizer:
             self._check_budget_reachable()
 
     # ---------------------------------------------------------------- constraint
-    def predicted_cost(self, x: np.ndarray) -> float:
+    def predicted_cost(self, x: np.ndarray, key: Optional[str] = None) -> float:
+        """``constraint_fn`` of the decoded point, once per distinct point (``key``: its
+        :meth:`SearchSpace.key` where the caller already has it)."""
         if self.constraint_fn is None:
             return 0.0
-        k = self.space.key(x)
+        k = self.space.key(x) if key is None else key
         if k not in self._cost_cache:
             c = float(self.constraint_fn(self.space.decode(x)))
             if math.isnan(c):
@@ -186,8 +188,8 @@ class Optimizer:
         """The budget the predictions must meet, shrunk by learnt violations."""
         return None if self.budget is None else self.budget / self.cost_scale
 
-    def cost_ok(self, x: np.ndarray) -> bool:
-        return self.budget is None or self.predicted_cost(x) <= self.effective_budget
+    def cost_ok(self, x: np.ndarray, key: Optional[str] = None) -> bool:
+        return self.budget is None or self.predicted_cost(x, key) <= self.effective_budget
 
     def _cost_fn(self) -> Optional[Callable[[np.ndarray], float]]:
         return None if self.constraint_fn is None else self.predicted_cost
@@ -211,7 +213,7 @@ class Optimizer:
         k = self.space.key(x)
         if k in self._keys or (taken is not None and k in taken):
             return False
-        return self.space.contains(x) and self.cost_ok(x)
+        return self.space.contains(x) and self.cost_ok(x, k)
 
     # ---------------------------------------------------------------- ask / tell
     def ask(self, n: int = 1) -> List[Trial]:

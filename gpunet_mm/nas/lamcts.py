@@ -24,6 +24,9 @@ What it changes, and why:
 * **Batches and asynchrony.** Each of the ``n`` points of ``ask(n)`` is chosen after the
   earlier ones (and all still-running trials) were added with a *Kriging believer* value
   (the GP mean), which also counts as a visit in the UCB statistics, so a batch spreads.
+  The points of one batch share the partition boundaries and the GP hyperparameters that
+  its first point learnt (:class:`_BatchModel`): a batch of ``n`` costs about one model
+  fit, not ``n``, which is what lets one controller keep 300 workers busy.
 * **Constraint.** Candidates are ranked by EI and the first one whose predicted cost fits
   the (learnt) budget is taken, so the constraint is only evaluated where it matters and
   is never violated by a proposal. The best architectures sit *at* the budget, so the
@@ -72,9 +75,37 @@ def tier_priors(space: SearchSpace) -> List[np.ndarray]:
 
 
 @dataclass
-class _Split:
-    svm: SVC
-    side: int  # 1: the good (lower mean) cluster
+class _BatchModel:
+    """What the points of one ``ask(n)`` share: the partitions and the GP's hyperparameters.
+
+    The first point of a batch learns them as LA-MCTS does at every step; the later ones
+    (whose only new data are the fantasies of the points chosen before them) reuse each
+    node's boundary, with its side predicted only for points it has not seen, and the GP
+    kernel with its fitted hyperparameters, conditioned on the fantasies without another
+    marginal-likelihood optimisation. The UCB descent itself is redone for every point with
+    the fantasies counted, so a batch still spreads over the leaves. This is what keeps the
+    controller ahead of hundreds of workers (a batch costs about one full model fit, not n).
+    """
+
+    def __init__(self) -> None:
+        #: node (the sides taken from the root) -> its boundary, None when it has no split
+        self.splits: Dict[Tuple[int, ...], Optional[SVC]] = {}
+        #: node -> side of every point predicted so far (-1: not yet)
+        self.sides: Dict[Tuple[int, ...], np.ndarray] = {}
+        self.kernel: Any = None
+
+    def node_sides(self, node: Tuple[int, ...], svm: SVC, F: np.ndarray, idx: np.ndarray):
+        """The boundary's side of the points ``idx``, predicting only unseen ones."""
+        known = self.sides.get(node)
+        if known is None or len(known) < len(F):
+            grown = np.full(len(F), -1, dtype=int)
+            if known is not None:
+                grown[: len(known)] = known
+            known = self.sides[node] = grown
+        todo = idx[known[idx] < 0]
+        if len(todo):
+            known[todo] = svm.predict(F[todo])
+        return known[idx]
 
 
 def _standardise(y: np.ndarray) -> np.ndarray:
@@ -221,6 +252,7 @@ class LaMCTSBO(Optimizer):
         self._fail = 0
         self._best_y: Optional[float] = None
         self._liars: Dict[int, float] = {}
+        self._batch_model = _BatchModel()  # the current ask(n)'s shared model
         self._design: List[List[float]] = []
         self._design_pos = 0
         self._design_end: Optional[int] = None  # trial ids below it belong to the design
@@ -320,6 +352,7 @@ class LaMCTSBO(Optimizer):
         if len(chosen) == n:
             return np.array(chosen)
         # 2) model-based, one point at a time with fantasies for pending points
+        self._batch_model = _BatchModel()
         X_obs, y_obs = self.observations()
         if len(y_obs) < 2:
             rest = self._sample_new(n - len(chosen), taken)
@@ -410,10 +443,9 @@ class LaMCTSBO(Optimizer):
         return trials
 
     # ------------------------------------------------------------------ tree
-    def _split(
-        self, F: np.ndarray, ys: np.ndarray, idx: np.ndarray
-    ) -> Optional[Tuple[_Split, np.ndarray, np.ndarray]]:
-        """KMeans(2) on [x, f(x)], SVM boundary; ``None`` when no useful split exists."""
+    def _split(self, F: np.ndarray, ys: np.ndarray, idx: np.ndarray) -> Optional[SVC]:
+        """KMeans(2) on [x, f(x)], an SVM boundary predicting 1 on the good cluster;
+        ``None`` when no useful split exists."""
         Fi, yi = F[idx], ys[idx]
         if np.ptp(yi) <= 1e-12 and np.ptp(Fi, axis=0).max() <= 1e-12:
             return None
@@ -434,23 +466,28 @@ class LaMCTSBO(Optimizer):
             svm.fit(Fi[::step], target[::step])
         except ValueError:
             return None
-        pred = svm.predict(Fi)
-        if pred.min() == pred.max():
-            return None
-        return _Split(svm, 1), idx[pred == 1], idx[pred == 0]
+        return svm
 
     def _select_leaf(
         self, F: np.ndarray, ys: np.ndarray
     ) -> Tuple[np.ndarray, List[Tuple[SVC, int]]]:
-        """UCB descent, splitting only the nodes on the path (see module docstring)."""
+        """UCB descent, splitting only the nodes on the path (see module docstring); the
+        splits are learnt once per batch (:class:`_BatchModel`)."""
+        model = self._batch_model
         idx = np.arange(len(ys))
         path: List[Tuple[SVC, int]] = []
+        node: Tuple[int, ...] = ()
         depth = 0
         while len(idx) > self.leaf_size and depth < self.max_depth:
-            s = self._split(F, ys, idx)
-            if s is None:
+            if node not in model.splits:
+                model.splits[node] = self._split(F, ys, idx)
+            svm = model.splits[node]
+            if svm is None:
                 break
-            split, good, bad = s
+            pred = model.node_sides(node, svm, F, idx)
+            if pred.min() == pred.max():
+                break
+            good, bad = idx[pred == 1], idx[pred == 0]
             n_parent = len(idx)
             best_score, best = -np.inf, None
             for side, child in ((1, good), (0, bad)):
@@ -460,7 +497,8 @@ class LaMCTSBO(Optimizer):
                 if score > best_score:
                     best_score, best = score, (side, child)
             side, idx = best
-            path.append((split.svm, side))
+            path.append((svm, side))
+            node += (side,)
             depth += 1
         self.last_leaf_depth = depth
         return idx, path
@@ -476,6 +514,20 @@ class LaMCTSBO(Optimizer):
 
     # ------------------------------------------------------------------ BO in the leaf
     def _fit_gp(self, F: np.ndarray, y: np.ndarray) -> Optional[GaussianProcessRegressor]:
+        """A GP on the batch's first point's hyperparameters where it has them, else fitted."""
+        model = self._batch_model
+        if model.kernel is not None:
+            gp = GaussianProcessRegressor(kernel=model.kernel, normalize_y=False, optimizer=None)
+            try:
+                return gp.fit(F, y)
+            except (np.linalg.LinAlgError, ValueError):
+                return None
+        gp = self._fit_gp_hyper(F, y)
+        if gp is not None:
+            model.kernel = gp.kernel_
+        return gp
+
+    def _fit_gp_hyper(self, F: np.ndarray, y: np.ndarray) -> Optional[GaussianProcessRegressor]:
         D = F.shape[1]
         kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
             length_scale=np.full(D, 0.5) if self.ard else 0.5,

@@ -551,17 +551,20 @@ class DiscreteSpace(SearchSpace):
 
     def contains(self, x: ArrayLike) -> bool:
         x = np.asarray(x, dtype=float)
-        return bool(
-            x.shape == (self.dims,)
-            and np.all(np.isfinite(x))
-            and np.all(x == np.round(x))
-            and np.all(x >= 0)
-            and np.all(x <= self._levels - 1)
+        # one pass; NaN fails the equality and +-inf a bound, so no isfinite is needed
+        return x.shape == (self.dims,) and bool(
+            np.all((x == np.round(x)) & (x >= 0) & (x <= self._levels - 1))
         )
 
     def key(self, x: ArrayLike) -> str:
-        x = self.canonical(np.asarray(x, dtype=float)[None])[0]
-        return '.'.join(str(int(v)) for v in x)
+        # the hot path of every admissibility check: plain Python on one row, the same
+        # string as joining canonical(x) (keys are persisted in journals and states)
+        vals = np.asarray(x, dtype=float).reshape(-1).tolist()
+        self._canonical_row(vals)
+        return '.'.join([str(int(v)) for v in vals])
+
+    def _canonical_row(self, vals: List[float]) -> None:
+        """:meth:`canonical` of one point held as a list, in place (no inactive dims here)."""
 
     def values(self, x: ArrayLike) -> Dict[str, Any]:
         """The chosen value of every dimension, by name."""
@@ -919,9 +922,15 @@ class GPUNetSpace(DiscreteSpace):
         X = np.atleast_2d(X)
         for li, others in self._inactive:
             off = X[:, li] == 0  # index 0 is "0 layers" when the range starts at 0
-            if others:
+            if others and off.any():
                 X[np.ix_(off, others)] = 0.0
         return X[0] if squeeze else X
+
+    def _canonical_row(self, vals: List[float]) -> None:
+        for li, others in self._inactive:
+            if vals[li] == 0:
+                for o in others:
+                    vals[o] = 0.0
 
     def _value(self, vals: Mapping[str, Any], name: str) -> Any:
         return vals[name] if name in vals else self._fixed[name]

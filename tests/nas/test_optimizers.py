@@ -120,6 +120,42 @@ def test_batches_are_distinct_valid_and_async(strategy):
     assert len(opt.pending) == len(pending) > 0
 
 
+def test_a_batch_learns_its_model_once(monkeypatch):
+    """ask(8) fits the partitions and the GP hyperparameters for its first point only (the
+    others reuse them with their fantasies), yet its points are distinct and spread; ask(1)
+    learns them every time, as before."""
+    space = BoxSpace(-5, 10, dims=4)
+    opt = LaMCTSBO(space, seed=0, **{**FAST, 'n_init': 8, 'leaf_size': 5})
+    run(opt, lambda x: float(ackley(x)), 40)
+    calls = {'gp': 0, 'split': 0}
+    fit, split = LaMCTSBO._fit_gp_hyper, LaMCTSBO._split
+
+    def counting_fit(self, *a):
+        calls['gp'] += 1
+        return fit(self, *a)
+
+    def counting_split(self, *a):
+        calls['split'] += 1
+        return split(self, *a)
+
+    monkeypatch.setattr(LaMCTSBO, '_fit_gp_hyper', counting_fit)
+    monkeypatch.setattr(LaMCTSBO, '_split', counting_split)
+    batch = opt.ask(8)
+    assert calls['gp'] == 1
+    depth = opt.last_leaf_depth
+    assert depth >= 1 and calls['split'] <= 2 * max(depth, 1) + 2  # not 8 descents' worth
+    X = np.array([t.x for t in batch])
+    assert len({t.key for t in batch}) == 8
+    assert np.min(np.linalg.norm(X[:, None] - X[None], axis=-1)[np.triu_indices(8, 1)]) > 0
+    for t in batch:
+        opt.tell(t, float(ackley(t.x)))
+    calls.update(gp=0, split=0)
+    for _ in range(3):
+        (t,) = opt.ask(1)
+        opt.tell(t, float(ackley(t.x)))
+    assert calls['gp'] == 3 and calls['split'] >= 3
+
+
 @pytest.mark.parametrize('method', METHODS)
 def test_save_load_identical_continuation(method, tmp_path):
     space = GPUNetSpace()

@@ -228,3 +228,31 @@ def test_space_and_optimizer_from_an_mmengine_config_file():
     assert isinstance(opt, LaMCTSBO) and opt.calibration_quantile == 0.8
     (t,) = opt.ask(1)
     assert t.arch.resolution in (320, 384, 448, 512)
+
+
+def test_key_is_the_joined_canonical_point(space):
+    """``key`` takes a fast path; it must equal the canonical point's indices joined (the
+    persisted format of journals and optimiser states), inactive dims included."""
+    rng = np.random.default_rng(0)
+    X = space.sample(200, rng)
+    X[::3, space.dim('s5.layers')] = 0  # stage 5 off: its other choices are inactive
+    X[::4, space.dim('s7.layers')] = 0
+    for x in X:
+        want = '.'.join(str(int(v)) for v in space.canonical(x))
+        assert space.key(x) == want
+        assert space.key(space.canonical(x)) == want
+    off = X[0].copy()
+    off[space.dim('s5.kernel')] = 1 - off[space.dim('s5.kernel')]  # an inactive choice
+    assert space.key(off) == space.key(X[0])
+    disc = DiscreteSpace([Dim('a', (1, 2, 3)), Dim('b', ('x', 'y'))])
+    assert disc.key(np.array([2.0, 1.0])) == '2.1'
+
+
+def test_contains_rejects_non_points(space):
+    x = space.sample(1, np.random.default_rng(1))[0]
+    assert space.contains(x)
+    for bad in (np.nan, np.inf, -np.inf, -1.0, 0.5, 1e9):
+        y = x.copy()
+        y[3] = bad
+        assert not space.contains(y), bad
+    assert not space.contains(x[:-1])
