@@ -505,12 +505,21 @@ class LaMCTSBO(Optimizer):
 
     @staticmethod
     def _in_region(F: np.ndarray, path: Sequence[Tuple[SVC, int]]) -> np.ndarray:
-        ok = np.ones(len(F), dtype=bool)
+        """Whether each row of ``F`` falls in the leaf at the end of ``path``.
+
+        Each distinct row is predicted once: in a discrete space about half of a candidate
+        set repeats (local moves land on the same architecture), and the SVM predictions
+        are the largest cost of a proposal at 1000 observations.
+        """
+        if not path:
+            return np.ones(len(F), dtype=bool)
+        U, inverse = np.unique(F, axis=0, return_inverse=True)
+        ok = np.ones(len(U), dtype=bool)
         for svm, side in path:
             if not ok.any():
                 break
-            ok[ok] = svm.predict(F[ok]) == side
-        return ok
+            ok[ok] = svm.predict(U[ok]) == side
+        return ok[inverse.reshape(-1)]
 
     # ------------------------------------------------------------------ BO in the leaf
     def _fit_gp(self, F: np.ndarray, y: np.ndarray) -> Optional[GaussianProcessRegressor]:
