@@ -8,13 +8,15 @@
   and :class:`GPUNetSpace`, whose points decode to
   :class:`~gpunet_mm.models.arch_spec.GPUNetArch`.
 
-:func:`build_space` builds any of them from an mmengine-style ``dict(type=...)``.
+:func:`build_space` builds any of them from an mmengine-style ``dict(type=...)``; each
+class is registered in :data:`~gpunet_mm.nas.registry.NAS_SPACES`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Union
 
+from ..registry import NAS_SPACES, lookup
 from .base import InfeasibleSpaceError, SearchSpace
 from .box import BoxSpace
 from .discrete import Dim, DiscreteSpace
@@ -27,8 +29,6 @@ from .gpunet import (
     StageSpec,
 )
 
-SPACES = {c.type_name: c for c in (BoxSpace, DiscreteSpace, GPUNetSpace)}
-
 
 def build_space(cfg: Union[SearchSpace, Mapping[str, Any]]) -> SearchSpace:
     """Build a space from an mmengine-style dict: ``dict(type='GPUNetSpace', ...)``."""
@@ -38,9 +38,7 @@ def build_space(cfg: Union[SearchSpace, Mapping[str, Any]]) -> SearchSpace:
         raise ValueError(f'space config: got {cfg!r}; allowed: a dict with a "type" key')
     cfg = dict(cfg)
     kind = cfg.pop('type')
-    if kind not in SPACES:
-        raise ValueError(f'space type: got {kind!r}; allowed: {", ".join(SPACES)}')
-    return SPACES[kind](**cfg)
+    return lookup(NAS_SPACES, kind, 'space type')(**cfg)
 
 
 __all__ = [

@@ -6,9 +6,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..registry import NAS_SPACES
 from .base import ArrayLike, SearchSpace
 
 
+@NAS_SPACES.register_module()
 class BoxSpace(SearchSpace):
     """A continuous box ``[lower, upper]^d`` (benchmark functions, hyper-parameters)."""
 

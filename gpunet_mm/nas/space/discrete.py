@@ -7,6 +7,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..registry import NAS_SPACES
 from .base import ArrayLike, CostFn, SearchSpace
 
 
@@ -35,6 +36,7 @@ class Dim:
         raise ValueError(f'{self.name}: got {value!r}; allowed: {list(self.choices)}')
 
 
+@NAS_SPACES.register_module()
 class DiscreteSpace(SearchSpace):
     """A product of finite dimensions; ``x`` holds choice indices as floats."""
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from gpunet_mm.models.arch_spec import BlockRow, GPUNetArch
 
+from ..registry import NAS_SPACES
 from .base import ArrayLike
 from .discrete import Dim, DiscreteSpace
 
@@ -97,6 +98,7 @@ VARIANTS = ('classification', 'detection')
 _STAGE_FIELDS = set(StageSpec.__dataclass_fields__)
 
 
+@NAS_SPACES.register_module()
 class GPUNetSpace(DiscreteSpace):
     """The GPUNet search space; points decode to validated :class:`GPUNetArch` objects.
 
