@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 
 from ..models.arch_spec import GPUNetArch
-from .backends import BACKENDS, get_backend
+from .backends import LATENCY_BACKENDS, get_backend
 from .backends.base import LatencyResult
 from .cache import LatencyCache, LatencyKey, config_hash
 from .config import PRECISIONS, DeployConfig
@@ -158,9 +158,10 @@ class LatencyTarget:
     clock: str = 'wall'
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
+        if self.backend not in LATENCY_BACKENDS.module_dict:
             raise ValueError(
-                f'latency target backend: got {self.backend!r}; allowed: {", ".join(BACKENDS)}'
+                f'latency target backend: got {self.backend!r}; allowed: '
+                + ', '.join(LATENCY_BACKENDS.module_dict)
             )
         if self.device not in ('cpu', 'cuda'):
             raise ValueError(f'latency target device: got {self.device!r}; allowed: cpu, cuda')

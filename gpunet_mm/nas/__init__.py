@@ -8,6 +8,9 @@ Build everything from mmengine-style dicts::
     trials = opt.ask(8)          # one per free worker
     opt.tell(trials[3], 81.2, cost=0.93)   # any order; measured latency optional
     opt.save('search_state.json')          # atomic; opt.load(...) resumes exactly
+
+Spaces and optimisers are classes registered in the mmengine registries of
+:mod:`gpunet_mm.nas.registry` (``NAS_SPACES``, ``NAS_OPTIMIZERS``); ``type`` names one.
 """
 
 from typing import Any, Mapping, Union
@@ -21,6 +24,7 @@ from .baselines import (
     TPESearch,
 )
 from .lamcts import LaMCTSBO
+from .registry import NAS_OPTIMIZERS, NAS_SPACES, lookup
 from .space import (
     CLASSIFICATION_RESOLUTIONS,
     CLASSIFICATION_STAGES,
@@ -35,15 +39,7 @@ from .space import (
     build_space,
 )
 
-OPTIMIZERS = {
-    'LaMCTSBO': LaMCTSBO,
-    'RandomSearch': RandomSearch,
-    'RegularizedEvolution': RegularizedEvolution,
-    'TPESearch': TPESearch,
-    'OptunaGPSearch': OptunaGPSearch,
-    'NevergradSearch': NevergradSearch,
-}
-#: short names used by tools/benchmark_search.py
+#: short names for the registered optimisers (tools/benchmark_search.py, search configs)
 METHODS = {
     'lamcts': 'LaMCTSBO',
     'random': 'RandomSearch',
@@ -57,20 +53,20 @@ METHODS = {
 def build_optimizer(
     cfg: Union[str, Mapping[str, Any]], space: Union[SearchSpace, Mapping[str, Any]], **kwargs: Any
 ) -> Optimizer:
-    """Build an optimiser from ``dict(type=..., **options)`` or a short method name."""
+    """Build an optimiser from ``dict(type=..., **options)`` or a short method name.
+
+    ``type`` is a class registered in ``NAS_OPTIMIZERS`` or a key of :data:`METHODS`;
+    ``kwargs`` (run-time settings such as ``constraint_fn``) override the config's.
+    """
     if isinstance(cfg, str):
         cfg = dict(type=cfg)
     if not isinstance(cfg, Mapping) or 'type' not in cfg:
         raise ValueError(f'optimizer config: got {cfg!r}; allowed: a dict with a "type" key')
     cfg = dict(cfg)
     given = cfg.pop('type')
-    kind = METHODS.get(given, given)
-    if kind not in OPTIMIZERS:
-        raise ValueError(
-            f'optimizer type: got {kind!r}; allowed: {", ".join(OPTIMIZERS)} '
-            f'or {", ".join(METHODS)}'
-        )
-    return OPTIMIZERS[kind](build_space(space), **{**cfg, **kwargs})
+    kind = METHODS.get(given, given) if isinstance(given, str) else given
+    cls = lookup(NAS_OPTIMIZERS, kind, 'optimizer type', f' or {", ".join(METHODS)}')
+    return cls(build_space(space), **{**cfg, **kwargs})
 
 
 __all__ = [
@@ -94,7 +90,8 @@ __all__ = [
     'TPESearch',
     'OptunaGPSearch',
     'NevergradSearch',
-    'OPTIMIZERS',
+    'NAS_OPTIMIZERS',
+    'NAS_SPACES',
     'METHODS',
     'build_optimizer',
 ]

@@ -13,9 +13,11 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .base import Optimizer, Trial
+from .registry import NAS_OPTIMIZERS
 from .space import SearchSpace
 
 
+@NAS_OPTIMIZERS.register_module()
 class RandomSearch(Optimizer):
     """Uniform sampling of feasible, new points (the sanity floor)."""
 
@@ -25,6 +27,7 @@ class RandomSearch(Optimizer):
         return self._sample_new(n)
 
 
+@NAS_OPTIMIZERS.register_module()
 class RegularizedEvolution(Optimizer):
     """Aging evolution (Real et al., AAAI 2019): tournament of ``sample_size`` from the
     ``population_size`` most recently *told* results; the winner's mutation is proposed.
@@ -210,6 +213,7 @@ class _OptunaSearch(Optimizer):
         return np.array(out)
 
 
+@NAS_OPTIMIZERS.register_module()
 class TPESearch(_OptunaSearch):
     """Optuna's TPE with the constant liar (pending trials count, so a batch spreads)."""
 
@@ -221,6 +225,7 @@ class TPESearch(_OptunaSearch):
         )
 
 
+@NAS_OPTIMIZERS.register_module()
 class OptunaGPSearch(_OptunaSearch):
     """Optuna's GP sampler (``GPSampler``: GP with log-EI, needs torch), constraint-aware.
 
@@ -259,6 +264,7 @@ class OptunaGPSearch(_OptunaSearch):
             )
 
 
+@NAS_OPTIMIZERS.register_module()
 class NevergradSearch(Optimizer):
     """nevergrad's ``NGOpt`` (optional dependency: ``pip install nevergrad``), ask/tell.
 

@@ -59,6 +59,7 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from .base import Optimizer, Trial
+from .registry import NAS_OPTIMIZERS
 from .space import GPUNetSpace, SearchSpace
 
 BATCH_STRATEGIES = ('kriging_believer', 'constant_liar')
@@ -113,6 +114,24 @@ def _standardise(y: np.ndarray) -> np.ndarray:
     return (y - float(np.mean(y))) / (s if s > 1e-12 else 1.0)
 
 
+def _one_spelling(
+    group: str, values: Optional[Sequence[Any]], singles: Mapping[str, Any], defaults: Sequence[Any]
+) -> Tuple[Any, ...]:
+    """The settings given as a list (``group``, as ``config()`` writes them) or one keyword
+    each (``singles``; None takes the default), whichever spelling was used."""
+    if values is None:
+        return tuple(d if v is None else v for v, d in zip(singles.values(), defaults))
+    given = [k for k, v in singles.items() if v is not None]
+    if given:
+        raise ValueError(
+            f'{group}={values!r} and {", ".join(given)}: got both spellings; allowed: one'
+        )
+    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != len(singles):
+        raise ValueError(f'{group}: got {values!r}; allowed: a list [{", ".join(singles)}]')
+    return tuple(values)
+
+
+@NAS_OPTIMIZERS.register_module()
 class LaMCTSBO(Optimizer):
     """LA-MCTS-guided BO. See the module docstring for the design.
 
@@ -138,8 +157,13 @@ class LaMCTSBO(Optimizer):
         local_fraction: share of candidates drawn in the trust region.
         gp_max_points: cap on the GP training set.
         batch_strategy: ``'kriging_believer'`` (GP mean) or ``'constant_liar'`` (best y).
-        length_init / length_min / length_max: trust-region side (in ``[0, 1]`` units).
-        success_tol / failure_tol: consecutive successes/failures that double/halve it.
+        length_init / length_min / length_max: trust-region side (in ``[0, 1]`` units;
+            default 0.8, 0.5**7, 1.6).
+        success_tol / failure_tol: consecutive successes/failures that double/halve it
+            (default 3, and ``max(4, min(dims, 20))``).
+        length / tols: the same as lists, ``[init, min, max]`` and ``[success, failure]``:
+            the spelling ``config()`` writes (and saved states hold), so a config
+            rebuilds its optimiser. Give either spelling of a group, not both.
     """
 
     name = 'lamcts'
@@ -169,12 +193,23 @@ class LaMCTSBO(Optimizer):
         sparse_fraction: float = 0.5,
         ard: Optional[bool] = None,
         batch_strategy: str = 'kriging_believer',
-        length_init: float = 0.8,
-        length_min: float = 0.5**7,
-        length_max: float = 1.6,
-        success_tol: int = 3,
+        length_init: Optional[float] = None,
+        length_min: Optional[float] = None,
+        length_max: Optional[float] = None,
+        success_tol: Optional[int] = None,
         failure_tol: Optional[int] = None,
+        length: Optional[Sequence[float]] = None,
+        tols: Optional[Sequence[Optional[int]]] = None,
     ) -> None:
+        length_init, length_min, length_max = _one_spelling(
+            'length',
+            length,
+            dict(length_init=length_init, length_min=length_min, length_max=length_max),
+            (0.8, 0.5**7, 1.6),
+        )
+        success_tol, failure_tol = _one_spelling(
+            'tols', tols, dict(success_tol=success_tol, failure_tol=failure_tol), (3, None)
+        )
         if batch_strategy not in BATCH_STRATEGIES:
             raise ValueError(
                 f'batch_strategy: got {batch_strategy!r}; allowed: {", ".join(BATCH_STRATEGIES)}'

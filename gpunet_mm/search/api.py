@@ -155,12 +155,12 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
     for key in ('search_space', 'search_optimizer'):
         if not isinstance(cfg.get(key), dict) or 'type' not in cfg[key]:
             raise SearchConfigError(f'{key}: missing; a dict(type=...) (see configs/nas/)')
-    from ..nas import METHODS, OPTIMIZERS, build_space
+    from ..nas import METHODS, NAS_OPTIMIZERS, build_space
 
     kind = cfg['search_optimizer']['type']
-    if METHODS.get(kind, kind) not in OPTIMIZERS:
+    if METHODS.get(kind, kind) not in NAS_OPTIMIZERS.module_dict:
         raise SearchConfigError(
-            f'search_optimizer.type: got {kind!r}; allowed: {", ".join(OPTIMIZERS)}'
+            f'search_optimizer.type: got {kind!r}; allowed: {", ".join(NAS_OPTIMIZERS.module_dict)}'
         )
     build_space(cfg['search_space'])
     return nas

@@ -38,6 +38,31 @@ def test_onnxruntime_cuda_without_provider_is_clear():
         OnnxRuntimeBackend(device='cuda')
 
 
+def test_backends_are_registered_and_a_plugin_one_builds_by_name():
+    from gpunet_mm.deploy import LatencyTarget
+    from gpunet_mm.deploy.backends import LATENCY_BACKENDS, TensorRTBackend, get_backend
+
+    assert LATENCY_BACKENDS.module_dict == dict(
+        onnxruntime=OnnxRuntimeBackend, tensorrt=TensorRTBackend, torch=TorchBackend
+    )
+
+    @LATENCY_BACKENDS.register_module(name='fake')
+    class FakeBackend(OnnxRuntimeBackend):
+        name = 'fake'
+
+    try:
+        assert type(get_backend('fake', threads=1)) is FakeBackend
+        assert LatencyTarget(backend='fake').backend == 'fake'
+        with pytest.raises(ValueError, match=r"got 'tvm'; allowed: onnxruntime.*, fake \("):
+            get_backend('tvm')
+    finally:
+        LATENCY_BACKENDS.module_dict.pop('fake')
+    with pytest.raises(
+        ValueError, match="backend: got 'fake'; allowed: onnxruntime, tensorrt, torch"
+    ):
+        LatencyTarget(backend='fake')
+
+
 def test_torch_backend_eager_and_bad_modes():
     net = torch.nn.Conv2d(3, 4, 3)
     res = TorchBackend(threads=1).measure(net, shape=(32, 32), iters=5, warmup=1)

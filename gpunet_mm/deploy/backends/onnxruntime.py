@@ -14,10 +14,12 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env
+from .registry import LATENCY_BACKENDS
 
 DEVICES = ('cpu', 'cuda')
 
 
+@LATENCY_BACKENDS.register_module(name='onnxruntime')
 class OnnxRuntimeBackend(LatencyBackend):
     name = 'onnxruntime'
     install_hint = 'pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA execution provider)'

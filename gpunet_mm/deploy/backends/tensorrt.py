@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env
+from .registry import LATENCY_BACKENDS
 
 SUPPORTED_MAJORS = (10, 11)
 TRT_PRECISIONS = ('fp32', 'fp16', 'int8')
@@ -287,6 +288,7 @@ def _gpu_name() -> str:
         return 'unknown-gpu'
 
 
+@LATENCY_BACKENDS.register_module(name='tensorrt')
 class TensorRTBackend(LatencyBackend):
     name = 'tensorrt'
     install_hint = INSTALL_HINT

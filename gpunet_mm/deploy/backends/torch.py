@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from .base import LatencyBackend, LatencyResult, host_env
+from .registry import LATENCY_BACKENDS
 
 MODES = ('eager', 'compile', 'cudagraph')
 DEVICES = ('cpu', 'cuda')
@@ -44,6 +45,7 @@ class DetectorPredict(nn.Module):
         return self.detector.predict(data['inputs'], data['data_samples'], rescale=False)
 
 
+@LATENCY_BACKENDS.register_module(name='torch')
 class TorchBackend(LatencyBackend):
     name = 'torch'
     install_hint = 'pip install torch'
