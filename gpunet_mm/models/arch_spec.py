@@ -182,6 +182,11 @@ class GPUNetArch:
     family: str = 'gpunet'
     in_channels: int = 3
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: :meth:`levels` by (shape, release_padding): an arch is immutable, and the one pass is
+    #: read by several consumers of the same arch (cost models, backbone, checks)
+    _levels_memo: Dict[Any, Tuple[Level, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -240,25 +245,25 @@ class GPUNetArch:
                     cin = layer_row.out_channels
 
     # ------------------------------------------------------------------ derived facts
-    def layers(self) -> List[LayerSpec]:
-        """Expand rows into concrete layers with resolved channel widths."""
-        out: List[LayerSpec] = []
+    def _layer_fields(self) -> Iterator[Tuple[Any, ...]]:
+        """The :class:`LayerSpec` fields of every layer, in order (rows expanded, channel
+        widths resolved): the rule both :meth:`layers` and :meth:`levels` build on."""
         cin = self.in_channels
         for row in self.rows:
             for j in range(row.num):
-                stride = row.stride if j == 0 else 1
-                mid, se_ch = cin, 0
-                if row.type in ('fused', 'irb'):
-                    if self.family == 'gpunet':
-                        mid = make_divisible(cin * row.expansion)
-                    else:
-                        mid = int(round(cin * row.expansion))
-                    if row.se:
-                        se_ch = max(1, int(round(mid * 0.25 / row.expansion)))
-                elif row.type == 'conv':
-                    mid = row.out_channels
-                out.append(
-                    LayerSpec(
+                if j < 2:  # the layers after the first of a row are all alike
+                    stride = row.stride if j == 0 else 1
+                    mid, se_ch = cin, 0
+                    if row.type in ('fused', 'irb'):
+                        if self.family == 'gpunet':
+                            mid = make_divisible(cin * row.expansion)
+                        else:
+                            mid = int(round(cin * row.expansion))
+                        if row.se:
+                            se_ch = max(1, int(round(mid * 0.25 / row.expansion)))
+                    elif row.type == 'conv':
+                        mid = row.out_channels
+                    fields_ = (
                         row.type,
                         cin,
                         row.out_channels,
@@ -269,9 +274,12 @@ class GPUNetArch:
                         se_ch,
                         row.stage,
                     )
-                )
+                yield fields_
                 cin = row.out_channels
-        return out
+
+    def layers(self) -> List[LayerSpec]:
+        """Expand rows into concrete layers with resolved channel widths."""
+        return [LayerSpec(*f) for f in self._layer_fields()]
 
     @property
     def num_layers(self) -> int:
@@ -324,37 +332,32 @@ class GPUNetArch:
             or not all(_is_int(v) and v > 0 for v in shape)
         ):
             raise _err('shape', shape, 'a positive integer or (H, W) of positive integers')
-        specs = self.layers()
-        if specs[0].stride != 2:
-            raise ValueError(
-                f'arch {self.name!r}: the first layer is the stem and must have stride 2; '
-                f'got stride {specs[0].stride}'
-            )
+        memo_key = (int(shape[0]), int(shape[1]), bool(release_padding))
+        if memo_key in self._levels_memo:
+            return list(self._levels_memo[memo_key])
         levels: List[Level] = []
         placed: List[PlacedLayer] = []
         hw, stride = (int(shape[0]), int(shape[1])), 1
-        for index, spec in enumerate(specs):
-            if spec.stride == 2 and placed:
+        for index, f in enumerate(self._layer_fields()):
+            typ, kernel, s = f[0], f[4], f[5]
+            if index == 0 and s != 2:
+                raise ValueError(
+                    f'arch {self.name!r}: the first layer is the stem and must have stride 2; '
+                    f'got stride {s}'
+                )
+            if s == 2 and placed:
                 levels.append(Level(len(levels), stride, tuple(placed)))
                 placed = []
-            stride *= spec.stride
-            pad = spec.kernel // 2
-            if release_padding and spec.type == 'fused' and spec.stride == 2:
-                pad = 0
-            out_hw = tuple(conv_out_size(v, spec.kernel, spec.stride, pad) for v in hw)
-            placed.append(
-                PlacedLayer(
-                    **vars(spec),
-                    index=index,
-                    level=len(levels),
-                    position=len(placed),
-                    padding=pad,
-                    in_hw=hw,
-                    out_hw=out_hw,
-                )
+            stride *= s
+            pad = 0 if release_padding and typ == 'fused' and s == 2 else kernel // 2
+            out_hw = (
+                conv_out_size(hw[0], kernel, s, pad),
+                conv_out_size(hw[1], kernel, s, pad),
             )
+            placed.append(PlacedLayer(*f, index, len(levels), len(placed), pad, hw, out_hw))
             hw = out_hw
         levels.append(Level(len(levels), stride, tuple(placed)))
+        self._levels_memo[memo_key] = tuple(levels)
         return levels
 
     def placed_layers(

@@ -128,13 +128,12 @@ def _op_time(gpu: GPUModel, flops: float, n_bytes: float) -> float:
 
 def latency_proxy(arch: GPUNetArch, gpu: GPUModel = A100_PROXY) -> float:
     """Predicted batch-1 latency in ms from the arch spec alone (FLOPs and bytes moved)."""
-    size = arch.resolution
     bpv = gpu.bytes_per_value
     total = 0.0
-    for layer in arch.layers():
-        s_in = size
-        size = (size + layer.stride - 1) // layer.stride
-        hw_in, hw_out = s_in * s_in, size * size
+    layers = arch.placed_layers()
+    for layer in layers:
+        (hi, wi), (ho, wo) = layer.in_hw, layer.out_hw
+        hw_in, hw_out = hi * wi, ho * wo
         k2, cin, cout, mid = (
             layer.kernel**2,
             layer.in_channels,
@@ -166,7 +165,7 @@ def latency_proxy(arch: GPUNetArch, gpu: GPUModel = A100_PROXY) -> float:
         total += t
     for c in arch.tail_channels[:1]:  # conv1x1 tail, pooling and classifier
         cin = arch.out_channels
-        hw = size * size
+        hw = layers[-1].out_hw[0] * layers[-1].out_hw[1]
         total += _op_time(gpu, 2 * hw * cin * c, bpv * (hw * (cin + c) + cin * c))
         total += 2 * gpu.kernel_s + bpv * c * 1000 / gpu.bytes_per_s
     return total * 1e3
@@ -174,30 +173,26 @@ def latency_proxy(arch: GPUNetArch, gpu: GPUModel = A100_PROXY) -> float:
 
 def arch_flops(arch: GPUNetArch) -> float:
     """Multiply-adds (G) of the blocks and the tail (a capacity measure for the surrogate)."""
-    size = arch.resolution
     macs = 0.0
-    for layer in arch.layers():
-        s_in = size
-        size = (size + layer.stride - 1) // layer.stride
-        k2 = layer.kernel**2
+    layers = arch.placed_layers()
+    for layer in layers:
+        hw_in = layer.in_hw[0] * layer.in_hw[1]
+        hw_out = layer.out_hw[0] * layer.out_hw[1]
+        k2, cin, mid, cout = (
+            layer.kernel**2,
+            layer.in_channels,
+            layer.mid_channels,
+            layer.out_channels,
+        )
         if layer.type == 'conv':
-            macs += size * size * k2 * layer.in_channels * layer.out_channels
+            macs += hw_out * k2 * cin * cout
         elif layer.type == 'fused':
-            macs += (
-                size
-                * size
-                * (
-                    k2 * layer.in_channels * layer.mid_channels
-                    + layer.mid_channels * layer.out_channels
-                )
-            )
+            macs += hw_out * (k2 * cin * mid + mid * cout)
         else:
-            macs += s_in * s_in * layer.in_channels * layer.mid_channels
-            macs += (
-                size * size * (k2 * layer.mid_channels + layer.mid_channels * layer.out_channels)
-            )
+            macs += hw_in * cin * mid
+            macs += hw_out * (k2 * mid + mid * cout)
     for c in arch.tail_channels[:1]:
-        macs += size * size * arch.out_channels * c
+        macs += layers[-1].out_hw[0] * layers[-1].out_hw[1] * arch.out_channels * c
     return macs / 1e9
 
 
