@@ -115,3 +115,38 @@ def test_levels_group_at_stride_two_and_check_shape():
     assert arch.levels()[-1].out_hw == (-(-arch.resolution // 64),) * 2  # k // 2 pads: ceil
     with pytest.raises(ValueError, match=r'shape.*\(0, 3\).*positive'):
         arch.levels((0, 3))
+
+
+def test_levels_memo_is_safe_and_sizes_follow_the_conv_rule():
+    """``levels()`` is memoised per arch: callers get their own list, the memo does not
+    leak into equality/serialisation, and the sizes are ceil(size / stride) per layer (the
+    rule the latency proxy and FLOP counts used before they read the one pass)."""
+    for i in range(7):
+        arch = get_tier(i)
+        first = arch.levels()
+        first.pop()  # a caller's edit must not reach the memo
+        again = arch.levels()
+        assert len(again) == len(first) + 1 and again == arch.levels()
+        assert arch == GPUNetArch.from_dict(arch.to_dict())
+        assert '_levels_memo' not in arch.to_dict()
+        size = arch.resolution
+        for layer in arch.placed_layers():
+            assert layer.in_hw == (size, size)
+            size = -(-size // layer.stride)
+            assert layer.out_hw == (size, size)
+        placed = [astuple_spec(ly) for ly in arch.placed_layers()]
+        assert placed == [astuple_spec(ly) for ly in arch.layers()]
+
+
+def astuple_spec(layer):
+    return (
+        layer.type,
+        layer.in_channels,
+        layer.out_channels,
+        layer.mid_channels,
+        layer.kernel,
+        layer.stride,
+        layer.act,
+        layer.se_channels,
+        layer.stage,
+    )
