@@ -98,6 +98,18 @@ VARIANTS = ('classification', 'detection')
 _STAGE_FIELDS = set(StageSpec.__dataclass_fields__)
 
 
+def _smallest_choices(s: StageSpec, prefix: str) -> Dict[str, Any]:
+    """A stage's choices other than its layer count at their first (smallest) value: what
+    an empty stage is encoded with (the choices are inactive, so any value would do)."""
+    return {
+        prefix + 'filters': s.filter_choices[0],
+        prefix + 'kernel': s.kernels[0],
+        prefix + 'expansion': (s.expansions or (1,))[0],
+        prefix + 'act': s.acts[0],
+        prefix + 'se': bool(s.se[0]),
+    }
+
+
 @NAS_SPACES.register_module()
 class GPUNetSpace(DiscreteSpace):
     """The GPUNet search space; points decode to validated :class:`GPUNetArch` objects.
@@ -310,11 +322,7 @@ class GPUNetSpace(DiscreteSpace):
             row = by_stage.get(s.stage)
             if row is None:
                 vals[p + 'layers'] = 0
-                vals[p + 'filters'] = s.filter_choices[0]
-                vals[p + 'kernel'] = s.kernels[0]
-                vals[p + 'expansion'] = (s.expansions or (1,))[0]
-                vals[p + 'act'] = s.acts[0]
-                vals[p + 'se'] = bool(s.se[0])
+                vals.update(_smallest_choices(s, p))
                 continue
             if row.type != s.block or row.stride != s.stride:
                 raise ValueError(
@@ -385,11 +393,7 @@ class GPUNetSpace(DiscreteSpace):
                 n = len(g)
                 vals[p + 'layers'] = snap(n, s.layer_choices)
                 if not g:  # nothing at this stage: the smallest setting
-                    vals[p + 'filters'] = s.filter_choices[0]
-                    vals[p + 'kernel'] = s.kernels[0]
-                    vals[p + 'expansion'] = (s.expansions or (1,))[0]
-                    vals[p + 'act'] = s.acts[0]
-                    vals[p + 'se'] = bool(s.se[0])
+                    vals.update(_smallest_choices(s, p))
                     continue
                 vals[p + 'filters'] = snap(g[-1].out_channels, s.filter_choices)
                 vals[p + 'kernel'] = snap(np.mean([lay.kernel for lay in g]), s.kernels)
