@@ -56,6 +56,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 
 from ..models.arch_spec import GPUNetArch
 from .backends import LATENCY_BACKENDS, get_backend
@@ -63,50 +64,11 @@ from .backends.base import LatencyResult
 from .cache import LatencyCache, LatencyKey, config_hash
 from .config import PRECISIONS, DeployConfig
 
-# A light RetinaNet around any GPUNet: the search's quick latency proxy (CPU friendly).
-SMALL_RETINANET: Dict[str, Any] = dict(
-    type='RetinaNet',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-    ),
-    backbone=dict(type='GPUNet', tier=0, out_indices=(2, 3, 4), init_cfg=None),
-    neck=dict(
-        type='FPN',
-        in_channels=[64, 256, 704],
-        out_channels=64,
-        start_level=0,
-        add_extra_convs='on_input',
-        num_outs=5,
-    ),
-    bbox_head=dict(
-        type='RetinaHead',
-        num_classes=4,
-        in_channels=64,
-        stacked_convs=1,
-        feat_channels=64,
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            octave_base_scale=4,
-            scales_per_octave=3,
-            ratios=[0.5, 1.0, 2.0],
-            strides=[8, 16, 32, 64, 128],
-        ),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[1.0] * 4),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0),
-    ),
-    test_cfg=dict(
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5),
-        max_per_img=100,
-    ),
-)
+#: the search's quick latency proxy, a light RetinaNet around any GPUNet (CPU friendly): a
+#: config file shipped with the package, so it can be read, copied and passed as a template
+SMALL_RETINANET_CFG = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'small_retinanet.py')
+#: its ``model`` dict, the default template (:func:`resolve_template`)
+SMALL_RETINANET: Dict[str, Any] = Config.fromfile(SMALL_RETINANET_CFG).model.to_dict()
 
 CLOCKS = ('wall', 'cpu')
 Template = Union[str, Mapping[str, Any], None]
@@ -231,8 +193,6 @@ def resolve_template(template: Template = None) -> Dict[str, Any]:
     if template is None:
         return copy.deepcopy(SMALL_RETINANET)
     if isinstance(template, str):
-        from mmengine.config import Config
-
         if not osp.isfile(template):
             raise FileNotFoundError(f'detector template config not found: {template}')
         template = Config.fromfile(template)
@@ -420,8 +380,6 @@ def build_arch_detector(
     arch: GPUNetArch, template: Template, target: LatencyTarget
 ) -> Tuple[nn.Module, DeployConfig]:
     """The detector for ``arch`` (seeded for the NMS load) and its deploy config."""
-    from mmengine.config import Config
-
     from .export import build_detector, make_wrapper
     from .parity import seed_head
 
