@@ -42,6 +42,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..models.arch_spec import GPUNetArch
+from .config import as_hw
 
 FEATURES = (
     'dense_gflops',
@@ -160,16 +161,7 @@ def _template(template: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 
 def _check_shape(shape: Any) -> Tuple[int, int]:
-    if (
-        not isinstance(shape, (list, tuple))
-        or len(shape) != 2
-        or not all(isinstance(v, (int, np.integer)) and v > 0 for v in shape)
-    ):
-        raise ValueError(
-            f'predictor shape: got {shape!r}; allowed: (H, W) with positive integers, or None '
-            'for the arch resolution'
-        )
-    return int(shape[0]), int(shape[1])
+    return as_hw(shape, 'predictor shape', square=False, none='the arch resolution')
 
 
 def arch_features(
@@ -192,7 +184,7 @@ def arch_features(
     if not isinstance(channel_block, int) or channel_block < 1:
         raise ValueError(f'channel_block: got {channel_block!r}; allowed: integers >= 1')
     template = _template(template)
-    h, w = _check_shape(tuple(shape)) if shape is not None else (arch.resolution, arch.resolution)
+    h, w = _check_shape(shape) if shape is not None else (arch.resolution, arch.resolution)
     dense = pw = dw = mem = swish = se = 0.0
     nodes = 3  # input cast/normalisation
 
@@ -289,7 +281,7 @@ class LatencyPredictor:
     def _shape(self, arch: GPUNetArch, shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
         if shape is None:
             shape = self.target.get('shape') or (arch.resolution, arch.resolution)
-        return _check_shape(tuple(shape) if isinstance(shape, list) else shape)
+        return _check_shape(shape)
 
     def features(self, arch: GPUNetArch, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
         shape = self._shape(arch, shape)
