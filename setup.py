@@ -20,7 +20,11 @@ setup(
     long_description=readme(),
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    package_data={'gpunet_mm.hub': ['data/*.jsonl'], 'gpunet_mm.deploy': ['data/*.json']},
+    package_data={
+        'gpunet_mm.hub': ['data/*.jsonl'],
+        # data/small_retinanet.py: the latency proxy detector template (a config file)
+        'gpunet_mm.deploy': ['data/*.json', 'data/*.py'],
+    },
     python_requires='>=3.9',
     install_requires=['mmengine>=0.10.0', 'numpy', 'scipy', 'scikit-learn'],
     extras_require={

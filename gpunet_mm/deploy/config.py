@@ -12,6 +12,8 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+import numpy as np
+
 EXPORT_BACKENDS = ('onnxruntime', 'tensorrt')
 PRECISIONS = ('fp32', 'fp16', 'int8')
 
@@ -20,16 +22,34 @@ def _err(what: str, value: Any, allowed: str) -> ValueError:
     return ValueError(f'{what}: got {value!r}; allowed: {allowed}')
 
 
-def _hw(value: Any, what: str) -> Tuple[int, int]:
-    if isinstance(value, int):
-        value = (value, value)
+def as_hw(
+    value: Any, what: str, square: bool = True, none: Optional[str] = None
+) -> Tuple[int, int]:
+    """``value`` as an ``(H, W)`` of positive integers, or an error naming ``what``.
+
+    Every input shape of the deploy tools goes through here, so they accept the same
+    things: two positive integers (numpy's too; not bools), and with ``square`` one integer
+    ``n`` for ``(n, n)``. ``none`` says what None means where the caller allows it (the
+    caller handles None; this only puts it into the message).
+    """
+    hw = value
+    if square and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        hw = (value, value)
     if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(isinstance(v, int) and v > 0 for v in value)
+        not isinstance(hw, (list, tuple))
+        or len(hw) != 2
+        or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in hw
+        )
     ):
-        raise _err(what, value, '(H, W) with positive integers, or one integer for a square')
-    return int(value[0]), int(value[1])
+        allowed = ['(H, W) with positive integers']
+        if square:
+            allowed.append('one integer for a square')
+        if none:
+            allowed.append(f'None for {none}')
+        text = ', '.join(allowed[:-1]) + ', or ' + allowed[-1] if len(allowed) > 1 else allowed[0]
+        raise _err(what, value, text)
+    return int(hw[0]), int(hw[1])
 
 
 @dataclass
@@ -118,11 +138,11 @@ class DeployConfig:
     def __post_init__(self) -> None:
         if isinstance(self.post_processing, Mapping):
             self.post_processing = _pp_from_dict(self.post_processing)
-        self.input_shape = _hw(self.input_shape, 'input_shape')
+        self.input_shape = as_hw(self.input_shape, 'input_shape')
         if self.min_shape is not None:
-            self.min_shape = _hw(self.min_shape, 'min_shape')
+            self.min_shape = as_hw(self.min_shape, 'min_shape')
         if self.max_shape is not None:
-            self.max_shape = _hw(self.max_shape, 'max_shape')
+            self.max_shape = as_hw(self.max_shape, 'max_shape')
         self.validate()
 
     def validate(self) -> None:

@@ -56,75 +56,26 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 
 from ..models.arch_spec import GPUNetArch
 from .backends import LATENCY_BACKENDS, get_backend
 from .backends.base import LatencyResult
 from .cache import LatencyCache, LatencyKey, config_hash
-from .config import PRECISIONS, DeployConfig
+from .config import PRECISIONS, DeployConfig, as_hw
 
-# A light RetinaNet around any GPUNet: the search's quick latency proxy (CPU friendly).
-SMALL_RETINANET: Dict[str, Any] = dict(
-    type='RetinaNet',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-    ),
-    backbone=dict(type='GPUNet', tier=0, out_indices=(2, 3, 4), init_cfg=None),
-    neck=dict(
-        type='FPN',
-        in_channels=[64, 256, 704],
-        out_channels=64,
-        start_level=0,
-        add_extra_convs='on_input',
-        num_outs=5,
-    ),
-    bbox_head=dict(
-        type='RetinaHead',
-        num_classes=4,
-        in_channels=64,
-        stacked_convs=1,
-        feat_channels=64,
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            octave_base_scale=4,
-            scales_per_octave=3,
-            ratios=[0.5, 1.0, 2.0],
-            strides=[8, 16, 32, 64, 128],
-        ),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[1.0] * 4),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0),
-    ),
-    test_cfg=dict(
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5),
-        max_per_img=100,
-    ),
-)
+#: the search's quick latency proxy, a light RetinaNet around any GPUNet (CPU friendly): a
+#: config file shipped with the package, so it can be read, copied and passed as a template
+SMALL_RETINANET_CFG = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'small_retinanet.py')
+#: its ``model`` dict, the default template (:func:`resolve_template`)
+SMALL_RETINANET: Dict[str, Any] = Config.fromfile(SMALL_RETINANET_CFG).model.to_dict()
 
 CLOCKS = ('wall', 'cpu')
 Template = Union[str, Mapping[str, Any], None]
 
 
 def _hw(value: Any) -> Tuple[int, int]:
-    if isinstance(value, int):
-        value = (value, value)
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(isinstance(v, (int, np.integer)) and v > 0 for v in value)
-    ):
-        raise ValueError(
-            f'latency target shape: got {value!r}; allowed: (H, W) positive integers, one '
-            'integer for a square, or None for the arch resolution'
-        )
-    return int(value[0]), int(value[1])
+    return as_hw(value, 'latency target shape', none='the arch resolution')
 
 
 @dataclass(frozen=True)
@@ -203,6 +154,16 @@ class LatencyTarget:
     def shape_for(self, arch: GPUNetArch) -> Tuple[int, int]:
         return self.shape or (arch.resolution, arch.resolution)
 
+    def measure_kwargs(self, shape: Tuple[int, int]) -> Dict[str, Any]:
+        """The keywords of ``LatencyBackend.measure`` this target sets, at ``shape``."""
+        return dict(
+            shape=shape,
+            batch=self.batch,
+            iters=self.iters,
+            warmup=self.warmup,
+            precision=self.precision,
+        )
+
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
         d['shape'] = list(self.shape) if self.shape else None
@@ -220,7 +181,7 @@ class LatencyTarget:
             )
         d = dict(d)
         if d.get('shape') is not None:
-            d['shape'] = _hw(tuple(d['shape']) if not isinstance(d['shape'], int) else d['shape'])
+            d['shape'] = _hw(d['shape'])
         return cls(**d)
 
 
@@ -231,8 +192,6 @@ def resolve_template(template: Template = None) -> Dict[str, Any]:
     if template is None:
         return copy.deepcopy(SMALL_RETINANET)
     if isinstance(template, str):
-        from mmengine.config import Config
-
         if not osp.isfile(template):
             raise FileNotFoundError(f'detector template config not found: {template}')
         template = Config.fromfile(template)
@@ -343,13 +302,7 @@ def time_onnx(
 ) -> LatencyResult:
     """Time an exported ONNX file on ``target`` (``session``/``backend`` may be reused)."""
     backend = backend or target.make_backend()
-    kw = dict(
-        shape=shape,
-        batch=target.batch,
-        iters=target.iters,
-        warmup=target.warmup,
-        precision=target.precision,
-    )
+    kw = target.measure_kwargs(shape)
     if target.backend == 'tensorrt':
         return backend.measure(path, **kw)
     if target.backend != 'onnxruntime':
@@ -365,9 +318,9 @@ def time_onnx(
     timed = _CpuTimedSession(sess)
     wall = backend.measure(path, session=timed, inputs=inputs, **kw)
     env = dict(wall.env, clock='process_cpu', wall_median_ms=wall.median_ms)
-    return LatencyResult.from_times(
-        timed.cpu_ms[target.warmup :],
-        backend=wall.backend,
+    cpu_ms = timed.cpu_ms[target.warmup :]
+    return backend.result(
+        cpu_ms,
         warmup=target.warmup,
         precision=target.precision,
         batch=target.batch,
@@ -378,6 +331,21 @@ def time_onnx(
 
 def _backend_key(target: LatencyTarget, backend: Any) -> str:
     return backend.name if target.backend != 'torch' else f'torch-{backend.mode}'
+
+
+def _latency_key(
+    arch: GPUNetArch, shape: Tuple[int, int], target: LatencyTarget, backend: Any, model_hash: str
+) -> LatencyKey:
+    """The key fields every measurement shares; ``model_hash`` says what was measured."""
+    return LatencyKey(
+        arch_hash=arch.structural_hash(),
+        shape=shape,
+        batch=target.batch,
+        precision=target.precision,
+        backend=_backend_key(target, backend),
+        device=backend.device_key(),
+        model_hash=model_hash,
+    )
 
 
 def _deploy_cfg(target: LatencyTarget, shape: Tuple[int, int]) -> DeployConfig:
@@ -399,29 +367,20 @@ def detector_latency_key(
     deploy = _deploy_cfg(target, shape).to_dict()
     for k in ('input_shape', 'batch_size', 'precision'):  # already key fields
         deploy.pop(k)
-    return LatencyKey(
-        arch_hash=arch.structural_hash(),
-        shape=shape,
-        batch=target.batch,
-        precision=target.precision,
-        backend=_backend_key(target, backend),
-        device=backend.device_key(),
-        model_hash=template_hash(
-            template,
-            variant='e2e',
-            deploy=deploy,
-            score_fraction=float(target.score_fraction),
-            clock=target.clock,
-        ),
+    model_hash = template_hash(
+        template,
+        variant='e2e',
+        deploy=deploy,
+        score_fraction=float(target.score_fraction),
+        clock=target.clock,
     )
+    return _latency_key(arch, shape, target, backend, model_hash)
 
 
 def build_arch_detector(
     arch: GPUNetArch, template: Template, target: LatencyTarget
 ) -> Tuple[nn.Module, DeployConfig]:
     """The detector for ``arch`` (seeded for the NMS load) and its deploy config."""
-    from mmengine.config import Config
-
     from .export import build_detector, make_wrapper
     from .parity import seed_head
 
@@ -487,11 +446,7 @@ def measure_detector(
             model, deploy_cfg = build_arch_detector(arch, template_cfg, target)
             res = backend.measure(
                 make_wrapper(model, deploy_cfg),
-                shape=shape,
-                batch=target.batch,
-                iters=target.iters,
-                warmup=target.warmup,
-                precision='fp32',
+                **dict(target.measure_kwargs(shape), precision='fp32'),
                 inputs=torch.from_numpy(timing_input(shape, target.batch)),
             )
             res.env.update(clock='wall', post_processing=True, arch=arch.to_dict())
@@ -566,30 +521,15 @@ def measure_arch(
 
     shape = tuple(shape or target.shape_for(arch))
     backend = target.make_backend()
-    key = LatencyKey(
-        arch_hash=arch.structural_hash(),
-        shape=shape,
-        batch=target.batch,
-        precision=target.precision,
-        backend=_backend_key(target, backend),
-        device=backend.device_key(),
-        model_hash=template_hash(template)
-        if target.clock == 'wall'
-        else template_hash(template, clock=target.clock),
-    )
+    # the network-only proxy keeps its first keys: the clock enters only when not 'wall'
+    extra = {} if target.clock == 'wall' else dict(clock=target.clock)
+    key = _latency_key(arch, shape, target, backend, template_hash(template, **extra))
 
     def run() -> LatencyResult:
         torch.manual_seed(0)
         model = build_model(detector_cfg_for_arch(arch, template), 'mmdet').eval()
         if target.backend == 'torch':
-            return backend.measure(
-                RawNetwork(model),
-                shape=shape,
-                batch=target.batch,
-                iters=target.iters,
-                warmup=target.warmup,
-                precision=target.precision,
-            )
+            return backend.measure(RawNetwork(model), **target.measure_kwargs(shape))
         tmp = work_dir or tempfile.mkdtemp(prefix='gpunet_lat_')
         os.makedirs(tmp, exist_ok=True)
         path = osp.join(tmp, f'{key.digest()}.onnx')

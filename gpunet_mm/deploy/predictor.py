@@ -41,7 +41,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..models.arch_spec import GPUNetArch, conv_out_size
+from ..models.arch_spec import GPUNetArch
+from .config import as_hw
 
 FEATURES = (
     'dense_gflops',
@@ -160,16 +161,7 @@ def _template(template: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 
 def _check_shape(shape: Any) -> Tuple[int, int]:
-    if (
-        not isinstance(shape, (list, tuple))
-        or len(shape) != 2
-        or not all(isinstance(v, (int, np.integer)) and v > 0 for v in shape)
-    ):
-        raise ValueError(
-            f'predictor shape: got {shape!r}; allowed: (H, W) with positive integers, or None '
-            'for the arch resolution'
-        )
-    return int(shape[0]), int(shape[1])
+    return as_hw(shape, 'predictor shape', square=False, none='the arch resolution')
 
 
 def arch_features(
@@ -192,25 +184,19 @@ def arch_features(
     if not isinstance(channel_block, int) or channel_block < 1:
         raise ValueError(f'channel_block: got {channel_block!r}; allowed: integers >= 1')
     template = _template(template)
-    h, w = _check_shape(tuple(shape)) if shape is not None else (arch.resolution, arch.resolution)
-    h0, w0 = h, w
+    h, w = _check_shape(shape) if shape is not None else (arch.resolution, arch.resolution)
     dense = pw = dw = mem = swish = se = 0.0
     nodes = 3  # input cast/normalisation
 
     def pad(c: int) -> int:
         return -(-c // channel_block) * channel_block
 
-    for i, layer in enumerate(arch.layers()):
-        k, s, cin, mid, cout = (
-            layer.kernel,
-            layer.stride,
-            layer.in_channels if i == 0 else pad(layer.in_channels),  # the image is NCHW
-            pad(layer.mid_channels),
-            pad(layer.out_channels),
-        )
-        ho = conv_out_size(h, k, s, k // 2)
-        wo = conv_out_size(w, k, s, k // 2)
-        hwi, hwo = h * w, ho * wo
+    levels = arch.levels((h, w))  # feature-map sizes and level grouping: one shared pass
+    for layer in (ly for lv in levels for ly in lv.layers):
+        k, s = layer.kernel, layer.stride
+        cin = layer.in_channels if layer.index == 0 else pad(layer.in_channels)  # image: NCHW
+        mid, cout = pad(layer.mid_channels), pad(layer.out_channels)
+        hwi, hwo = math.prod(layer.in_hw), math.prod(layer.out_hw)
         residual = s == 1 and layer.in_channels == layer.out_channels and layer.type != 'conv'
         if layer.type == 'conv':
             dense += k * k * cin * cout * hwo
@@ -238,10 +224,9 @@ def arch_features(
         if layer.act == 'swish':
             swish += acts
             nodes += 2 if layer.type == 'conv' else (2 if layer.type == 'fused' else 3)
-        h, w = ho, wo
-    chans = arch.level_channels()
     idx = out_indices or (template.get('backbone') or {}).get('out_indices') or (2, 3, 4)
-    tail = detector_tail_features(template, [pad(chans[i]) for i in idx], h0, w0, target)
+    chans = [pad(levels[i].out_channels) for i in idx]
+    tail = detector_tail_features(template, chans, h, w, target)
     return np.array(
         [
             dense / 1e9,
@@ -296,7 +281,7 @@ class LatencyPredictor:
     def _shape(self, arch: GPUNetArch, shape: Optional[Tuple[int, int]]) -> Tuple[int, int]:
         if shape is None:
             shape = self.target.get('shape') or (arch.resolution, arch.resolution)
-        return _check_shape(tuple(shape) if isinstance(shape, list) else shape)
+        return _check_shape(shape)
 
     def features(self, arch: GPUNetArch, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
         shape = self._shape(arch, shape)

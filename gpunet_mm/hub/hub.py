@@ -132,20 +132,10 @@ class ModelHub:
             rows, key=lambda e: (e.task, e.device, e.backend, e.precision, e.batch, e.latency_ms)
         )
 
-    def query(
-        self,
-        device: str,
-        latency_ms: float,
-        task: Optional[str] = None,
-        backend: Optional[str] = None,
-        precision: Optional[str] = None,
-        batch: Optional[int] = None,
-        provenance: Optional[str] = None,
-        detector: Optional[str] = None,
-        input_shape: Optional[Tuple[int, int]] = None,
-        conditions: ConditionsLike = None,
-    ) -> HubEntry:
-        """The most accurate row within ``latency_ms`` on ``device``.
+    def query(self, device: str, latency_ms: float, **filters: Any) -> HubEntry:
+        """The most accurate row within ``latency_ms`` on ``device``; other filters (task,
+        backend, precision, batch, provenance, detector, input_shape, conditions) as
+        :meth:`list_models`.
 
         Ranking rules: :mod:`gpunet_mm.hub.ranking`.
 
@@ -158,17 +148,7 @@ class ModelHub:
             raise HubError(f'latency budget: got {latency_ms!r}; expected milliseconds') from None
         if not budget > 0:
             raise HubError(f'latency budget: got {latency_ms!r}; expected a positive number')
-        filters = dict(
-            task=task,
-            device=device,
-            backend=backend,
-            precision=precision,
-            batch=batch,
-            provenance=provenance,
-            detector=detector,
-            input_shape=input_shape,
-            conditions=conditions,
-        )
+        filters = dict(device=device, **filters)
         rows = [e for e in self.list_models(**filters) if e.score is not None]
         if not rows:
             given = ', '.join(f'{k}={v}' for k, v in filters.items() if v not in (None, []))

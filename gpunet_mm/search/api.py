@@ -18,6 +18,7 @@ import logging
 import os
 import os.path as osp
 import re
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -304,6 +305,21 @@ def resolve_budgets(raw: Sequence[Any], ref_latency: Mapping[str, float]) -> Lis
 
 
 # ---------------------------------------------------------------------- the search
+@dataclass(frozen=True)
+class _RunSettings:
+    """How :func:`run_search` runs (its keyword arguments besides ``resume``, in their
+    order), in one value for the function that does the work."""
+
+    simulate: bool
+    ray_address: Optional[str]
+    dashboard: bool
+    warm_start: Optional[str]
+    executor: Any
+    latency: Any
+    on_update: Optional[Callable[[SearchController], None]]
+    write_reports: bool
+
+
 def run_search(
     cfg: Dict[str, Any],
     work_dir: str,
@@ -327,6 +343,9 @@ def run_search(
 
     cfg = copy.deepcopy(cfg)
     nas = validate_config(cfg, simulate)
+    run = _RunSettings(  # positional: the fields are in the order of this signature
+        simulate, ray_address, dashboard, warm_start, executor, latency, on_update, write_reports
+    )
     os.makedirs(work_dir, exist_ok=True)
     with WorkDirLock(work_dir):
         stored = dict(cfg, _mode='simulate' if simulate else 'train', _warm_start=warm_start)
@@ -348,45 +367,26 @@ def run_search(
         else:
             journal = SearchJournal.create(work_dir, stored)
         try:
-            return _run(
-                cfg,
-                nas,
-                journal,
-                work_dir,
-                simulate,
-                ray_address,
-                dashboard,
-                warm_start,
-                executor,
-                latency,
-                on_update,
-                write_reports,
-            )
+            return _run(cfg, nas, journal, work_dir, run)
         finally:
             journal.close()
 
 
 def _run(
-    cfg,
-    nas,
-    journal,
-    work_dir,
-    simulate,
-    ray_address,
-    dashboard,
-    warm_start,
-    executor,
-    latency,
-    on_update,
-    write_reports,
-):
+    cfg: Dict[str, Any],
+    nas: Dict[str, Any],
+    journal: SearchJournal,
+    work_dir: str,
+    run: _RunSettings,
+) -> Dict[str, Any]:
     from ..models.arch_spec import GPUNetArch
     from ..nas import build_space
 
     space = build_space(cfg['search_space'])
+    executor, latency = run.executor, run.latency
     seed = int(nas['seed'])
     owned_executor = executor is None
-    if simulate:
+    if run.simulate:
         from ..nas.functions import measured_latency, surrogate_accuracy
         from .simulate import SimulatedExecutor, SurrogateLatency
 
@@ -408,7 +408,7 @@ def _run(
             from .ray_executor import init_ray
 
             res = nas['resources']
-            init_ray(ray_address, dashboard)
+            init_ray(run.ray_address, run.dashboard)
         if latency is None:
             from .latency_service import (
                 ClassifierLatency,
@@ -439,7 +439,7 @@ def _run(
                 threads=nas['threads'],
             )
 
-    base = base_predictor(cfg, simulate)
+    base = base_predictor(cfg, run.simulate)
     refs = {n: reference_arch(n, space) for n in nas['references']}
     calib = journal.meta('calibration')
     if calib is None:  # a new search: anchor the predictor and the budgets on the target
@@ -481,7 +481,7 @@ def _run(
         propose_ahead=int(nas['propose_ahead']),
         ask_batch=int(nas['ask_batch']),
         poll_s=0.5,
-        payload={} if simulate else payload,
+        payload={} if run.simulate else payload,
     )
     ctrl = SearchController(
         journal,
@@ -492,29 +492,29 @@ def _run(
         arch_hash,
         nas['metric'],
         opts,
-        on_update=on_update,
+        on_update=run.on_update,
     )
     if journal.meta('seeded') is None:
         for name, arch in refs.items():
             ctrl.add_reference(name, arch)
-        if warm_start:
-            _warm_start(ctrl, warm_start, nas['metric'])
+        if run.warm_start:
+            _warm_start(ctrl, run.warm_start, nas['metric'])
         journal.set_meta('seeded', True)
     try:
         summary = ctrl.run()
     finally:
         if owned_executor:
             executor.shutdown()
-    if simulate and hasattr(executor, 'dispatch_efficiency'):
+    if run.simulate and hasattr(executor, 'dispatch_efficiency'):
         summary['dispatch_efficiency'] = executor.dispatch_efficiency()
         summary['utilisation_with_drain'] = executor.utilisation()
         summary['virtual_wall_s'] = executor.clock()
         summary['num_workers'] = executor.num_workers
-    summary['mode'] = 'simulate' if simulate else 'train'
-    if write_reports:
+    summary['mode'] = 'simulate' if run.simulate else 'train'
+    if run.write_reports:
         from .report import write_reports as _write
 
-        summary['files'] = _write(ctrl, cfg, work_dir, nas, simulate)
+        summary['files'] = _write(ctrl, cfg, work_dir, nas, run.simulate)
     import json
 
     from ..nas.base import atomic_write_text

@@ -57,6 +57,13 @@ class ControllerOptions:
             raise ValueError(f'max_attempts: got {self.max_attempts!r}; allowed: integers >= 1')
 
 
+def _brief(t: PoolTrial, **extra: Any) -> Dict[str, Any]:
+    """A trial as the summary names it (best per budget, references)."""
+    return dict(
+        trial_id=t.id, arch_hash=t.arch_hash, latency_ms=t.latency_ms, metric=t.metric, **extra
+    )
+
+
 class SearchController:
     """Runs one search to its end (or its death) against a journal.
 
@@ -482,25 +489,9 @@ class SearchController:
         best = {}
         for b in self.budgets:
             t = self.best(b)
-            best[f'{b:g}'] = (
-                None
-                if t is None
-                else dict(
-                    trial_id=t.id,
-                    arch_hash=t.arch_hash,
-                    latency_ms=t.latency_ms,
-                    metric=t.metric,
-                    origin=t.origin,
-                )
-            )
+            best[f'{b:g}'] = None if t is None else _brief(t, origin=t.origin)
         refs = {
-            t.origin.split(':', 1)[1]: dict(
-                trial_id=t.id,
-                arch_hash=t.arch_hash,
-                latency_ms=t.latency_ms,
-                metric=t.metric,
-                status=t.status,
-            )
+            t.origin.split(':', 1)[1]: _brief(t, status=t.status)
             for t in self.journal.trials()
             if t.origin.startswith('reference:')
         }

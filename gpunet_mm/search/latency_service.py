@@ -24,6 +24,22 @@ def make_target(cfg: Mapping[str, Any]):
     return LatencyTarget(**keep)
 
 
+def _row(r: Any, cached: bool) -> Dict[str, Any]:
+    """What a service reports per arch (and the journal keeps): a ``LatencyResult``'s
+    figures as plain JSON, and whether the cache answered."""
+    return dict(
+        latency_ms=float(r.median_ms),
+        p90_ms=float(r.p90_ms),
+        mean_ms=float(r.mean_ms),
+        backend=r.backend,
+        precision=r.precision,
+        batch=r.batch,
+        shape=list(r.shape),
+        cached=cached,
+        env=r.env,
+    )
+
+
 class _LatencyService:
     """What every latency service holds: the search config, the target and the cache.
 
@@ -69,19 +85,7 @@ class DetectorLatency(_LatencyService):
             r = measure_detector(
                 a, self.template, self.target, cache=self.cache, work_dir=self.onnx_dir
             )
-            out.append(
-                dict(
-                    latency_ms=float(r.median_ms),
-                    p90_ms=float(r.p90_ms),
-                    mean_ms=float(r.mean_ms),
-                    backend=r.backend,
-                    precision=r.precision,
-                    batch=r.batch,
-                    shape=list(r.shape),
-                    cached=self.cache.hits > hits,
-                    env=r.env,
-                )
-            )
+            out.append(_row(r, cached=self.cache.hits > hits))
         return out
 
 
@@ -165,26 +169,8 @@ class ClassifierLatency(_LatencyService):
                         input_names=['input'],
                         output_names=['logits'],
                     )
-                return backend.measure(
-                    path,
-                    shape=shape,
-                    batch=self.target.batch,
-                    iters=self.target.iters,
-                    warmup=self.target.warmup,
-                    precision=self.target.precision,
-                )
+                return backend.measure(path, **self.target.measure_kwargs(shape))
 
             r, cached = self.cache.get_or_measure(key, run)
-            out.append(
-                dict(
-                    latency_ms=float(r.median_ms),
-                    p90_ms=float(r.p90_ms),
-                    backend=r.backend,
-                    precision=r.precision,
-                    batch=r.batch,
-                    shape=list(r.shape),
-                    cached=cached,
-                    env=r.env,
-                )
-            )
+            out.append(_row(r, cached))
         return out

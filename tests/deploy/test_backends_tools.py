@@ -75,6 +75,49 @@ def test_torch_backend_eager_and_bad_modes():
             TorchBackend(mode='cudagraph')
 
 
+def test_time_calls_warms_up_then_times_each_call(monkeypatch):
+    """The one timing loop of every backend: wall clock on CPU, CUDA events on a stream."""
+    from gpunet_mm.deploy.backends.base import time_calls_ms
+
+    calls = []
+    times = time_calls_ms(lambda: calls.append(1), iters=4, warmup=3)
+    assert len(calls) == 7 and len(times) == 4 and all(t >= 0 for t in times)
+    assert len(time_calls_ms(lambda: None, iters=2, warmup=-1)) == 2
+
+    # the CUDA path without a GPU: events recorded on the given stream around each call
+    log = []
+
+    class Event:
+        def __init__(self, enable_timing):
+            assert enable_timing
+            self.t = None
+
+        def record(self, stream=None):
+            log.append(('record', stream))
+            self.t = len(log)
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, end):
+            return float(end.t - self.t)
+
+    class Stream:
+        def synchronize(self):
+            log.append(('sync', 'stream'))
+
+    monkeypatch.setattr(torch.cuda, 'Event', Event)
+    monkeypatch.setattr(torch.cuda, 'synchronize', lambda: log.append(('sync', 'device')))
+    s = Stream()
+    times = time_calls_ms(lambda: log.append(('run', None)), iters=2, warmup=1, cuda=True, stream=s)
+    assert times == [2.0, 2.0]  # start, run, end: two log entries apart
+    assert log[:2] == [('run', None), ('sync', 'stream')]  # warm-up done before timing
+    assert log[2:5] == [('record', s), ('run', None), ('record', s)]
+    log.clear()
+    time_calls_ms(lambda: None, iters=1, warmup=0, cuda=True)
+    assert log == [('sync', 'device'), ('record', None), ('record', None)]
+
+
 def test_deploy_cli_onnxruntime(tmp_path, capsys, demo_images):
     """The CLI's ONNX on a detector that detects (the seeded head of ``deploy.parity``)
     matches ``model.predict`` on real images; an untrained one would output nothing."""

@@ -66,6 +66,37 @@ def test_template_hash_ignores_the_arch_but_not_the_head():
     assert latency.template_hash(demo, 'e2e') != latency.template_hash(demo, 'net')
 
 
+def test_default_template_is_the_shipped_config_and_keeps_its_cache_key():
+    """SMALL_RETINANET comes from a config file in the package, read like any template.
+
+    Its hash is part of every cached latency key: the value below is the one of the dict
+    the file replaced, so existing latency caches keep answering.
+    """
+    import ast
+    import fnmatch
+
+    path = latency.SMALL_RETINANET_CFG
+    assert path.startswith(os.path.join(ROOT, 'gpunet_mm', 'deploy', 'data'))
+    assert latency.resolve_template(None) == latency.SMALL_RETINANET
+    assert latency.resolve_template(path) == latency.SMALL_RETINANET
+    assert latency.template_hash(None) == 'cb0c237cf5861827'
+    assert latency.template_hash(path, 'e2e', clock='cpu') == latency.template_hash(
+        None, 'e2e', clock='cpu'
+    )
+    # setup.py ships it (package_data), so the default works from an installed package
+    with open(os.path.join(ROOT, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    (package_data,) = [
+        ast.literal_eval(kw.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup'
+        for kw in node.keywords
+        if kw.arg == 'package_data'
+    ]
+    rel = os.path.relpath(path, os.path.join(ROOT, 'gpunet_mm', 'deploy'))
+    assert any(fnmatch.fnmatch(rel, g) for g in package_data['gpunet_mm.deploy'])
+
+
 # --------------------------------------------------------------------------- target
 def test_latency_target_validates_and_round_trips():
     t = LatencyTarget(threads=1, shape=256, clock='cpu', post_processing=dict(pre_top_k=500))

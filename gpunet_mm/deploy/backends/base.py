@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,6 +101,38 @@ def host_env() -> Dict[str, Any]:
     )
 
 
+def time_calls_ms(
+    run: Callable[[], Any], *, iters: int, warmup: int, cuda: bool = False, stream: Any = None
+) -> List[float]:
+    """Call ``run`` ``warmup`` times, then time each of ``iters`` calls in milliseconds.
+
+    On CPU (``cuda=False``) the wall clock brackets each call. With ``cuda=True`` CUDA
+    events recorded on ``stream`` (the stream ``run`` enqueues on; None: the current one)
+    bracket it, which is device time like trtexec's GPU compute time, not launch time.
+    """
+    for _ in range(max(warmup, 0)):
+        run()
+    times: List[float] = []
+    if not cuda:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return times
+    import torch
+
+    (stream or torch.cuda).synchronize()  # the warm-up's work must not land in the first timing
+    for _ in range(iters):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        run()
+        end.record(stream)
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
 class LatencyBackend(ABC):
     """A way to time a model. Subclasses set ``name`` and ``install_hint``."""
 
@@ -118,6 +151,32 @@ class LatencyBackend(ABC):
     @abstractmethod
     def measure(self, model: Any, **kwargs: Any) -> LatencyResult:
         """Time ``model`` (an ONNX path for onnxruntime/tensorrt, a module for torch)."""
+
+    def result(
+        self,
+        times_ms: Sequence[float],
+        *,
+        warmup: int,
+        precision: str,
+        batch: int,
+        shape: Tuple[int, int],
+        env: Optional[Dict[str, Any]] = None,
+    ) -> LatencyResult:
+        """The :class:`LatencyResult` of ``times_ms``, named and placed by the environment.
+
+        ``env`` defaults to :meth:`environment`; its ``backend`` entry (e.g.
+        ``'torch-compile'``) names the result, so the two always agree.
+        """
+        env = self.environment() if env is None else env
+        return LatencyResult.from_times(
+            times_ms,
+            backend=env['backend'],
+            warmup=warmup,
+            precision=precision,
+            batch=batch,
+            shape=shape,
+            env=env,
+        )
 
     def device_key(self) -> str:
         """Short device identity for the cache key (e.g. ``'cpu:Intel Xeon...:4t'``)."""

@@ -8,12 +8,11 @@ one machine compare; the thread count is part of the environment and the cache k
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env
+from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env, time_calls_ms
 from .registry import LATENCY_BACKENDS
 
 DEVICES = ('cpu', 'cuda')
@@ -104,23 +103,8 @@ class OnnxRuntimeBackend(LatencyBackend):
                 dims = [full[k] if d is None else d for k, d in enumerate(dims)]
                 dtype = np.float16 if 'float16' in i.type else np.float32
                 inputs[i.name] = (rng.random(dims) * 255).astype(dtype)
-        run = self._runner(sess, inputs)
-        for _ in range(max(warmup, 0)):
-            run()
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            run()
-            times.append((time.perf_counter() - t0) * 1e3)
-        return LatencyResult.from_times(
-            times,
-            backend=self.name,
-            warmup=warmup,
-            precision=precision,
-            batch=batch,
-            shape=shape,
-            env=self.environment(),
-        )
+        times = time_calls_ms(self._runner(sess, inputs), iters=iters, warmup=warmup)
+        return self.result(times, warmup=warmup, precision=precision, batch=batch, shape=shape)
 
     def _runner(self, sess, inputs):
         if self.device == 'cpu':

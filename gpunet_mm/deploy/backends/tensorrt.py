@@ -30,7 +30,7 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env
+from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env, time_calls_ms
 from .registry import LATENCY_BACKENDS
 
 SUPPORTED_MAJORS = (10, 11)
@@ -374,26 +374,14 @@ class TensorRTBackend(LatencyBackend):
             buffers[name] = t
             context.set_tensor_address(name, t.data_ptr())
         stream = torch.cuda.Stream()
-        for _ in range(warmup):
-            context.execute_async_v3(stream.cuda_stream)
-        stream.synchronize()
-        times = []
-        for _ in range(iters):
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record(stream)
-            context.execute_async_v3(stream.cuda_stream)
-            end.record(stream)
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        env = self.environment()
-        env['build_plan'] = plan.to_dict()
-        return LatencyResult.from_times(
-            times,
-            backend=self.name,
+        times = time_calls_ms(
+            lambda: context.execute_async_v3(stream.cuda_stream),
+            iters=iters,
             warmup=warmup,
-            precision=precision,
-            batch=batch,
-            shape=shape,
-            env=env,
+            cuda=True,
+            stream=stream,
+        )
+        env = dict(self.environment(), build_plan=plan.to_dict())
+        return self.result(
+            times, warmup=warmup, precision=precision, batch=batch, shape=shape, env=env
         )

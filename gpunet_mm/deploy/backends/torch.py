@@ -8,13 +8,12 @@ wraps an mmdet detector's normal inference path (data_preprocessor + ``predict``
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from .base import LatencyBackend, LatencyResult, host_env
+from .base import LatencyBackend, LatencyResult, host_env, time_calls_ms
 from .registry import LATENCY_BACKENDS
 
 MODES = ('eager', 'compile', 'cudagraph')
@@ -134,32 +133,7 @@ class TorchBackend(LatencyBackend):
                 model = model.half()
                 x = x.half()
             run = self._prepare(model, x)
-            for _ in range(max(warmup, 0)):
-                run()
-            times = []
-            if self.device == 'cuda':
-                torch.cuda.synchronize()
-                for _ in range(iters):
-                    start = torch.cuda.Event(enable_timing=True)
-                    end = torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    run()
-                    end.record()
-                    end.synchronize()
-                    times.append(start.elapsed_time(end))
-            else:
-                for _ in range(iters):
-                    t0 = time.perf_counter()
-                    run()
-                    times.append((time.perf_counter() - t0) * 1e3)
+            times = time_calls_ms(run, iters=iters, warmup=warmup, cuda=self.device == 'cuda')
         finally:
             torch.set_num_threads(prev_threads)
-        return LatencyResult.from_times(
-            times,
-            backend=f'torch-{self.mode}',
-            warmup=warmup,
-            precision=precision,
-            batch=batch,
-            shape=shape,
-            env=self.environment(),
-        )
+        return self.result(times, warmup=warmup, precision=precision, batch=batch, shape=shape)
