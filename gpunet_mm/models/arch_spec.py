@@ -156,6 +156,22 @@ class Level:
         return self.layers[-1].out_hw
 
 
+#: interned placed layers: a search decodes ~100 new architectures per proposal, most of
+#: whose layers (all those before the first changed stage) exist already; sharing the frozen
+#: objects halves the cost of :meth:`GPUNetArch.levels` there. Bounded: cleared when full.
+_PLACED: Dict[Tuple[Any, ...], PlacedLayer] = {}
+_PLACED_MAX = 50_000  # about 30 MB at most
+
+
+def _placed_layer(fields_: Tuple[Any, ...]) -> PlacedLayer:
+    layer = _PLACED.get(fields_)
+    if layer is None:
+        if len(_PLACED) >= _PLACED_MAX:
+            _PLACED.clear()
+        layer = _PLACED[fields_] = PlacedLayer(*fields_)
+    return layer
+
+
 def make_divisible(
     value: float, divisor: int = 8, min_value: int | None = None, min_ratio: float = 0.9
 ) -> int:
@@ -354,7 +370,7 @@ class GPUNetArch:
                 conv_out_size(hw[0], kernel, s, pad),
                 conv_out_size(hw[1], kernel, s, pad),
             )
-            placed.append(PlacedLayer(*f, index, len(levels), len(placed), pad, hw, out_hw))
+            placed.append(_placed_layer((*f, index, len(levels), len(placed), pad, hw, out_hw)))
             hw = out_hw
         levels.append(Level(len(levels), stride, tuple(placed)))
         self._levels_memo[memo_key] = tuple(levels)
