@@ -51,6 +51,7 @@ NAS_DEFAULTS: Dict[str, Any] = dict(
     lease_s=600.0,
     propose_ahead=0,
     ask_batch=8,
+    ask_min=1,  # propose once this many are missing from the look-ahead (bigger asks)
     references=['GPUNet-0'],
     resources=dict(num_cpus=1, num_gpus=0),
     threads=None,
@@ -83,7 +84,7 @@ def nas_settings(cfg: Mapping[str, Any]) -> Dict[str, Any]:
         out['metric'] = (
             'accuracy/top1' if cfg.get('default_scope') == 'mmpretrain' else 'coco/bbox_mAP'
         )
-    for k in ('num_trials', 'num_workers', 'max_attempts'):
+    for k in ('num_trials', 'num_workers', 'max_attempts', 'ask_batch', 'ask_min'):
         if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 1:
             raise SearchConfigError(f'nas.{k}: got {out[k]!r}; allowed: integers >= 1')
     return out
@@ -480,6 +481,7 @@ def _run(
         lease_s=float(nas['lease_s']),
         propose_ahead=int(nas['propose_ahead']),
         ask_batch=int(nas['ask_batch']),
+        ask_min=int(nas['ask_min']),
         poll_s=0.5,
         payload={} if run.simulate else payload,
     )

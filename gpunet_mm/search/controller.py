@@ -46,6 +46,10 @@ class ControllerOptions:
     lease_s: float = 600.0
     propose_ahead: int = 0
     ask_batch: int = 8
+    #: refill the look-ahead queue only once this many proposals are missing from it (unless
+    #: a free worker would wait): the points of one ask share a model fit, so a controller
+    #: serving hundreds of workers asks for many at once instead of one per finished trial
+    ask_min: int = 1
     poll_s: float = 1.0
     max_infeasible_ratio: float = 10.0
     payload: Dict[str, Any] = field(default_factory=dict)
@@ -55,6 +59,10 @@ class ControllerOptions:
             raise ValueError(f'num_trials: got {self.num_trials!r}; allowed: integers >= 1')
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ValueError(f'max_attempts: got {self.max_attempts!r}; allowed: integers >= 1')
+        for name in ('ask_batch', 'ask_min'):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f'{name}: got {v!r}; allowed: integers >= 1')
 
 
 def _brief(t: PoolTrial, **extra: Any) -> Dict[str, Any]:
@@ -412,9 +420,11 @@ class SearchController:
         while can_time and rounds < 50:
             rounds += 1
             need = self._need()
-            want = min(need, self.executor.free + self.opts.propose_ahead - queued)
-            if want <= 0:
+            free = self.executor.free
+            deficit = free + self.opts.propose_ahead - queued
+            if deficit <= 0 or (queued >= free and deficit < min(self.opts.ask_min, need)):
                 break
+            want = min(need, deficit)
             new = self._propose(want)
             if not new:
                 self.stop_reason = 'the optimisers proposed nothing new (space exhausted?)'

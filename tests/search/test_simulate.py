@@ -38,3 +38,41 @@ def test_virtual_clock_charges_controller_time():
     # work handed out at t=0 only: the window up to the last dispatch is empty
     ex.submit(TrialTask(1, 1, {}))  # at t=10, the other slot idle since 0
     assert ex.dispatch_efficiency() == pytest.approx(10.0 / (2 * 10.0))
+
+
+@pytest.mark.parametrize('ask_min', [1, 8])
+def test_ask_min_batches_the_refills_without_starving_workers(
+    ask_min, sim_cfg, tmp_path, monkeypatch
+):
+    """With ``ask_min`` the look-ahead queue is refilled in asks of at least that many (one
+    model fit each) rather than one per finished trial, and the workers stay busy."""
+    from gpunet_mm.nas.base import Optimizer
+
+    sizes = []
+    ask = Optimizer.ask
+
+    def recording_ask(self, n=1):
+        sizes.append(n)
+        return ask(self, n)
+
+    monkeypatch.setattr(Optimizer, 'ask', recording_ask)
+    sim_cfg['nas']['num_trials'] = 120
+    sim_cfg['nas']['simulate'].update(num_workers=24, failure_rate=0.0)
+    sim_cfg['nas'].update(propose_ahead=16, ask_batch=16, ask_min=ask_min)
+    s = run_search(sim_cfg, str(tmp_path / str(ask_min)), simulate=True, write_reports=False)
+    assert s['trials_by_status']['complete'] >= 120
+    assert s['dispatch_efficiency'] > 0.9
+    later = sizes[3:]  # after the first fill
+    if ask_min == 1:
+        assert min(later) == 1  # one ask per finished trial
+    else:
+        assert sorted(later)[len(later) // 2] >= ask_min
+        assert sum(n < ask_min for n in later) <= len(later) // 4
+
+
+def test_ask_min_must_be_a_positive_integer(sim_cfg, tmp_path):
+    from gpunet_mm.search.api import SearchConfigError
+
+    sim_cfg['nas']['ask_min'] = 0
+    with pytest.raises(SearchConfigError, match='nas.ask_min: got 0'):
+        run_search(sim_cfg, str(tmp_path), simulate=True)
