@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -75,7 +74,6 @@ def tier_priors(space: SearchSpace) -> List[np.ndarray]:
     return [space.project(arch) for arch in TIERS]
 
 
-@dataclass
 class _BatchModel:
     """What the points of one ``ask(n)`` share: the partitions and the GP's hyperparameters.
 

@@ -425,6 +425,8 @@ class SearchController:
             if deficit <= 0 or (queued >= free and deficit < min(self.opts.ask_min, need)):
                 break
             want = min(need, deficit)
+            if want <= 0:
+                break
             new = self._propose(want)
             if not new:
                 self.stop_reason = 'the optimisers proposed nothing new (space exhausted?)'

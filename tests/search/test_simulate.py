@@ -61,6 +61,7 @@ def test_ask_min_batches_the_refills_without_starving_workers(
     sim_cfg['nas'].update(propose_ahead=16, ask_batch=16, ask_min=ask_min)
     s = run_search(sim_cfg, str(tmp_path / str(ask_min)), simulate=True, write_reports=False)
     assert s['trials_by_status']['complete'] >= 120
+    assert s['stop_reason'] is None  # ended because the trials were done
     assert s['dispatch_efficiency'] > 0.9
     later = sizes[3:]  # after the first fill
     if ask_min == 1:
