@@ -70,7 +70,8 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith('FOUND ') and 'GPUNet-0 in the same run' in last
     summary = json.loads(open(osp.join(wd, 'summary.json')).read())
-    assert summary['trials_by_status']['complete'] == 3
+    csv = open(osp.join(wd, 'trials.csv')).read()
+    assert summary['trials_by_status']['complete'] == 3, (summary, csv, out.stdout[-3000:])
     results = json.loads(open(osp.join(wd, 'results.json')).read())
     (winner,) = results['winners']
     assert winner['latency_ms'] <= results['search']['budgets_ms'][0]
