@@ -4,14 +4,13 @@ import argparse
 import os
 import sys
 
-import torch.distributed as dist
 from mmengine.config import DictAction
 
 from gpunet_mm.apis import (
     CheckpointMismatchError,
     check_dataset_files,
     codebase_of,
-    init_cpu_distributed,
+    cpu_process_group,
     load_config,
     make_runner,
     set_cpu_threads,
@@ -103,12 +102,8 @@ def run(args: argparse.Namespace) -> None:
         cfg.trust_checkpoint = True
     check_dataset_files(cfg, ('test',))
     set_cpu_threads(cfg, args.threads)
-    own_group = init_cpu_distributed(cfg, args.launcher)
-    try:
+    with cpu_process_group(cfg, args.launcher):
         make_runner(cfg, args.launcher).test()
-    finally:
-        if own_group and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == '__main__':

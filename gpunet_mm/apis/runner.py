@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -57,8 +58,44 @@ def init_cpu_distributed(cfg: Config, launcher: str) -> bool:
     cfg.model_wrapper_cfg = dict(
         type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False
     )
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    # (Config.setdefault returns a copy for a missing key: assign the merged dicts back)
+    env_cfg = dict(cfg.get('env_cfg') or {})
+    env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
+    cfg.env_cfg = env_cfg
     return True
+
+
+def close_process_group(completed: bool = True) -> None:
+    """Destroy the default process group; when this rank completed, first wait for the others.
+
+    Without the barrier a rank that finishes early closes its gloo sockets while a peer is
+    still working (rank 0 saving the best checkpoint, or writing a trial's result), and that
+    peer can die with SIGABRT once the work is done: seen once in CI, on the 2-process CPU
+    training test, after every checkpoint had been written. After a failure there is no
+    barrier (the peers may never arrive); torchrun stops them.
+    """
+    if not dist.is_initialized():
+        return
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def cpu_process_group(cfg: Config, launcher: str) -> Iterator[bool]:
+    """:func:`init_cpu_distributed` for the body, :func:`close_process_group` after it.
+
+    Yields whether a group was created here (False on GPU, where mmengine owns the group,
+    and without a launcher).
+    """
+    own = init_cpu_distributed(cfg, launcher)
+    completed = False
+    try:
+        yield own
+        completed = True
+    finally:
+        if own:
+            close_process_group(completed)
 
 
 def _codebase_registry(codebase: str):

@@ -12,13 +12,13 @@ import sys
 
 
 def main(spec: str) -> None:
-    import torch.distributed as dist
-
+    from ..apis.runner import close_process_group
     from ..nas.base import atomic_write_text
     from .trainer import train_candidate
 
     with open(spec) as f:
         task = json.load(f)
+    completed = False
     try:
         result = train_candidate(
             task['cfg'],
@@ -32,9 +32,9 @@ def main(spec: str) -> None:
             atomic_write_text(
                 osp.join(task['work_dir'], 'trial_result.json'), json.dumps(result, default=str)
             )
+        completed = True
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        close_process_group(completed)  # rank 0 may still be writing when rank 1 is done
 
 
 if __name__ == '__main__':
