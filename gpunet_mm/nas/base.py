@@ -10,6 +10,7 @@ here so the baselines and LA-MCTS-BO are held to exactly the same rules.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -440,6 +441,30 @@ class Optimizer:
     def config(self) -> Dict[str, Any]:
         return dict(type=type(self).__name__)
 
+    def _saved_config_as_now(self, saved: Any) -> Dict[str, Any]:
+        """This optimiser's :meth:`config`, minus what a saved config cannot hold.
+
+        A state written before a setting entered :meth:`config` lacks its key and was made
+        with the constructor's default; such a key is compared as that default, so older
+        states still load when the setting was not changed.
+        """
+        mine = self.config()
+        if not isinstance(saved, Mapping):
+            return mine
+        defaults: Dict[str, Any] = {}
+        for klass in reversed(type(self).__mro__):
+            init = klass.__dict__.get('__init__')
+            if init is None:
+                continue
+            for name, p in inspect.signature(init).parameters.items():
+                if p.default is not p.empty:
+                    defaults[name] = p.default
+        return {
+            k: v
+            for k, v in mine.items()
+            if k in saved or k not in defaults or json.dumps(v) != json.dumps(defaults[k])
+        }
+
     # ---------------------------------------------------------------- persistence
     def state_dict(self, with_trials: bool = True) -> Dict[str, Any]:
         """Everything needed to continue identically. ``with_trials=False`` leaves the
@@ -468,7 +493,7 @@ class Optimizer:
         if state.get('format') != STATE_FORMAT:
             raise ValueError(f'state format: got {state.get("format")!r}; allowed: {STATE_FORMAT}')
         for what, mine in (
-            ('optimizer', self.config()),
+            ('optimizer', self._saved_config_as_now(state.get('optimizer'))),
             ('space', self.space.config()),
             ('minimize', self.minimize),
             ('budget', self.budget),

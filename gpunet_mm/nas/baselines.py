@@ -62,6 +62,7 @@ class RegularizedEvolution(Optimizer):
             type=type(self).__name__,
             population_size=self.population_size,
             sample_size=self.sample_size,
+            max_mutation_tries=self.max_mutation_tries,
         )
 
     def population(self) -> List[Trial]:
@@ -146,7 +147,11 @@ class _OptunaSearch(Optimizer):
                 )
 
     def config(self) -> Dict[str, Any]:
-        return dict(type=type(self).__name__, n_startup_trials=self.n_startup_trials)
+        return dict(
+            type=type(self).__name__,
+            n_startup_trials=self.n_startup_trials,
+            max_retries=self.max_retries,
+        )
 
     def _sampler(self, seed: int) -> Any:
         raise NotImplementedError
@@ -294,7 +299,7 @@ class NevergradSearch(Optimizer):
         self._cands: Dict[int, Any] = {}  # trial id -> nevergrad candidate awaiting its tell
 
     def config(self) -> Dict[str, Any]:
-        return dict(type=type(self).__name__, horizon=self.horizon)
+        return dict(type=type(self).__name__, horizon=self.horizon, max_retries=self.max_retries)
 
     def _param(self) -> Any:
         ng = self._ng

@@ -5,6 +5,7 @@ space and optimiser must rebuild from it: ``build(x.config()).config() == x.conf
 """
 
 import importlib.util
+import inspect
 import json
 
 import numpy as np
@@ -47,11 +48,31 @@ OPTIMIZER_CONFIGS = {
         batch_strategy='constant_liar',
     ),
     'RandomSearch': dict(type='RandomSearch'),
-    'RegularizedEvolution': dict(type='RegularizedEvolution', population_size=8, sample_size=3),
-    'TPESearch': dict(type='TPESearch', n_startup_trials=4),
-    'OptunaGPSearch': dict(type='OptunaGPSearch', n_startup_trials=4),
-    'NevergradSearch': dict(type='NevergradSearch', horizon=40),
+    'RegularizedEvolution': dict(
+        type='RegularizedEvolution', population_size=8, sample_size=3, max_mutation_tries=9
+    ),
+    'TPESearch': dict(type='TPESearch', n_startup_trials=4, max_retries=4),
+    'OptunaGPSearch': dict(type='OptunaGPSearch', n_startup_trials=4, max_retries=5),
+    'NevergradSearch': dict(type='NevergradSearch', horizon=40, max_retries=6),
 }
+
+#: constructor settings a state keeps beside ``config()`` (Optimizer.state_dict), or that
+#: ``config()`` spells another way (LaMCTSBO's ``length`` / ``tols``)
+KEPT_ELSEWHERE = {'seed', 'minimize', 'constraint_fn', 'budget', 'calibration_quantile'}
+SPELLED_AS = {'LaMCTSBO': {'length_init', 'length_min', 'length_max', 'success_tol', 'failure_tol'}}
+
+
+def _settings(cls) -> set:
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is not None:
+            names |= {
+                n for n, p in inspect.signature(init).parameters.items() if p.kind == p.KEYWORD_ONLY
+            }
+    return names
+
+
 NEEDS = {'TPESearch': 'optuna', 'OptunaGPSearch': 'optuna', 'NevergradSearch': 'nevergrad'}
 
 
@@ -69,6 +90,32 @@ def test_space_rebuilds_from_its_config(kind):
     assert type(again) is NAS_SPACES.module_dict[kind]
     assert again.config() == space.config()
     assert again == space and again.dims == space.dims
+
+
+@pytest.mark.parametrize('kind', sorted(OPTIMIZER_CONFIGS))
+def test_config_holds_every_constructor_setting(kind):
+    """A setting left out of config() silently reverts to its default on a rebuild."""
+    if kind in NEEDS and importlib.util.find_spec(NEEDS[kind]) is None:
+        pytest.skip(f'{NEEDS[kind]} (optional) is not installed')
+    cls = NAS_OPTIMIZERS.module_dict[kind]
+    opt = build_optimizer(dict(type=kind), build_space(SPACE_CONFIGS['BoxSpace']))
+    wanted = _settings(cls) - KEPT_ELSEWHERE - SPELLED_AS.get(kind, set())
+    assert wanted <= set(opt.config()), sorted(wanted - set(opt.config()))
+
+
+def test_a_state_from_before_a_setting_was_kept_loads_when_it_is_the_default():
+    space = build_space(SPACE_CONFIGS['BoxSpace'])
+    opt = build_optimizer(dict(type='RegularizedEvolution'), space, seed=1)
+    for t in opt.ask(3):
+        opt.tell(t, float(ackley(np.asarray(t.x))))
+    state = json.loads(json.dumps(opt.state_dict()))
+    del state['optimizer']['max_mutation_tries']  # as written by an older version
+    same = build_optimizer(dict(type='RegularizedEvolution'), space, seed=1)
+    same.load_state_dict(state)
+    assert [t.x for t in same.ask(2)] == [t.x for t in opt.ask(2)]
+    other = build_optimizer(dict(type='RegularizedEvolution', max_mutation_tries=9), space)
+    with pytest.raises(ValueError, match="saved optimizer .* differs .*'max_mutation_tries': 9"):
+        other.load_state_dict(state)
 
 
 @pytest.mark.parametrize('kind', sorted(OPTIMIZER_CONFIGS))
