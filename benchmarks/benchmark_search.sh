@@ -22,6 +22,16 @@ for func in gpunet-surrogate gpunet-det-smalldata; do
       --plot $F/search_${func//-/_}_b$b.png --markdown
   done
 done
+# the prior ablation (batch 1): LA-MCTS-BO without the tier priors, with its default design
+# (10 points) and with the 30-point design of lamcts-before; merged into the same files
+for func in gpunet-surrogate gpunet-det-smalldata; do
+  for ab in 'no-priors|{"priors": "none"}' 'no-priors-init30|{"priors": "none", "n_init": 30}'; do
+    "$PY" tools/benchmark_search.py --func $func --budget 200 --batch 1 --seeds 10 \
+      --report-at 30,50,100,200 --methods lamcts --options "{\"lamcts\": ${ab#*|}}" \
+      --label lamcts=lamcts-${ab%%|*} --workers "$WORKERS" --merge \
+      --json $R/search_${func//-/_}_b1.json --markdown
+  done
+done
 for b in 1 8; do
   "$PY" tools/benchmark_search.py --func ackley --dims 10 --budget 200 --batch $b --seeds 10 \
     --report-at 30,50,100,200 --methods lamcts,random,evolution,tpe --workers "$WORKERS" \

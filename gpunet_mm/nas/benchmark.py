@@ -288,6 +288,10 @@ def merge_results(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
     cfg = dict(a)
     cfg['methods'] = list(a['methods']) + [m for m in b['methods'] if m not in a['methods']]
     cfg['method_budgets'] = {**a.get('method_budgets', {}), **b.get('method_budgets', {})}
+    for what in ('labels', 'notes'):  # which method and options a renamed row ran
+        merged = {**a.get(what, {}), **b.get(what, {})}
+        if merged:
+            cfg[what] = merged
     out['config'] = cfg
     for m in b['methods']:
         out[m] = new[m]

@@ -375,6 +375,9 @@ def test_benchmark_anytime_merge_label_and_skipped(tmp_path, capsys, monkeypatch
     assert cli.main(argv) == 0
     res = json.loads(out.read_text())
     assert res['config']['methods'] == ['random', 'evo-small']
+    assert res['config']['labels'] == {
+        'evo-small': dict(method='evolution', options={'population_size': 6})
+    }
     assert res['random']['at'] == at  # untouched by the merge
     assert res['evo-small']['at']['12']['median'] is None
     assert all(len(c) == 6 for c in res['evo-small']['curves'])
