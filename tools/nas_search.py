@@ -129,21 +129,33 @@ def main(argv=None) -> int:
 
 
 def final_line(summary: dict) -> str:
+    """What was found per budget, and how it compares with the first reference tier (trained
+    in the same run, so the same detector, schedule and latency target)."""
+    refs = summary.get('references') or {}
+    ref_name, ref = next(iter(refs.items()), (None, None))
+    metric = summary['metric']
     parts = []
     for b, w in summary['best_per_budget'].items():
         if w is None:
             parts.append(f'{b} ms: nothing trained within budget')
-        else:
-            parts.append(
-                f'{b} ms: {w["arch_hash"]} at {w["latency_ms"]:.3f} ms, '
-                f'{summary["metric"]} {w["metric"]:.4f} (trial {w["trial_id"]}, '
-                f'{w["origin"]})'
+            continue
+        text = (
+            f'{b} ms: {w["arch_hash"]} at {w["latency_ms"]:.3f} ms, {metric} {w["metric"]:.4f} '
+            f'(trial {w["trial_id"]}, {w["origin"]})'
+        )
+        if ref is not None and ref.get('arch_hash') == w['arch_hash']:
+            text += f' = {ref_name} itself: no searched candidate was more accurate within budget'
+        elif ref is not None and ref.get('metric') is not None and ref.get('latency_ms'):
+            text += (
+                f' = {w["metric"] - ref["metric"]:+.4f} {metric} at '
+                f'{w["latency_ms"] / ref["latency_ms"]:.2f}x the latency of {ref_name}'
             )
+        parts.append(text)
     line = 'FOUND ' + '; '.join(parts)
-    for name, r in (summary.get('references') or {}).items():
+    for name, r in refs.items():
         m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
         lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
-        line += f' | {name} in the same run: {lat}, {summary["metric"]} {m}'
+        line += f' | {name} in the same run: {lat}, {metric} {m}'
     return line
 
 
