@@ -70,9 +70,9 @@ def close_process_group(completed: bool = True) -> None:
 
     Without the barrier a rank that finishes early closes its gloo sockets while a peer is
     still working (rank 0 saving the best checkpoint, or writing a trial's result), and that
-    peer can die with SIGABRT once the work is done: seen once in CI, on the 2-process CPU
-    training test, after every checkpoint had been written. After a failure there is no
-    barrier (the peers may never arrive); torchrun stops them.
+    peer can die with SIGABRT: seen once in CI, on the 2-process CPU training test, after
+    training and validation but before rank 0's best checkpoint was on disk. After a failure
+    there is no barrier (the peers may never arrive); torchrun stops them.
     """
     if not dist.is_initialized():
         return
