@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from ..subprocess_check import check_ok
 from .conftest import ROOT
 
 pytest.importorskip('ray')
@@ -66,7 +67,7 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     ]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    check_ok(out)
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith('FOUND ') and 'GPUNet-0 in the same run' in last
     summary = json.loads(open(osp.join(wd, 'summary.json')).read())
@@ -101,7 +102,7 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     out2 = subprocess.run(
         cmd + ['--resume'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
-    assert out2.returncode == 0, out2.stderr[-3000:]
+    check_ok(out2)
     assert out2.stdout.strip().splitlines()[-1] == last
 
 
@@ -174,7 +175,7 @@ def test_classification_search_end_to_end(tmp_path):
     ]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    check_ok(out)
     results = json.loads(open(osp.join(wd, 'results.json')).read())
     assert results['search']['task'] == 'classification'
     assert results['search']['metric_name'] == 'accuracy/top1'
