@@ -39,7 +39,7 @@ On a shared CPU, wall time measures the neighbours as much as the network.
 intra-op thread ONNX Runtime runs every kernel on the calling thread, so on an idle machine
 CPU time equals wall time, and under load it stays within a few percent while wall time
 grows by half (see docs/deploy.md). With more threads the CPU time is the sum over threads,
-not the latency, so that combination is refused (:func:`check_cpu_clock`).
+not the latency, so that combination is refused (``check_cpu_clock``).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class LatencyTarget:
         score_fraction: NMS load, see the module docstring; 0 keeps the untrained prior.
         clock: ``'wall'`` or ``'cpu'`` (process CPU time per run: ONNX Runtime on the CPU
             with ``threads=1`` only, where it equals the wall latency; see
-            :func:`check_cpu_clock`).
+            ``check_cpu_clock``).
     """
 
     backend: str = 'onnxruntime'

@@ -74,7 +74,7 @@ class ModelHub:
     """Shipped rows plus the user hub file at ``path``; see the module docstring.
 
     ``here`` names this machine's devices (``dict(cpu='cpu-<model>', gpu=None)``; default:
-    read from the machine, :func:`~gpunet_mm.hub.entry.local_devices`): a query without a
+    read from the machine, ``gpunet_mm.hub.local_devices()``): a query without a
     device, or with ``'cpu'`` / ``'gpu'``, means these.
     """
 
@@ -279,8 +279,12 @@ class ModelHub:
             if n:
                 hints.append(f'{n} row(s) with caveats are left out (--include-toy)')
         if not by_backbone_top1:
-            proxy = [e for e in self.list_models(**filters) if not e.has_task_metric]
-            if any(e.backbone_top1 is not None for e in proxy):
+            proxy = [
+                e
+                for e in self.list_models(**filters)
+                if not e.has_task_metric and e.backbone_top1 is not None
+            ]
+            if proxy:
                 hints.append(
                     f'{len(proxy)} detection row(s) have no detection metric, only their '
                     "backbone's ImageNet top-1 (rank by it: by_backbone_top1=True, "

@@ -586,7 +586,7 @@ def _run(
 
 
 def _neighbours(ctrl: SearchController) -> Dict[str, Any]:
-    """Each budget's winner's Pareto neighbours (:func:`.report.pareto_neighbours`)."""
+    """Each budget's winner's Pareto neighbours (``report.pareto_neighbours``)."""
     from .report import pareto_neighbours
 
     trials = ctrl.journal.trials()
