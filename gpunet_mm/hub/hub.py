@@ -128,7 +128,7 @@ class ModelHub:
 
         ``device='cpu'`` matches every ``cpu-<model>`` device; other names match exactly
         (case-insensitive). Filters on values no row has raise with the known values.
-        Rows with a caveat (simulated, toy data, no named dataset: :data:`CAVEATS`) are
+        Rows with a caveat (simulated, toy data, no named dataset: ``gpunet_mm.hub.CAVEATS``) are
         left out unless ``include_toy``.
         """
         rows = self.entries()
@@ -207,7 +207,7 @@ class ModelHub:
         with a note when it was measured on another device; filters as :meth:`list_models`.
 
         ``device`` None, ``'cpu'`` or ``'gpu'`` mean this machine's devices
-        (:meth:`own_devices`); when no row was measured on them, the answer comes from
+        (:meth:`ModelHub.own_devices`); when no row was measured on them, the answer comes from
         another device of the same kind and the note says so. Detectors are ranked by
         their own task metric (bbox mAP on a named dataset); rows that only have their
         backbone's ImageNet top-1 answer with ``by_backbone_top1`` (and say so).
