@@ -571,6 +571,10 @@ def _run(
         summary['num_workers'] = executor.num_workers
     summary['mode'] = 'simulate' if run.simulate else 'train'
     summary['neighbours'] = _neighbours(ctrl)
+    if not run.simulate:
+        from .report import dataset_of
+
+        summary['dataset'] = dataset_of(cfg)
     if run.write_reports:
         from .report import write_reports as _write
 

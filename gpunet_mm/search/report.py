@@ -387,6 +387,10 @@ def summary_table(summary: Mapping[str, Any], work_dir: str) -> str:
     lines += ['  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     counts = ', '.join(f'{k} {v}' for k, v in (summary.get('trials_by_status') or {}).items())
     lines.append(f'trials: {counts or "none"}')
+    dataset = summary.get('dataset') or {}
+    if dataset.get('name'):
+        toy = ' (TOY DATA: says nothing about real images)' if dataset.get('toy') else ''
+        lines.append(f'{metric} measured on: {dataset["name"]}{toy}')
     if summary.get('mode') == 'simulate':
         lines.append(f"{metric}: a simulated surrogate objective, not a trained model's score")
     lines.append(f'everything else: {osp.join(work_dir, "summary.json")}, results.json, trials.csv')
