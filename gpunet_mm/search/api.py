@@ -445,9 +445,11 @@ def _run(
         from .report import SURROGATE_METRIC
         from .simulate import SimulatedExecutor, SurrogateLatency
 
-        # the surrogate is no trained model's score: it is never reported under the
-        # evaluator's name (coco/bbox_mAP would read as a detector's mAP)
-        nas = dict(nas, metric=SURROGATE_METRIC)
+        if executor is None:
+            # the surrogate is no trained model's score: it is never reported under the
+            # evaluator's name (coco/bbox_mAP would read as a detector's mAP); an executor
+            # given by the caller reports under the name it was given
+            nas = dict(nas, metric=SURROGATE_METRIC)
         sim = nas['simulate']
         latency = latency or SurrogateLatency(lambda d: measured_latency(GPUNetArch.from_dict(d)))
         executor = executor or SimulatedExecutor(

@@ -77,3 +77,20 @@ def test_ask_min_must_be_a_positive_integer(sim_cfg, tmp_path):
     sim_cfg['nas']['ask_min'] = 0
     with pytest.raises(SearchConfigError, match='nas.ask_min: got 0'):
         run_search(sim_cfg, str(tmp_path), simulate=True)
+
+
+def test_simulated_scores_are_named_surrogate(sim_cfg, tmp_path):
+    """The surrogate objective is no detector's mAP: summary, results.json and the hub's
+    import all call it surrogate_score, whatever the config's evaluator metric."""
+    sim_cfg['nas'].update(metric='coco/bbox_mAP', num_trials=6)
+    sim_cfg['latency_target'] = dict(backend='onnxruntime', device='cpu', precision='fp32', batch=1)
+    sim_cfg['model'] = dict(type='RetinaNet')
+    s = run_search(sim_cfg, str(tmp_path), simulate=True)
+    assert s['metric'] == 'surrogate_score' and s['mode'] == 'simulate'
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert results['search']['metric_name'] == 'surrogate_score'
+    from gpunet_mm.hub import search_entries
+
+    rows = search_entries(str(tmp_path), allow_simulated=True)
+    assert rows and all(e.metric_name == 'surrogate_score' for e in rows)
+    assert all(e.caveats == ['simulated'] for e in rows)
