@@ -205,3 +205,12 @@ def test_benchmark_cli_table_json_and_cache(tmp_path, capsys):
     assert rows2[0]['cached'] and rows2[0]['median_ms'] == rows[0]['median_ms']
     with pytest.raises(SystemExit, match="'tvm'"):
         main([DEMO_CFG, '--backend', 'tvm'])
+    # a config that fails loses no row already measured: the others are printed and written,
+    # and the tool exits non-zero naming the one that failed
+    bad = tmp_path / 'missing_config.py'
+    with pytest.raises(SystemExit, match=r'1 of 2 config\(s\) failed: .*missing_config\.py'):
+        main([str(bad)] + argv)
+    rows3 = json.load(open(out))
+    assert [r.get('error') is None for r in rows3] == [False, True]
+    assert rows3[1]['median_ms'] == rows[0]['median_ms'] and rows3[1]['cached']
+    assert 'FAILED' in capsys.readouterr().out
