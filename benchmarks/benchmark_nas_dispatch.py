@@ -79,8 +79,9 @@ def main() -> None:
     p.add_argument(
         '--out',
         default='work_dirs/benchmark_nas_dispatch/nas_dispatch.json',
-        help='where the rows go (the committed figures are benchmarks/results/'
-        'nas_dispatch.json: replacing them takes --out that path and --overwrite)',
+        help='where the rows go (default: %(default)s; the committed figures are '
+        'benchmarks/results/nas_dispatch.json: replacing them takes --out that path and '
+        '--overwrite)',
     )
     p.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     args = p.parse_args()
