@@ -118,7 +118,7 @@ def test_readme_two_stage_snippet_matches_the_rpn_and_roi_strides(tmp_path):
     with torch.no_grad():
         feats = model.extract_feat(torch.rand(1, 3, 256, 256))
     strides = [256 // f.shape[-1] for f in feats]
-    assert strides == [s[0] for s in cfg.model.rpn_head.anchor_generator.strides]
+    assert strides == list(cfg.model.rpn_head.anchor_generator.strides)
     assert strides[:4] == list(cfg.model.roi_head.bbox_roi_extractor.featmap_strides)
     bad = cfg.model.to_dict()
     bad['backbone']['out_indices'] = (2, 3, 4)
