@@ -9,7 +9,15 @@ them in the wheel). Two things in mmengine need telling:
   mmpretrain, ...): :func:`register` adds ``gpunet_mm``;
 * upstream mmengine 0.10.7 finds a package's folder through ``pkg_resources``, which for an
   editable install (``pip install -e``) or a checkout on ``PYTHONPATH`` names a folder that
-  does not exist: for ``gpunet_mm`` the folder is where the imported package lives.
+  does not exist: for ``gpunet_mm`` the folder is where the imported package lives;
+* mmengine gives every module of an inherited ``'pkg::'`` config the registry scope
+  ``pkg`` (``_scope_='mmdet'``). gpunet_mm has no registries of its own: its configs are
+  mmdet or mmpretrain configs that name their ``default_scope``, so its base files get no
+  ``_scope_`` and build in that scope (else mmengine warns "Failed to search registry with
+  scope gpunet_mm" for every module).
+
+It also silences mmengine's use of the deprecated ``pkg_resources`` (setuptools' warning on
+every ``'pkg::'`` lookup is about mmengine, and nothing a user can act on).
 
 Both happen on ``import gpunet_mm``, which must come before the config is read: the tools
 of this package import it first; elsewhere (mmdet's own ``tools/train.py``, a notebook),
@@ -20,7 +28,8 @@ its ``_base_`` files, too late for this.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Callable
+import warnings
+from typing import Callable, Optional, Tuple
 
 PACKAGE = 'gpunet_mm'
 #: ``gpunet_mm/.mim``: configs/, tools/ and model-index.yml, as mmdet ships them
@@ -53,4 +62,20 @@ def register() -> bool:
     current = getattr(config_module, 'get_installed_path', None)
     if current is not None and not hasattr(current, 'gpunet_mm_original'):
         config_module.get_installed_path = _located(current)
+    config_cls = config_module.Config
+    cfg_path = getattr(config_cls, '_get_cfg_path', None)
+    if cfg_path is not None and not hasattr(cfg_path, 'gpunet_mm_original'):
+        config_cls._get_cfg_path = staticmethod(_unscoped(cfg_path))
+    warnings.filterwarnings(
+        'ignore', message='pkg_resources is deprecated as an API', category=UserWarning
+    )
     return True
+
+
+def _unscoped(original: Callable[[str, str], Tuple[str, Optional[str]]]):
+    def _get_cfg_path(cfg_path: str, filename: str) -> Tuple[str, Optional[str]]:
+        path, scope = original(cfg_path, filename)
+        return path, (None if scope == PACKAGE else scope)
+
+    _get_cfg_path.gpunet_mm_original = original  # type: ignore[attr-defined]
+    return _get_cfg_path

@@ -20,7 +20,8 @@ import gpunet_mm  # first: it lets mmengine resolve 'gpunet_mm::'
 from mmengine.config import Config
 cfg = Config.fromfile('my_retinanet.py')
 print(cfg.model.type, cfg.model.backbone.type, cfg.model.backbone.tier,
-      cfg.model.backbone.frozen_stages, cfg.train_cfg.max_epochs, gpunet_mm.__file__)
+      cfg.model.backbone.frozen_stages, cfg.train_cfg.max_epochs, cfg.model.get('_scope_'),
+      cfg.default_scope, gpunet_mm.__file__)
 """
 
 
@@ -31,10 +32,14 @@ def test_gpunet_mm_configs_inherit_from_a_directory_outside_the_repo(tmp_path):
         [sys.executable, '-c', READ], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    kind, bb, tier, frozen, epochs, where = proc.stdout.split()
+    kind, bb, tier, frozen, epochs, scope, default_scope, where = proc.stdout.split()
     assert (kind, bb, frozen, epochs) == ('RetinaNet', 'GPUNet', '1', '2')
     assert tier in ('0', 'GPUNet-0')
     assert where.startswith(ROOT)  # this checkout's package, its configs
+    # the modules build in the config's own scope (mmdet), not in a 'gpunet_mm' scope that
+    # no registry has; mmengine's pkg_resources use is not the user's business
+    assert (scope, default_scope) == ('None', 'mmdet')
+    assert 'pkg_resources' not in proc.stderr and 'Failed to search registry' not in proc.stderr
 
 
 def test_the_mim_folder_holds_configs_tools_and_the_model_index():
