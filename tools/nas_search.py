@@ -3,6 +3,7 @@
     python tools/nas_search.py CONFIG --work-dir DIR [--resume] [--ray-address auto|HOST:PORT]
         [--budgets 1.0,1.5,2.0] [--trials N] [--workers N] [--simulate]
         [--warm-start OTHER_WORK_DIR] [--cfg-options KEY=VALUE ...]
+        [--add-to-hub | --hub-file FILE | --no-hub]
 
 Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
 exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
