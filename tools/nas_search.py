@@ -3,6 +3,7 @@
     python tools/nas_search.py CONFIG --work-dir DIR [--resume] [--ray-address auto|HOST:PORT]
         [--budgets 1.0,1.5,2.0] [--trials N] [--workers N] [--simulate]
         [--warm-start OTHER_WORK_DIR] [--cfg-options KEY=VALUE ...]
+        [--add-to-hub | --hub-file FILE | --no-hub]
 
 Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
 exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
@@ -10,9 +11,9 @@ survives crashes: run the same command with --resume. See docs/nas_search.md.
 """
 
 import argparse
-import json
 import logging
 import sys
+from typing import Optional
 
 from mmengine.config import DictAction
 
@@ -53,11 +54,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument('--no-progress', action='store_true', help='log lines instead of a live view')
     p.add_argument(
+        '--add-to-hub',
+        action='store_true',
+        help='also add the winners to your model hub (default: only to WORK_DIR/hub.jsonl)',
+    )
+    p.add_argument(
         '--hub-file',
         default=None,
-        help='model hub file the winners are added to (default: the user hub, see tools/hub.py)',
+        help='add the winners to this model hub file (implies --add-to-hub)',
     )
-    p.add_argument('--no-hub', action='store_true', help='do not add the winners to the hub')
+    p.add_argument('--no-hub', action='store_true', help='write no hub rows at all')
     p.add_argument(
         '--cfg-options',
         nargs='+',
@@ -71,7 +77,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     from gpunet_mm.search import JournalError, SearchError
-    from gpunet_mm.search.api import load_search_config, nas_settings, run_search
+    from gpunet_mm.search.api import (
+        load_search_config,
+        nas_settings,
+        run_search,
+        validate_config,
+    )
     from gpunet_mm.search.lock import WorkDirBusyError
     from gpunet_mm.search.progress import SearchProgress
     from gpunet_mm.search.trainer import SearchConfigError
@@ -95,6 +106,8 @@ def main(argv=None) -> int:
     progress = None
     try:
         cfg = load_search_config(args.config, opts)
+        if args.simulate:  # the same checks as a real search: a simulation of a search
+            validate_config(cfg)  # that could not run tells the user nothing
         progress = SearchProgress(
             nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
         )
@@ -114,18 +127,50 @@ def main(argv=None) -> int:
     finally:
         if progress is not None:
             progress.close()
-    print(json.dumps({k: v for k, v in summary.items() if k != 'files'}, indent=1, default=str))
-    if not (args.simulate or args.no_hub):
-        from gpunet_mm.hub import HubError, import_search
+    from gpunet_mm.search.report import summary_table
 
-        try:
-            added = import_search(args.work_dir, replace=True, path=args.hub_file)
-            names = ', '.join(e.name for e in added) or 'nothing (no winner)'
-            print(f'added to the model hub: {names} (tools/hub.py list --provenance search)')
-        except HubError as e:  # the search's results stand; only the hub row is missing
-            print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
+    print(summary_table(summary, args.work_dir))
+    if not (args.simulate or args.no_hub):
+        add_to_hub(args)
     print(final_line(summary))
+    failed = all_failed(summary)
+    if failed:
+        print(f'nas_search: error: {failed}', file=sys.stderr)
+        return 1
     return 0
+
+
+def all_failed(summary: dict) -> Optional[str]:
+    """Why the search found nothing when no trial completed but some failed (None else):
+    a search whose every training failed has no result, whatever its reports say."""
+    counts = summary.get('trials_by_status') or {}
+    if counts.get('complete', 0) or not counts.get('failed', 0):
+        return None
+    return (
+        f'every trial failed ({counts["failed"]}): no result; the reasons are in the error '
+        "column of trials.csv and in each trial's log under trials/"
+    )
+
+
+def add_to_hub(args: argparse.Namespace) -> None:
+    """The winners go to the work_dir's own hub file; to the user hub only when asked
+    (``--add-to-hub``, ``--hub-file``), so a demo or a trial run never answers a query."""
+    import os.path as osp
+
+    from gpunet_mm.hub import HubError, import_search
+
+    shared = args.add_to_hub or args.hub_file is not None
+    path = args.hub_file if shared else osp.join(args.work_dir, 'hub.jsonl')
+    try:
+        added = import_search(args.work_dir, replace=True, path=path)
+    except HubError as e:  # the search's results stand; only the hub row is missing
+        print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
+        return
+    names = ', '.join(e.name for e in added) or 'nothing (no winner)'
+    cmd = f'tools/hub.py --hub-file {path}' if path else 'tools/hub.py'
+    print(f'hub rows: {names} ({cmd} list --provenance search --include-toy)')
+    if not shared:
+        print(f'add them to your hub: tools/hub.py import {args.work_dir}')
 
 
 def final_line(summary: dict) -> str:
@@ -150,6 +195,7 @@ def final_line(summary: dict) -> str:
                 f' = {w["metric"] - ref["metric"]:+.4f} {metric} at '
                 f'{w["latency_ms"] / ref["latency_ms"]:.2f}x the latency of {ref_name}'
             )
+        text += neighbour_text((summary.get('neighbours') or {}).get(b), metric)
         parts.append(text)
     line = 'FOUND ' + '; '.join(parts)
     for name, r in refs.items():
@@ -157,6 +203,24 @@ def final_line(summary: dict) -> str:
         lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
         line += f' | {name} in the same run: {lat}, {metric} {m}'
     return line
+
+
+def neighbour_text(nb: Optional[dict], metric: str) -> str:
+    """The winner's Pareto neighbours, as a user would weigh them against it."""
+    if not nb:
+        return ''
+    out = []
+    for key, what in (
+        ('fastest_near_best', f'fastest within {nb["tolerance"]:g} {metric}'),
+        ('next_faster', 'next faster'),
+    ):
+        n = nb.get(key)
+        if n:
+            out.append(
+                f'{what}: {n["arch_hash"]} (trial {n["trial_id"]}) at {n["latency_ratio"]:.2f}x '
+                f'the latency, {n["metric_delta"]:+.4f} {metric}'
+            )
+    return f' [{"; ".join(out)}]' if out else ''
 
 
 if __name__ == '__main__':
