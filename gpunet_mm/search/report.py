@@ -14,7 +14,7 @@ import io
 import json
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..nas.base import atomic_write_text
 from .journal import PoolTrial
@@ -56,12 +56,33 @@ def trial_row(t: PoolTrial) -> Dict[str, Any]:
     )
 
 
-def trials_csv(trials: List[PoolTrial]) -> str:
+def rung_columns(
+    rung_epochs: Optional[List[int]], rung_results: List[Dict[str, Any]]
+) -> Tuple[List[str], Dict[int, Dict[str, Any]]]:
+    """The columns a multi-fidelity search adds to trials.csv: ``epochs`` (the last rung a
+    trial reached) and ``metric_<E>ep``, its metric after each rung of E epochs."""
+    if not rung_epochs:
+        return [], {}
+    names = ['epochs'] + [f'metric_{e}ep' for e in rung_epochs]
+    rows: Dict[int, Dict[str, Any]] = {}
+    for r in rung_results:
+        row = rows.setdefault(r['trial_id'], {})
+        row[f'metric_{rung_epochs[r["rung"]]}ep'] = r['metric']
+        row['epochs'] = max(row.get('epochs') or 0, r['epochs'] or 0)
+    return names, rows
+
+
+def trials_csv(
+    trials: List[PoolTrial],
+    rung_epochs: Optional[List[int]] = None,
+    rung_results: Sequence[Dict[str, Any]] = (),
+) -> str:
+    extra, by_trial = rung_columns(rung_epochs, list(rung_results))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS) + extra)
     w.writeheader()
     for t in trials:
-        w.writerow(trial_row(t))
+        w.writerow(dict(trial_row(t), **by_trial.get(t.id, {})))
     return buf.getvalue()
 
 
@@ -195,7 +216,15 @@ def write_reports(
     trials = journal.trials()
     files: Dict[str, str] = {}
     files['trials_csv'] = osp.join(work_dir, 'trials.csv')
-    atomic_write_text(files['trials_csv'], trials_csv(trials))
+    rungs = getattr(ctrl.opts, 'rungs', None)
+    atomic_write_text(
+        files['trials_csv'],
+        trials_csv(
+            trials,
+            list(rungs.epochs) if rungs is not None else None,
+            journal.rung_results() if rungs is not None else (),
+        ),
+    )
     winners: Dict[float, Optional[PoolTrial]] = {b: ctrl.best(b) for b in ctrl.budgets}
     ref_rows = [t for t in trials if t.origin.startswith('reference') and t.status == 'complete']
     win_rows = []
