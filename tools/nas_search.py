@@ -3,6 +3,7 @@
     python tools/nas_search.py CONFIG --work-dir DIR [--resume] [--ray-address auto|HOST:PORT]
         [--budgets 1.0,1.5,2.0] [--trials N] [--workers N] [--simulate]
         [--warm-start OTHER_WORK_DIR] [--cfg-options KEY=VALUE ...]
+    python tools/nas_search.py --final WORK_DIR [--cfg-options nas.final.top_k=3 ...]
 
 Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
 exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
@@ -19,8 +20,15 @@ from mmengine.config import DictAction
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description='Latency-constrained LA-MCTS-BO search on Ray')
-    p.add_argument('config', help='search config (configs/nas/...)')
-    p.add_argument('--work-dir', required=True, help='where the journal and results go')
+    p.add_argument('config', nargs='?', help='search config (configs/nas/...)')
+    p.add_argument('--work-dir', default=None, help='where the journal and results go')
+    p.add_argument(
+        '--final',
+        default=None,
+        metavar='WORK_DIR',
+        help='retrain the top-k per budget of the search in WORK_DIR on the full schedule '
+        '(nas.final, default top_k=2), with the config its journal holds',
+    )
     p.add_argument(
         '--resume', action='store_true', help='continue the search whose journal is in --work-dir'
     )
@@ -69,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.final is None and (args.config is None or args.work_dir is None):
+        print('nas_search: error: CONFIG and --work-dir are required (or --final WORK_DIR)')
+        return 2
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     from gpunet_mm.search import JournalError, SearchError
     from gpunet_mm.search.api import load_search_config, nas_settings, run_search
@@ -93,19 +104,24 @@ def main(argv=None) -> int:
     if args.workers is not None:
         opts['nas.simulate.num_workers' if args.simulate else 'nas.num_workers'] = args.workers
     progress = None
+    simulate, warm_start, work_dir = args.simulate, args.warm_start, args.work_dir
     try:
-        cfg = load_search_config(args.config, opts)
+        if args.final is not None:
+            cfg, simulate, warm_start = final_config(args.final, opts)
+            work_dir = args.final
+        else:
+            cfg = load_search_config(args.config, opts)
         progress = SearchProgress(
             nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
         )
         summary = run_search(
             cfg,
-            args.work_dir,
-            resume=args.resume,
-            simulate=args.simulate,
+            work_dir,
+            resume=args.resume or args.final is not None,
+            simulate=simulate,
             ray_address=args.ray_address,
             dashboard=args.dashboard,
-            warm_start=args.warm_start,
+            warm_start=warm_start,
             on_update=progress,
         )
     except user_errors as e:  # a bad input: what is wrong and how to fix it, no traceback
@@ -115,17 +131,37 @@ def main(argv=None) -> int:
         if progress is not None:
             progress.close()
     print(json.dumps({k: v for k, v in summary.items() if k != 'files'}, indent=1, default=str))
-    if not (args.simulate or args.no_hub):
+    if not (simulate or args.no_hub):
         from gpunet_mm.hub import HubError, import_search
 
         try:
-            added = import_search(args.work_dir, replace=True, path=args.hub_file)
+            added = import_search(work_dir, replace=True, path=args.hub_file)
             names = ', '.join(e.name for e in added) or 'nothing (no winner)'
             print(f'added to the model hub: {names} (tools/hub.py list --provenance search)')
         except HubError as e:  # the search's results stand; only the hub row is missing
             print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
     print(final_line(summary))
     return 0
+
+
+def final_config(work_dir: str, opts: dict) -> tuple:
+    """The config a search was started with (from its journal), with ``nas.final`` set:
+    ``(cfg, simulate, warm_start)``."""
+    from mmengine.config import Config
+
+    from gpunet_mm.search import SearchJournal
+
+    with SearchJournal.open(work_dir) as j:
+        stored = dict(j.config)
+    simulate = stored.pop('_mode', 'train') == 'simulate'
+    warm_start = stored.pop('_warm_start', None)
+    stored.setdefault('nas', {})
+    if stored['nas'].get('final') is None:
+        stored['nas']['final'] = {}
+    cfg = Config(stored)
+    if opts:
+        cfg.merge_from_dict(opts)
+    return cfg.to_dict(), simulate, warm_start
 
 
 def final_line(summary: dict) -> str:
@@ -156,7 +192,27 @@ def final_line(summary: dict) -> str:
         m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
         lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
         line += f' | {name} in the same run: {lat}, {metric} {m}'
-    return line
+    return line + final_part(summary)
+
+
+def final_part(summary: dict) -> str:
+    """The final retrain's winner per budget, its final and proxy numbers ('' without one)."""
+    fin = summary.get('final')
+    if not fin:
+        return ''
+    metric = summary['metric']
+    parts = []
+    for b, w in fin['winners'].items():
+        if w is None:
+            parts.append(f'{b} ms: no final retrain finished')
+            continue
+        proxy = f'{w["proxy_metric"]:.4f}' if w['proxy_metric'] is not None else '-'
+        ep = f' after {w["proxy_epochs"]} epochs' if w.get('proxy_epochs') else ''
+        parts.append(
+            f'{b} ms: {w["arch_hash"]} (trial {w["trial_id"]}) {metric} {w["final_metric"]:.4f} '
+            f'on the full schedule (proxy {proxy}{ep})'
+        )
+    return ' | FINAL ' + '; '.join(parts)
 
 
 if __name__ == '__main__':

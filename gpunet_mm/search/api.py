@@ -39,6 +39,7 @@ RESUMABLE = (
     'nas.propose_ahead',
     'nas.nproc_per_trial',
     'nas.compute_budget',  # more (or less) compute for a resumed search
+    'nas.final',  # a final retrain added later (tools/nas_search.py --final WORK_DIR)
 )
 
 NAS_DEFAULTS: Dict[str, Any] = dict(
@@ -396,7 +397,7 @@ def _run(
     executor, latency = run.executor, run.latency
     seed = int(nas['seed'])
     owned_executor = executor is None
-    from .fidelity import full_epochs, load_objective, rungs_of
+    from .fidelity import FINAL_DEFAULTS, full_epochs, load_objective, rungs_of
 
     rungs = rungs_of(cfg, nas, run.simulate)
     epochs = full_epochs(cfg, nas, run.simulate)
@@ -508,6 +509,7 @@ def _run(
         rungs=rungs,
         compute_budget=nas['compute_budget'],
         full_epochs=epochs,
+        final=None if nas['final'] is None else dict(FINAL_DEFAULTS, **nas['final']),
     )
     ctrl = SearchController(
         journal,

@@ -60,6 +60,8 @@ class ControllerOptions:
     compute_budget: Optional[float] = None
     #: epochs of the full proxy schedule (compute accounting without rungs; None: unknown)
     full_epochs: Optional[int] = None
+    #: the final retrain (``nas.final``: ``top_k`` per budget on the full schedule)
+    final: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_trials, int) or self.num_trials < 1:
@@ -167,12 +169,24 @@ class SearchController:
             return None, 0.0
         return self.journal.compute_epochs()
 
+    def _left(self) -> float:
+        """Epochs of ``nas.compute_budget`` not yet spent, in flight or queued."""
+        if self.opts.compute_budget is None:
+            return math.inf
+        spent, inflight = self.compute()
+        queued = 0.0
+        for r in self.journal.columns('id', ('queued',)):
+            rungs = self.opts.rungs
+            queued += (
+                rungs.cost(self.journal.target_rung(r[0]))
+                if rungs is not None
+                else (self.opts.full_epochs or 0)
+            )
+        return self.opts.compute_budget - (spent or 0.0) - inflight - queued
+
     def _affordable(self, epochs: float) -> bool:
         """Whether ``epochs`` more fit in ``nas.compute_budget`` (with what is in flight)."""
-        if self.opts.compute_budget is None:
-            return True
-        spent, inflight = self.compute()
-        return (spent or 0.0) + inflight + epochs <= self.opts.compute_budget + 1e-9
+        return epochs <= self._left() + 1e-9
 
     def _first_cost(self) -> float:
         r = self.opts.rungs
@@ -563,10 +577,11 @@ class SearchController:
     # ------------------------------------------------------------------ main loop
     def _need(self) -> int:
         need = self.opts.num_trials - self.committed()
-        if need > 0 and not self._affordable(self._first_cost()):
-            if self.executor.running == 0 and not self.journal.count(('queued',)):
+        if need > 0 and self.opts.compute_budget is not None:
+            fit = int((self._left() + 1e-9) // max(self._first_cost(), 1e-9))
+            if fit <= 0 and self.executor.running == 0 and not self.journal.count(('queued',)):
                 self.stop_reason = self.stop_reason or 'compute budget spent'
-            return 0
+            need = min(need, fit)
         return need
 
     def _fill(self) -> None:
@@ -648,7 +663,113 @@ class SearchController:
                 self.handle(o)
         self.journal.log('end', data=dict(reason=self.stop_reason or 'trials done'))
         self._notify()
+        if self.opts.final:
+            self.run_final()
         return self.summary()
+
+    # ------------------------------------------------------------------ final retrain
+    def final_choice(self, top_k: int) -> List[int]:
+        """The ``top_k`` of each budget, ranked as :meth:`best` ranks, each trial once."""
+        rows = [
+            r
+            for r in self.journal.columns('id, metric, latency_ms', ('complete',))
+            if r['metric'] is not None and r['latency_ms'] is not None
+        ]
+        top = self.journal.top_rungs() if self.opts.rungs is not None else {}
+        out: List[int] = []
+        for b in self.budgets:
+            within = sorted(
+                (r for r in rows if r['latency_ms'] <= b),
+                key=lambda r: (-top.get(r['id'], 0), -r['metric'], r['latency_ms'], r['id']),
+            )
+            out.extend(r['id'] for r in within[:top_k] if r['id'] not in out)
+        return out
+
+    def run_final(self) -> None:
+        """Train the top-k per budget on the base config's full schedule from scratch, so
+        the search reports the detector the user gets next to the proxy number it ranked
+        by. The choice and every outcome are in the journal first: a resumed search keeps
+        the choice and re-trains only what did not finish."""
+        fin = dict(self.opts.final or {})
+        if not self.journal.finals():
+            self.journal.add_finals(self.final_choice(int(fin.get('top_k', 2))))
+        for f in self.journal.finals():
+            if f['status'] == 'running':  # the controller stopped while it trained
+                self.journal.end_final(
+                    f['trial_id'], f['attempts'], 'lost', error='re-dispatched', retry=True
+                )
+        inflight: Dict[int, int] = {}
+        self._mark()
+        while True:
+            for f in self.journal.finals():
+                if self.executor.free <= 0:
+                    break
+                if f['status'] != 'queued' or f['trial_id'] in inflight:
+                    continue
+                t = self.journal.trial(f['trial_id'])
+                attempt = self.journal.start_final(t.id)
+                inflight[t.id] = attempt
+                payload = dict(
+                    self.opts.payload,
+                    final=True,
+                    final_schedule=fin.get('schedule'),
+                    budget_ms=None,
+                    timeout_s=self.opts.trial_timeout_s,
+                )
+                self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+            self._notify()
+            if not inflight:
+                break
+            self._charge()
+            outcomes = self.executor.poll(self.opts.poll_s)
+            self._mark()
+            for o in outcomes:
+                if inflight.get(o.trial_id) != o.attempt:
+                    continue
+                del inflight[o.trial_id]
+                metric = o.result.get(self.metric) if o.outcome == 'ok' else None
+                if metric is not None and math.isfinite(float(metric)):
+                    self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)
+                    continue
+                f = next(f for f in self.journal.finals() if f['trial_id'] == o.trial_id)
+                self.journal.end_final(
+                    o.trial_id,
+                    o.attempt,
+                    o.outcome if o.outcome != 'ok' else 'error',
+                    error=(o.error or f'no finite {self.metric} in the result')[-2000:],
+                    retry=f['failures'] + 1 < self.opts.max_attempts,
+                )
+        self.journal.log('final_end', data={})
+
+    def final_summary(self) -> Optional[Dict[str, Any]]:
+        """Each final retrain next to its proxy number, and each budget's final winner."""
+        fins = self.journal.finals()
+        if not fins:
+            return None
+        top = self.journal.top_rungs() if self.opts.rungs is not None else {}
+        rows = []
+        for f in fins:
+            t = self.journal.trial(f['trial_id'])
+            rung = top.get(t.id)
+            rows.append(
+                _brief(
+                    t,
+                    proxy_metric=t.metric,
+                    proxy_epochs=(
+                        self.opts.rungs.epochs[rung] if rung is not None else self.opts.full_epochs
+                    ),
+                    final_metric=f['metric'],
+                    final_epochs=(f['result'] or {}).get('epochs'),
+                    status=f['status'],
+                    origin=t.origin,
+                )
+            )
+        winners = {}
+        for b in self.budgets:
+            done = [r for r in rows if r['final_metric'] is not None and r['latency_ms'] <= b]
+            w = max(done, key=lambda r: (r['final_metric'], -r['latency_ms']), default=None)
+            winners[f'{b:g}'] = w
+        return dict(dict(self.opts.final or {}), runs=rows, winners=winners)
 
     def _mark(self) -> None:
         """Start counting the controller's own time (after a wait for the workers)."""
@@ -685,6 +806,9 @@ class SearchController:
         extra['compute_epochs'] = None if spent is None else spent + inflight
         if self.opts.compute_budget is not None:
             extra['compute_budget'] = self.opts.compute_budget
+        fin = self.final_summary()
+        if fin is not None:
+            extra['final'] = fin
         if self.opts.rungs is not None:
             extra['fidelity'] = dict(
                 rung_epochs=list(self.opts.rungs.epochs),

@@ -104,6 +104,15 @@ CREATE TABLE IF NOT EXISTS promotions (
     t REAL NOT NULL,
     PRIMARY KEY (trial_id, rung)
 );
+CREATE TABLE IF NOT EXISTS finals (
+    trial_id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    metric REAL,
+    result TEXT,
+    error TEXT
+);
 """
 )
 
@@ -539,6 +548,76 @@ class SearchJournal:
         """trial id -> the highest rung it finished."""
         rows = self.con.execute('SELECT trial_id, MAX(rung) FROM rung_results GROUP BY trial_id')
         return {int(r[0]): int(r[1]) for r in rows}
+
+    # ------------------------------------------------------------------ final retrain
+    def add_finals(self, trial_ids: Sequence[int]) -> None:
+        """Queue the final retrain of these trials (once each: a resumed search keeps the
+        choice it made)."""
+        with self._tx():
+            for tid in trial_ids:
+                cur = self.con.execute(
+                    'INSERT OR IGNORE INTO finals (trial_id, status) VALUES (?, ?)',
+                    (tid, 'queued'),
+                )
+                if cur.rowcount:
+                    self._event('final_queued', tid, {})
+
+    def finals(self) -> List[Dict[str, Any]]:
+        rows = self.con.execute('SELECT * FROM finals ORDER BY trial_id')
+        out = []
+        for r in rows:
+            d = dict(r)
+            d['result'] = json.loads(d['result']) if d['result'] else {}
+            out.append(d)
+        return out
+
+    def start_final(self, trial_id: int) -> int:
+        """Record a final retrain's dispatch before it is sent; returns its attempt."""
+        with self._tx():
+            n = 1 + int(
+                self.con.execute(
+                    'SELECT attempts FROM finals WHERE trial_id=?', (trial_id,)
+                ).fetchone()[0]
+            )
+            self.con.execute(
+                'UPDATE finals SET status=?, attempts=? WHERE trial_id=?',
+                ('running', n, trial_id),
+            )
+            self._event('final_dispatch', trial_id, dict(attempt=n))
+        return n
+
+    def end_final(
+        self,
+        trial_id: int,
+        attempt: int,
+        outcome: str,
+        metric: Optional[float] = None,
+        result: Optional[Mapping[str, Any]] = None,
+        error: Optional[str] = None,
+        retry: bool = False,
+    ) -> None:
+        """A final retrain's outcome: ``complete``, queued again (``retry``) or ``failed``;
+        ``lost`` (the controller died) counts as no failure."""
+        status = 'complete' if outcome == 'ok' else ('queued' if retry else 'failed')
+        failed = 0 if outcome in ('ok', 'lost') else 1
+        with self._tx():
+            self.con.execute(
+                'UPDATE finals SET status=?, failures=failures+?, metric=?, result=?, error=? '
+                'WHERE trial_id=?',
+                (
+                    status,
+                    failed,
+                    metric,
+                    None if result is None else _dumps(dict(result)),
+                    error,
+                    trial_id,
+                ),
+            )
+            self._event(
+                'final_end',
+                trial_id,
+                dict(attempt=attempt, outcome=outcome, metric=metric, error=error),
+            )
 
     def compute_epochs(self) -> Tuple[float, float]:
         """``(spent, in flight)`` epochs over every attempt: a finished attempt counts the

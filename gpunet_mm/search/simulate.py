@@ -125,6 +125,9 @@ class SimulatedExecutor(Executor):
     def _span(self, task: TrialTask) -> Tuple[int, int]:
         """``(start, end)`` epochs of an attempt: from its ``resume_from`` checkpoint (or 0)
         to its payload's ``epochs`` (or the full schedule)."""
+        if task.payload.get('final'):  # the final retrain: from scratch, its own schedule
+            sched = task.payload.get('final_schedule') or {}
+            return 0, int(sched.get('max_epochs') or self.full_epochs or 0)
         end = task.payload.get('epochs') or self.full_epochs or 0
         ckpt = task.payload.get('resume_from')
         start = int(ckpt.rsplit('epoch_', 1)[1]) if ckpt else 0
@@ -134,9 +137,13 @@ class SimulatedExecutor(Executor):
         if self.full_epochs is None:
             return {self.metric: float(self.objective(task.arch)), 'train_wall_s': duration}
         start, end = self._span(task)
-        # one seed per training run: its rungs are points of one learning curve
-        value = float(self.objective(task.arch, float(end), self.seed * 100_003 + task.trial_id))
+        # one seed per training run: its rungs are points of one learning curve (a final
+        # retrain is another run of the same architecture)
+        seed = self.seed * 100_003 + task.trial_id + (7919 if task.payload.get('final') else 0)
+        value = float(self.objective(task.arch, float(end), seed))
         out: Dict[str, Any] = {self.metric: value, 'train_wall_s': duration}
+        if task.payload.get('final'):
+            out.update(epochs=end, epochs_trained=end)
         if 'epochs' in task.payload:  # the rung contract (nas.fidelity)
             out.update(
                 epochs=end,
