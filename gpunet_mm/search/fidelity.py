@@ -31,6 +31,9 @@ FIDELITY_DEFAULTS: Dict[str, Any] = dict(
     min_observations=6,  # results a rung needs before the optimisers learn from it
 )
 #: ``nas.final`` keys and their defaults
+#: (``schedule``: config overrides merged into the candidate's config for the final retrain,
+#: e.g. ``dict(train_cfg=dict(max_epochs=12), param_scheduler=[...])``; None: the search
+#: config's own schedule, trained from scratch in one go)
 FINAL_DEFAULTS: Dict[str, Any] = dict(top_k=2, schedule=None)
 #: epochs of the full proxy schedule in ``--simulate`` when the config names none
 SIMULATE_EPOCHS = 8
@@ -241,6 +244,12 @@ def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: boo
                 f'nas.final: unknown key(s) {unknown}; allowed: {sorted(FINAL_DEFAULTS)}'
             )
         _int('nas.final.top_k', dict(FINAL_DEFAULTS, **final)['top_k'], 1)
+        sched = dict(FINAL_DEFAULTS, **final)['schedule']
+        if sched is not None and not isinstance(sched, Mapping):
+            raise SearchConfigError(
+                f'nas.final.schedule: got {sched!r}; allowed: None or a dict of config '
+                'overrides (e.g. dict(train_cfg=dict(max_epochs=12)))'
+            )
     obj = (nas.get('simulate') or {}).get('objective')
     if obj is not None:
         load_objective(obj)

@@ -126,7 +126,7 @@ class SimulatedExecutor(Executor):
         """``(start, end)`` epochs of an attempt: from its ``resume_from`` checkpoint (or 0)
         to its payload's ``epochs`` (or the full schedule)."""
         if task.payload.get('final'):  # the final retrain: from scratch, its own schedule
-            sched = task.payload.get('final_schedule') or {}
+            sched = (task.payload.get('final_schedule') or {}).get('train_cfg') or {}
             return 0, int(sched.get('max_epochs') or self.full_epochs or 0)
         end = task.payload.get('epochs') or self.full_epochs or 0
         ckpt = task.payload.get('resume_from')

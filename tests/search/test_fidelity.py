@@ -336,3 +336,89 @@ def test_summary_json_reports_compute(sim_cfg, tmp_path):
     _run(_fid_cfg(sim_cfg), tmp_path, rung_trainer())
     saved = json.loads((tmp_path / 'summary.json').read_text())
     assert saved['compute_epochs'] > 0 and saved['fidelity']['rung_epochs'] == [1, 3, 9]
+
+
+# ---------------------------------------------------------------------- final retrain
+def test_final_retrain_of_the_top_k_per_budget_reports_final_next_to_proxy(sim_cfg, tmp_path):
+    finals = []
+    rung = rung_trainer()
+
+    def train(task):
+        if task.payload.get('final'):
+            finals.append((task.trial_id, task.attempt, dict(task.payload)))
+            return {'metric': 100.0 + task.trial_id, 'epochs': 24}
+        return rung(task)
+
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas']['final'] = dict(top_k=2, schedule=dict(train_cfg=dict(max_epochs=24)))
+    s = _run(cfg, tmp_path, train, write_reports=True)
+    j = SearchJournal.open(str(tmp_path))
+    chosen = [f['trial_id'] for f in j.finals()]
+    assert sorted(t for t, _, _ in finals) == sorted(chosen)  # each retrained once
+    # the top 2 of each budget by the search's ranking (highest rung, then metric)
+    top = j.top_rungs()
+    for b in j.meta('budgets'):
+        within = [t for t in j.trials(('complete',)) if t.latency_ms <= b]
+        within.sort(key=lambda t: (-top[t.id], -t.metric, t.latency_ms, t.id))
+        assert {t.id for t in within[:2]} <= set(chosen)
+    assert len(chosen) <= 4
+    for _, _, p in finals:  # from scratch on the full schedule: no rung keys
+        assert p['final'] is True and p['final_schedule'] == dict(train_cfg=dict(max_epochs=24))
+        assert 'epochs' not in p and 'resume_from' not in p
+    fin = s['final']
+    for b, w in fin['winners'].items():
+        assert w['final_metric'] == 100.0 + w['trial_id']
+        assert w['proxy_metric'] == j.trial(w['trial_id']).metric and w['proxy_epochs'] == 9
+        assert w['latency_ms'] <= float(b)
+    res = json.loads((tmp_path / 'results.json').read_text())
+    assert res['final']['winners'] == json.loads(json.dumps(fin['winners']))
+    for row in res['winners']:
+        assert row['metric_kind'] == 'proxy' and row['final_metric'] == 100.0 + row['trial_id']
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    line = cli.final_line(s)
+    w = fin['winners'][next(iter(fin['winners']))]
+    assert f'| FINAL {next(iter(fin["winners"]))} ms: {w["arch_hash"]} (trial {w["trial_id"]})' in (
+        line
+    )
+    assert 'on the full schedule (proxy ' in line and 'after 9 epochs' in line
+
+
+def test_final_retrain_later_with_dash_dash_final(tmp_path):
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    cfg_path = tmp_path / 'sim.py'
+    cfg_path.write_text(
+        "search_space = dict(type='GPUNetSpace', variant='detection', resolutions=[320])\n"
+        "search_optimizer = dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100)\n"
+        "nas = dict(metric='metric', num_trials=8, calibration_samples=0,\n"
+        '           fidelity=dict(min_epochs=1, eta=3, max_epochs=9),\n'
+        '           simulate=dict(budgets=[1.2, 1.6], num_workers=3))\n'
+    )
+    wd = str(tmp_path / 'wd')
+    assert cli.main([str(cfg_path), '--work-dir', wd, '--simulate', '--no-progress']) == 0
+    first = json.loads(open(osp.join(wd, 'summary.json')).read())
+    assert 'final' not in first
+    assert cli.main(['--final', wd, '--no-progress', '--cfg-options', 'nas.final.top_k=1']) == 0
+    s = json.loads(open(osp.join(wd, 'summary.json')).read())
+    assert s['trials_by_status'] == first['trials_by_status']  # nothing searched again
+    runs = s['final']['runs']
+    assert 1 <= len(runs) <= 2 and all(r['status'] == 'complete' for r in runs)
+    assert s['final']['top_k'] == 1
+    # the simulated final retrain is another run of the learning curve, at its end
+    for r in runs:
+        assert r['final_metric'] == pytest.approx(
+            surrogate_curve(SearchJournal.open(wd).trial(r['trial_id']).arch, 9), abs=1e-9
+        )
