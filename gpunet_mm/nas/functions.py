@@ -267,14 +267,15 @@ def learning_curve(
     if not epochs > 0:
         raise ValueError(f'epochs: got {epochs!r}; allowed: > 0')
     f = min(1.0, float(epochs) / float(full_epochs))
-    tau = 0.12 + 0.35 * math.tanh(arch_flops(arch) / 3.0)  # bigger nets climb slower
+    g = arch_flops(arch)
+    tau = 0.08 + 0.8 * g / (g + 12.0)  # bigger nets climb slower (a share of the schedule)
     rest = (math.exp(-f / tau) - math.exp(-1.0 / tau)) / (1.0 - math.exp(-1.0 / tau))
-    noise = 0.25 * gap / 12.0 * (1.0 - f) * _seed_noise(arch, seed, epochs)
+    noise = 0.07 * gap * (1.0 - f) * _seed_noise(arch, seed, epochs)
     return final - gap * rest + noise
 
 
 def surrogate_curve(
-    arch: Any, epochs: float, seed: int = 0, full_epochs: float = 8.0, gap: float = 12.0
+    arch: Any, epochs: float, seed: int = 0, full_epochs: float = 8.0, gap: float = 15.0
 ) -> float:
     """The learning-curve version of :func:`surrogate_accuracy` (``--simulate`` with
     ``nas.fidelity``): ``function(arch, epochs, seed)``, ``arch`` a ``GPUNetArch`` or its
@@ -284,7 +285,7 @@ def surrogate_curve(
 
 
 def det_smalldata_curve(
-    arch: Any, epochs: float, seed: int = 0, full_epochs: float = 8.0, gap: float = 10.0
+    arch: Any, epochs: float, seed: int = 0, full_epochs: float = 8.0, gap: float = 30.0
 ) -> float:
     """The learning-curve version of :func:`det_smalldata_map`."""
     a = arch if isinstance(arch, GPUNetArch) else GPUNetArch.from_dict(arch)

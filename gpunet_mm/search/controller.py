@@ -327,22 +327,15 @@ class SearchController:
         rungs = self.opts.rungs
         if rungs is None:
             return
-        results = self.journal.rung_results()
-        counts: Dict[int, int] = {}
-        for r in results:
-            counts[r['rung']] = counts.get(r['rung'], 0) + 1
-        k = rungs.model_rung(counts)
+        by_rung: Dict[int, Dict[str, float]] = {}
+        for r in self.journal.rung_results():
+            key = self._space_key(opt, r['trial_id'])
+            if key is not None and r['metric'] is not None:  # a point the optimiser models
+                by_rung.setdefault(r['rung'], {})[key] = float(r['metric'])
+        k = rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
         self.model_rung = k
-        if k == 0:  # the told values are the first rung's
-            opt.set_observed_values(None)
-            return
-        at_k = {r['trial_id']: r['metric'] for r in results if r['rung'] == k}
-        values = {}
-        for tid, m in at_k.items():
-            key = self._space_key(opt, tid)
-            if key is not None and m is not None:
-                values[key] = float(m)
-        opt.set_observed_values(values)
+        # rung 0: the told values are the first rung's
+        opt.set_observed_values(by_rung[k] if k else None)
 
     def _space_key(self, opt: Any, trial_id: int) -> Optional[str]:
         if trial_id not in self._keys:

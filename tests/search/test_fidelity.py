@@ -59,8 +59,9 @@ def test_promotion_is_the_top_third_of_each_rung_so_far_per_budget_with_ties():
         dict(trial_id=1, rung=0, metric=0.50, latency_ms=1.5),
         dict(trial_id=2, rung=0, metric=0.40, latency_ms=0.9),
         dict(trial_id=3, rung=0, metric=0.30, latency_ms=0.8),
+        dict(trial_id=4, rung=0, metric=0.20, latency_ms=0.7),
     ]
-    # asynchronous: three results are enough to promote one (no waiting for the rung)
+    # asynchronous: four results are enough to promote one (no waiting for the rung)
     assert r.promotable(res, set(), [2.0]) == [(1, 1)]
     # per budget: the best within 1.0 ms is promoted too, though not the best overall
     assert r.promotable(res, set(), [1.0, 2.0]) == [(1, 1), (2, 1)]
