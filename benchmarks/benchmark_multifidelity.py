@@ -19,8 +19,9 @@ Methods:
   continues while the pruner lets it);
 * ``random-sh``: random search with successive halving (rungs 1/3/9, eta 3).
 
-The peers get the space's repair onto the budget with the exact latency (a generous help:
-ours only has the predictor), and the same exact-latency check before training.
+The peers get the space's repair onto the budget with the problem's latency predictor (the
+one ours is built with; ours also calibrates it), and the same exact-latency check before
+training: a point measured over the budget is not trained and costs nothing.
 
     OMP_NUM_THREADS=1 python benchmarks/benchmark_multifidelity.py --seeds 10 \
         --json benchmarks/results/multifidelity.json --markdown
@@ -169,13 +170,18 @@ class _Ledger:
         self.n = 0
 
     def feasible(self, x: np.ndarray) -> Optional[np.ndarray]:
-        """The point repaired onto the budget with the exact latency (None: impossible)."""
+        """The point repaired onto the budget with the problem's latency predictor (what
+        ours starts from), then measured: None when it is over the budget (not trained)."""
         sp = self.obj.space
+        predict = self.obj.problem.constraint_fn
 
         def lat(v: np.ndarray) -> float:
-            return self.obj.latency(sp.decode(v))
+            return predict(sp.decode(v))
 
-        return sp.repair(sp.canonical(np.asarray(x, dtype=float)[None])[0], lat, self.budget)
+        y = sp.repair(sp.canonical(np.asarray(x, dtype=float)[None])[0], lat, self.budget)
+        if y is None or self.obj.latency(sp.decode(y)) > self.budget:
+            return None
+        return y
 
     def train(self, x: np.ndarray, start: int, end: int, seed: int) -> float:
         self.spent += end - start

@@ -41,6 +41,9 @@ pipq numpy scipy onnx onnxruntime pytest pytest-timeout ruff matplotlib scikit-l
 pipq "ray[default]"
 # the docs site (built and link-checked by the tests) and property-based tests
 pipq sphinx myst-parser furo hypothesis
+# DEHB: a multi-fidelity peer in benchmarks/benchmark_multifidelity.py (pulls ConfigSpace,
+# dask/distributed, pandas, pyarrow; only that benchmark imports it)
+pipq dehb
 
 if [[ "$STACK" == upstream ]]; then
   pipq mmengine==0.10.7

@@ -423,3 +423,15 @@ def test_final_retrain_later_with_dash_dash_final(tmp_path):
         assert r['final_metric'] == pytest.approx(
             surrogate_curve(SearchJournal.open(wd).trial(r['trial_id']).arch, 9), abs=1e-9
         )
+
+
+def test_progress_line_shows_rung_occupancy_and_compute(sim_cfg, tmp_path):
+    from gpunet_mm.search.progress import SearchProgress
+
+    out = io.StringIO()
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas']['compute_budget'] = 60
+    s = _run(cfg, tmp_path, rung_trainer(), on_update=SearchProgress(12, live=False, stream=out))
+    last = [ln for ln in out.getvalue().splitlines() if ' trained, ' in ln][-1]
+    occ = '/'.join(str(n) for n in s['fidelity']['rung_occupancy'])
+    assert f'| rungs 1/3/9 ep: {occ}, compute {s["compute_epochs"]:g}/60 epochs |' in last
