@@ -98,7 +98,9 @@ def budgets_at(obj: Objective, percentiles: List[float], n: int = 400) -> List[f
 
 
 # ---------------------------------------------------------------------- ours
-def run_ours(obj: Objective, budget: float, compute: float, seed: int, fidelity: bool) -> Dict:
+def run_ours(
+    obj: Objective, budget: float, compute: float, seed: int, fidelity: bool, model: str = 'rung'
+) -> Dict:
     from functools import partial
 
     from gpunet_mm.search.api import run_search
@@ -121,7 +123,7 @@ def run_ours(obj: Objective, budget: float, compute: float, seed: int, fidelity:
         ),
     )
     if fidelity:
-        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS)
+        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, model=model)
     executor = SimulatedExecutor(
         partial(_curve_of, obj.name), num_workers=4, seed=seed, full_epochs=EPOCHS
     )
@@ -316,6 +318,7 @@ def run_dehb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
 
 RUNNERS: Dict[str, Callable[..., Dict]] = {
     'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True),
+    'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
     'dehb': run_dehb,
     'tpe-hb': run_tpe_hb,

@@ -335,7 +335,7 @@ class SearchController:
         k = rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
         self.model_rung = k
         # rung 0: the told values are the first rung's
-        opt.set_observed_values(by_rung[k] if k else None)
+        opt.set_observed_values(rungs.model_values(by_rung, k) if k else None)
 
     def _space_key(self, opt: Any, trial_id: int) -> Optional[str]:
         if trial_id not in self._keys:

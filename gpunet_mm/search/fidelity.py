@@ -29,6 +29,10 @@ FIDELITY_DEFAULTS: Dict[str, Any] = dict(
     eta=3,  # promote the best 1/eta of a rung; rungs grow by eta
     max_epochs=None,  # the full proxy schedule (default: train_cfg.max_epochs)
     min_observations=6,  # results a rung needs before the optimisers learn from it
+    # what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
+    # (also the points that stopped lower, their value shifted by the median gain between
+    # their rung and that one, measured on the candidates that trained both)
+    model='rung',
 )
 #: ``nas.final`` keys and their defaults
 #: (``schedule``: config overrides merged into the candidate's config for the final retrain,
@@ -46,6 +50,7 @@ class Rungs:
     epochs: Tuple[int, ...]
     eta: int
     min_observations: int
+    model: str = 'rung'
 
     @property
     def last(self) -> int:
@@ -99,6 +104,23 @@ class Rungs:
         ok = [k for k, n in counts.items() if n >= self.min_observations]
         return max(ok, default=0)
 
+    def model_values(self, by_rung: Mapping[int, Mapping[str, float]], k: int) -> Dict[str, float]:
+        """The values the optimisers model at rung ``k``: that rung's (``model='rung'``),
+        plus, with ``model='offset'``, every point that stopped below it, shifted by the
+        median gain from its last rung to ``k`` among the points that trained both."""
+        out = dict(by_rung.get(k, {}))
+        if self.model != 'offset':
+            return out
+        for j in range(k - 1, -1, -1):
+            lower = by_rung.get(j, {})
+            both = [out_k - lower[p] for p, out_k in by_rung.get(k, {}).items() if p in lower]
+            if not both:
+                continue
+            gain = float(sorted(both)[len(both) // 2])
+            for p, v in lower.items():
+                out.setdefault(p, v + gain)
+        return out
+
 
 def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
     """``nas.fidelity`` with its defaults, unknown keys refused."""
@@ -138,6 +160,10 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
     lo = _int('nas.fidelity.min_epochs', fid['min_epochs'], 1)
     eta = _int('nas.fidelity.eta', fid['eta'], 2)
     _int('nas.fidelity.min_observations', fid['min_observations'], 1)
+    if fid['model'] not in ('rung', 'offset'):
+        raise SearchConfigError(
+            f"nas.fidelity.model: got {fid['model']!r}; allowed: 'rung', 'offset'"
+        )
     if max_epochs is None:
         raise SearchConfigError(
             'nas.fidelity: the full proxy schedule is unknown; set train_cfg.max_epochs '
@@ -158,7 +184,7 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
         # a last step of a few epochs ranks nothing new: merge it into the full schedule
         epochs.pop()
     epochs.append(hi)
-    return Rungs(tuple(epochs), eta, int(fid['min_observations']))
+    return Rungs(tuple(epochs), eta, int(fid['min_observations']), fid['model'])
 
 
 def check_resumable(cfg: Mapping[str, Any]) -> None:
