@@ -435,3 +435,11 @@ def test_progress_line_shows_rung_occupancy_and_compute(sim_cfg, tmp_path):
     last = [ln for ln in out.getvalue().splitlines() if ' trained, ' in ln][-1]
     occ = '/'.join(str(n) for n in s['fidelity']['rung_occupancy'])
     assert f'| rungs 1/3/9 ep: {occ}, compute {s["compute_epochs"]:g}/60 epochs |' in last
+
+
+def test_offset_model_shifts_the_lower_rungs_by_the_median_gain():
+    r = Rungs((1, 3, 9), 3, 2, model='offset')
+    by_rung = {0: {'a': 1.0, 'b': 2.0, 'c': 3.0, 'd': 0.5}, 1: {'b': 5.0, 'c': 7.0}}
+    # gains from rung 0 to 1: b +3, c +4 -> median (upper) +4
+    assert r.model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0, 'a': 5.0, 'd': 4.5}
+    assert Rungs((1, 3, 9), 3, 2).model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0}
