@@ -42,6 +42,8 @@ setup(
         'deploy': ['onnx', 'onnxruntime', 'onnxconverter-common'],
         'trt': ['tensorrt>=10.0'],
         'search': ['optuna', 'ray[default]'],
+        # the multi-fidelity peers of benchmarks/benchmark_multifidelity.py (DEHB)
+        'benchmarks': ['dehb'],
         'tests': ['pytest', 'pytest-timeout', 'ruff', 'hypothesis'],
         'docs': ['sphinx', 'myst-parser', 'furo'],
     },

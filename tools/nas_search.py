@@ -4,6 +4,7 @@
         [--budgets 1.0,1.5,2.0] [--trials N] [--workers N] [--simulate]
         [--warm-start OTHER_WORK_DIR] [--cfg-options KEY=VALUE ...]
         [--add-to-hub | --hub-file FILE | --no-hub]
+    python tools/nas_search.py --final WORK_DIR [--cfg-options nas.final.top_k=3 ...]
 
 Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
 exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
@@ -20,8 +21,15 @@ from mmengine.config import DictAction
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description='Latency-constrained LA-MCTS-BO search on Ray')
-    p.add_argument('config', help='search config (configs/nas/...)')
-    p.add_argument('--work-dir', required=True, help='where the journal and results go')
+    p.add_argument('config', nargs='?', help='search config (configs/nas/...)')
+    p.add_argument('--work-dir', default=None, help='where the journal and results go')
+    p.add_argument(
+        '--final',
+        default=None,
+        metavar='WORK_DIR',
+        help='retrain the top-k per budget of the search in WORK_DIR on the full schedule '
+        '(nas.final, default top_k=2), with the config its journal holds',
+    )
     p.add_argument(
         '--resume', action='store_true', help='continue the search whose journal is in --work-dir'
     )
@@ -75,6 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.final is None and (args.config is None or args.work_dir is None):
+        print('nas_search: error: CONFIG and --work-dir are required (or --final WORK_DIR)')
+        return 2
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     from gpunet_mm.search import JournalError, SearchError
     from gpunet_mm.search.api import (
@@ -104,21 +115,26 @@ def main(argv=None) -> int:
     if args.workers is not None:
         opts['nas.simulate.num_workers' if args.simulate else 'nas.num_workers'] = args.workers
     progress = None
+    simulate, warm_start, work_dir = args.simulate, args.warm_start, args.work_dir
     try:
-        cfg = load_search_config(args.config, opts)
-        if args.simulate:  # the same checks as a real search: a simulation of a search
-            validate_config(cfg)  # that could not run tells the user nothing
+        if args.final is not None:
+            cfg, simulate, warm_start = final_config(args.final, opts)
+            work_dir = args.final
+        else:
+            cfg = load_search_config(args.config, opts)
+            if args.simulate:  # the same checks as a real search: a simulation of a search
+                validate_config(cfg)  # that could not run tells the user nothing
         progress = SearchProgress(
             nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
         )
         summary = run_search(
             cfg,
-            args.work_dir,
-            resume=args.resume,
-            simulate=args.simulate,
+            work_dir,
+            resume=args.resume or args.final is not None,
+            simulate=simulate,
             ray_address=args.ray_address,
             dashboard=args.dashboard,
-            warm_start=args.warm_start,
+            warm_start=warm_start,
             on_update=progress,
         )
     except user_errors as e:  # a bad input: what is wrong and how to fix it, no traceback
@@ -129,9 +145,9 @@ def main(argv=None) -> int:
             progress.close()
     from gpunet_mm.search.report import summary_table
 
-    print(summary_table(summary, args.work_dir))
-    if not (args.simulate or args.no_hub):
-        add_to_hub(args)
+    print(summary_table(summary, work_dir))
+    if not (simulate or args.no_hub):
+        add_to_hub(args, work_dir)
     print(final_line(summary))
     failed = all_failed(summary)
     if failed:
@@ -152,7 +168,7 @@ def all_failed(summary: dict) -> Optional[str]:
     )
 
 
-def add_to_hub(args: argparse.Namespace) -> None:
+def add_to_hub(args: argparse.Namespace, work_dir: str) -> None:
     """The winners go to the work_dir's own hub file; to the user hub only when asked
     (``--add-to-hub``, ``--hub-file``), so a demo or a trial run never answers a query."""
     import os.path as osp
@@ -160,9 +176,9 @@ def add_to_hub(args: argparse.Namespace) -> None:
     from gpunet_mm.hub import HubError, import_search
 
     shared = args.add_to_hub or args.hub_file is not None
-    path = args.hub_file if shared else osp.join(args.work_dir, 'hub.jsonl')
+    path = args.hub_file if shared else osp.join(work_dir, 'hub.jsonl')
     try:
-        added = import_search(args.work_dir, replace=True, path=path)
+        added = import_search(work_dir, replace=True, path=path)
     except HubError as e:  # the search's results stand; only the hub row is missing
         print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
         return
@@ -170,7 +186,27 @@ def add_to_hub(args: argparse.Namespace) -> None:
     cmd = f'tools/hub.py --hub-file {path}' if path else 'tools/hub.py'
     print(f'hub rows: {names} ({cmd} list --provenance search --include-toy)')
     if not shared:
-        print(f'add them to your hub: tools/hub.py import {args.work_dir}')
+        print(f'add them to your hub: tools/hub.py import {work_dir}')
+
+
+def final_config(work_dir: str, opts: dict) -> tuple:
+    """The config a search was started with (from its journal), with ``nas.final`` set:
+    ``(cfg, simulate, warm_start)``."""
+    from mmengine.config import Config
+
+    from gpunet_mm.search import SearchJournal
+
+    with SearchJournal.open(work_dir) as j:
+        stored = dict(j.config)
+    simulate = stored.pop('_mode', 'train') == 'simulate'
+    warm_start = stored.pop('_warm_start', None)
+    stored.setdefault('nas', {})
+    if stored['nas'].get('final') is None:
+        stored['nas']['final'] = {}
+    cfg = Config(stored)
+    if opts:
+        cfg.merge_from_dict(opts)
+    return cfg.to_dict(), simulate, warm_start
 
 
 def final_line(summary: dict) -> str:
@@ -202,7 +238,27 @@ def final_line(summary: dict) -> str:
         m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
         lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
         line += f' | {name} in the same run: {lat}, {metric} {m}'
-    return line
+    return line + final_part(summary)
+
+
+def final_part(summary: dict) -> str:
+    """The final retrain's winner per budget, its final and proxy numbers ('' without one)."""
+    fin = summary.get('final')
+    if not fin:
+        return ''
+    metric = summary['metric']
+    parts = []
+    for b, w in fin['winners'].items():
+        if w is None:
+            parts.append(f'{b} ms: no final retrain finished')
+            continue
+        proxy = f'{w["proxy_metric"]:.4f}' if w['proxy_metric'] is not None else '-'
+        ep = f' after {w["proxy_epochs"]} epochs' if w.get('proxy_epochs') else ''
+        parts.append(
+            f'{b} ms: {w["arch_hash"]} (trial {w["trial_id"]}) {metric} {w["final_metric"]:.4f} '
+            f'on the full schedule (proxy {proxy}{ep})'
+        )
+    return ' | FINAL ' + '; '.join(parts)
 
 
 def neighbour_text(nb: Optional[dict], metric: str) -> str:

@@ -144,6 +144,16 @@ def trial_entry(
     # target says only 'cpu'; an explicit device= wins
     measured_on = machine.pop('device', None)
     caveats = ['toy-data'] if search.get('toy_data') else []
+    metric = trial['metric']
+    source = (
+        'search (simulated surrogate)'
+        if search.get('mode') == 'simulate'
+        else 'search (trained with the search schedule)'
+    )
+    if trial.get('final_metric') is not None:  # nas.final retrained it on the full schedule
+        extra['proxy_metric'] = _metric(metric, metric_name)
+        metric = trial['final_metric']
+        source += ', final retrain on the full schedule; proxy_metric: the search schedule'
     entry = HubEntry(
         name=f'{folder}-trial{trial["trial_id"]}',
         task=task,
@@ -156,13 +166,11 @@ def trial_entry(
         precision=str(target['precision']),
         latency_ms=float(trial['latency_ms']),
         latency_stat=str(target.get('statistic', 'median (search measurement)')),
-        metric=_metric(trial['metric'], metric_name),
+        metric=_metric(metric, metric_name),
         metric_name='top1' if short in ('top1', 'accuracy_top1') else short,
         metric_dataset=search.get('dataset'),
         metric_schedule=search.get('schedule'),
-        metric_source='search (simulated surrogate)'
-        if search.get('mode') == 'simulate'
-        else 'search (trained with the search schedule)',
+        metric_source=source,
         params=trial.get('params'),
         flops=trial.get('flops'),
         arch=dict(trial['arch']),

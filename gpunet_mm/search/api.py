@@ -38,6 +38,8 @@ RESUMABLE = (
     'nas.threads',
     'nas.propose_ahead',
     'nas.nproc_per_trial',
+    'nas.compute_budget',  # more (or less) compute for a resumed search
+    'nas.final',  # a final retrain added later (tools/nas_search.py --final WORK_DIR)
 )
 
 NAS_DEFAULTS: Dict[str, Any] = dict(
@@ -57,12 +59,17 @@ NAS_DEFAULTS: Dict[str, Any] = dict(
     threads=None,
     calibration_samples=2,
     nproc_per_trial=1,  # >1: each trial trains on that many processes (torchrun)
+    # multi-fidelity (checked in gpunet_mm.search.fidelity.check_settings):
+    fidelity=None,  # dict(min_epochs=1, eta=3, max_epochs=None, min_observations=6): rungs
+    compute_budget=None,  # epochs over every attempt, then nothing new starts
+    final=None,  # dict(top_k=2, schedule=None): retrain the top-k per budget in full
     simulate=dict(
         budgets=[1.0, 1.5, 2.0],
-        mean_trial_s=60.0,
+        mean_trial_s=60.0,  # the full schedule's; a rung lasts its share of the epochs
         duration_sigma=0.3,
         failure_rate=0.0,
         num_workers=64,
+        objective=None,  # 'package.module:function(arch, epochs, seed)'; None: the surrogate
     ),
 )
 BUDGET_RE = re.compile(r'^\s*(?:(?P<f>[0-9.]+)\s*\*\s*)?(?P<ref>[A-Za-z][\w-]*)\s*$')
@@ -201,6 +208,9 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
             f'search_optimizer.type: got {kind!r}; allowed: {", ".join(NAS_OPTIMIZERS.module_dict)}'
         )
     build_space(cfg['search_space'])
+    from .fidelity import check_settings
+
+    check_settings(cfg, nas, simulate)
     return nas
 
 
@@ -440,8 +450,14 @@ def _run(
     executor, latency = run.executor, run.latency
     seed = int(nas['seed'])
     owned_executor = executor is None
+    from .fidelity import FINAL_DEFAULTS, full_epochs, load_objective, rungs_of
+
+    rungs = rungs_of(cfg, nas, run.simulate)
+    epochs = full_epochs(cfg, nas, run.simulate)
     if run.simulate:
-        from ..nas.functions import measured_latency, surrogate_accuracy
+        from functools import partial
+
+        from ..nas.functions import measured_latency, surrogate_curve
         from .report import SURROGATE_METRIC
         from .simulate import SimulatedExecutor, SurrogateLatency
 
@@ -452,14 +468,20 @@ def _run(
             nas = dict(nas, metric=SURROGATE_METRIC)
         sim = nas['simulate']
         latency = latency or SurrogateLatency(lambda d: measured_latency(GPUNetArch.from_dict(d)))
+        objective = (
+            load_objective(sim['objective'])
+            if sim.get('objective')
+            else partial(surrogate_curve, full_epochs=epochs)
+        )
         executor = executor or SimulatedExecutor(
-            lambda d: surrogate_accuracy(GPUNetArch.from_dict(d)),
+            objective,
             num_workers=int(sim['num_workers']),
             mean_trial_s=float(sim['mean_trial_s']),
             duration_sigma=float(sim['duration_sigma']),
             failure_rate=float(sim['failure_rate']),
             seed=seed,
             metric=nas['metric'],
+            full_epochs=epochs,
         )
         raw_budgets = sim['budgets']
     else:
@@ -543,6 +565,10 @@ def _run(
         ask_min=int(nas['ask_min']),
         poll_s=0.5,
         payload={} if run.simulate else payload,
+        rungs=rungs,
+        compute_budget=nas['compute_budget'],
+        full_epochs=epochs,
+        final=None if nas['final'] is None else dict(FINAL_DEFAULTS, **nas['final']),
     )
     ctrl = SearchController(
         journal,
@@ -595,11 +621,10 @@ def _neighbours(ctrl: SearchController) -> Dict[str, Any]:
     """Each budget's winner's Pareto neighbours (``report.pareto_neighbours``)."""
     from .report import pareto_neighbours
 
-    trials = ctrl.journal.trials()
     out: Dict[str, Any] = {}
     for b in ctrl.budgets:
         w = ctrl.best(b)
-        out[f'{b:g}'] = None if w is None else pareto_neighbours(trials, w, b)
+        out[f'{b:g}'] = None if w is None else pareto_neighbours(ctrl.comparable(w), w, b)
     return out
 
 

@@ -14,7 +14,7 @@ import io
 import json
 import os.path as osp
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..nas.base import atomic_write_text
 from .journal import PoolTrial
@@ -155,12 +155,33 @@ def machine_of(trials: List[Any]) -> Dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def trials_csv(trials: List[PoolTrial]) -> str:
+def rung_columns(
+    rung_epochs: Optional[List[int]], rung_results: List[Dict[str, Any]]
+) -> Tuple[List[str], Dict[int, Dict[str, Any]]]:
+    """The columns a multi-fidelity search adds to trials.csv: ``epochs`` (the last rung a
+    trial reached) and ``metric_<E>ep``, its metric after each rung of E epochs."""
+    if not rung_epochs:
+        return [], {}
+    names = ['epochs'] + [f'metric_{e}ep' for e in rung_epochs]
+    rows: Dict[int, Dict[str, Any]] = {}
+    for r in rung_results:
+        row = rows.setdefault(r['trial_id'], {})
+        row[f'metric_{rung_epochs[r["rung"]]}ep'] = r['metric']
+        row['epochs'] = max(row.get('epochs') or 0, r['epochs'] or 0)
+    return names, rows
+
+
+def trials_csv(
+    trials: List[PoolTrial],
+    rung_epochs: Optional[List[int]] = None,
+    rung_results: Sequence[Dict[str, Any]] = (),
+) -> str:
+    extra, by_trial = rung_columns(rung_epochs, list(rung_results))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS) + extra)
     w.writeheader()
     for t in trials:
-        w.writerow(trial_row(t))
+        w.writerow(dict(trial_row(t), **by_trial.get(t.id, {})))
     return buf.getvalue()
 
 
@@ -294,15 +315,29 @@ def write_reports(
     trials = journal.trials()
     files: Dict[str, str] = {}
     files['trials_csv'] = osp.join(work_dir, 'trials.csv')
-    atomic_write_text(files['trials_csv'], trials_csv(trials))
+    rungs = getattr(ctrl.opts, 'rungs', None)
+    atomic_write_text(
+        files['trials_csv'],
+        trials_csv(
+            trials,
+            list(rungs.epochs) if rungs is not None else None,
+            journal.rung_results() if rungs is not None else (),
+        ),
+    )
     winners: Dict[float, Optional[PoolTrial]] = {b: ctrl.best(b) for b in ctrl.budgets}
     ref_rows = [t for t in trials if t.origin.startswith('reference') and t.status == 'complete']
+    fin = ctrl.final_summary() if hasattr(ctrl, 'final_summary') else None
+    final_of = {r['trial_id']: r['final_metric'] for r in (fin or {}).get('runs', [])}
     win_rows = []
     for b, w in winners.items():
         if w is None:
             continue
-        row = dict(trial_row(w), budget_ms=b, arch=w.arch)
-        row['neighbours'] = pareto_neighbours(trials, w, b)
+        # ``metric`` is what the search ranked by (the proxy schedule); ``final_metric`` the
+        # full schedule's, where the final retrain ran
+        row = dict(trial_row(w), budget_ms=b, arch=w.arch, metric_kind='proxy')
+        row['neighbours'] = pareto_neighbours(ctrl.comparable(w), w, b)
+        if final_of.get(w.id) is not None:
+            row['final_metric'] = final_of[w.id]
         if not simulate:
             from .trainer import winner_config_text
 
@@ -313,6 +348,12 @@ def write_reports(
                 f'search schedule, end-to-end latency {w.latency_ms:.3f} ms (budget {b:g} ms).',
                 'Train it: python tools/train.py ' + path,
             ]
+            if final_of.get(w.id) is not None:
+                header.insert(
+                    3,
+                    f'Final retrain on the full schedule: {nas["metric"]} {final_of[w.id]:.4f} '
+                    '(the number above is the proxy).',
+                )
             atomic_write_text(path, winner_config_text(cfg, w.arch, header))
             row['config'] = osp.abspath(path)
             files[f'best_{b:g}ms'] = path
@@ -342,6 +383,8 @@ def write_reports(
         ],
         trials=[dict(trial_row(t), arch=t.arch) for t in trials if t.status == 'complete'],
     )
+    if fin is not None:
+        results['final'] = fin
     files['results'] = osp.join(work_dir, 'results.json')
     atomic_write_text(files['results'], json.dumps(results, indent=1, default=str))
     path = osp.join(work_dir, 'pareto.png')

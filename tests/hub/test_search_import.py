@@ -189,3 +189,15 @@ def test_bad_results_are_named(edit, match, tmp_path, hub_file):
 def test_missing_results_file(tmp_path, hub_file):
     with pytest.raises(HubError, match='no results.json in'):
         hub.import_search(str(tmp_path), path=hub_file)
+
+
+def test_a_final_retrain_is_the_row_metric_and_the_proxy_is_kept(tmp_path):
+    run = tmp_path / 'run'
+    shutil.copytree(NAS_RUN, run)
+    data = results()
+    data['winners'][0].update(final_metric=0.455, metric_kind='proxy')
+    (run / 'results.json').write_text(json.dumps(data))
+    e3 = next(e for e in hub.search_entries(str(run)) if e.provenance.trial_id == 3)
+    assert e3.metric == pytest.approx(45.5)  # the full schedule's, as a percentage
+    assert e3.provenance.extra['proxy_metric'] == pytest.approx(41.2)
+    assert 'final retrain on the full schedule' in e3.metric_source

@@ -41,6 +41,11 @@ def _options(data_root, extra=()):
         'latency_target.iters=3',
         'latency_target.warmup=1',
         'search_space.resolutions=[64]',
+        # one epoch: no rungs, no compute budget, no final retrain (the demo's own settings
+        # are exercised by the multi-fidelity end-to-end test)
+        'nas.fidelity=None',
+        'nas.compute_budget=None',
+        'nas.final=None',
         *extra,
     ]
     return ['--cfg-options', *opts]
