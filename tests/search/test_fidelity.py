@@ -400,16 +400,23 @@ def test_final_retrain_later_with_dash_dash_final(tmp_path):
     spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    cfg_path = tmp_path / 'sim.py'
-    cfg_path.write_text(
-        "search_space = dict(type='GPUNetSpace', variant='detection', resolutions=[320])\n"
-        "search_optimizer = dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100)\n"
-        "nas = dict(metric='metric', num_trials=8, calibration_samples=0,\n"
-        '           fidelity=dict(min_epochs=1, eta=3, max_epochs=9),\n'
-        '           simulate=dict(budgets=[1.2, 1.6], num_workers=3))\n'
+    from gpunet_mm.search.api import run_search
+
+    # the search itself (a simulated one: the CLI would also check for a real detector
+    # config), then the final retrain from the work_dir alone, as a user runs it later
+    cfg = dict(
+        search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320]),
+        search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100),
+        nas=dict(
+            metric='metric',
+            num_trials=8,
+            calibration_samples=0,
+            fidelity=dict(min_epochs=1, eta=3, max_epochs=9),
+            simulate=dict(budgets=[1.2, 1.6], num_workers=3),
+        ),
     )
     wd = str(tmp_path / 'wd')
-    assert cli.main([str(cfg_path), '--work-dir', wd, '--simulate', '--no-progress']) == 0
+    run_search(cfg, wd, simulate=True)
     first = json.loads(open(osp.join(wd, 'summary.json')).read())
     assert 'final' not in first
     assert cli.main(['--final', wd, '--no-progress', '--cfg-options', 'nas.final.top_k=1']) == 0
