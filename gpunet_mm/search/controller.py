@@ -120,6 +120,8 @@ class SearchController:
         self._infeasible_streak = 0
         self.latest: List[int] = []  # pool ids, most recently finished last
         self.stop_reason: Optional[str] = None
+        #: refitted from every measurement (:class:`~gpunet_mm.deploy.refit.RefitPredictor`)
+        self.latency_model: Optional[Any] = None
 
     # ------------------------------------------------------------------ bookkeeping
     def _save_opt(self, b: int, trials: Sequence[Any]) -> None:
@@ -266,6 +268,8 @@ class SearchController:
         for t, r in zip(trials, results):
             lat = float(r['latency_ms'])
             reference = t.origin.startswith('reference')
+            if self.latency_model is not None:  # proposals count in its error, seeds do not
+                self.latency_model.observe(t.arch, lat, not t.origin.startswith('optimizer'))
             if t.origin.startswith('warm'):
                 pt = self.journal.update_trial(
                     t.id, 'measured', status='complete', latency_ms=lat, latency=r
