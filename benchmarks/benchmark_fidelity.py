@@ -19,7 +19,7 @@ run keeps what it finished; rerun with the same --out to continue).
 
     python benchmarks/benchmark_fidelity.py [CONFIG] [--num-random 7] [--min-epochs 1]
         [--eta 3] [--full-epochs 8] [--train-images 64] [--val-images 32]
-        [--image-size 128] [--workers 2] [--per-rung] [--inherit]
+        [--image-size 128] [--resolution 96] [--workers 2] [--per-rung] [--inherit]
         [--out benchmarks/results/fidelity_demo.json]
 
 Options not given keep the config's values; the data options (the built-in demo data only)
@@ -66,6 +66,9 @@ def parse_args() -> argparse.Namespace:
         '--data-root',
         default=None,
         help='demo data folder (default: a new one next to --work-dir when a data option is given)',
+    )
+    p.add_argument(
+        '--resolution', type=int, default=None, help="input size (default: the search space's)"
     )
     p.add_argument('--workers', type=int, default=2, help='parallel trainings (1 thread each)')
     p.add_argument('--per-rung', action='store_true', help='also one schedule per rung')
@@ -185,6 +188,8 @@ def main() -> None:
         for s in cfg.get('param_scheduler') or []:
             if s.get('by_epoch', True) and s.get('type') == 'CosineAnnealingLR':
                 s['end'] = args.full_epochs
+    if args.resolution:
+        cfg['search_space']['resolutions'] = [args.resolution]
     full = check_fidelity_schedule(cfg, args.min_epochs)
     rungs = rung_ends(full, args.min_epochs, args.eta)
     os.makedirs(args.work_dir, exist_ok=True)
