@@ -54,7 +54,7 @@ def parse_args() -> argparse.Namespace:
         '--band',
         type=float,
         default=1.5,
-        help="random archs up to this many times the first tier's predicted latency",
+        help="random archs up to this many times the first tier's predicted latency and FLOPs",
     )
     p.add_argument('--min-epochs', type=int, default=1)
     p.add_argument('--eta', type=int, default=3)
@@ -89,18 +89,20 @@ def point_data(cfg: Dict[str, Any], root: str) -> None:
 
 
 def pick_archs(cfg: Dict[str, Any], args: argparse.Namespace) -> List[Dict[str, Any]]:
-    """The tiers at the search's resolution, then random archs whose predicted latency is
-    within ``band`` times the first tier's (the band the search's budgets explore)."""
+    """The tiers at the search's resolution, then random archs whose predicted latency and
+    FLOPs are within ``band`` times the first tier's (the band the search's budgets explore:
+    the demo's budget is 1.1x GPUNet-0; FLOPs also bound the CPU training time)."""
     import numpy as np
 
     from gpunet_mm.models.arch_spec import GPUNetArch
     from gpunet_mm.nas import build_space
-    from gpunet_mm.nas.functions import latency_proxy
+    from gpunet_mm.nas.functions import arch_flops, latency_proxy
     from gpunet_mm.search.api import reference_arch
 
     space = build_space(cfg['search_space'])
     out = [dict(name=t, arch=reference_arch(t, space)) for t in args.tiers.split(',') if t]
-    limit = args.band * latency_proxy(GPUNetArch.from_dict(out[0]['arch']))
+    first = GPUNetArch.from_dict(out[0]['arch'])
+    limit, flimit = args.band * latency_proxy(first), args.band * arch_flops(first)
     rng = np.random.default_rng(args.seed)
     seen = {GPUNetArch.from_dict(o['arch']).structural_hash() for o in out}
     want, draws = len(out) + args.num_random, 0
@@ -108,7 +110,7 @@ def pick_archs(cfg: Dict[str, Any], args: argparse.Namespace) -> List[Dict[str, 
         draws += 1
         a = space.decode(space.sample(1, rng)[0])
         h = a.structural_hash()
-        if h in seen or latency_proxy(a) > limit:
+        if h in seen or latency_proxy(a) > limit or arch_flops(a) > flimit:
             continue
         seen.add(h)
         out.append(dict(name=f'random-{len(out)}', arch=a.to_dict()))
