@@ -3,8 +3,8 @@
 Run it on your own data before a big multi-fidelity search (docs/nas_search.md, "Fidelity
 study"): it trains N architectures (the published tiers at the search's resolution plus
 random ones within the latency band the search explores) with the search's own worker code
-and schedule, and reports, for every rung of ``nas.fidelity`` (``min_epochs * eta**k``
-epochs, then the full proxy schedule):
+and schedule, and reports, for every rung (``--rungs``: the epochs your ``nas.fidelity`` rungs end
+at, then the full proxy schedule):
 
 * **prefix** (what the search does): the rung is the first epochs of the full schedule, and
   each rung continues from the previous rung's checkpoint (mmengine resume);
@@ -17,8 +17,8 @@ with Kendall tau and top-k overlap of each rung's metric against the full-schedu
 of the from-scratch prefix chain. Results are written after every finished chain (a killed
 run keeps what it finished; rerun with the same --out to continue).
 
-    python benchmarks/benchmark_fidelity.py [CONFIG] [--num-random 7] [--min-epochs 1]
-        [--eta 3] [--full-epochs 8] [--train-images 64] [--val-images 32]
+    python benchmarks/benchmark_fidelity.py [CONFIG] [--num-random 7] [--rungs 1,3]
+        [--full-epochs 8] [--train-images 64] [--val-images 32]
         [--image-size 128] [--resolution 96] [--workers 2] [--per-rung] [--inherit]
         [--out benchmarks/results/fidelity_demo.json]
 
@@ -56,8 +56,11 @@ def parse_args() -> argparse.Namespace:
         default=1.5,
         help="random archs up to this many times the first tier's predicted latency and FLOPs",
     )
-    p.add_argument('--min-epochs', type=int, default=1)
-    p.add_argument('--eta', type=int, default=3)
+    p.add_argument(
+        '--rungs',
+        default='1,3',
+        help='epochs the rungs below the full schedule end at (your nas.fidelity rungs)',
+    )
     p.add_argument('--full-epochs', type=int, default=None, help='proxy schedule length')
     p.add_argument('--train-images', type=int, default=None, help='demo data: train images')
     p.add_argument('--val-images', type=int, default=None, help='demo data: val images')
@@ -123,7 +126,7 @@ def chain(job: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from gpunet_mm.search.fidelity import rescaled_schedule
+    from gpunet_mm.search.continuation import rescaled_schedule
     from gpunet_mm.search.trainer import train_candidate
 
     cfg, arch, root, metric = job['cfg'], job['arch'], job['dir'], job['metric']
@@ -163,7 +166,7 @@ def chain(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def summarise(results: Dict[str, Any], rungs: List[int], top_k: int) -> Dict[str, Any]:
-    from gpunet_mm.search.fidelity import rank_agreement
+    from gpunet_mm.search.continuation import rank_agreement
 
     full = {n: c['rungs'][str(rungs[-1])] for n, c in results['prefix'].items()}
     out: Dict[str, Any] = {}
@@ -182,7 +185,7 @@ def summarise(results: Dict[str, Any], rungs: List[int], top_k: int) -> Dict[str
 def main() -> None:
     args = parse_args()
     from gpunet_mm.search.api import load_search_config, nas_settings
-    from gpunet_mm.search.fidelity import check_fidelity_schedule, rung_ends
+    from gpunet_mm.search.continuation import check_fidelity_schedule
 
     cfg = load_search_config(args.config)
     if args.full_epochs:
@@ -192,8 +195,11 @@ def main() -> None:
                 s['end'] = args.full_epochs
     if args.resolution:
         cfg['search_space']['resolutions'] = [args.resolution]
-    full = check_fidelity_schedule(cfg, args.min_epochs)
-    rungs = rung_ends(full, args.min_epochs, args.eta)
+    low = sorted({int(e) for e in args.rungs.split(',') if e.strip()})
+    full = check_fidelity_schedule(cfg, low[0] if low else 1)
+    if low and low[-1] >= full:
+        raise SystemExit(f'--rungs: got {low}; allowed: epochs below the full schedule ({full})')
+    rungs = [*low, full]
     os.makedirs(args.work_dir, exist_ok=True)
     data = None
     if args.train_images or args.val_images or args.image_size or args.data_root:
@@ -220,8 +226,6 @@ def main() -> None:
             what='rank agreement of each rung with the full proxy schedule (demo data)',
             config=args.config,
             rungs=rungs,
-            eta=args.eta,
-            min_epochs=args.min_epochs,
             metric=metric,
             scale=dict(
                 train_images=(data or {}).get('num_train'),

@@ -147,7 +147,7 @@ def train_candidate(
     Runs in a search worker process (a Ray task) or in-process. Raises on failure: the
     controller records the error and retries up to its limit.
 
-    Multi-fidelity (:mod:`gpunet_mm.search.fidelity`): ``epochs`` ends the attempt at that
+    Multi-fidelity (:mod:`gpunet_mm.search.continuation`): ``epochs`` ends the attempt at that
     epoch of the proxy schedule (a rung), ``resume_from`` continues from the previous rung's
     checkpoint with mmengine's resume; ``final`` trains the full schedule ``final_schedule``
     from scratch; ``inherit_from=dict(checkpoint=..., arch=...)`` starts a new candidate from
@@ -165,7 +165,7 @@ def train_candidate(
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
     os.makedirs(work_dir, exist_ok=True)
-    from .fidelity import final_config, rung_config
+    from .continuation import final_config, rung_config
 
     cand = candidate_config(cfg, arch, work_dir=work_dir)
     cand = final_config(cand, final_schedule) if final else rung_config(cand, epochs, resume_from)

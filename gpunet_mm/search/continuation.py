@@ -223,18 +223,6 @@ def _bases_of(config_path: str) -> List[str]:
     return [n if osp.isabs(n) else osp.normpath(osp.join(here, n)) for n in names]
 
 
-def rung_ends(full: int, min_epochs: int, eta: int) -> List[int]:
-    """The epochs rungs end at: ``min_epochs * eta**k`` below ``full``, then ``full``
-    (``full=8, min_epochs=1, eta=3`` -> ``[1, 3, 8]``)."""
-    if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
-        raise SearchConfigError(f'nas.fidelity.eta: got {eta!r}; allowed: an integer >= 2')
-    out, e = [], int(min_epochs)
-    while e < full:
-        out.append(e)
-        e *= eta
-    return [*out, int(full)]
-
-
 def rescaled_schedule(ccfg: Dict[str, Any], epochs: int) -> Dict[str, Any]:
     """One schedule per rung: the config's schedule squeezed into ``epochs`` (every epoch-
     based scheduler's ``begin``/``end`` scaled by ``epochs / max_epochs``; iteration-based

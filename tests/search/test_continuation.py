@@ -8,14 +8,13 @@ import os.path as osp
 
 import pytest
 
-from gpunet_mm.search.fidelity import (
+from gpunet_mm.search.continuation import (
     base_schedule,
     check_fidelity_schedule,
     final_config,
     rank_agreement,
     rescaled_schedule,
     rung_config,
-    rung_ends,
 )
 from gpunet_mm.search.trainer import SearchConfigError, candidate_config
 
@@ -170,13 +169,8 @@ def test_min_epochs_within_the_schedule(search_cfg, min_epochs):
         check_fidelity_schedule(search_cfg, min_epochs)
 
 
-def test_rung_ends_and_rank_agreement():
+def test_full_schedule_and_rank_agreement():
     assert check_fidelity_schedule({'train_cfg': dict(max_epochs=8)}, 1) == 8
-    assert rung_ends(8, 1, 3) == [1, 3, 8]
-    assert rung_ends(9, 1, 3) == [1, 3, 9]
-    assert rung_ends(8, 8, 2) == [8]
-    with pytest.raises(SearchConfigError, match='eta: got 1'):
-        rung_ends(8, 1, 1)
     full = dict(a=0.5, b=0.4, c=0.3, d=0.2)
     same = rank_agreement(dict(a=0.1, b=0.08, c=0.05, d=0.01), full, top_k=2)
     assert same['kendall_tau'] == pytest.approx(1.0) and same['top_k_overlap'] == 1.0
