@@ -96,6 +96,7 @@ class _Capture:
     def __init__(self) -> None:
         self.metrics: Dict[str, float] = {}
         self.start_epoch = 0
+        self.val_epoch: Optional[int] = None  # the epoch of the last validation
 
     def hook(self):
         from mmengine.hooks import Hook
@@ -121,6 +122,7 @@ class _Capture:
                             )
 
             def after_val_epoch(self, runner, metrics=None):
+                outer.val_epoch = int(runner.epoch)
                 if metrics:
                     outer.metrics = {
                         k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))
@@ -184,8 +186,13 @@ def train_candidate(
     for h in extra_hooks:
         runner.register_hook(h)
     runner.train()
-    if not capture.metrics:  # the schedule ran no validation at its end
+    if capture.val_epoch != runner.epoch:  # the schedule ran no validation at its end
         capture.metrics = {k: float(v) for k, v in (runner.val() or {}).items()}
+    if not capture.metrics and 'CocoMetric' in str((ccfg.get('val_evaluator') or {}).get('type')):
+        # mmdet's CocoMetric returns nothing when no image has a detection above the score
+        # threshold (a short first rung of a detector trained from scratch): that is mAP 0
+        metric = (cfg.get('nas') or {}).get('metric') or 'coco/bbox_mAP'
+        capture.metrics = {metric: 0.0, 'no_detections': 1.0}
     ckpt = None
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):

@@ -89,6 +89,8 @@ def test_a_promoted_rung_continues_the_iterations_and_the_lr(tiny_cfg, tmp_path)
     assert (r1['epochs'], r1['epochs_trained']) == (1, 1)
     assert osp.isabs(r1['checkpoint']) and osp.isfile(r1['checkpoint'])
     assert 'coco/bbox_mAP' in r1  # a rung ends with a validation
+    if r1.get('no_detections'):  # nothing above the score threshold yet: mAP 0, not an error
+        assert r1['coco/bbox_mAP'] == 0.0
     r2 = train_candidate(
         tiny_cfg,
         arch,
@@ -176,3 +178,18 @@ def test_full_schedule_and_rank_agreement():
     assert same['kendall_tau'] == pytest.approx(1.0) and same['top_k_overlap'] == 1.0
     flipped = rank_agreement(dict(a=0.01, b=0.05, c=0.08, d=0.1), full, top_k=2)
     assert flipped['kendall_tau'] == pytest.approx(-1.0) and flipped['top_k_overlap'] == 0.0
+
+
+def test_an_arch_read_from_a_config_saves_plain_meta(tmp_path):
+    """Candidates get ``arch=`` through an mmengine Config: the checkpoint meta built from it
+    must hold no ConfigDict, or the next rung could not load it weights-only."""
+    import torch
+    from mmengine.config import Config
+
+    from gpunet_mm.models.arch_spec import GPUNetArch
+    from gpunet_mm.models.tiers import get_tier
+
+    a = GPUNetArch.from_dict(Config(dict(arch=get_tier('GPUNet-0').to_dict())).arch)
+    path = str(tmp_path / 'meta.pth')
+    torch.save(dict(meta=a.to_dict()), path)
+    assert torch.load(path, weights_only=True)['meta'] == get_tier('GPUNet-0').to_dict()

@@ -64,14 +64,18 @@ def test_kernels_are_centred_channels_leading(child_k, parent_k):
     psd, csd = parent.state_dict(), child.state_dict()
     dw = [k for k in rep.partial if 'depthwise_conv.conv.weight' in k]
     assert dw, rep.partial
+    kernels = set()
     for k in dw:
         pw, cw = psd[k], csd[k]
-        n = min(child_k, parent_k)
-        co, po = (child_k - n) // 2, (parent_k - n) // 2
+        kc, kp = cw.shape[-1], pw.shape[-1]
+        kernels.add((kc, kp))
+        n = min(kc, kp)
+        co, po = (kc - n) // 2, (kp - n) // 2
         m = min(pw.shape[0], cw.shape[0])
         assert torch.equal(cw[:m, :, co : co + n, co : co + n], pw[:m, :, po : po + n, po : po + n])
-        if child_k > parent_k:  # the ring around the centre keeps the child's own init
+        if kc > kp:  # the ring around the centre keeps the child's own init
             assert torch.equal(cw[:, :, 0, :], before[k][:, :, 0, :])
+    assert (child_k, parent_k) in kernels  # the edited row's kernels were centred
     # a wider projection: leading output channels from the parent, the rest as initialised
     wide = [k for k in rep.partial if 'linear_conv.conv.weight' in k]
     assert wide
