@@ -76,6 +76,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--workers', type=int, default=2, help='parallel trainings (1 thread each)')
     p.add_argument('--per-rung', action='store_true', help='also one schedule per rung')
     p.add_argument('--inherit', action='store_true', help='also with weight inheritance')
+    p.add_argument(
+        '--inherit-rungs', type=int, default=1, help='how many rungs the inheritance runs train'
+    )
     p.add_argument('--top-k', type=int, default=3)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--work-dir', default='work_dirs/benchmark_fidelity')
@@ -298,7 +301,7 @@ def main() -> None:
                 continue
             parent = closest_parent(a['arch'], [f for f in finished if f['name'] != a['name']])
             if parent is not None:
-                jobs.append(job(a, 'inherit', rungs[:-1], parent=parent))
+                jobs.append(job(a, 'inherit', rungs[: args.inherit_rungs], parent=parent))
         run_jobs(jobs)
     write(done=True)
     print(json.dumps(summarise(results, rungs, args.top_k), indent=1))
