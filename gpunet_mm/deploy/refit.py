@@ -1,25 +1,25 @@
 """A pruning predictor that learns the search's target from the search's own measurements.
 
-Before a search, :func:`gpunet_mm.search.api.calibrate` anchors a predictor made for another
-device (the analytic proxy, or a :class:`~gpunet_mm.deploy.LatencyPredictor` fitted
+Before a search, ``gpunet_mm.search.api.calibrate`` anchors a predictor made for another
+device (the analytic proxy, or a ``gpunet_mm.deploy.LatencyPredictor`` fitted
 elsewhere) with ``measured = intercept + slope * predicted`` from a handful of points. On the
 demo that anchor still over-predicted the proposals by 38 % (12.77 ms predicted, 9.24 ms
 measured): proposals stayed far inside the budget, away from the boundary where the best
 networks are.
 
-:class:`RefitPredictor` keeps every exact measurement the search makes
-(:meth:`~RefitPredictor.observe`) and refits after each one, choosing by leave-one-out
+``RefitPredictor`` keeps every exact measurement the search makes
+(``RefitPredictor.observe``) and refits after each one, choosing by leave-one-out
 relative error among
 
 * ``anchor``: ``intercept + slope * base(arch)`` (what calibration fits, with more points);
 * ``features``: a non-negative linear model over the whole-detector cost features of
-  :func:`~gpunet_mm.deploy.predictor.arch_features` (when the search gives a feature
-  function), the same model as :class:`~gpunet_mm.deploy.LatencyPredictor`, fitted to this
+  ``gpunet_mm.deploy.predictor.arch_features`` (when the search gives a feature
+  function), the same model as ``gpunet_mm.deploy.LatencyPredictor``, fitted to this
   target's own measurements. Its features are grouped into a few sums (backbone compute,
   memory traffic, neck and head, post-processing, per-node overhead) so that ten points
   can fit it.
 
-:meth:`~RefitPredictor.recent_error` is the median absolute percentage error of the
+``RefitPredictor.recent_error`` is the median absolute percentage error of the
 predictions made *before* each of the last 20 measurements: the error the search pruned
 with, not a fit residual. Numpy and scipy only (no torch), like the predictor.
 """
@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-#: the sums of :data:`~gpunet_mm.deploy.predictor.FEATURES` the ``features`` model fits
+#: the sums of ``gpunet_mm.deploy.predictor.FEATURES`` the ``features`` model fits
 #: (few enough to fit from about ten measurements)
 FEATURE_GROUPS = (
     ('dense_gflops', 'pointwise_gflops', 'depthwise_gflops'),
@@ -44,7 +44,7 @@ FEATURE_GROUPS = (
 
 
 def grouped_features(predictor: Any) -> Callable[[Any], np.ndarray]:
-    """``arch -> grouped features`` from a :class:`LatencyPredictor`'s feature function
+    """``arch -> grouped features`` from a ``LatencyPredictor``'s feature function
     (the detector template and target it was made for; it need not be fitted). Each group
     is summed after scaling its members by the predictor's coefficients when it has them
     (their relative weights), else by 1."""
@@ -73,8 +73,8 @@ class RefitPredictor:
     Args:
         base: ``arch -> ms`` before calibration (the proxy or a loaded predictor).
         slope, intercept: the calibration's anchor, used until two points are observed.
-        features: optional ``arch -> feature vector`` (:func:`grouped_features`).
-        window: how many of the latest measurements :meth:`recent_error` covers.
+        features: optional ``arch -> feature vector`` (``grouped_features``).
+        window: how many of the latest measurements ``recent_error`` covers.
     """
 
     def __init__(
@@ -128,7 +128,7 @@ class RefitPredictor:
     def observe(self, arch: Any, measured_ms: float, seed_point: bool = False) -> float:
         """Record an exact measurement and refit; returns the relative error the prediction
         had before it. ``seed_point``: a calibration measurement, fitted but not counted in
-        :meth:`recent_error` (it was not a proposal)."""
+        ``recent_error`` (it was not a proposal)."""
         y = float(measured_ms)
         if not (math.isfinite(y) and y > 0):
             raise ValueError(f'measured_ms: got {measured_ms!r}; allowed: a finite number > 0')

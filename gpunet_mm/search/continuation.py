@@ -17,8 +17,8 @@ two rank candidates.
 
 The final retrain (``final=True``) trains the base detector config's *full* schedule from
 scratch: the search config overrides the schedule with a short proxy (``max_epochs = 8`` over
-the demo detector's 12); :func:`base_schedule` recovers the base config's own schedule keys
-(:data:`SCHEDULE_KEYS`) from the search config file's ``_base_`` chain, and
+the demo detector's 12); ``base_schedule`` recovers the base config's own schedule keys
+(``SCHEDULE_KEYS``) from the search config file's ``_base_`` chain, and
 ``nas.final.schedule`` may replace them.
 """
 
@@ -73,7 +73,7 @@ def schedule_epochs(cfg: Mapping[str, Any], what: str = 'the search config') -> 
 def check_fidelity_schedule(cfg: Mapping[str, Any], min_epochs: Any) -> int:
     """Everything the worker needs from ``nas.fidelity``, checked before anything trains.
 
-    Returns the full proxy schedule's epoch count. Raises :class:`SearchConfigError` for an
+    Returns the full proxy schedule's epoch count. Raises ``SearchConfigError`` for an
     iteration-based loop, disabled checkpoints, or ``min_epochs`` that is not an integer in
     ``1..max_epochs``. (The controller checks ``eta`` and the compute budget.)
     """
@@ -153,7 +153,7 @@ def rung_config(
 
 
 def final_config(ccfg: Dict[str, Any], schedule: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """The candidate config with the full schedule ``schedule`` (from :func:`base_schedule`
+    """The candidate config with the full schedule ``schedule`` (from ``base_schedule``
     or ``nas.final.schedule``) merged over the proxy's, from scratch. ``None`` keeps the
     config's own schedule (a config without a proxy override)."""
     from mmengine.config import Config
@@ -184,7 +184,7 @@ def final_config(ccfg: Dict[str, Any], schedule: Optional[Mapping[str, Any]]) ->
 
 def base_schedule(config_path: str) -> Dict[str, Any]:
     """The schedule of the detector config a search config inherits, before the search's
-    proxy override: the :data:`SCHEDULE_KEYS` of the first ``_base_`` file that has a
+    proxy override: the ``SCHEDULE_KEYS`` of the first ``_base_`` file that has a
     ``train_cfg``, resolved through that file's own bases.
 
     The search config (``configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py``) sets
@@ -227,7 +227,7 @@ def rescaled_schedule(ccfg: Dict[str, Any], epochs: int) -> Dict[str, Any]:
     """One schedule per rung: the config's schedule squeezed into ``epochs`` (every epoch-
     based scheduler's ``begin``/``end`` scaled by ``epochs / max_epochs``; iteration-based
     warm-ups kept), training from scratch. The fidelity study compares it with the prefix
-    rungs of :func:`rung_config`; it cannot be continued."""
+    rungs of ``rung_config``; it cannot be continued."""
     full = schedule_epochs(ccfg, 'the candidate config')
     out = copy.deepcopy(ccfg)
     scheds = out.get('param_scheduler') or []

@@ -14,7 +14,7 @@ from a finished candidate's checkpoint instead of from scratch:
 * everything else (another block type at that position, a layer the parent lacks) keeps the
   initialisation it has now.
 
-Names line up because :class:`~gpunet_mm.models.backbones.GPUNet` names layer ``p`` of level
+Names line up because ``gpunet_mm.models.backbones.GPUNet`` names layer ``p`` of level
 ``l`` ``layers.l.p`` in every architecture (a shallower level keeps its first layers, as
 OFA's elastic depth does), and the neck and head come from the same base config.
 
@@ -35,7 +35,7 @@ _SPATIAL_FROM = 2
 
 @dataclass
 class InheritReport:
-    """What :func:`inherit_weights` did, by tensor name."""
+    """What ``inherit_weights`` did, by tensor name."""
 
     copied: List[str] = field(default_factory=list)  # same shape: the whole tensor
     partial: List[str] = field(default_factory=list)  # the overlap of two shapes
@@ -105,7 +105,7 @@ def inherit_state(
 
 
 def inherit_weights(model: Any, parent_state: Mapping[str, Any]) -> InheritReport:
-    """Copy what :func:`inherit_state` inherits into ``model``'s parameters and buffers, in
+    """Copy what ``inherit_state`` inherits into ``model``'s parameters and buffers, in
     place (the optimiser built on them keeps pointing at the same tensors)."""
     import torch
 
