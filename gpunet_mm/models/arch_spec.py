@@ -421,7 +421,7 @@ class GPUNetArch:
             resolution=d.get('resolution', 224),
             family=d.get('family', 'gpunet'),
             in_channels=d.get('in_channels', 3),
-            meta=dict(d.get('meta', {})),
+            meta=_plain(d.get('meta', {})),
         )
 
     def to_json(self, **kwargs: Any) -> str:
@@ -447,6 +447,17 @@ class GPUNetArch:
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(BlockRow))
+
+
+def _plain(value: Any) -> Any:
+    """Nested mappings and sequences as plain dicts and lists. An arch read from a config
+    holds mmengine ``ConfigDict`` s, which a checkpoint's ``meta`` would then pickle: such a
+    checkpoint no longer loads weights-only (a rung's continuation could not resume it)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _row_to_dict(row: BlockRow) -> Dict[str, Any]:

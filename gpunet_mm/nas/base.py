@@ -187,6 +187,11 @@ class Optimizer:
             self._cost_cache[k] = c
         return self._cost_cache[k]
 
+    def constraint_changed(self) -> None:
+        """``constraint_fn`` now predicts differently (a refitted latency model): forget
+        the cached predictions (those stored in trials stay as they were at ask time)."""
+        self._cost_cache.clear()
+
     @property
     def effective_budget(self) -> Optional[float]:
         """The budget the predictions must meet, shrunk by learnt violations."""

@@ -347,10 +347,39 @@ def calibrate(
             for a, m in zip(references, meas[1 : 1 + len(references)])
         ],
         points=[
-            dict(arch_hash=arch_hash(a), measured_ms=m, predicted_ms=p)
+            dict(arch_hash=arch_hash(a), measured_ms=m, predicted_ms=p, arch=a)
             for a, m, p in zip(archs, meas, pred)
         ],
     )
+
+
+def latency_model(
+    cfg: Mapping[str, Any], base: Callable[[Any], float], calib: Mapping[str, Any], simulate: bool
+) -> Any:
+    """The pruning predictor the optimisers use: the calibration's anchor, refitted from the
+    calibration points and then from every measurement the search makes
+    (:class:`~gpunet_mm.deploy.refit.RefitPredictor`; a detector search also fits the whole
+    detector's cost features of its own template and target)."""
+    from ..deploy.refit import RefitPredictor, grouped_features
+
+    features = None
+    if not simulate and cfg.get('default_scope') == 'mmdet':
+        from ..deploy import LatencyPredictor
+
+        path = (cfg.get('predictor') or {}).get('path')
+        feat = (
+            LatencyPredictor.load(path)
+            if path
+            else LatencyPredictor.for_target(dict(cfg['model']), dict(cfg['latency_target']))
+        )
+        features = grouped_features(feat)
+    model = RefitPredictor(
+        base, float(calib['slope']), float(calib['intercept']), features=features
+    )
+    for p in calib.get('points') or []:
+        if p.get('arch') is not None:  # journals from before the refit have hashes only
+            model.observe(p['arch'], float(p['measured_ms']), seed_point=True)
+    return model
 
 
 def resolve_budgets(raw: Sequence[Any], ref_latency: Mapping[str, float]) -> List[float]:
@@ -543,12 +572,9 @@ def _run(
                 'target); raise the budget or shrink the space'
             )
         journal.set_meta('budgets', budgets)
-    slope, intercept = float(calib['slope']), float(calib['intercept'])
-
-    def predict(a: Any) -> float:
-        return intercept + slope * float(base(a))
-
-    optimizers = make_optimizers(cfg, budgets, predict, seed)
+    model = latency_model(cfg, base, calib, run.simulate)
+    optimizers = make_optimizers(cfg, budgets, model.predict, seed)
+    model.on_refit = lambda: [o.constraint_changed() for o in optimizers]
     payload = dict(
         cfg=cfg,
         work_dir=osp.abspath(work_dir),
@@ -581,6 +607,10 @@ def _run(
         opts,
         on_update=run.on_update,
     )
+    for t in journal.trials():  # a resumed search refits from what it measured before
+        if t.latency_ms is not None:
+            model.observe(t.arch, float(t.latency_ms), not t.origin.startswith('optimizer'))
+    ctrl.latency_model = model
     if journal.meta('seeded') is None:
         for name, arch in refs.items():
             ctrl.add_reference(name, arch)
@@ -598,6 +628,7 @@ def _run(
         summary['virtual_wall_s'] = executor.clock()
         summary['num_workers'] = executor.num_workers
     summary['mode'] = 'simulate' if run.simulate else 'train'
+    summary['latency_predictor'] = model.state()
     summary['neighbours'] = _neighbours(ctrl)
     if not run.simulate:
         from .report import dataset_of

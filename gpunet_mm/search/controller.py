@@ -131,6 +131,8 @@ class SearchController:
         self.stop_reason: Optional[str] = None
         self.model_rung = 0  # the rung the optimisers learnt from at the last ask
         self._keys: Dict[int, Optional[str]] = {}  # pool id -> the space's key of its arch
+        #: refitted from every measurement (:class:`~gpunet_mm.deploy.refit.RefitPredictor`)
+        self.latency_model: Optional[Any] = None
 
     # ------------------------------------------------------------------ bookkeeping
     def _save_opt(self, b: int, trials: Sequence[Any]) -> None:
@@ -374,6 +376,8 @@ class SearchController:
         for t, r in zip(trials, results):
             lat = float(r['latency_ms'])
             reference = t.origin.startswith('reference')
+            if self.latency_model is not None:  # proposals count in its error, seeds do not
+                self.latency_model.observe(t.arch, lat, not t.origin.startswith('optimizer'))
             if t.origin.startswith('warm'):
                 pt = self.journal.update_trial(
                     t.id, 'measured', status='complete', latency_ms=lat, latency=r

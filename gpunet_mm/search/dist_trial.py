@@ -15,6 +15,7 @@ def main(spec: str) -> None:
     from ..apis.runner import close_process_group
     from ..nas.base import atomic_write_text
     from .trainer import train_candidate
+    from .worker import fidelity_kwargs
 
     with open(spec) as f:
         task = json.load(f)
@@ -26,6 +27,7 @@ def main(spec: str) -> None:
             task['work_dir'],
             threads=task.get('threads'),
             launcher='pytorch',
+            **fidelity_kwargs(task),
         )
         if int(os.environ.get('RANK', '0')) == 0:
             result['world_size'] = int(os.environ.get('WORLD_SIZE', '1'))

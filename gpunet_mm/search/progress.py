@@ -64,9 +64,12 @@ class SearchProgress:
         )
         eta = '-' if s['eta'] is None else f'{s["eta"] / 60:.1f} min'
         fid = ctrl.fidelity_status() if hasattr(ctrl, 'fidelity_status') else ''
+        model = getattr(ctrl, 'latency_model', None)
+        err = model.recent_error() if model is not None else None
+        lat = '' if err is None else f' | latency model error {100 * err:.1f} %'
         return (
             f'[search] {s["done"]}/{self.total} trained, {c["running"]} running, '
-            f'{c["failed"]} failed, {c["infeasible"]} over budget | best {best} | '
+            f'{c["failed"]} failed, {c["infeasible"]} over budget | best {best}{lat} | '
             + (f'{fid} | ' if fid else '')
             + f'elapsed {s["elapsed"] / 60:.1f} min, ETA {eta}'
         )

@@ -90,10 +90,13 @@ def candidate_config(
 
 
 class _Capture:
-    """Keeps the last validation metrics and checks every training loss is finite."""
+    """Keeps the last validation metrics and checks every training loss is finite; notes
+    the epoch training starts at (after a resume: the checkpoint's)."""
 
     def __init__(self) -> None:
         self.metrics: Dict[str, float] = {}
+        self.start_epoch = 0
+        self.val_epoch: Optional[int] = None  # the epoch of the last validation
 
     def hook(self):
         from mmengine.hooks import Hook
@@ -102,6 +105,9 @@ class _Capture:
 
         class SearchTrialHook(Hook):
             priority = 'VERY_LOW'
+
+            def before_train(self, runner) -> None:
+                outer.start_epoch = int(runner.epoch)
 
             def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
                 if not outputs:
@@ -116,6 +122,7 @@ class _Capture:
                             )
 
             def after_val_epoch(self, runner, metrics=None):
+                outer.val_epoch = int(runner.epoch)
                 if metrics:
                     outer.metrics = {
                         k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))
@@ -131,11 +138,23 @@ def train_candidate(
     threads: Optional[int] = None,
     extra_hooks: Sequence[Any] = (),
     launcher: str = 'none',
+    epochs: Optional[int] = None,
+    resume_from: Optional[str] = None,
+    final: bool = False,
+    final_schedule: Optional[Dict[str, Any]] = None,
+    inherit_from: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Train and evaluate one candidate; returns its metrics, size, time and files.
 
     Runs in a search worker process (a Ray task) or in-process. Raises on failure: the
     controller records the error and retries up to its limit.
+
+    Multi-fidelity (:mod:`gpunet_mm.search.continuation`): ``epochs`` ends the attempt at that
+    epoch of the proxy schedule (a rung), ``resume_from`` continues from the previous rung's
+    checkpoint with mmengine's resume; ``final`` trains the full schedule ``final_schedule``
+    from scratch; ``inherit_from=dict(checkpoint=..., arch=...)`` starts a new candidate from
+    a finished one's weights (:mod:`gpunet_mm.search.inherit`). The result then also holds
+    ``epochs`` (reached), ``epochs_trained`` (added by this attempt) and ``checkpoint``.
     """
     import torch
     from mmengine.config import Config
@@ -148,17 +167,32 @@ def train_candidate(
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
     os.makedirs(work_dir, exist_ok=True)
-    ccfg = Config(candidate_config(cfg, arch, work_dir=work_dir))
+    from .continuation import final_config, rung_config
+
+    cand = candidate_config(cfg, arch, work_dir=work_dir)
+    cand = final_config(cand, final_schedule) if final else rung_config(cand, epochs, resume_from)
+    ccfg = Config(cand)
     ccfg.experiment_name = osp.basename(osp.normpath(work_dir))
     init_cpu_distributed(ccfg, launcher)  # gloo when a torchrun'd trial has no GPU
     runner = make_runner(ccfg, launcher)
     capture = _Capture()
     runner.register_hook(capture.hook())
+    inherit = None
+    if inherit_from and not ccfg.get('resume'):
+        from .inherit import inherit_hook
+
+        inherit = inherit_hook(inherit_from['checkpoint'])
+        runner.register_hook(inherit)
     for h in extra_hooks:
         runner.register_hook(h)
     runner.train()
-    if not capture.metrics:  # the schedule ran no validation at its end
+    if capture.val_epoch != runner.epoch:  # the schedule ran no validation at its end
         capture.metrics = {k: float(v) for k, v in (runner.val() or {}).items()}
+    if not capture.metrics and 'CocoMetric' in str((ccfg.get('val_evaluator') or {}).get('type')):
+        # mmdet's CocoMetric returns nothing when no image has a detection above the score
+        # threshold (a short first rung of a detector trained from scratch): that is mAP 0
+        metric = (cfg.get('nas') or {}).get('metric') or 'coco/bbox_mAP'
+        capture.metrics = {metric: 0.0, 'no_detections': 1.0}
     ckpt = None
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):
@@ -173,10 +207,14 @@ def train_candidate(
         params=int(count_params(runner.model)),
         backbone_gflops=float(arch_flops(a)),
         train_wall_s=time.perf_counter() - t0,
-        checkpoint=ckpt,
+        checkpoint=osp.abspath(ckpt) if ckpt else None,
         log_dir=runner.log_dir,
         work_dir=work_dir,
+        epochs=int(runner.epoch),
+        epochs_trained=int(runner.epoch) - capture.start_epoch,
     )
+    if inherit is not None:
+        result['inherited'] = dict(inherit.report.to_dict(), checkpoint=inherit.checkpoint)
     return result
 
 

@@ -21,12 +21,22 @@ def trial_dir(root: str, trial_id: int, attempt: int) -> str:
     return osp.join(root, 'trials', f'{trial_id:04d}', f'attempt_{attempt}')
 
 
+#: payload keys of a multi-fidelity attempt, passed to :func:`~.trainer.train_candidate`
+#: as they are (absent: the attempt trains the whole proxy schedule from scratch, as before)
+FIDELITY_KEYS = ('epochs', 'resume_from', 'final', 'final_schedule', 'inherit_from')
+
+
+def fidelity_kwargs(task: Dict[str, Any]) -> Dict[str, Any]:
+    """The multi-fidelity keys a task carries (and not None)."""
+    return {k: task[k] for k in FIDELITY_KEYS if task.get(k) is not None}
+
+
 def run_trial(task: Dict[str, Any]) -> Dict[str, Any]:
     """Train and evaluate ``task['arch']`` with the search config ``task['cfg']``.
 
     ``task`` is what :class:`~gpunet_mm.search.executor.TrialTask` carries, flattened:
     ``trial_id``, ``attempt``, ``arch`` and the controller's payload (``cfg``, ``work_dir``,
-    ``threads``, ``nproc``).
+    ``threads``, ``nproc``; for multi-fidelity :data:`FIDELITY_KEYS`).
     """
     work_dir = trial_dir(task['work_dir'], int(task['trial_id']), int(task['attempt']))
     if task.get('final'):  # the final retrain: its own folder, never the search's attempts
@@ -36,7 +46,9 @@ def run_trial(task: Dict[str, Any]) -> Dict[str, Any]:
         return run_distributed(task, work_dir, nproc)
     from .trainer import train_candidate
 
-    return train_candidate(task['cfg'], task['arch'], work_dir, threads=task.get('threads'))
+    return train_candidate(
+        task['cfg'], task['arch'], work_dir, threads=task.get('threads'), **fidelity_kwargs(task)
+    )
 
 
 def _free_port() -> int:
