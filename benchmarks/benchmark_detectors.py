@@ -74,7 +74,9 @@ def bench(args) -> dict:
 
     torch.set_num_threads(args.threads)
     data = osp.join(args.work_dir, 'demo_det_64')
-    generate_detection_demo(data, num_train=64, num_val=8, image_size=args.train_size, seed=5)
+    generate_detection_demo(
+        data, num_train=64, num_val=8, image_size=args.train_size, seed=5, with_masks=True
+    )
     data += '/'
     imgs = sorted(osp.join(data, 'val', f) for f in os.listdir(osp.join(data, 'val')))
     ort_b = OnnxRuntimeBackend(threads=args.threads)
@@ -90,7 +92,7 @@ def bench(args) -> dict:
             'trains',
             lambda: demo_trained_detector(
                 config,
-                osp.join(args.work_dir, 'trained', name),
+                osp.join(args.work_dir, 'trained', name.replace(' ', '_')),
                 data,
                 epochs=args.epochs,
                 size=args.train_size,
@@ -102,7 +104,7 @@ def bench(args) -> dict:
             cfg, ckpt = trained
             model = build_detector(Config(cfg), ckpt)
         s = args.train_size
-        onnx_parity = osp.join(args.work_dir, 'onnx', f'{name}_{s}.onnx')
+        onnx_parity = osp.join(args.work_dir, 'onnx', f'{name}_{s}.onnx'.replace(' ', '_'))
         _step(row, 'exports', lambda: export_onnx(model, dict(input_shape=(s, s)), onnx_parity))
 
         def parity():
@@ -123,7 +125,7 @@ def bench(args) -> dict:
         _step(row, 'parity', parity)
 
         shape = (args.shape, args.shape)
-        onnx_lat = osp.join(args.work_dir, 'onnx', f'{name}_{args.shape}.onnx')
+        onnx_lat = osp.join(args.work_dir, 'onnx', f'{name}_{args.shape}.onnx'.replace(' ', '_'))
 
         def latency():
             export_onnx(model, dict(input_shape=shape), onnx_lat)
@@ -209,7 +211,9 @@ def bench(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/benchmark_detectors'))
+    # the slow parity tests (tests/deploy/test_trained_parity.py) train the same detectors on
+    # the same data into the same folder: either reuses the other's checkpoints
+    ap.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/test_cache'))
     ap.add_argument('--only', default=None, help='comma-separated detector names')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--epochs', type=int, default=4)

@@ -19,8 +19,9 @@ CLS_CONVS = (
     'retina_cls', 'conv_cls', 'atss_cls', 'gfl_cls', 'tood_cls', 'rtm_cls',
     'multi_level_conv_cls',
 )  # fmt: skip
-#: score-factor convs thresholded together with the class score (YOLOX's objectness)
-FACTOR_CONVS = ('multi_level_conv_obj',)
+#: convs whose output the thresholded score also contains (YOLOX's objectness, TOOD's
+#: probability map): re-initialised like the class convs (bias 0) so they do not cap it
+FACTOR_CONVS = ('multi_level_conv_obj', 'cls_prob_module')
 
 
 def _output_convs(head: nn.Module, names: Sequence[str]) -> List[nn.Conv2d]:
@@ -31,6 +32,8 @@ def _output_convs(head: nn.Module, names: Sequence[str]) -> List[nn.Conv2d]:
             convs.append(mod)
         elif isinstance(mod, nn.ModuleList):
             convs.extend(m for m in mod if isinstance(m, nn.Conv2d))
+        elif isinstance(mod, nn.Sequential):  # its output conv
+            convs.extend([m for m in mod if isinstance(m, nn.Conv2d)][-1:])
     return convs
 
 

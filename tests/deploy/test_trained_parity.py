@@ -24,7 +24,7 @@ def small_demo_data():
     from gpunet_mm.datasets import generate_detection_demo
 
     root = os.path.join(CACHE, 'demo_det_64')
-    generate_detection_demo(root, num_train=64, num_val=8, image_size=SIZE, seed=5)
+    generate_detection_demo(root, num_train=64, num_val=8, image_size=SIZE, seed=5, with_masks=True)
     return root + '/'
 
 
@@ -42,7 +42,7 @@ def trained(name, data_root):
         torch.set_num_threads(1)
         cfg, ckpt = demo_trained_detector(
             os.path.join(ROOT, HEAD_DEMOS[name]),
-            os.path.join(CACHE, 'trained', name),
+            os.path.join(CACHE, 'trained', name.replace(' ', '_')),
             data_root,
             epochs=4,
             size=SIZE,
