@@ -46,16 +46,16 @@ def coder_wh_ratio_clip(coder: object) -> float:
 
 
 # ----------------------------------------------------------------------------- decoders
-# (head, priors [N, P], reg [N, D], stride (sw, sh)) -> boxes [N, 4] (x1, y1, x2, y2), no
-# border clip (the image size is a graph tensor for dynamic shapes: the wrapper clips)
-Decoder = Callable[[nn.Module, Tensor, Tensor, Tuple[float, float]], Tensor]
+# (head, coder, priors [N, P], reg [N, D], stride (sw, sh)) -> boxes [N, 4] (x1, y1, x2, y2),
+# no border clip (the image size is a graph tensor for dynamic shapes: the wrapper clips).
+# ``coder`` is the head's ``bbox_coder`` as it was when the wrapper was built.
+Decoder = Callable[[nn.Module, object, Tensor, Tensor, Tuple[float, float]], Tensor]
 
 
-def decode_deltas(head: nn.Module, priors: Tensor, reg: Tensor, stride) -> Tensor:
+def decode_deltas(head: nn.Module, c: object, priors: Tensor, reg: Tensor, stride) -> Tensor:
     """``DeltaXYWHBBoxCoder``: mmdet's ``delta2bbox`` with the coder's settings."""
     from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
 
-    c = head.bbox_coder
     return delta2bbox(
         priors,
         reg,
@@ -69,24 +69,26 @@ def decode_deltas(head: nn.Module, priors: Tensor, reg: Tensor, stride) -> Tenso
     )
 
 
-def decode_distances(head: nn.Module, priors: Tensor, reg: Tensor, stride) -> Tensor:
+def decode_distances(head: nn.Module, coder: object, priors: Tensor, reg: Tensor, stride) -> Tensor:
     """``DistancePointBBoxCoder`` on points (FCOS, RTMDet: distances already in pixels)."""
-    return head.bbox_coder.decode(priors, reg, max_shape=None)
+    return coder.decode(priors, reg, max_shape=None)
 
 
-def decode_gfl(head: nn.Module, priors: Tensor, reg: Tensor, stride) -> Tensor:
+def decode_gfl(head: nn.Module, coder: object, priors: Tensor, reg: Tensor, stride) -> Tensor:
     """GFL: the head's ``integral`` of the distance distribution, times the stride, from
     the anchor centres (``GFLHead._predict_by_feat_single``)."""
     dist = head.integral(reg) * float(stride[0])
-    return head.bbox_coder.decode(head.anchor_center(priors), dist, max_shape=None)
+    return coder.decode(head.anchor_center(priors), dist, max_shape=None)
 
 
-def decode_scaled_boxes(head: nn.Module, priors: Tensor, reg: Tensor, stride) -> Tensor:
+def decode_scaled_boxes(
+    head: nn.Module, coder: object, priors: Tensor, reg: Tensor, stride
+) -> Tensor:
     """TOOD: ``forward`` already returns boxes in stride units."""
     return reg * float(stride[0])
 
 
-def decode_yolox(head: nn.Module, priors: Tensor, reg: Tensor, stride) -> Tensor:
+def decode_yolox(head: nn.Module, coder: object, priors: Tensor, reg: Tensor, stride) -> Tensor:
     """YOLOX: the head's ``_bbox_decode`` (centre offsets and log sizes times the stride)."""
     return head._bbox_decode(priors, reg)
 
@@ -188,7 +190,8 @@ class HeadExporter:
     rewrites: Mapping[str, Callable] = field(default_factory=dict)
 
     def clip_border(self, head: nn.Module) -> bool:
-        return self.clip == 'coder' and bool(getattr(head.bbox_coder, 'clip_border', True))
+        coder = getattr(head, 'bbox_coder', None)
+        return self.clip == 'coder' and bool(getattr(coder, 'clip_border', True))
 
     @contextlib.contextmanager
     def tracing(self, head: nn.Module) -> Iterator[None]:

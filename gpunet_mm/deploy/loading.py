@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch.nn as nn
 
-from .heads import exporter_for, supported_heads
+from .heads import UnsupportedModelError, exporter_for, supported_heads  # noqa: F401 (re-exported)
 
 #: the heads :mod:`.heads` exports (kept as a tuple of ``'Head (how)'`` strings)
 SUPPORTED_HEADS = tuple(supported_heads().split('; '))

@@ -65,14 +65,6 @@ def check_two_stage(model: nn.Module) -> None:
         raise fail('model.roi_head.shared_head', type(roi.shared_head).__name__)
 
 
-class _CoderOf(nn.Module):
-    """Hands :func:`decode_deltas` a head-like object with ``bbox_coder``."""
-
-    def __init__(self, coder: object) -> None:
-        super().__init__()
-        self.bbox_coder = coder
-
-
 class TwoStageCandidates(nn.Module):
     """Features -> (boxes ``[B, P*C, 4]``, scores ``[B, P*C, C]``) for the final class-aware
     NMS: each proposal's class-specific box carries only its own class's score."""
@@ -87,7 +79,7 @@ class TwoStageCandidates(nn.Module):
         self.rpn_max = int(cfg.get('max_per_img', 1000))
         self.rpn_iou = float(cfg.nms.iou_threshold)
         self.rpn_min_size = float(cfg.get('min_bbox_size', -1))
-        self.rpn_coder = _CoderOf(rpn.bbox_coder)
+        self.rpn_coder = rpn.bbox_coder
         gen = rpn.prior_generator
         self.num_levels = gen.num_levels
         self.level_strides = [tuple(float(v) for v in s) for s in gen.strides]
@@ -110,7 +102,7 @@ class TwoStageCandidates(nn.Module):
         head = roi.bbox_head
         self.num_classes = int(head.num_classes)
         self.class_agnostic = bool(head.reg_class_agnostic)
-        self.bbox_coder = _CoderOf(head.bbox_coder)
+        self.bbox_coder = head.bbox_coder
 
     # ------------------------------------------------------------------ RPN
     def _anchors(self, level: int, feat: Tensor) -> Tensor:
@@ -142,7 +134,7 @@ class TwoStageCandidates(nn.Module):
                 a = anchors[idx]
             else:
                 a = anchors.unsqueeze(0).expand(bsz, -1, -1)
-            b = decode_deltas(self.rpn_coder, a.reshape(-1, 4), r.reshape(-1, 4), None)
+            b = decode_deltas(None, self.rpn_coder, a.reshape(-1, 4), r.reshape(-1, 4), None)
             b = clip(b.reshape(bsz, -1, 4))
             if self.rpn_min_size >= 0:
                 wh = b[..., 2:] - b[..., :2]
@@ -201,7 +193,7 @@ class TwoStageCandidates(nn.Module):
         scores = scores * valid.reshape(-1, 1).to(scores.dtype)
         c = 1 if self.class_agnostic else self.num_classes
         priors = proposals.reshape(-1, 1, 4).expand(-1, c, 4).reshape(-1, 4)
-        boxes = decode_deltas(self.bbox_coder, priors, bbox_pred.reshape(-1, 4), None)
+        boxes = decode_deltas(None, self.bbox_coder, priors, bbox_pred.reshape(-1, 4), None)
         boxes = clip(boxes.reshape(bsz, p * c, 4))
         scores = scores.reshape(bsz, p, self.num_classes)
         if self.class_agnostic:

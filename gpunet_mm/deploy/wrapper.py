@@ -99,6 +99,8 @@ class End2EndDetector(nn.Module):
         else:
             self.point_offset = float(gen.offset)
         self.clip_border = self.exporter.clip_border(head)
+        # the coder as configured now (decoding reads its settings at trace time)
+        self.bbox_coder = getattr(head, 'bbox_coder', None)
         self.static_priors: Optional[List[Tensor]] = None
         if not dynamic:
             sizes = self._featmap_sizes(input_shape)
@@ -151,6 +153,7 @@ class End2EndDetector(nn.Module):
         head = self.model.bbox_head
         boxes = self.exporter.decode(
             head,
+            self.bbox_coder,
             priors.reshape(-1, priors.shape[-1]),
             reg.reshape(-1, reg.shape[-1]),
             self.level_strides[level],
