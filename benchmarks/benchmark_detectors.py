@@ -58,6 +58,7 @@ def bench(args) -> dict:
     import torch
     from mmengine.config import Config
 
+    from gpunet_mm.compat import trusted_checkpoints
     from gpunet_mm.datasets import generate_detection_demo
     from gpunet_mm.deploy import build_detector, export_onnx
     from gpunet_mm.deploy.backends import DetectorPredict, OnnxRuntimeBackend, TorchBackend
@@ -102,7 +103,8 @@ def bench(args) -> dict:
         model = None
         if trained:
             cfg, ckpt = trained
-            model = build_detector(Config(cfg), ckpt)
+            with trusted_checkpoints():  # this run's own training wrote it
+                model = build_detector(Config(cfg), ckpt)
         s = args.train_size
         onnx_parity = osp.join(args.work_dir, 'onnx', f'{name}_{s}.onnx'.replace(' ', '_'))
         _step(row, 'exports', lambda: export_onnx(model, dict(input_shape=(s, s)), onnx_parity))

@@ -197,11 +197,14 @@ def match_detections(
     top_k: int = 20,
     iou_thr: float = 0.95,
     score_tol: float = 1e-3,
+    box_tol: float = 1e-2,
 ) -> Dict[str, float]:
     """Fraction of the reference's ``top_k`` detections found in ``dets``/``labels``.
 
     A reference box is matched by an exported one with the same label, IoU >= ``iou_thr``
-    and ``|score diff| <= score_tol`` (each exported box used once). Also reports the worst
+    (or every coordinate within ``box_tol`` px: a box clipped to zero width at the border
+    has IoU 0 even with itself) and ``|score diff| <= score_tol`` (each exported box used
+    once). Also reports the worst
     box-coordinate and score differences of the matches.
     """
     valid = labels >= 0
@@ -215,7 +218,8 @@ def match_detections(
             continue
         ious = _iou(ref['boxes'][i], dets[cand, :4])
         ds = np.abs(dets[cand, 4] - ref['scores'][i])
-        ok = (ious >= iou_thr) & (ds <= score_tol)
+        close = np.abs(dets[cand, :4] - ref['boxes'][i]).max(axis=1) <= box_tol
+        ok = ((ious >= iou_thr) | close) & (ds <= score_tol)
         if not ok.any():
             continue
         j = cand[np.nonzero(ok)[0][np.argmax(ious[ok])]]
