@@ -144,17 +144,19 @@ def load_images(
     feeds ``model.data_preprocessor`` and then ``model.predict``. Resizing without keeping
     the ratio makes ``img_shape`` equal the input, so no padding separates the two paths.
     """
-    from mmcv.transforms import Compose
+    from mmcv.transforms import Compose, LoadImageFromFile
+    from mmdet.datasets.transforms import PackDetInputs, Resize
     from mmengine.dataset import pseudo_collate
 
     h, w = shape
+    # the transform classes themselves: registry names resolve through the current default
+    # scope, which an mmengine Runner in the same process (a training before) may change
     pipe = Compose(
         [
-            dict(type='mmdet.LoadImageFromFile'),
-            dict(type='mmdet.Resize', scale=(w, h), keep_ratio=False),
-            dict(
-                type='mmdet.PackDetInputs',
-                meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
+            LoadImageFromFile(),
+            Resize(scale=(w, h), keep_ratio=False),
+            PackDetInputs(
+                meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
             ),
         ]
     )
