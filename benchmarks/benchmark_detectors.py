@@ -53,7 +53,7 @@ def _step(row: dict, name: str, fn):
         row[f'{name}_s'] = round(time.perf_counter() - t0, 2)
 
 
-def bench(args) -> dict:
+def bench(args, on_row=None) -> dict:
     import numpy as np
     import torch
     from mmengine.config import Config
@@ -83,6 +83,8 @@ def bench(args) -> dict:
     ort_b = OnnxRuntimeBackend(threads=args.threads)
     torch_b = TorchBackend(threads=args.threads)
     names = [n for n in HEAD_DEMOS if not args.only or n in args.only.split(',')]
+    if args.only:  # in the order given
+        names = sorted(names, key=args.only.split(',').index)
 
     def one(name: str) -> dict:
         config = osp.join(ROOT, HEAD_DEMOS[name])
@@ -197,7 +199,11 @@ def bench(args) -> dict:
         )
         return row
 
-    rows = [one(name) for name in names]
+    rows = []
+    for name in names:
+        rows.append(one(name))
+        if on_row is not None:  # write as it goes: a long run keeps what it measured
+            on_row(rows)
     return dict(
         rows=rows,
         env=ort_b.environment(),
@@ -226,14 +232,19 @@ def main() -> None:
     ap.add_argument('--out', default=osp.join(ROOT, 'benchmarks/results/detectors_cpu.json'))
     args = ap.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    res = bench(args)
+    old_rows = []
     if args.only and osp.isfile(args.out):  # keep the other detectors' rows
         with open(args.out) as f:
-            old = json.load(f)
-        kept = [r for r in old.get('rows', []) if r['detector'] not in args.only.split(',')]
-        res['rows'] = kept + res['rows']
-    with open(args.out, 'w') as f:
-        json.dump(res, f, indent=1)
+            old_rows = json.load(f).get('rows', [])
+
+    def write(rows, extra=None):
+        done = {r['detector'] for r in rows}
+        res = dict(extra or {}, rows=[r for r in old_rows if r['detector'] not in done] + rows)
+        with open(args.out, 'w') as f:
+            json.dump(res, f, indent=1)
+
+    res = bench(args, on_row=write)
+    write(res.pop('rows'), res)
     print(f'wrote {args.out}')
 
 
