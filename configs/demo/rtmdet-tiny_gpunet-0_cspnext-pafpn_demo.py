@@ -7,3 +7,6 @@ model = dict(
     neck=dict(in_channels=[64, 256, 704]),
     bbox_head=dict(num_classes=4),
     test_cfg=dict(max_per_img=50))
+# RTMDetSepBNHead shares its convs across levels: the parameter groups skip the repeats
+# (as mmdet's RTMDet configs do)
+optim_wrapper = dict(paramwise_cfg=dict(bypass_duplicate=True))

@@ -40,6 +40,7 @@ param_scheduler = [
 ]
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=0.004, weight_decay=0.05),
-                     paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0))
+                     paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0,
+                                        bypass_duplicate=True))
 model = dict(backbone=dict(frozen_stages=-1, norm_eval=False))
 default_hooks = dict(checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
