@@ -11,28 +11,9 @@ import pytest
 
 from ..subprocess_check import check_ok
 from .conftest import ROOT
+from .test_search_e2e import _options
 
 RTMDET = osp.join(ROOT, 'configs', 'nas', 'rtmdet_gpunet-nas_demo_ort-cpu.py')
-
-
-def _options(data_root, extra=()):
-    opts = [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
-        f'test_evaluator.ann_file={data_root}annotations/instances_val.json',
-        'train_cfg.max_epochs=1',
-        'train_cfg.val_interval=1',
-        'default_hooks.checkpoint.interval=1',
-        'param_scheduler=[]',
-        'nas.calibration_samples=0',
-        'latency_target.iters=3',
-        'latency_target.warmup=1',
-        'search_space.resolutions=[64]',
-        *extra,
-    ]
-    return ['--cfg-options', *opts]
 
 
 @pytest.mark.slow
