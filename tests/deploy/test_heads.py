@@ -6,6 +6,7 @@ shared by the whole session (:func:`trained`).
 """
 
 import copy
+import os
 
 import numpy as np
 import onnxruntime as ort
@@ -16,7 +17,7 @@ from gpunet_mm.deploy import DeployConfig, UnsupportedModelError, export_onnx, m
 from gpunet_mm.deploy.heads import HEAD_EXPORTERS, check_model_cfg, grid_sample_deform_sampling
 from gpunet_mm.deploy.parity import load_images, match_detections, torch_predict
 
-from .conftest import seeded_detector
+from .conftest import ROOT, seeded_detector
 
 NEW_HEADS = {
     'atss_gpunet-0_demo': 'ATSSHead',
@@ -147,3 +148,27 @@ def test_softmax_and_unknown_coder_are_named(demo_images):
     bad.bbox_head.use_sigmoid_cls = False
     with pytest.raises(UnsupportedModelError, match='softmax'):
         make_wrapper(bad, DeployConfig(input_shape=(256, 256)))
+
+
+@pytest.mark.parametrize(
+    'config',
+    [
+        'configs/demo/rtmdet-tiny_gpunet-0_cspnext-pafpn_demo.py',
+        pytest.param('configs/demo/yolox-s_gpunet-0_pafpn_demo.py', marks=pytest.mark.slow),
+    ],
+)
+def test_search_latency_wires_each_neck_to_the_candidate(config):
+    """The search's latency path on a small arch: CSPNeXtPAFPN / YOLOXPAFPN take the arch's
+    level channels, and the seeded head sends about the asked share of scores to NMS."""
+    from gpunet_mm.deploy import LatencyTarget, latency
+
+    from .test_detector_latency import _tiny_arch
+
+    arch = _tiny_arch()
+    path = os.path.join(ROOT, config)
+    cfg = latency.detector_cfg_for_arch(arch, path)
+    chans = arch.level_channels()
+    assert cfg['neck']['in_channels'] == [chans[i] for i in cfg['backbone']['out_indices']]
+    target = LatencyTarget(threads=1, shape=(128, 128), iters=2, warmup=1, score_fraction=0.01)
+    r = latency.measure_detector(arch, path, target)
+    assert r.median_ms > 0 and r.env['post_processing'] is True
