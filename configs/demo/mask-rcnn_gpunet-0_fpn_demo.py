@@ -12,7 +12,9 @@ model = dict(
         bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=4),
         mask_roi_extractor=dict(out_channels=64),
         mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64, num_classes=4)),
-    test_cfg=dict(rpn=dict(max_per_img=300), rcnn=dict(max_per_img=50)))
+    # a short CPU training leaves the R-CNN classifier unsure of itself: a low threshold
+    # keeps its boxes visible (mmdet's default is 0.05)
+    test_cfg=dict(rpn=dict(max_per_img=300), rcnn=dict(score_thr=0.001, max_per_img=50)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
