@@ -1,5 +1,6 @@
 # TOOD with a GPUNet backbone (mmdet's tood_r50_fpn_1x_coco.py with GPUNet levels 2/3/4).
-# TOOD switches assigners at train_cfg.initial_epoch: SetEpochInfoHook tells the head.
+# TOOD switches assigners at train_cfg.initial_epoch (the head reads the epoch from the
+# message hub).
 model = dict(
     type='TOOD',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
@@ -25,4 +26,3 @@ model = dict(
                    allowed_border=-1, pos_weight=-1, debug=False),
     test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
                   nms=dict(type='nms', iou_threshold=0.6), max_per_img=100))
-custom_hooks = [dict(type='SetEpochInfoHook')]
