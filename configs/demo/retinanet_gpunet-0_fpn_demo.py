@@ -1,10 +1,8 @@
 # RetinaNet + GPUNet-0 on the built-in demo set (rendered shapes, 256x256; see
 # docs/demo_data.md). Sized for a CPU: lighter FPN/head than COCO, a short schedule.
-_base_ = ['../_base_/models/retinanet_gpunet_fpn.py', '../_base_/default_runtime_det.py']
+_base_ = ['../_base_/models/retinanet_gpunet_fpn.py', '../_base_/datasets/demo_det.py']
 
-data_root = 'data/demo_det/'
-classes = ('circle', 'square', 'triangle', 'star')
-image_size = 256
+classes = ('circle', 'square', 'triangle', 'star')  # data and schedule: demo_det.py
 model = dict(
     backbone=dict(tier='GPUNet-0', frozen_stages=0, norm_eval=False),
     neck=dict(in_channels=[64, 256, 704], out_channels=96),
@@ -14,52 +12,3 @@ model = dict(
                    stacked_convs=2, norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
                    anchor_generator=dict(octave_base_scale=3)),
     test_cfg=dict(score_thr=0.05, max_per_img=50))
-
-metainfo = dict(classes=classes)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=8, num_workers=1, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
-                 filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=1, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
-                 test_mode=True, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json',
-                     metric='bbox', format_only=False)
-test_evaluator = val_evaluator
-
-max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True, eta_min=1e-5),
-]
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-                     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
-                     clip_grad=dict(max_norm=10, norm_type=2))
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=1, max_keep_ckpts=2, save_best='coco/bbox_mAP'),
-                     visualization=dict(draw=False))
-randomness = dict(seed=0)

@@ -418,6 +418,14 @@ def _save_image(arr: np.ndarray, path: str, fmt: str, quality: int) -> None:
         im.save(path, format='PNG', compress_level=6)
 
 
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    """A boolean mask as COCO's compressed RLE (pycocotools, as mmdet's loader reads it)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
+
+
 def generate_detection_demo(
     out_dir: str,
     num_train: int = 256,
@@ -429,6 +437,7 @@ def generate_detection_demo(
     image_format: str = 'jpg',
     jpeg_quality: int = 92,
     force: bool = False,
+    with_masks: bool = False,
 ) -> dict[str, Any]:
     """Write a COCO-format detection set of rendered shapes (classes: ``DETECTION_CLASSES``).
 
@@ -453,6 +462,9 @@ def generate_detection_demo(
         image_format: 'jpg' (small files) or 'png' (lossless: pixels exactly as rendered).
         jpeg_quality: JPEG quality, fixed so output bytes are reproducible.
         force: regenerate even if an up-to-date set is present.
+        with_masks: also write each object's visible region as a COCO RLE
+            ``segmentation`` (what Mask R-CNN trains on); off by default, so the
+            box-only set stays byte-identical.
 
     Returns:
         A summary dict: paths, classes, image and box counts, seconds, ``skipped``.
@@ -481,6 +493,8 @@ def generate_detection_demo(
         jpeg_quality=int(jpeg_quality) if image_format == 'jpg' else None,
         classes=list(DETECTION_CLASSES),
     )
+    if with_masks:  # only then a parameter: box-only sets keep their stored parameters
+        params['with_masks'] = True
     out_dir = os.path.abspath(out_dir)
     splits = {'train': int(num_train), 'val': int(num_val)}
     expected: dict[str, int] = dict(splits)
@@ -502,7 +516,7 @@ def generate_detection_demo(
         os.makedirs(os.path.join(out_dir, split))
         images, annotations = [], []
         for idx in range(count):
-            img, objects, _ = render_detection_sample(
+            img, objects, masks = render_detection_sample(
                 seed, split, idx, image_size, objects_per_image, object_size
             )
             file_name = f'{idx:06d}.{image_format}'
@@ -510,17 +524,18 @@ def generate_detection_demo(
             images.append(
                 dict(id=idx + 1, file_name=file_name, width=image_size, height=image_size)
             )
-            for obj in objects:
-                annotations.append(
-                    dict(
-                        id=len(annotations) + 1,
-                        image_id=idx + 1,
-                        category_id=obj['label'] + 1,
-                        bbox=[float(v) for v in obj['bbox']],
-                        area=obj['area'],
-                        iscrowd=0,
-                    )
+            for obj, mask in zip(objects, masks):
+                ann = dict(
+                    id=len(annotations) + 1,
+                    image_id=idx + 1,
+                    category_id=obj['label'] + 1,
+                    bbox=[float(v) for v in obj['bbox']],
+                    area=obj['area'],
+                    iscrowd=0,
                 )
+                if with_masks:
+                    ann['segmentation'] = _rle(mask)
+                annotations.append(ann)
         coco = dict(
             info=dict(
                 description=f'gpunet_mm demo shapes ({split})',

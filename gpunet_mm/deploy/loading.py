@@ -13,14 +13,10 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch.nn as nn
 
-SUPPORTED_HEADS = (
-    'RetinaHead / AnchorHead (sigmoid classification, DeltaXYWHBBoxCoder)',
-    'FCOSHead (points, distance coder, centerness)',
-)
+from .heads import UnsupportedModelError, exporter_for, supported_heads  # noqa: F401 (re-exported)
 
-
-class UnsupportedModelError(ValueError):
-    """The detector (or one of its modules) has no export path here."""
+#: the heads :mod:`.heads` exports (kept as a tuple of ``'Head (how)'`` strings)
+SUPPORTED_HEADS = tuple(supported_heads().split('; '))
 
 
 class ShapeError(ValueError):
@@ -74,37 +70,22 @@ def build_detector(
 
 
 def head_kind(model: nn.Module) -> str:
-    """``'anchor'`` or ``'point'``; raises :class:`UnsupportedModelError` naming the module."""
-    from mmdet.models.dense_heads import AnchorHead, FCOSHead, RetinaHead
-    from mmdet.models.detectors import SingleStageDetector
-    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    """``'anchor'`` or ``'point'`` (a dense head's priors) or ``'two_stage'`` (R-CNN).
 
-    if not isinstance(model, SingleStageDetector):
-        raise UnsupportedModelError(
-            f'detector {type(model).__name__} is not supported for end-to-end export; '
-            'supported: single-stage detectors (RetinaNet, FCOS, ...) with a head among: '
-            + '; '.join(SUPPORTED_HEADS)
-        )
-    head = model.bbox_head
-    name = type(head).__name__
-    if type(head) is FCOSHead:
-        return 'point'
-    if type(head) in (RetinaHead, AnchorHead):
-        if not head.use_sigmoid_cls:
-            raise UnsupportedModelError(
-                f'model.bbox_head ({name}) uses softmax classification; the exporter supports '
-                'sigmoid (use_sigmoid=True in loss_cls)'
-            )
-        if not isinstance(head.bbox_coder, DeltaXYWHBBoxCoder):
-            raise UnsupportedModelError(
-                f'model.bbox_head.bbox_coder ({type(head.bbox_coder).__name__}) is not '
-                'supported; supported: DeltaXYWHBBoxCoder'
-            )
-        return 'anchor'
-    raise UnsupportedModelError(
-        f'model.bbox_head ({name}) is not supported for end-to-end export; supported: '
-        + '; '.join(SUPPORTED_HEADS)
-    )
+    Raises :class:`UnsupportedModelError` naming the module when the exporter has no path
+    for the detector or its head."""
+    from mmdet.models.detectors import TwoStageDetector
+
+    from .heads import TWO_STAGE_DETECTORS
+
+    if isinstance(model, TwoStageDetector) and type(model).__name__ in TWO_STAGE_DETECTORS:
+        from .two_stage import check_two_stage
+
+        check_two_stage(model)
+        return 'two_stage'
+    exporter_for(model)
+    gen = model.bbox_head.prior_generator
+    return 'anchor' if hasattr(gen, 'base_anchors') else 'point'
 
 
 def network_stride(model: nn.Module) -> int:

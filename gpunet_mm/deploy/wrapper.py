@@ -2,19 +2,21 @@
 
 Graph: ``input [B, 3, H, W]`` (0-255, channel order of the model's pipeline, BGR for mmcv
 loaders) -> optional BGR->RGB + mean/std -> backbone/neck/head (fp16 inside when asked) ->
-per level: sigmoid scores, pre-top-k by best class, box decoding (anchors/points baked in as
-constants for static shapes, generated from the feature shape for dynamic ones) -> class-
-aware NMS -> ``dets [B, N, 5]`` (x1, y1, x2, y2, score; input-pixel coordinates, i.e.
-``predict(rescale=False)``) and ``labels [B, N]`` (int64, -1 where empty).
+per level: scores (sigmoid, times a score factor where the head has one), pre-top-k by best
+class, box decoding (anchors/points baked in as constants for static shapes, generated from
+the feature shape for dynamic ones) -> class-aware NMS -> ``dets [B, N, 5]`` (x1, y1, x2,
+y2, score; input-pixel coordinates, i.e. ``predict(rescale=False)``) and ``labels [B, N]``
+(int64, -1 where empty).
 
-Anchor boxes are decoded by mmdet's own ``delta2bbox`` with the head's coder settings
-(means, stds, ``wh_ratio_clip``, centre clamp), as mmdeploy's coder rewriter does; only the
-border clip is done here, because the image size is a graph tensor for dynamic shapes.
+What differs between heads (activation, score factor, decode call) is the head's
+:class:`~gpunet_mm.deploy.heads.HeadExporter`: boxes are decoded by the head's own code with
+its own settings (e.g. mmdet's ``delta2bbox`` with the coder's means, stds,
+``wh_ratio_clip`` and centre clamp, as mmdeploy's coder rewriter does); only the border clip
+is done here, because the image size is a graph tensor for dynamic shapes.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import List, Optional, Tuple
 
 import torch
@@ -22,21 +24,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from .config import DeployConfig, PostProcessing
-from .loading import check_shape, head_kind, network_stride
+from .heads import coder_wh_ratio_clip, exporter_for  # noqa: F401 (re-exported)
+from .loading import UnsupportedModelError, check_shape, head_kind, network_stride
 from .nms import multiclass_nms
-
-
-def coder_wh_ratio_clip(coder: object) -> float:
-    """The ``wh_ratio_clip`` the coder decodes with in mmdet's own ``predict``.
-
-    mmdet's heads call ``coder.decode(priors, deltas, max_shape=...)`` without it, so the
-    value is the coder's ``decode`` default (16/1000 for ``DeltaXYWHBBoxCoder``), unless the
-    coder instance carries its own ``wh_ratio_clip``.
-    """
-    if getattr(coder, 'wh_ratio_clip', None) is not None:
-        return float(coder.wh_ratio_clip)
-    default = inspect.signature(type(coder).decode).parameters['wh_ratio_clip'].default
-    return float(default)
 
 
 class End2EndDetector(nn.Module):
@@ -65,14 +55,22 @@ class End2EndDetector(nn.Module):
     ) -> None:
         super().__init__()
         self.kind = head_kind(model)
+        two_stage = self.kind == 'two_stage'
+        self.exporter = None if two_stage else exporter_for(model)
+        head = model.roi_head.bbox_head if two_stage else model.bbox_head
+        if not two_stage and dynamic and not self.exporter.dynamic:
+            raise UnsupportedModelError(
+                f'model.bbox_head ({type(head).__name__}) builds its priors inside forward '
+                'from the feature-map sizes, so a traced graph is exact at one input shape '
+                'only; export it with dynamic=False'
+            )
         self.model = model.half() if fp16 else model
         self.post = post
         self.nms_flavour = nms_flavour
         self.dynamic = dynamic
         self.fp16 = fp16
         self.normalize = normalize
-        head = model.bbox_head
-        self.num_classes = head.cls_out_channels
+        self.num_classes = head.num_classes if two_stage else head.cls_out_channels
         pre = model.data_preprocessor
         self.bgr_to_rgb = bool(getattr(pre, '_channel_conversion', False)) and normalize
         mean = getattr(pre, 'mean', None) if getattr(pre, '_enable_normalize', False) else None
@@ -84,28 +82,31 @@ class End2EndDetector(nn.Module):
         self.register_buffer(
             'std', (std if std is not None else torch.ones(3, 1, 1)).float().reshape(1, -1, 1, 1)
         )
+        self.two_stage: Optional[nn.Module] = None
+        if two_stage:
+            from .two_stage import TwoStageCandidates
+
+            sizes = None if dynamic else self._rpn_featmap_sizes(input_shape)
+            self.two_stage = TwoStageCandidates(self.model, sizes)
+            self.clip_border = True
+            return
         gen = head.prior_generator
         self.level_strides = [tuple(float(v) for v in s) for s in gen.strides]
+        self.num_base_priors = [int(n) for n in gen.num_base_priors]
         if self.kind == 'anchor':
             for i, base in enumerate(gen.base_anchors):
                 self.register_buffer(f'base_anchors_{i}', base.float().clone())
-            coder = head.bbox_coder
-            self.coder_cfg = dict(
-                means=tuple(float(v) for v in coder.means),
-                stds=tuple(float(v) for v in coder.stds),
-                wh_ratio_clip=coder_wh_ratio_clip(coder),
-                add_ctr_clamp=bool(coder.add_ctr_clamp),
-                ctr_clamp=float(coder.ctr_clamp),
-            )
-            self.clip_border = bool(coder.clip_border)
         else:
             self.point_offset = float(gen.offset)
-            self.clip_border = bool(getattr(head.bbox_coder, 'clip_border', True))
+        self.clip_border = self.exporter.clip_border(head)
+        # the coder as configured now (decoding reads its settings at trace time)
+        self.bbox_coder = getattr(head, 'bbox_coder', None)
         self.static_priors: Optional[List[Tensor]] = None
         if not dynamic:
             sizes = self._featmap_sizes(input_shape)
+            kw = dict(with_stride=True) if self.exporter.priors_with_stride else {}
             self.static_priors = [
-                p.float() for p in gen.grid_priors(sizes, dtype=torch.float32, device='cpu')
+                p.float() for p in gen.grid_priors(sizes, dtype=torch.float32, device='cpu', **kw)
             ]
             for i, p in enumerate(self.static_priors):
                 self.register_buffer(f'static_priors_{i}', p)
@@ -114,7 +115,15 @@ class End2EndDetector(nn.Module):
     def _featmap_sizes(self, shape: Tuple[int, int]) -> List[Tuple[int, int]]:
         p = next(self.model.parameters())
         x = torch.zeros((1, 3, *shape), dtype=p.dtype, device=p.device)
-        outs = self.model.bbox_head(self.model.extract_feat(x))
+        with self.exporter.tracing(self.model.bbox_head):
+            outs = self.model.bbox_head(self.model.extract_feat(x))
+        return [tuple(t.shape[-2:]) for t in outs[0]]
+
+    @torch.no_grad()
+    def _rpn_featmap_sizes(self, shape: Tuple[int, int]) -> List[Tuple[int, int]]:
+        p = next(self.model.parameters())
+        x = torch.zeros((1, 3, *shape), dtype=p.dtype, device=p.device)
+        outs = self.model.rpn_head(self.model.extract_feat(x))
         return [tuple(t.shape[-2:]) for t in outs[0]]
 
     # ------------------------------------------------------------------ priors
@@ -129,29 +138,31 @@ class End2EndDetector(nn.Module):
         yy, xx = torch.meshgrid(sy, sx, indexing='ij')
         xx, yy = xx.reshape(-1), yy.reshape(-1)
         if self.kind == 'point':
+            if self.exporter.priors_with_stride:
+                return torch.stack(
+                    [xx, yy, torch.full_like(xx, sw), torch.full_like(yy, sh)], dim=-1
+                )
             return torch.stack([xx, yy], dim=-1)
         shifts = torch.stack([xx, yy, xx, yy], dim=-1)
         base = getattr(self, f'base_anchors_{level}')
         return (shifts[:, None, :] + base[None, :, :]).reshape(-1, 4)
 
     # ------------------------------------------------------------------ decoding
-    def _decode_anchor(self, anchors: Tensor, deltas: Tensor, max_xy: Tensor) -> Tensor:
-        from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
-
-        # mmdet's single-image decode on [B * k, 4]; the border clip (a graph tensor for
-        # dynamic shapes) is ours, as in mmdeploy's delta2bbox rewriter
-        boxes = delta2bbox(
-            anchors.reshape(-1, 4),
-            deltas.reshape(-1, 4),
-            max_shape=None,
-            clip_border=False,
-            **self.coder_cfg,
+    def _decode(self, level: int, priors: Tensor, reg: Tensor, max_xy: Tensor) -> Tensor:
+        """Boxes ``[B, k, 4]`` of the kept candidates, by the head's own decode."""
+        head = self.model.bbox_head
+        boxes = self.exporter.decode(
+            head,
+            self.bbox_coder,
+            priors.reshape(-1, priors.shape[-1]),
+            reg.reshape(-1, reg.shape[-1]),
+            self.level_strides[level],
         )
-        return self._clip(boxes.reshape(deltas.shape), max_xy)
+        return self._clip(boxes.reshape(*reg.shape[:2], 4), max_xy)
 
-    def _decode_point(self, points: Tensor, dist: Tensor, max_xy: Tensor) -> Tensor:
-        boxes = torch.cat([points - dist[..., :2], points + dist[..., 2:]], dim=-1)
-        return self._clip(boxes, max_xy)
+    def _decode_anchor(self, anchors: Tensor, deltas: Tensor, max_xy: Tensor) -> Tensor:
+        """Anchor deltas of a ``DeltaXYWHBBoxCoder`` head decoded and clipped (level 0)."""
+        return self._decode(0, anchors, deltas, max_xy)
 
     def _clip(self, boxes: Tensor, max_xy: Tensor) -> Tensor:
         if not self.clip_border:
@@ -176,13 +187,29 @@ class End2EndDetector(nn.Module):
             x = (x - self.mean) / self.std
         if self.fp16:
             x = x.half()
-        outs = self.model.bbox_head(self.model.extract_feat(x))
         h, w = img.shape[-2], img.shape[-1]
         if self.dynamic and torch.onnx.is_in_onnx_export():
             hw = torch._shape_as_tensor(img)[2:].float()
             max_xy = torch.stack([hw[1], hw[0], hw[1], hw[0]])
         else:
             max_xy = img.new_tensor([w, h, w, h], dtype=torch.float32)
+        if self.two_stage is not None:
+            feats = tuple(f.float() for f in self.model.extract_feat(x))
+            boxes, scores = self.two_stage(feats, lambda b: self._clip(b, max_xy))
+            scores = torch.where(
+                scores > self.post.score_threshold, scores, torch.zeros_like(scores)
+            )
+            return multiclass_nms(
+                boxes,
+                scores,
+                iou_thr=self.post.iou_threshold,
+                score_thr=0.0,
+                max_detections=self.post.max_detections,
+                flavour=self.nms_flavour,
+            )
+        exp = self.exporter
+        with exp.tracing(self.model.bbox_head):
+            outs = self.model.bbox_head(self.model.extract_feat(x))
         bsz = img.shape[0]
         thr = self.post.score_threshold
         all_boxes, all_scores = [], []
@@ -190,24 +217,34 @@ class End2EndDetector(nn.Module):
             cls = outs[0][level].float()
             reg = outs[1][level].float()
             priors = self._priors(level, cls)
-            scores = cls.permute(0, 2, 3, 1).reshape(bsz, -1, self.num_classes).sigmoid()
-            enc = 4
+            scores = cls.permute(0, 2, 3, 1).reshape(bsz, -1, self.num_classes)
+            if exp.sigmoid:
+                scores = scores.sigmoid()
+            enc = reg.shape[1] // self.num_base_priors[level]  # per-prior regression size
             reg = reg.permute(0, 2, 3, 1).reshape(bsz, -1, enc)
-            best, idx = self._topk(scores.max(dim=-1)[0])
-            scores = torch.gather(scores, 1, idx.unsqueeze(-1).expand(-1, -1, self.num_classes))
-            reg = torch.gather(reg, 1, idx.unsqueeze(-1).expand(-1, -1, enc))
-            priors = priors[idx]  # [B, k, 4 or 2]
-            if self.kind == 'anchor':
-                boxes = self._decode_anchor(priors, reg, max_xy)
-                final = scores
+            factor = None
+            if exp.score_factor:
+                factor = outs[2][level].float().permute(0, 2, 3, 1).reshape(bsz, -1).sigmoid()
+                if exp.factor_in_threshold:  # YOLOX ranks and thresholds the product
+                    scores = scores * factor.unsqueeze(-1)
+                    factor = None
+            if exp.pre_top_k:
+                best, idx = self._topk(scores.max(dim=-1)[0])
+                scores = torch.gather(scores, 1, idx.unsqueeze(-1).expand(-1, -1, self.num_classes))
+                reg = torch.gather(reg, 1, idx.unsqueeze(-1).expand(-1, -1, reg.shape[-1]))
+                priors = priors[idx]  # [B, k, P]
+                if factor is not None:
+                    factor = torch.gather(factor, 1, idx)
             else:
-                ctr = outs[2][level].float().permute(0, 2, 3, 1).reshape(bsz, -1).sigmoid()
-                ctr = torch.gather(ctr, 1, idx)
-                boxes = self._decode_point(priors, reg, max_xy)
-                # mmdet thresholds the class score, then ranks/NMSes score * centerness
-                final = torch.where(
-                    scores > thr, scores * ctr.unsqueeze(-1), torch.zeros_like(scores)
-                )
+                priors = priors.unsqueeze(0).expand(bsz, -1, -1)
+            boxes = self._decode(level, priors, reg, max_xy)
+            if exp.best_class_only:  # one label per prior, as YOLOX's predict keeps
+                best = scores.max(dim=-1, keepdim=True)[0]
+                scores = torch.where(scores >= best, scores, torch.zeros_like(scores))
+            # mmdet thresholds the class score, then ranks/NMSes score * factor
+            final = torch.where(scores > thr, scores, torch.zeros_like(scores))
+            if factor is not None:
+                final = final * factor.unsqueeze(-1)
             if self.post.min_bbox_size >= 0:
                 wh = boxes[..., 2:] - boxes[..., :2]
                 ok = (wh > self.post.min_bbox_size).all(dim=-1, keepdim=True)
@@ -220,7 +257,7 @@ class End2EndDetector(nn.Module):
             boxes,
             scores,
             iou_thr=self.post.iou_threshold,
-            score_thr=thr if self.kind == 'anchor' else 0.0,
+            score_thr=0.0,
             max_detections=self.post.max_detections,
             flavour=self.nms_flavour,
         )
@@ -228,13 +265,18 @@ class End2EndDetector(nn.Module):
 
 def make_wrapper(model: nn.Module, deploy_cfg: DeployConfig) -> End2EndDetector:
     """Validate shapes against the network and build the export wrapper for ``deploy_cfg``."""
+    head_kind(model)  # the clear error for a detector without an export path, first
     stride = network_stride(model)
     check_shape(deploy_cfg.input_shape, stride)
     if deploy_cfg.dynamic:
         prof = deploy_cfg.profile(stride)
         check_shape(prof['min'][2:], stride, 'min_shape')
         check_shape(prof['max'][2:], stride, 'max_shape')
-    post = deploy_cfg.post_processing.resolved(getattr(model.bbox_head, 'test_cfg', None))
+    if hasattr(model, 'roi_head'):  # two-stage: the R-CNN stage's score/NMS/max settings
+        test_cfg = model.roi_head.test_cfg
+    else:
+        test_cfg = getattr(model.bbox_head, 'test_cfg', None)
+    post = deploy_cfg.post_processing.resolved(test_cfg)
     return End2EndDetector(
         model,
         post,

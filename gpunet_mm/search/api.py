@@ -174,6 +174,15 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
                 f"default_scope: got {cfg.get('default_scope')!r}; allowed: 'mmdet' or "
                 "'mmpretrain' (inherit configs/_base_/default_runtime_det.py or _cls.py)"
             )
+        if cfg.get('default_scope') == 'mmdet':
+            # each candidate is timed as an exported detector: a detector the exporter has
+            # no path for fails here, not after the first training
+            from ..deploy.heads import UnsupportedModelError, check_model_cfg
+
+            try:
+                check_model_cfg(cfg.get('model') or {})
+            except UnsupportedModelError as e:
+                raise SearchConfigError(f'{e} (the search times every candidate end to end)') from e
         target = cfg.get('latency_target')
         if not isinstance(target, dict):
             raise SearchConfigError('latency_target: missing; a dict(backend=..., device=...)')
