@@ -106,10 +106,19 @@ def test_search_entry_config_builds(hub_file, tmp_path):
     'edit, match',
     [
         (lambda d: d.update(format=2), r'results format 2; this version reads 1'),
-        (lambda d: d['search'].pop('journal_hash'), r'search\.journal_hash is missing'),
-        (lambda d: d['search']['target'].pop('device'), r'search\.target lacks device'),
-        (lambda d: d['search'].pop('task'), r'search\.task is missing'),
-        (lambda d: d['winners'][0].pop('latency_ms'), r'winners\[0\] lacks latency_ms'),
+        (
+            lambda d: d['search'].pop('journal_hash'),
+            r'results\.json\.search\.journal_hash: missing; required',
+        ),
+        (
+            lambda d: d['search']['target'].pop('device'),
+            r'results\.json\.search\.target\.device: missing; required',
+        ),
+        (lambda d: d['search'].pop('task'), r'results\.json\.search\.task: missing; required'),
+        (
+            lambda d: d['winners'][0].pop('latency_ms'),
+            r'results\.json\.winners\[0\]\.latency_ms: missing; required',
+        ),
         (
             lambda d: d['winners'][1].update(arch_hash='0000'),
             r"winners\[1\]: arch_hash '0000' does not match",

@@ -115,7 +115,9 @@ def test_invalid_entry_reported_with_line(hub_file):
     row['speed'] = 1
     with open(hub_file, 'w') as f:
         f.write(json.dumps(row) + '\n')
-    with pytest.raises(HubFileError, match=r":1: hub entry: unknown keys \['speed'\]"):
+    with pytest.raises(
+        HubFileError, match=r":1: hub entry 'c'.speed: unknown key.*allowed keys: name, task"
+    ):
         ModelHub(hub_file).entries()
 
 
