@@ -119,7 +119,10 @@ def _parent_model(model: Type[BaseModel], loc: tuple) -> Optional[Type[BaseModel
 
 def _message(model: Type[BaseModel], where: str, err: Dict[str, Any]) -> str:
     loc = tuple(p for p in err['loc'] if not _is_union_tag(p))
-    key = '.'.join([where, *(f'[{p}]' if isinstance(p, int) else str(p) for p in loc)])
+    path = '.'.join(f'[{p}]' if isinstance(p, int) else str(p) for p in loc).replace('.[', '[')
+    # a config key continues the dotted path (nas.seed); a file or row is followed by ': '
+    sep = ': ' if (' ' in where or '/' in where or '.json' in where) else '.'
+    key = f'{where}{sep}{path}' if path else where
     key = key.replace('.[', '[')
     if err['type'] == 'extra_forbidden':
         parent = _parent_model(model, loc)
