@@ -66,3 +66,65 @@ def test_nan_weights_checkpoint_exits_non_zero(tmp_path):
         sys.argv = argv
     assert 'produced no metric' in str(e.value.code)
     assert os.path.isfile(ckpt)
+
+
+@pytest.mark.parametrize('garbage', [['foo'], ['=1'], ['a.b=[1,']])
+def test_cfg_options_garbage_is_a_usage_error(garbage, capsys):
+    import argparse
+
+    from gpunet_mm.apis import CfgOptionsAction
+
+    p = argparse.ArgumentParser(prog='train.py')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(['--cfg-options', *garbage])
+    assert e.value.code == 2
+    assert '--cfg-options' in capsys.readouterr().err
+    assert p.parse_args(['--cfg-options', 'a.b=1', 'c=[1,2]']).cfg_options == {
+        'a.b': 1,
+        'c': [1, 2],
+    }
+
+
+def test_cfg_options_that_do_not_fit_the_config_name_the_option(tmp_path):
+    from gpunet_mm.apis import load_config
+
+    cfg = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs/demo')
+    cfg = os.path.join(cfg, 'retinanet_gpunet-0_fpn_demo.py')
+    with pytest.raises(ValueError, match=r'--cfg-options model.backbone.tier.x=1: does not fit'):
+        load_config(cfg, str(tmp_path / 'wd'), {'model.backbone.tier.x': 1})
+    (tmp_path / 'afile').write_text('x')
+    with pytest.raises(ValueError, match='afile is a file; allowed: a folder'):
+        load_config(cfg, str(tmp_path / 'afile'))
+
+
+@pytest.mark.parametrize('content', [b'', b'{"images": [{"id": 1}], "annotations": [{"id'])
+def test_truncated_annotation_file_is_named(tmp_path, content):
+    from mmengine.config import Config
+
+    from gpunet_mm.apis import check_dataset_files
+
+    ann = tmp_path / 'instances_val.json'
+    ann.write_bytes(content)
+    cfg = Config(
+        dict(val_dataloader=dict(dataset=dict(data_root=str(tmp_path), ann_file=ann.name)))
+    )
+    with pytest.raises(
+        ValueError, match=rf'val_dataloader.dataset.ann_file: {ann} is (empty|trunc)'
+    ):
+        check_dataset_files(cfg)
+
+
+@pytest.mark.parametrize('args', [[], ['cfg.py'], ['cfg.py', 'two']])
+def test_dist_train_without_arguments_prints_its_usage(args):
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run(
+        ['bash', os.path.join(root, 'tools/dist_train.sh'), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    assert 'usage: tools/dist_train.sh CONFIG GPUS' in r.stderr or "GPUS: got 'two'" in r.stderr

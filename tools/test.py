@@ -6,9 +6,8 @@ import os
 import sys
 from typing import Any, Mapping, Optional
 
-from mmengine.config import DictAction
-
 from gpunet_mm.apis import (
+    CfgOptionsAction,
     CheckpointMismatchError,
     check_dataset_files,
     codebase_of,
@@ -32,7 +31,7 @@ def parse_args() -> argparse.Namespace:
         '(relative to the run folder in work_dir), as mmdet/mmpretrain test.py --show-dir',
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings'
+        '--cfg-options', nargs='+', action=CfgOptionsAction, help='override config settings'
     )
     parser.add_argument(
         '--launcher',

@@ -101,7 +101,12 @@ def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) 
         raise FileNotFoundError(f'search config not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        from ..apis.runner import merge_cfg_options
+
+        try:
+            merge_cfg_options(cfg, cfg_options)
+        except ValueError as e:
+            raise SearchConfigError(str(e)) from None
     d = cfg.to_dict()
     d.pop('work_dir', None)
     return d
@@ -173,6 +178,11 @@ def check_data(cfg: Mapping[str, Any]) -> None:
                 raise SearchConfigError(f'{key}: data folder {folder} does not exist{hint}')
             continue
         path = ann if osp.isabs(ann) or osp.exists(ann) else osp.join(ds.get('data_root', ''), ann)
+        from ..apis.runner import annotation_problem
+
+        problem = annotation_problem(path)
+        if problem:
+            raise SearchConfigError(f'{key}: annotation file {path} is {problem}')
         if not osp.exists(path):
             hint = ''
             if 'demo' in path:
