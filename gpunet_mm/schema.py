@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Dict, List, Literal, Optional, Type, TypeVar, Union
@@ -455,7 +456,71 @@ def dataclass_model(cls: type) -> Type[BaseModel]:
     return model
 
 
+_SIGNATURE_MODELS: Dict[Any, Type[BaseModel]] = {}
+
+
+def signature_model(cls: type) -> Type[BaseModel]:
+    """A strict model of ``cls.__init__``'s keyword arguments, from its own annotations: the
+    class's signature is its config schema (unknown keys refused, ``'4'`` is not an int, a
+    string is not a list of resolutions). Every field is optional here: required run-time
+    arguments (``space``, ``constraint_fn``) are the class's own business."""
+    import inspect
+
+    found = _SIGNATURE_MODELS.get(cls)
+    if found is not None:
+        return found
+    init = cls.__init__
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # an annotation that does not resolve here: check names only
+        hints = {}
+    spec: Dict[str, Any] = {}
+    extra = 'forbid'
+    for name, p in list(inspect.signature(init).parameters.items())[1:]:
+        if p.kind is p.VAR_KEYWORD:
+            extra = 'allow'
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            continue
+        default = None if p.default is p.empty else p.default
+        hint = hints.get(name, Any)
+        spec[name] = (Optional[hint] if _plain_types_only(hint) else Any, default)
+    model = create_model(
+        f'{cls.__name__}Arguments',
+        __config__=ConfigDict(strict=True, extra=extra, arbitrary_types_allowed=True),
+        **spec,
+    )
+    _SIGNATURE_MODELS[cls] = model
+    return model
+
+
+_PLAIN = (int, float, str, bool, list, dict, tuple, type(None))
+
+
+def _plain_types_only(hint: Any) -> bool:
+    """Whether a hint is built from plain config types only (a class such as ``Dim`` that
+    the constructor also accepts as a dict, or a callable, is the class's own check)."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is None:
+        return hint in _PLAIN
+    if origin is typing.Literal:
+        return True
+    import collections.abc as abc
+
+    if origin not in (Union, types.UnionType, list, dict, tuple, abc.Sequence, abc.Mapping):
+        return False
+    return all(a is Ellipsis or _plain_types_only(a) for a in typing.get_args(hint))
+
+
+def check_arguments(cls: type, kwargs: Mapping[str, Any], where: str) -> None:
+    """:func:`validate` ``kwargs`` against ``cls``'s signature (see :func:`signature_model`)."""
+    validate(signature_model(cls), kwargs, where)
+
+
 __all__ = [
+    'check_arguments',
     'GPUNetArgs',
     'LatencyRow',
     'LatencyTargetSettings',
@@ -470,5 +535,6 @@ __all__ = [
     'dataclass_model',
     'defaults',
     'plain',
+    'signature_model',
     'validate',
 ]

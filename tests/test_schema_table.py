@@ -37,6 +37,23 @@ def schema(model, where, **given):
     return lambda tmp: validate(model, given, where)
 
 
+def space(**given):
+    from gpunet_mm.nas import build_space
+
+    return lambda tmp: build_space(dict(dict(type='GPUNetSpace', variant='detection'), **given))
+
+
+def optimizer(**given):
+    from gpunet_mm.nas import build_optimizer
+
+    def build(tmp):
+        cfg = dict(dict(type='LaMCTSBO'), **given)
+        space = dict(type='GPUNetSpace', variant='detection', resolutions=[320])
+        return build_optimizer(cfg, space, constraint_fn=lambda a: 1.0, budget=2.0)
+
+    return build
+
+
 def arch(**row_changes):
     from gpunet_mm.models import GPUNetArch
 
@@ -251,6 +268,13 @@ CASES = [
         'search_space.type',
         'missing',
     ),
+    ('space.resolutions=str', space(resolutions='320'), 'search_space.resolutions', "'320'"),
+    ('space.resolutions=[320.5]', space(resolutions=[320.5]), 'resolutions[0]', '320.5'),
+    ('space.unknown', space(resolution=[320]), 'search_space.resolution', 'unknown key'),
+    ('space.variant', space(variant='segmentation'), 'variant', "'segmentation'"),
+    ('optimizer.n_init=str', optimizer(n_init='4'), 'search_optimizer.n_init', "'4'"),
+    ('optimizer.seed=str', optimizer(type='RandomSearch', seed='x'), 'optimizer.seed', "'x'"),
+    ('optimizer.unknown', optimizer(n_inti=4), 'search_optimizer.n_inti', 'unknown key'),
     (
         'predictor.path=int',
         schema(PredictorSettings, 'predictor', path=123),
