@@ -10,7 +10,7 @@ out index asks for it, so detectors carry no unused parameters (which DDP would 
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, get_args
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,8 @@ from ..blocks import GPUNetFusedIRB, GPUNetIRB
 from ..tiers import get_tier
 
 ACT_CFGS: Dict[str, Dict[str, Any]] = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}
-PADDING_MODES = ('symmetric', 'release')
+#: declared once, with the backbone's argument schema
+PADDING_MODES = get_args(GPUNetArgs.model_fields['padding'].annotation)
 
 
 def resolve_arch(
