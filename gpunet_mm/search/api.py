@@ -609,7 +609,7 @@ def plan_warm_start(
         reasons.append(f'its metric is {old_metric!r}, this search ranks by {metric!r}')
     if not (simulate and old.get('_mode') == 'simulate'):
         for key, what in WARM_START_SAME:
-            if _at(old, key) != _at(cfg, key):
+            if config_diff(_at(old, key), _at(cfg, key)):  # as JSON: tuples are lists
                 reasons.append(f'its {what} ({key}) differs')
     if reasons:
         skipped = [f'all {len(done)} trials of {source}: ' + '; '.join(reasons)]

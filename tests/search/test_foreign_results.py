@@ -162,3 +162,18 @@ def test_unreachable_ray_address_is_an_error_naming_it():
     assert '--ray-address 127.0.0.1:1' in msg and 'ray start --head --port=1' in msg
     with pytest.raises(SearchError, match='allowed: HOST:PORT'):
         init_ray('localhost')
+
+
+def test_tuples_and_lists_are_the_same_schedule(finished_run, tmp_path):
+    """The journal keeps the config as JSON; a config's tuples are its lists."""
+    sim, _ = finished_run
+    a = real_cfg(sim)
+    a['param_scheduler'] = [dict(type='MultiStepLR', milestones=[8, 11])]
+    src = str(tmp_path / 'real_a')
+    j = SearchJournal.create(src, dict(a, _mode='train', _warm_start=None))
+    t = j.add_trial('h', {'rows': []}, 'optimizer:0', 0, 1.0)
+    j.update_trial(t.id, 'complete', status='complete', metric=0.4, result={})
+    j.close()
+    b = real_cfg(sim)
+    b['param_scheduler'] = (dict(type='MultiStepLR', milestones=(8, 11)),)
+    assert [x[0] for x in plan_warm_start(b, 'metric', False, src).trials] == [t.id]
