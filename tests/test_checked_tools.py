@@ -98,8 +98,16 @@ def test_cfg_options_that_do_not_fit_the_config_name_the_option(tmp_path):
         load_config(cfg, str(tmp_path / 'afile'))
 
 
-@pytest.mark.parametrize('content', [b'', b'{"images": [{"id": 1}], "annotations": [{"id'])
-def test_truncated_annotation_file_is_named(tmp_path, content):
+@pytest.mark.parametrize(
+    'content, why',
+    [
+        (b'', 'empty'),
+        (b'{"images": [{"id": 1}], "annotations": [{"id', 'truncated'),
+        (b'{"images": [], "annotations": [], "categories": []}', 'without images'),
+        (b'{"images": [}', 'not valid JSON'),
+    ],
+)
+def test_truncated_or_empty_annotation_file_is_named(tmp_path, content, why):
     from mmengine.config import Config
 
     from gpunet_mm.apis import check_dataset_files
@@ -109,9 +117,7 @@ def test_truncated_annotation_file_is_named(tmp_path, content):
     cfg = Config(
         dict(val_dataloader=dict(dataset=dict(data_root=str(tmp_path), ann_file=ann.name)))
     )
-    with pytest.raises(
-        ValueError, match=rf'val_dataloader.dataset.ann_file: {ann} is (empty|trunc)'
-    ):
+    with pytest.raises(ValueError, match=rf'val_dataloader.dataset.ann_file: {ann} is .*{why}'):
         check_dataset_files(cfg)
 
 

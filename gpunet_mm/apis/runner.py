@@ -211,10 +211,16 @@ def _dataset_paths(cfg: Config) -> List[Tuple[str, str]]:
     return out
 
 
+#: annotation files up to this size are parsed whole by :func:`annotation_problem`
+SMALL_ANNOTATION_BYTES = 32 * 1024 * 1024
+
+
 def annotation_problem(path: str) -> Optional[str]:
-    """Why a JSON annotation file cannot be read (empty, cut short), else None; cheap: reads
-    only its last bytes, so a 450 MB COCO file costs nothing (the parser would fail later,
-    deep in pycocotools, without the file's name)."""
+    """Why a JSON annotation file cannot be used (empty, cut short, no images), else None.
+
+    Cheap: a large file is judged by its last bytes only, so a 450 MB COCO file costs
+    nothing; a small one is parsed whole. The parser would otherwise fail later, deep in
+    pycocotools or in every worker, without the file's name."""
     if not path.endswith('.json') or not osp.isfile(path):
         return None
     size = osp.getsize(path)
@@ -225,6 +231,17 @@ def annotation_problem(path: str) -> Optional[str]:
         tail = f.read().rstrip()
     if not tail.endswith((b'}', b']')):
         return 'truncated (its JSON does not end with } or ]): an interrupted download or copy?'
+    if size <= SMALL_ANNOTATION_BYTES:  # small enough to read whole: the demo, custom sets
+        import json
+
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return f'not valid JSON ({e})'
+        if isinstance(data, dict) and isinstance(data.get('images'), list):
+            if not data['images']:
+                return "a COCO file without images (an empty dataset): 'images' is []"
     return None
 
 
