@@ -157,7 +157,14 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         raise SearchConfigError(
             f'search_optimizer.type: got {kind!r}; allowed: {", ".join(NAS_OPTIMIZERS.module_dict)}'
         )
-    build_space(cfg['search_space'])
+    from ..schema import check_arguments
+
+    try:  # each class's signature is its schema; checked before any journal is created
+        opt_kw = {k: v for k, v in cfg['search_optimizer'].items() if k != 'type'}
+        check_arguments(NAS_OPTIMIZERS.get(METHODS.get(kind, kind)), opt_kw, 'search_optimizer')
+        build_space(cfg['search_space'])
+    except SchemaError as e:
+        raise SearchConfigError(str(e)) from None
     return nas
 
 

@@ -177,3 +177,12 @@ def test_tuples_and_lists_are_the_same_schedule(finished_run, tmp_path):
     b = real_cfg(sim)
     b['param_scheduler'] = (dict(type='MultiStepLR', milestones=(8, 11)),)
     assert [x[0] for x in plan_warm_start(b, 'metric', False, src).trials] == [t.id]
+
+
+def test_bad_optimizer_argument_is_refused_before_the_journal(finished_run, tmp_path):
+    sim, _ = finished_run
+    cfg = copy.deepcopy(sim)
+    cfg['search_optimizer'] = dict(type='LaMCTSBO', n_init='4')
+    with pytest.raises(SearchConfigError, match=r"search_optimizer\.n_init: got '4'"):
+        _run(cfg, tmp_path / 'wd')
+    assert not (tmp_path / 'wd').exists()
