@@ -150,6 +150,8 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         checked(SearchSpaceSettings, cfg[key], key)
     if cfg.get('predictor') is not None:
         checked(PredictorSettings, cfg['predictor'], 'predictor')
+        if not simulate:
+            base_predictor(cfg, simulate)  # a bad file is named now, not after the journal
     from ..nas import METHODS, NAS_OPTIMIZERS, build_space
 
     kind = cfg['search_optimizer']['type']
@@ -227,7 +229,10 @@ def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], fl
 
     if not osp.isfile(path):
         raise SearchConfigError(f'predictor.path: {path} does not exist')
-    pred = LatencyPredictor.load(path)
+    try:
+        pred = LatencyPredictor.load(path)
+    except ValueError as e:
+        raise SearchConfigError(f'predictor.path: {e}') from None
     return lambda a: float(pred.predict(a))
 
 
