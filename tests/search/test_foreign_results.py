@@ -186,3 +186,26 @@ def test_bad_optimizer_argument_is_refused_before_the_journal(finished_run, tmp_
     with pytest.raises(SearchConfigError, match=r"search_optimizer\.n_init: got '4'"):
         _run(cfg, tmp_path / 'wd')
     assert not (tmp_path / 'wd').exists()
+
+
+def test_truncated_predictor_file_is_named_before_anything_starts(tmp_path):
+    """A real search config whose predictor.path is cut short: a config error naming it."""
+    import os
+
+    from gpunet_mm.datasets import generate_detection_demo
+    from gpunet_mm.search.api import load_search_config, validate_config
+
+    from .conftest import ROOT
+
+    root = tmp_path / 'demo'
+    generate_detection_demo(str(root), num_train=2, num_val=1, image_size=64, seed=1)
+    cfg = load_search_config(
+        os.path.join(ROOT, 'configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py')
+    )
+    for key in ('train_dataloader', 'val_dataloader'):
+        cfg[key]['dataset']['data_root'] = str(root) + '/'
+    pred = tmp_path / 'pred.json'
+    pred.write_text('{"coef": [1.0, 2')
+    cfg['predictor'] = dict(path=str(pred))
+    with pytest.raises(SearchConfigError, match=rf'predictor.path: predictor file {pred}: not'):
+        validate_config(cfg)
