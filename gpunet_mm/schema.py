@@ -31,7 +31,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Dict, List, Literal, Optional, Type, TypeVar, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Type, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
@@ -41,7 +41,6 @@ from pydantic import (
     ValidationError,
     create_model,
 )
-from typing_extensions import Annotated
 
 M = TypeVar('M', bound=BaseModel)
 
