@@ -21,6 +21,15 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     package_data={
+        # configs/, tools/ and model-index.yml in gpunet_mm/.mim, as mmdet/mmpretrain ship
+        # theirs: `_base_ = 'gpunet_mm::...'` and mim find them in an installed package
+        'gpunet_mm': [
+            '.mim/model-index.yml',
+            '.mim/configs/**/*.py',
+            '.mim/configs/**/*.yml',
+            '.mim/tools/**/*.py',
+            '.mim/tools/**/*.sh',
+        ],
         'gpunet_mm.hub': ['data/*.jsonl'],
         # data/small_retinanet.py: the latency proxy detector template (a config file)
         'gpunet_mm.deploy': ['data/*.json', 'data/*.py'],
@@ -33,6 +42,8 @@ setup(
         'deploy': ['onnx', 'onnxruntime', 'onnxconverter-common'],
         'trt': ['tensorrt>=10.0'],
         'search': ['optuna', 'ray[default]'],
+        # the multi-fidelity peers of benchmarks/benchmark_multifidelity.py (DEHB)
+        'benchmarks': ['dehb'],
         'tests': ['pytest', 'pytest-timeout', 'ruff', 'hypothesis'],
         'docs': ['sphinx', 'myst-parser', 'furo'],
     },

@@ -7,7 +7,7 @@ virtual clock. Reports dispatch efficiency (busy worker time / available worker 
 controller CPU time per trial for each worker count.
 
     python benchmarks/benchmark_nas_dispatch.py [--workers 8,64,300] [--rounds 4]
-        [--out benchmarks/results/nas_dispatch.json]
+        [--out work_dirs/benchmark_nas_dispatch/nas_dispatch.json] [--overwrite]
 """
 
 import argparse
@@ -76,8 +76,18 @@ def main() -> None:
     p.add_argument('--mean-trial-s', type=float, default=60.0)
     p.add_argument('--budgets', default='1.0,1.5,2.0')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', default='benchmarks/results/nas_dispatch.json')
+    p.add_argument(
+        '--out',
+        default='work_dirs/benchmark_nas_dispatch/nas_dispatch.json',
+        help='where the rows go (default: %(default)s; the committed figures are '
+        'benchmarks/results/nas_dispatch.json: replacing them takes --out that path and '
+        '--overwrite)',
+    )
+    p.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     args = p.parse_args()
+    args.out = osp.abspath(args.out)
+    if osp.exists(args.out) and not args.overwrite:
+        p.error(f'{args.out} exists (committed results?); pass --overwrite to replace it')
     os.chdir(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
     budgets = [float(b) for b in args.budgets.split(',')]
     rows = []

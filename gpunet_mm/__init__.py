@@ -1,7 +1,9 @@
 """gpunet_mm: GPUNet backbones, latency-aware NAS and deployment for the OpenMMLab stack.
 
 Importing the package (directly or via ``custom_imports=dict(imports=['gpunet_mm'])``)
-registers ``GPUNet`` and ``GPUNetClsHead`` into mmpretrain's and mmdet's ``MODELS``.
+registers ``GPUNet`` and ``GPUNetClsHead`` into mmpretrain's and mmdet's ``MODELS``, and
+lets configs inherit the package's own with ``_base_ = 'gpunet_mm::...'``
+(:mod:`gpunet_mm.package_configs`).
 
 Where torch or mmpretrain is not installed (a search server, a CPU box that only runs
 ``gpunet_mm.nas``), the torch-free parts (``gpunet_mm.nas``, ``gpunet_mm.models.arch_spec``
@@ -24,6 +26,11 @@ def _openmmlab_installed() -> bool:
             return False
     return True
 
+
+if importlib.util.find_spec('mmengine') is not None:
+    from . import package_configs
+
+    package_configs.register()  # `_base_ = 'gpunet_mm::...'` resolves, as 'mmdet::...' does
 
 if _openmmlab_installed():
     from . import compat  # noqa: F401  (torch.load / mmengine checkpoint compatibility)

@@ -229,6 +229,9 @@ class SimulateSettings(BaseModel):
         float, Field(ge=0, lt=1, allow_inf_nan=False, description='a fraction in [0, 1)')
     ] = 0.0
     num_workers: Annotated[int, Field(ge=1, le=100_000, description='1 to 100000')] = 64
+    #: 'package.module:function(arch, epochs, seed)'; None: the surrogate (issue 17; its
+    #: checks are in gpunet_mm.search.fidelity.check_settings for now)
+    objective: Optional[Any] = None
 
 
 class TrialResources(BaseModel):
@@ -271,6 +274,13 @@ class NasSettings(BaseModel):
     calibration_samples: Annotated[int, Field(ge=0, le=1000, description='0 to 1000')] = 2
     #: >1: each trial trains on that many processes (torchrun)
     nproc_per_trial: Annotated[int, Field(ge=1, le=1024, description='1 to 1024')] = 1
+    # multi-fidelity (issue 17): checked in gpunet_mm.search.fidelity.check_settings for now
+    #: dict(min_epochs=1, eta=3, max_epochs=None, min_observations=6): rungs
+    fidelity: Optional[Any] = None
+    #: epochs over every attempt, then nothing new starts
+    compute_budget: Optional[Any] = None
+    #: dict(top_k=2, schedule=None): retrain the top-k per budget in full
+    final: Optional[Any] = None
     simulate: SimulateSettings = SimulateSettings()
 
 

@@ -226,3 +226,40 @@ def test_blocks_are_configured_by_arguments():
     assert fused.conv1.conv.padding == (1, 1) and fused.with_residual
     with pytest.raises(ValueError, match='stride: got 3; allowed: 1, 2'):
         GPUNetIRB(8, 8, 16, stride=3)
+
+
+# --------------------------------------------------------------------------- strides
+def _det(out_indices, in_channels, **heads):
+    return dict(
+        type='RetinaNet',
+        backbone=dict(type='GPUNet', tier='GPUNet-0', out_indices=out_indices),
+        neck=dict(type='FPN', in_channels=in_channels, out_channels=8, num_outs=5),
+        **heads,
+    )
+
+
+def test_neck_and_head_strides_are_checked_at_build_time():
+    from gpunet_mm.models.stride_check import check_feature_strides
+
+    anchors = dict(bbox_head=dict(anchor_generator=dict(strides=[8, 16, 32, 64, 128])))
+    check_feature_strides(_det((2, 3, 4), [64, 256, 704], **anchors))  # RetinaNet: 8-128
+    # FCOS-style point heads declare their strides on the head
+    check_feature_strides(
+        _det((2, 3, 4), [64, 256, 704], bbox_head=dict(strides=[8, 16, 32, 64, 128]))
+    )
+    two_stage = dict(
+        rpn_head=dict(anchor_generator=dict(strides=[4, 8, 16, 32, 64])),
+        roi_head=dict(bbox_roi_extractor=dict(featmap_strides=[4, 8, 16, 32])),
+    )
+    check_feature_strides(_det((1, 2, 3, 4), [32, 64, 256, 704], **two_stage))
+    with pytest.raises(
+        ValueError, match=r'rpn_head\.anchor_generator\.strides .*out_indices=\(1, 2, 3, 4\)'
+    ):
+        check_feature_strides(_det((2, 3, 4), [64, 256, 704], **two_stage))
+    only_roi = dict(roi_head=two_stage['roi_head'])
+    with pytest.raises(
+        ValueError, match=r'featmap_strides \[4, 8, 16, 32\] do not match .* \[8, 16'
+    ):
+        check_feature_strides(_det((2, 3, 4), [64, 256, 704], **only_roi))
+    # a ResNet or a neck the check does not model is left to mmdet
+    check_feature_strides(dict(backbone=dict(type='ResNet', depth=50), **two_stage))

@@ -92,12 +92,43 @@ def test_python_blocks_run(doc, tmp_path, monkeypatch):
             raise AssertionError(f'{doc} block at line {line} failed: {e!r}\n{code}') from e
 
 
-def readme_mmdet_snippet() -> str:
+def readme_mmdet_snippet(detector: str = 'retinanet') -> str:
+    """The README's mmdet config snippet on top of mmdet's ``detector`` config."""
     text = open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read()
-    found = [b for b in code_blocks(os.path.join(ROOT, 'README.md')) if 'mmdet::' in b[1]]
-    assert len(found) == 1, 'README.md should hold exactly one mmdet config snippet'
+    found = [
+        b for b in code_blocks(os.path.join(ROOT, 'README.md')) if f'mmdet::{detector}' in b[1]
+    ]
+    assert len(found) == 1, f'README.md should hold exactly one mmdet {detector} snippet'
     assert found[0][1] in text
     return found[0][1]
+
+
+def test_readme_two_stage_snippet_matches_the_rpn_and_roi_strides(tmp_path):
+    """The two-stage recipe builds with FPN levels at the RPN's and RoI extractor's strides;
+    the one-stage recipe's out_indices on Faster R-CNN is refused, naming the fix."""
+    from mmengine.config import Config
+
+    from gpunet_mm.apis import build_model
+
+    path = tmp_path / 'my_faster_rcnn_gpunet.py'
+    path.write_text(readme_mmdet_snippet('faster_rcnn'))
+    cfg = Config.fromfile(str(path))
+    model = build_model(cfg.model, 'mmdet').eval()
+    assert list(model.backbone.out_channels) == list(cfg.model.neck.in_channels)
+    with torch.no_grad():
+        feats = model.extract_feat(torch.rand(1, 3, 256, 256))
+    strides = [256 // f.shape[-1] for f in feats]
+    assert strides == list(cfg.model.rpn_head.anchor_generator.strides)
+    assert strides[:4] == list(cfg.model.roi_head.bbox_roi_extractor.featmap_strides)
+    bad = cfg.model.to_dict()
+    bad['backbone']['out_indices'] = (2, 3, 4)
+    bad['neck']['in_channels'] = [112, 160, 832]
+    with pytest.raises(
+        ValueError,
+        match=r'anchor_generator\.strides \[4, 8, 16, 32, 64\] do '
+        r'not match .* \[8, 16, 32, 64, 128\].*out_indices=\(1, 2, 3, 4\)',
+    ):
+        build_model(bad, 'mmdet')
 
 
 def test_readme_mmdet_snippet_builds_on_mmdets_retinanet(tmp_path):

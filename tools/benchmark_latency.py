@@ -57,6 +57,12 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
+    failed = [r for r in rows if r.get('error')]
+    if failed:  # the measured rows are printed and written above
+        sys.exit(
+            f'error: {len(failed)} of {len(rows)} config(s) failed: '
+            + '; '.join(f'{r["path"]}: {r["error"]}' for r in failed)
+        )
 
 
 if __name__ == '__main__':

@@ -115,6 +115,10 @@ def main(argv=None):
     brief.update({k: summary[k] for k in ('verify', 'tensorrt') if k in summary})
     print(json.dumps(brief, indent=2, default=str))
     print(f'summary: {osp.join(args.work_dir, "deploy_summary.json")}')
+    trt = summary.get('tensorrt')
+    if trt is not None and trt.get('installed') is None:
+        # the ONNX file and the build plans are written; the engine that was asked for is not
+        sys.exit(f'error: no TensorRT engine built: {trt["message"]}')
 
 
 if __name__ == '__main__':

@@ -42,6 +42,11 @@ pipq "ray[default]"
 pipq "pydantic>=2"  # the schema layer (gpunet_mm/schema.py); Ray brings it too
 # the docs site (built and link-checked by the tests) and property-based tests
 pipq sphinx myst-parser furo hypothesis
+# DEHB: a multi-fidelity peer in benchmarks/benchmark_multifidelity.py (only that benchmark
+# imports it). Its metadata pins numpy < 2, which would downgrade the stack's numpy 2.x: it
+# is installed without its dependencies, which are listed here (it runs on numpy 2.4)
+pipq --no-deps dehb==0.1.2
+pipq loguru dask distributed ConfigSpace pandas pyarrow
 
 if [[ "$STACK" == upstream ]]; then
   pipq mmengine==0.10.7

@@ -3,6 +3,8 @@
     python tools/nas_search.py CONFIG --work-dir DIR [--resume] [--ray-address auto|HOST:PORT]
         [--budgets 1.0,1.5,2.0] [--trials N] [--workers N] [--simulate]
         [--warm-start OTHER_WORK_DIR] [--cfg-options KEY=VALUE ...]
+        [--add-to-hub | --hub-file FILE | --no-hub]
+    python tools/nas_search.py --final WORK_DIR [--cfg-options nas.final.top_k=3 ...]
 
 Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
 exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
@@ -10,17 +12,24 @@ survives crashes: run the same command with --resume. See docs/nas_search.md.
 """
 
 import argparse
-import json
 import logging
 import sys
+from typing import Optional
 
 from gpunet_mm.apis.runner import CfgOptionsAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description='Latency-constrained LA-MCTS-BO search on Ray')
-    p.add_argument('config', help='search config (configs/nas/...)')
-    p.add_argument('--work-dir', required=True, help='where the journal and results go')
+    p.add_argument('config', nargs='?', help='search config (configs/nas/...)')
+    p.add_argument('--work-dir', default=None, help='where the journal and results go')
+    p.add_argument(
+        '--final',
+        default=None,
+        metavar='WORK_DIR',
+        help='retrain the top-k per budget of the search in WORK_DIR on the full schedule '
+        '(nas.final, default top_k=2), with the config its journal holds',
+    )
     p.add_argument(
         '--resume', action='store_true', help='continue the search whose journal is in --work-dir'
     )
@@ -53,11 +62,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument('--no-progress', action='store_true', help='log lines instead of a live view')
     p.add_argument(
+        '--add-to-hub',
+        action='store_true',
+        help='also add the winners to your model hub (default: only to WORK_DIR/hub.jsonl)',
+    )
+    p.add_argument(
         '--hub-file',
         default=None,
-        help='model hub file the winners are added to (default: the user hub, see tools/hub.py)',
+        help='add the winners to this model hub file (implies --add-to-hub)',
     )
-    p.add_argument('--no-hub', action='store_true', help='do not add the winners to the hub')
+    p.add_argument('--no-hub', action='store_true', help='write no hub rows at all')
     p.add_argument(
         '--cfg-options',
         nargs='+',
@@ -69,9 +83,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.final is None and (args.config is None or args.work_dir is None):
+        print('nas_search: error: CONFIG and --work-dir are required (or --final WORK_DIR)')
+        return 2
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     from gpunet_mm.search import JournalError, SearchError
-    from gpunet_mm.search.api import load_search_config, nas_settings, run_search
+    from gpunet_mm.search.api import (
+        load_search_config,
+        nas_settings,
+        run_search,
+        validate_config,
+    )
     from gpunet_mm.search.lock import WorkDirBusyError
     from gpunet_mm.search.progress import SearchProgress
     from gpunet_mm.search.trainer import SearchConfigError
@@ -93,19 +115,26 @@ def main(argv=None) -> int:
     if args.workers is not None:
         opts['nas.simulate.num_workers' if args.simulate else 'nas.num_workers'] = args.workers
     progress = None
+    simulate, warm_start, work_dir = args.simulate, args.warm_start, args.work_dir
     try:
-        cfg = load_search_config(args.config, opts)
+        if args.final is not None:
+            cfg, simulate, warm_start = final_config(args.final, opts)
+            work_dir = args.final
+        else:
+            cfg = load_search_config(args.config, opts)
+            if args.simulate:  # the same checks as a real search: a simulation of a search
+                validate_config(cfg)  # that could not run tells the user nothing
         progress = SearchProgress(
             nas_settings(cfg)['num_trials'], live=False if args.no_progress else None
         )
         summary = run_search(
             cfg,
-            args.work_dir,
-            resume=args.resume,
-            simulate=args.simulate,
+            work_dir,
+            resume=args.resume or args.final is not None,
+            simulate=simulate,
             ray_address=args.ray_address,
             dashboard=args.dashboard,
-            warm_start=args.warm_start,
+            warm_start=warm_start,
             on_update=progress,
         )
     except user_errors as e:  # a bad input: what is wrong and how to fix it, no traceback
@@ -114,18 +143,70 @@ def main(argv=None) -> int:
     finally:
         if progress is not None:
             progress.close()
-    print(json.dumps({k: v for k, v in summary.items() if k != 'files'}, indent=1, default=str))
-    if not (args.simulate or args.no_hub):
-        from gpunet_mm.hub import HubError, import_search
+    from gpunet_mm.search.report import summary_table
 
-        try:
-            added = import_search(args.work_dir, replace=True, path=args.hub_file)
-            names = ', '.join(e.name for e in added) or 'nothing (no winner)'
-            print(f'added to the model hub: {names} (tools/hub.py list --provenance search)')
-        except HubError as e:  # the search's results stand; only the hub row is missing
-            print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
+    print(summary_table(summary, work_dir))
+    if not (simulate or args.no_hub):
+        add_to_hub(args, work_dir)
     print(final_line(summary))
+    failed = all_failed(summary)
+    if failed:
+        print(f'nas_search: error: {failed}', file=sys.stderr)
+        return 1
     return 0
+
+
+def all_failed(summary: dict) -> Optional[str]:
+    """Why the search found nothing when no trial completed but some failed (None else):
+    a search whose every training failed has no result, whatever its reports say."""
+    counts = summary.get('trials_by_status') or {}
+    if counts.get('complete', 0) or not counts.get('failed', 0):
+        return None
+    return (
+        f'every trial failed ({counts["failed"]}): no result; the reasons are in the error '
+        "column of trials.csv and in each trial's log under trials/"
+    )
+
+
+def add_to_hub(args: argparse.Namespace, work_dir: str) -> None:
+    """The winners go to the work_dir's own hub file; to the user hub only when asked
+    (``--add-to-hub``, ``--hub-file``), so a demo or a trial run never answers a query."""
+    import os.path as osp
+
+    from gpunet_mm.hub import HubError, import_search
+
+    shared = args.add_to_hub or args.hub_file is not None
+    path = args.hub_file if shared else osp.join(work_dir, 'hub.jsonl')
+    try:
+        added = import_search(work_dir, replace=True, path=path)
+    except HubError as e:  # the search's results stand; only the hub row is missing
+        print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
+        return
+    names = ', '.join(e.name for e in added) or 'nothing (no winner)'
+    cmd = f'tools/hub.py --hub-file {path}' if path else 'tools/hub.py'
+    print(f'hub rows: {names} ({cmd} list --provenance search --include-toy)')
+    if not shared:
+        print(f'add them to your hub: tools/hub.py import {work_dir}')
+
+
+def final_config(work_dir: str, opts: dict) -> tuple:
+    """The config a search was started with (from its journal), with ``nas.final`` set:
+    ``(cfg, simulate, warm_start)``."""
+    from mmengine.config import Config
+
+    from gpunet_mm.search import SearchJournal
+
+    with SearchJournal.open(work_dir) as j:
+        stored = dict(j.config)
+    simulate = stored.pop('_mode', 'train') == 'simulate'
+    warm_start = stored.pop('_warm_start', None)
+    stored.setdefault('nas', {})
+    if stored['nas'].get('final') is None:
+        stored['nas']['final'] = {}
+    cfg = Config(stored)
+    if opts:
+        cfg.merge_from_dict(opts)
+    return cfg.to_dict(), simulate, warm_start
 
 
 def final_line(summary: dict) -> str:
@@ -150,13 +231,52 @@ def final_line(summary: dict) -> str:
                 f' = {w["metric"] - ref["metric"]:+.4f} {metric} at '
                 f'{w["latency_ms"] / ref["latency_ms"]:.2f}x the latency of {ref_name}'
             )
+        text += neighbour_text((summary.get('neighbours') or {}).get(b), metric)
         parts.append(text)
     line = 'FOUND ' + '; '.join(parts)
     for name, r in refs.items():
         m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
         lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
         line += f' | {name} in the same run: {lat}, {metric} {m}'
-    return line
+    return line + final_part(summary)
+
+
+def final_part(summary: dict) -> str:
+    """The final retrain's winner per budget, its final and proxy numbers ('' without one)."""
+    fin = summary.get('final')
+    if not fin:
+        return ''
+    metric = summary['metric']
+    parts = []
+    for b, w in fin['winners'].items():
+        if w is None:
+            parts.append(f'{b} ms: no final retrain finished')
+            continue
+        proxy = f'{w["proxy_metric"]:.4f}' if w['proxy_metric'] is not None else '-'
+        ep = f' after {w["proxy_epochs"]} epochs' if w.get('proxy_epochs') else ''
+        parts.append(
+            f'{b} ms: {w["arch_hash"]} (trial {w["trial_id"]}) {metric} {w["final_metric"]:.4f} '
+            f'on the full schedule (proxy {proxy}{ep})'
+        )
+    return ' | FINAL ' + '; '.join(parts)
+
+
+def neighbour_text(nb: Optional[dict], metric: str) -> str:
+    """The winner's Pareto neighbours, as a user would weigh them against it."""
+    if not nb:
+        return ''
+    out = []
+    for key, what in (
+        ('fastest_near_best', f'fastest within {nb["tolerance"]:g} {metric}'),
+        ('next_faster', 'next faster'),
+    ):
+        n = nb.get(key)
+        if n:
+            out.append(
+                f'{what}: {n["arch_hash"]} (trial {n["trial_id"]}) at {n["latency_ratio"]:.2f}x '
+                f'the latency, {n["metric_delta"]:+.4f} {metric}'
+            )
+    return f' [{"; ".join(out)}]' if out else ''
 
 
 if __name__ == '__main__':

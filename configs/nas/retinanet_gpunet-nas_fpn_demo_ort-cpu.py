@@ -13,7 +13,14 @@ nas = dict(
     metric='coco/bbox_mAP',
     # ms, or relative to a reference tier measured on the target ('1.1*GPUNet-0')
     budgets=['1.1*GPUNet-0'],
-    num_trials=6,  # trained candidates, GPUNet-0 included
+    num_trials=20,  # new candidates at most, GPUNet-0 included (compute_budget decides)
+    # multi-fidelity: rungs of 1, 3 and 8 epochs; the best third of each rung so far (per
+    # budget) continue from their checkpoint (ASHA), the rest stop
+    fidelity=dict(min_epochs=1, eta=3, min_observations=4),
+    compute_budget=48,  # epochs over every attempt: the old demo's 6 candidates x 8 epochs
+    # the top 2 retrained from scratch; for the demo the "full" schedule is the 8-epoch
+    # proxy schedule in one go (a real search gives the base config's, e.g. 12 epochs)
+    final=dict(top_k=2, schedule=None),
     num_workers=2,  # concurrent trainings
     resources=dict(num_cpus=1, num_gpus=0),  # Ray resources of one training
     threads=1,  # torch threads per training: 2 one-thread trainings beat 1 two-thread one

@@ -157,6 +157,10 @@ def build_model(model_cfg: Dict[str, Any], codebase: str) -> torch.nn.Module:
     """
     from mmengine.registry import DefaultScope
 
+    from ..models.stride_check import check_feature_strides
+
+    if codebase == 'mmdet':
+        check_feature_strides(model_cfg)
     registry = _codebase_registry(codebase)
     with DefaultScope.overwrite_default_scope(codebase):
         return registry.build(model_cfg)
@@ -280,9 +284,13 @@ def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
     resolves an automatic ``resume`` to the newest *usable* checkpoint (see
     :func:`~gpunet_mm.apis.resolve_resume`).
     """
+    from ..models.stride_check import check_feature_strides
     from .checkpoint import check_resume_file, resolve_resume
 
-    _codebase_registry(codebase_of(cfg))
+    codebase = codebase_of(cfg)
+    if codebase == 'mmdet' and isinstance(cfg.get('model'), dict):
+        check_feature_strides(cfg.model)
+    _codebase_registry(codebase)
     cfg.launcher = launcher
     os.makedirs(cfg.work_dir, exist_ok=True)
     hooks = list(cfg.get('custom_hooks') or [])

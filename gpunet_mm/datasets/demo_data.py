@@ -359,6 +359,16 @@ def _load_meta(out_dir: str) -> dict | None:
         return None
 
 
+def is_demo_data(folder: str) -> bool:
+    """True when ``folder`` (a dataset's ``data_root``) holds data this module generated.
+
+    What a model scores on these rendered shapes says nothing about real images, so results
+    trained or evaluated on them are marked as toy data wherever they are reported.
+    """
+    meta = _load_meta(folder)
+    return bool(meta) and 'version' in meta and 'params' in meta
+
+
 def _up_to_date(out_dir: str, params: dict, expected_files: dict[str, int]) -> dict | None:
     """The stored summary if ``out_dir`` holds a complete set made with ``params``."""
     meta = _load_meta(out_dir)

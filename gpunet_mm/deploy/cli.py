@@ -164,7 +164,12 @@ def benchmark_configs(
     cache: Optional[str] = None,
     progress: bool = True,
 ) -> List[Dict[str, Any]]:
-    """End-to-end latency of each detector config on one backend; one row per config."""
+    """End-to-end latency of each detector config on one backend; one row per config.
+
+    A config that fails (cannot be built, exported or timed) gives a row with ``error``
+    (its exception) and the others are still measured: rows already measured are never lost
+    to a later config's failure.
+    """
     import torch
     from tqdm import tqdm
 
@@ -181,16 +186,6 @@ def benchmark_configs(
     shape_t = (int(shape[0]), int(shape[1]))
     rows = []
     for config in tqdm(configs, desc=f'latency ({backend})', disable=not progress):
-        hashes = _model_hashes(config)
-        key = LatencyKey(
-            arch_hash=hashes['arch_hash'],
-            shape=shape_t,
-            batch=batch,
-            precision=precision,
-            backend=lat_backend.name if backend != 'torch' else f'torch-{torch_mode}',
-            device=lat_backend.device_key(),
-            model_hash=config_hash(dict(model=hashes['model_hash'], variant='e2e')),
-        )
         name = osp.splitext(osp.basename(config))[0]
 
         def run(config=config, name=name) -> LatencyResult:
@@ -212,10 +207,24 @@ def benchmark_configs(
             )
             return lat_backend.measure(out, **kw)
 
-        if store is not None:
-            res, hit = store.get_or_measure(key, run)
-        else:
-            res, hit = run(), False
+        try:
+            if store is not None:
+                hashes = _model_hashes(config)
+                key = LatencyKey(
+                    arch_hash=hashes['arch_hash'],
+                    shape=shape_t,
+                    batch=batch,
+                    precision=precision,
+                    backend=lat_backend.name if backend != 'torch' else f'torch-{torch_mode}',
+                    device=lat_backend.device_key(),
+                    model_hash=config_hash(dict(model=hashes['model_hash'], variant='e2e')),
+                )
+                res, hit = store.get_or_measure(key, run)
+            else:
+                res, hit = run(), False
+        except Exception as e:  # noqa: BLE001 - one config's failure is that config's row
+            rows.append(dict(config=name, path=config, error=f'{type(e).__name__}: {e}'))
+            continue
         rows.append(dict(config=name, cached=hit, **res.to_dict()))
     return rows
 
@@ -227,6 +236,9 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     )
     lines = [head, '-' * len(head)]
     for r in rows:
+        if r.get('error'):
+            lines.append(f'{r["config"][:40]:40s} FAILED: {r["error"][:200]}')
+            continue
         lines.append(
             f'{r["config"][:40]:40s} {r["backend"]:14s} {r["precision"]:5s} {r["batch"]:5d} '
             f'{r["shape"][0]:>4d}x{r["shape"][1]:<4d} {r["median_ms"]:7.2f}ms '

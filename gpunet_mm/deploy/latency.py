@@ -38,7 +38,8 @@ On a shared CPU, wall time measures the neighbours as much as the network.
 ``clock='cpu'`` times each ``session.run`` with the process CPU time instead: with one
 intra-op thread ONNX Runtime runs every kernel on the calling thread, so on an idle machine
 CPU time equals wall time, and under load it stays within a few percent while wall time
-grows by half (see docs/deploy.md).
+grows by half (see docs/deploy.md). With more threads the CPU time is the sum over threads,
+not the latency, so that combination is refused (``check_cpu_clock``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class LatencyTarget:
         post_processing: overrides of :class:`~gpunet_mm.deploy.config.PostProcessing`
             (score/iou thresholds, max detections, pre-top-k); None: the template's test_cfg.
         score_fraction: NMS load, see the module docstring; 0 keeps the untrained prior.
-        clock: ``'wall'`` or ``'cpu'`` (process CPU time per run; CPU targets only).
+        clock: ``'wall'`` or ``'cpu'`` (process CPU time per run: ONNX Runtime on the CPU
+            with ``threads=1`` only, where it equals the wall latency; see
+            ``check_cpu_clock``).
     """
 
     backend: str = 'onnxruntime'
@@ -137,11 +140,8 @@ class LatencyTarget:
             )
         if self.clock not in CLOCKS:
             raise ValueError(f'latency target clock: got {self.clock!r}; allowed: wall, cpu')
-        if self.clock == 'cpu' and (self.device != 'cpu' or self.backend == 'tensorrt'):
-            raise ValueError(
-                f"latency target clock 'cpu' times CPU work only; got backend "
-                f"{self.backend!r} on {self.device!r}: use clock='wall' there"
-            )
+        if self.clock == 'cpu':
+            check_cpu_clock(self.backend, self.device, self.threads)
         if self.post_processing is not None:
             DeployConfig(post_processing=dict(self.post_processing))  # validates keys/values
 
@@ -183,6 +183,29 @@ class LatencyTarget:
         if d.get('shape') is not None:
             d['shape'] = _hw(d['shape'])
         return cls(**d)
+
+
+def check_cpu_clock(backend: str, device: str, threads: Optional[int]) -> None:
+    """Refuse a ``clock='cpu'`` target whose CPU time is not its latency.
+
+    The process CPU time of a ``session.run`` is its wall latency only when one thread does
+    all the work: ONNX Runtime on the CPU with one intra-op thread. With two threads the
+    process CPU time adds both threads' time (GPUNet-0 read 42.1 ms at a wall latency of
+    21.6 ms), so a budget in ms would be off by the thread count; a GPU or TensorRT
+    target spends its time off the CPU, and the torch backend times with the wall clock.
+    """
+    if device != 'cpu' or backend != 'onnxruntime':
+        raise ValueError(
+            f"latency target clock 'cpu' times CPU work of ONNX Runtime on the CPU only; got "
+            f"backend {backend!r} on {device!r}: use clock='wall' there"
+        )
+    if threads != 1:
+        shown = 'None (all cores)' if threads is None else repr(threads)
+        raise ValueError(
+            f"latency target clock 'cpu' needs threads=1: with threads={shown} the process "
+            "CPU time adds up every thread's time and is not the wall latency; use threads=1 "
+            "with clock='cpu', or clock='wall' for more threads"
+        )
 
 
 # ----------------------------------------------------------------------------- templates
@@ -315,6 +338,7 @@ def time_onnx(
         res = backend.measure(path, session=sess, inputs=inputs, **kw)
         res.env['clock'] = 'wall'
         return res
+    check_cpu_clock(target.backend, target.device, backend.threads)  # the session's own count
     timed = _CpuTimedSession(sess)
     wall = backend.measure(path, session=timed, inputs=inputs, **kw)
     env = dict(wall.env, clock='process_cpu', wall_median_ms=wall.median_ms)

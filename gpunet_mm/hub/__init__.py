@@ -14,7 +14,9 @@ merged with the shipped table and written atomically.
     ['GPUNet-P0', 'GPUNet-1', 'GPUNet-P1', 'GPUNet-D1', 'GPUNet-D2']
 
 Every function takes ``path=`` (the user hub file; default ``$GPUNET_MM_HUB`` or
-``~/.cache/gpunet_mm/hub.jsonl``). The command line is ``tools/hub.py``.
+``~/.cache/gpunet_mm/hub.jsonl``). The command line is ``tools/hub.py``. Queries mean this
+machine's devices unless told another; rows scored on toy data or by a simulated search
+answer only when asked for (``include_toy=True``).
 """
 
 from __future__ import annotations
@@ -22,11 +24,21 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from .conditions import FIELDS, OPERATORS, Condition, parse_conditions, sort_entries
-from .entry import HubEntry, HubError, Provenance, device_matches, normalize_device
+from .entry import (
+    CAVEATS,
+    HubEntry,
+    HubError,
+    Provenance,
+    device_matches,
+    local_devices,
+    normalize_device,
+)
 from .hub import (
+    Answer,
     BudgetError,
     ModelHub,
     NameConflictError,
+    OtherDeviceWarning,
     UnknownDeviceError,
     default_hub_file,
 )
@@ -39,9 +51,21 @@ def list_models(path: Optional[str] = None, **filters: Any) -> List[HubEntry]:
     return ModelHub(path).list_models(**filters)
 
 
-def query(device: str, latency_ms: float, path: Optional[str] = None, **filters: Any) -> HubEntry:
-    """The most accurate row within ``latency_ms`` on ``device`` (ties: faster, smaller)."""
+def query(
+    device: Optional[str], latency_ms: float, path: Optional[str] = None, **filters: Any
+) -> HubEntry:
+    """The most accurate row within ``latency_ms`` on ``device`` (ties: faster, smaller).
+
+    ``device`` None, ``'cpu'`` or ``'gpu'``: this machine's; an answer measured on another
+    device warns (:class:`OtherDeviceWarning`). Rows with caveats (simulated, toy data)
+    answer only with ``include_toy=True``.
+    """
     return ModelHub(path).query(device, latency_ms, **filters)
+
+
+def remove(name: str, path: Optional[str] = None, **filters: Any) -> List[HubEntry]:
+    """Remove the user hub file's rows of ``name`` (``device``/``backend``/``provenance``)."""
+    return ModelHub(path).remove(name, **filters)
 
 
 def pareto(path: Optional[str] = None, **filters: Any) -> List[HubEntry]:
@@ -77,9 +101,11 @@ def import_search(
 
 
 __all__ = [
+    'CAVEATS',
     'FIELDS',
     'OPERATORS',
     'RESULTS_FILE',
+    'Answer',
     'BudgetError',
     'Condition',
     'HubEntry',
@@ -87,6 +113,7 @@ __all__ = [
     'HubFileError',
     'ModelHub',
     'NameConflictError',
+    'OtherDeviceWarning',
     'Provenance',
     'UnknownDeviceError',
     'add',
@@ -96,11 +123,13 @@ __all__ = [
     'get_config',
     'import_search',
     'list_models',
+    'local_devices',
     'normalize_device',
     'pareto',
     'parse_conditions',
     'query',
     'read_entries',
+    'remove',
     'search_entries',
     'sort_entries',
     'write_entries',

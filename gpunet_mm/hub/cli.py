@@ -1,11 +1,12 @@
 """The logic behind ``tools/hub.py`` (kept importable so tests call it in-process).
 
     tools/hub.py list   [--task cls] [--device A100] [--condition 'top1>=80'] [--sort latency_ms]
-    tools/hub.py query  --device A100 --latency 1.0 --task cls
+    tools/hub.py query  [--device A100] --latency 1.0 --task cls   (default: this machine)
     tools/hub.py pareto --device V100 --task cls
     tools/hub.py show   GPUNet-D1 [--config-out my_config.py]
     tools/hub.py add    --name my-net --task cls --device A100 ... | --from-json rows.jsonl
     tools/hub.py import work_dirs/nas_det [--pareto]
+    tools/hub.py remove NAME [--device D] [--backend B] [--provenance search]
 
 Tables by default, ``--json`` for machine-readable output; ``--hub-file`` names the user hub
 file (default ``$GPUNET_MM_HUB`` or ``~/.cache/gpunet_mm/hub.jsonl``).
@@ -20,9 +21,8 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from .conditions import FIELDS, sort_entries
-from .entry import HubEntry, HubError, Provenance
+from .entry import CAVEATS, HubEntry, HubError, Provenance
 from .hub import ModelHub, default_hub_file
-from .ranking import pareto_front
 
 
 def _fmt_num(v: Optional[float], fmt: str) -> str:
@@ -38,7 +38,9 @@ def metric_text(e: HubEntry) -> str:
 
 
 def format_table(entries: Sequence[HubEntry]) -> str:
-    """One line per row; a ``*`` marks a detector scored by its backbone's top-1."""
+    """One line per row; a ``*`` marks a detector scored by its backbone's top-1, and a
+    ``caveats`` column (with what each means below the table) marks simulated and toy-data
+    rows wherever they are shown."""
     cols = [
         ('name', lambda e: e.name),
         ('task', lambda e: 'cls' if e.task == 'classification' else 'det'),
@@ -53,6 +55,9 @@ def format_table(entries: Sequence[HubEntry]) -> str:
         ('GFLOPs', lambda e: _fmt_num(None if e.flops is None else e.flops / 1e9, '.2f')),
         ('source', lambda e: e.provenance.kind),
     ]
+    caveats = sorted({c for e in entries for c in e.caveats})
+    if caveats:
+        cols.append(('caveats', lambda e: ','.join(c.upper() for c in e.caveats)))
     rows = [[f(e) for _, f in cols] for e in entries]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, (h, _) in enumerate(cols)]
     line = '  '.join(h.ljust(w) for (h, _), w in zip(cols, widths)).rstrip()
@@ -60,6 +65,7 @@ def format_table(entries: Sequence[HubEntry]) -> str:
     out += ['  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if any(e.metric is None and e.backbone_top1 is not None for e in entries):
         out.append("* no task metric measured: ranked by the backbone's published ImageNet top-1")
+    out += [f'{c.upper()}: {CAVEATS[c].split(": ", 1)[1]}' for c in caveats]
     return '\n'.join(out)
 
 
@@ -80,8 +86,10 @@ def format_entry(e: HubEntry) -> str:
         f'  config     {e.config or "- (tools/hub.py show NAME --config-out FILE makes one)"}',
         f'  checkpoint {e.checkpoint or "-"}'
         + (f' (sha256 {e.checkpoint_hash})' if e.checkpoint_hash else ''),
+        '  machine    ' + ', '.join(f'{k}={v}' for k, v in e.machine.items()),
         f'  provenance {p.summary()}',
     ]
+    lines += [f'  caveat     {CAVEATS[c]}' for c in e.caveats]
     if p.environment:
         env = ', '.join(f'{k}={v}' for k, v in sorted(p.environment.items()))
         lines.append(f'  env        {env}')
@@ -93,12 +101,20 @@ def format_entry(e: HubEntry) -> str:
 
 
 # --------------------------------------------------------------------------- arguments
-def _filters(p: argparse.ArgumentParser, device_required: bool = False) -> None:
+def _filters(p: argparse.ArgumentParser, query: bool = False) -> None:
     p.add_argument('--task', help='classification (cls) or detection (det)')
     p.add_argument(
         '--device',
-        required=device_required,
-        help="device name as listed (A100, V100, cpu-...); 'cpu' matches every CPU",
+        help="this machine's devices when not given; 'cpu' / 'gpu': this machine's CPU / GPU "
+        '(another of the kind, said so, when none was measured here); or a device name as '
+        'listed (A100, V100, cpu-...)'
+        if query
+        else "device name as listed (A100, V100, cpu-...); 'cpu' matches every CPU",
+    )
+    p.add_argument(
+        '--include-toy',
+        action='store_true',
+        help='also rows with caveats: simulated searches, toy (demo) data, unnamed datasets',
     )
     p.add_argument('--backend', help='tensorrt, torch, onnxruntime, ...')
     p.add_argument('--precision', help='fp16, fp32, ...')
@@ -110,6 +126,15 @@ def _filters(p: argparse.ArgumentParser, device_required: bool = False) -> None:
         '--condition',
         action='append',
         help=f"e.g. 'latency_ms<=1.0,top1>=80'; fields: {', '.join(FIELDS)}",
+    )
+
+
+def _backbone_top1(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        '--by-backbone-top1',
+        action='store_true',
+        help="also rank detectors that have no detection metric by their backbone's ImageNet "
+        'top-1 (marked *)',
     )
 
 
@@ -134,13 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     _output(p)
 
     p = sub.add_parser('query', help='the most accurate row within a latency budget')
-    _filters(p, device_required=True)
+    _filters(p, query=True)
+    _backbone_top1(p)
     p.add_argument('--latency', type=float, required=True, help='budget in milliseconds')
     p.add_argument('--config-out', help='also write the winner config to this file')
     _output(p)
 
     p = sub.add_parser('pareto', help='the latency/accuracy front of each target')
     _filters(p)
+    _backbone_top1(p)
+    _output(p)
+
+    p = sub.add_parser('remove', help='remove rows of one model from the user hub file')
+    p.add_argument('name')
+    p.add_argument('--device', help="only this device's rows ('cpu': every CPU)")
+    p.add_argument('--backend', help='only rows of this backend')
+    p.add_argument('--provenance', choices=('paper', 'measured', 'search'))
     _output(p)
 
     p = sub.add_parser('show', help='every row of one model, with provenance')
@@ -207,6 +241,7 @@ def _filter_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         detector=args.detector,
         input_shape=tuple(args.shape) if args.shape else None,
         conditions=args.condition,
+        include_toy=args.include_toy,
     )
 
 
@@ -305,19 +340,36 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == 'query':
         filters = _filter_kwargs(args)
         filters.pop('device')
-        e = hub.query(args.device, args.latency, **filters)
+        ans = hub.answer(
+            args.device, args.latency, by_backbone_top1=args.by_backbone_top1, **filters
+        )
+        e = ans.entry
         if args.config_out:
             hub.get_config(e.name, args.config_out)
         if args.json:
-            print(json.dumps(dict(e.to_dict(), ranked_by=e.score_basis), indent=2))
+            out = dict(e.to_dict(), ranked_by=e.score_basis, asked_devices=ans.devices)
+            print(json.dumps(dict(out, note=ans.note), indent=2))
         else:
-            print(f'most accurate within {args.latency:g} ms on {args.device}:')
+            asked = args.device or f'this machine ({", ".join(ans.devices)})'
+            print(f'most accurate within {args.latency:g} ms on {asked}:')
             print(format_table([e]))
             print(f'ranked by {e.score_basis}; ties go to lower latency, then fewer params')
+            if ans.note:
+                print(f'note: {ans.note}')
             if args.config_out:
                 print(f'config written to {args.config_out}')
     elif args.command == 'pareto':
-        _print_entries(pareto_front(hub.list_models(**_filter_kwargs(args))), args.json)
+        rows = hub.pareto(by_backbone_top1=args.by_backbone_top1, **_filter_kwargs(args))
+        _print_entries(rows, args.json)
+    elif args.command == 'remove':
+        gone = hub.remove(
+            args.name, device=args.device, backend=args.backend, provenance=args.provenance
+        )
+        if args.json:
+            print(json.dumps(dict(hub_file=hub.path, removed=[e.to_dict() for e in gone])))
+        else:
+            print(f'{len(gone)} row(s) removed from {hub.path}:')
+            print(format_table(gone))
     elif args.command == 'show':
         rows = hub.get(args.name)
         if args.config_out:

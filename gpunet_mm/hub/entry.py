@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 TASKS = ('classification', 'detection')
 TASK_ALIASES = {
@@ -36,6 +36,17 @@ PROVENANCE_REQUIRED = {
     'paper': ('source',),
     'measured': ('tool', 'date', 'environment'),
     'search': ('work_dir', 'trial_id', 'journal_hash'),
+}
+
+
+#: why a row must not answer a question unless asked for (``include_toy``), and what the
+#: tables print for it. ``simulated``: a surrogate score, no model was trained;
+#: ``toy-data``: trained and evaluated on the built-in demo shapes, not a real dataset;
+#: ``no-dataset``: a metric that does not say which dataset it was measured on.
+CAVEATS = {
+    'simulated': 'SIMULATED: a surrogate score, no model was trained',
+    'toy-data': 'TOY DATA: trained and evaluated on the demo shapes, not a real dataset',
+    'no-dataset': 'NO DATASET: the metric does not name the dataset it was measured on',
 }
 
 
@@ -94,6 +105,34 @@ def _gpu_name(model: str) -> str:
     if tokens[0].upper() in ('RTX', 'GTX') and len(tokens) > 1:
         return f'{tokens[0].upper()}-{tokens[1].upper()}'
     return tokens[0].upper()
+
+
+def device_kind(device: str) -> str:
+    """``'cpu'`` for ``cpu-<model>`` devices, ``'gpu'`` for the others."""
+    d = device.lower()
+    return 'cpu' if d == 'cpu' or d.startswith('cpu-') else 'gpu'
+
+
+def local_devices() -> Dict[str, Optional[str]]:
+    """This machine's devices as hub names: ``dict(cpu='cpu-<model>', gpu='<family>' or None)``.
+
+    The GPU is read from torch only where an NVIDIA device node exists, so a query on a
+    machine without a GPU does not pay for importing torch.
+    """
+    import os
+
+    from ..deploy.backends.base import cpu_name
+
+    gpu = None
+    if os.path.exists('/dev/nvidiactl') or os.path.exists('/dev/nvidia0'):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                gpu = _gpu_name(torch.cuda.get_device_name(0))
+        except Exception:  # noqa: BLE001 - no usable GPU: the CPU is the device
+            gpu = None
+    return dict(cpu=_cpu_name(cpu_name()), gpu=gpu)
 
 
 def device_matches(query: str, device: str) -> bool:
@@ -180,6 +219,7 @@ class HubEntry:
     checkpoint_hash: Optional[str] = None
     latency_detail: Dict[str, Any] = field(default_factory=dict)
     notes: Optional[str] = None
+    caveats: List[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.provenance, Mapping):
@@ -195,6 +235,7 @@ class HubEntry:
             self.metric_name = TASK_METRICS[self.task]
         if self.arch_hash is None:
             self.arch_hash = self._derived_arch_hash()
+        self.caveats = self._derived_caveats()
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -214,8 +255,23 @@ class HubEntry:
                 raise HubError(f'entry {self.name!r}: {e}') from e
         return None
 
+    def _derived_caveats(self) -> List[str]:
+        """The stored caveats plus those the other fields imply (rows written before caveats
+        existed get them too): a simulated search, a metric without a dataset."""
+        out = set(self.caveats or [])
+        if self.provenance.extra.get('mode') == 'simulate' or 'simulated' in str(
+            self.metric_source or ''
+        ):
+            out.add('simulated')
+        if self.metric is not None and not self.metric_dataset:
+            out.add('no-dataset')
+        return sorted(out)
+
     def validate(self) -> None:
         where = f'entry {self.name!r}'
+        bad = [c for c in self.caveats if c not in CAVEATS]
+        if bad:
+            raise HubError(f'{where}: caveats {bad}; allowed: {", ".join(CAVEATS)}')
         if not isinstance(self.name, str) or not self.name.strip():
             raise HubError(f'entry name: got {self.name!r}; expected a non-empty string')
         if len(self.input_shape) != 2 or min(self.input_shape) <= 0:
@@ -264,6 +320,22 @@ class HubEntry:
         return f'{self.device} {self.backend}{ver} {self.precision} bs{self.batch}'
 
     # ------------------------------------------------------------------ values
+    @property
+    def machine(self) -> Dict[str, Any]:
+        """Which machine the latency was measured on: CPU model, GPU model, backend and its
+        version (from the device and the provenance's environment, where recorded)."""
+        env = self.provenance.environment or {}
+        kind = device_kind(self.device)
+        out: Dict[str, Any] = dict(
+            cpu=env.get('cpu') or (self.device if kind == 'cpu' else None),
+            gpu=env.get('gpu') or (self.device if kind == 'gpu' else None),
+            backend=self.backend,
+            backend_version=self.backend_version or env.get(self.backend),
+        )
+        if env.get('threads') is not None:
+            out['threads'] = env['threads']
+        return {k: v for k, v in out.items() if v is not None}
+
     @property
     def has_task_metric(self) -> bool:
         return self.metric is not None

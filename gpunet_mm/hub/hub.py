@@ -13,6 +13,8 @@ from __future__ import annotations
 import difflib
 import os
 import os.path as osp
+import warnings
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .conditions import Condition, parse_conditions
@@ -20,8 +22,11 @@ from .entry import (
     PRECISIONS,
     HubEntry,
     HubError,
+    device_kind,
     device_matches,
+    local_devices,
     normalize_backend,
+    normalize_device,
     normalize_task,
 )
 from .ranking import best, pareto_front
@@ -47,16 +52,47 @@ class NameConflictError(HubError):
     """``add`` of a name or row that exists (pass ``replace=True`` to overwrite)."""
 
 
+class OtherDeviceWarning(UserWarning):
+    """A query answered from a device that is not the one asked about (or not this one)."""
+
+
+@dataclass
+class Answer:
+    """What :meth:`ModelHub.answer` found: the row, the devices the question meant, and a
+    note (None when the row was measured on the device asked about)."""
+
+    entry: HubEntry
+    devices: List[str]
+    note: Optional[str] = None
+
+
 def default_hub_file() -> str:
     return osp.expanduser(os.environ.get(ENV_VAR) or DEFAULT_HUB_FILE)
 
 
 class ModelHub:
-    """Shipped rows plus the user hub file at ``path``; see the module docstring."""
+    """Shipped rows plus the user hub file at ``path``; see the module docstring.
 
-    def __init__(self, path: Optional[str] = None, include_shipped: bool = True) -> None:
+    ``here`` names this machine's devices (``dict(cpu='cpu-<model>', gpu=None)``; default:
+    read from the machine, ``gpunet_mm.hub.local_devices()``): a query without a
+    device, or with ``'cpu'`` / ``'gpu'``, means these.
+    """
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        include_shipped: bool = True,
+        here: Optional[Mapping[str, Optional[str]]] = None,
+    ) -> None:
         self.path = osp.expanduser(path) if path else default_hub_file()
         self._shipped = shipped_entries() if include_shipped else []
+        self._here = dict(here) if here is not None else None
+
+    @property
+    def here(self) -> Dict[str, Optional[str]]:
+        if self._here is None:
+            self._here = local_devices()
+        return self._here
 
     # ------------------------------------------------------------------ reading
     def user_entries(self) -> List[HubEntry]:
@@ -90,13 +126,18 @@ class ModelHub:
         detector: Optional[str] = None,
         input_shape: Optional[Tuple[int, int]] = None,
         conditions: ConditionsLike = None,
+        include_toy: bool = False,
     ) -> List[HubEntry]:
         """Rows matching every given filter, by task, device, backend and latency.
 
         ``device='cpu'`` matches every ``cpu-<model>`` device; other names match exactly
         (case-insensitive). Filters on values no row has raise with the known values.
+        Rows with a caveat (simulated, toy data, no named dataset: ``gpunet_mm.hub.CAVEATS``) are
+        left out unless ``include_toy``.
         """
         rows = self.entries()
+        if not include_toy:
+            rows = [e for e in rows if not e.caveats]
         if task is not None:
             task = normalize_task(task)
             rows = [e for e in rows if e.task == task]
@@ -136,11 +177,44 @@ class ModelHub:
             rows, key=lambda e: (e.task, e.device, e.backend, e.precision, e.batch, e.latency_ms)
         )
 
-    def query(self, device: str, latency_ms: float, **filters: Any) -> HubEntry:
-        """The most accurate row within ``latency_ms`` on ``device``; other filters (task,
-        backend, precision, batch, provenance, detector, input_shape, conditions) as
-        :meth:`list_models`.
+    def own_devices(self, device: Optional[str] = None) -> Tuple[List[str], Optional[str]]:
+        """The devices a question about ``device`` means, and the kind it may fall back to.
 
+        None (or ``'here'``): this machine's GPU and CPU; ``'cpu'``: this machine's CPU;
+        ``'gpu'`` / ``'cuda'``: its GPU; another name: that device only (no fall-back).
+        """
+        here = self.here
+        key = None if device is None else str(device).strip().lower()
+        if key in (None, 'here', 'local'):
+            own = [d for d in (here.get('gpu'), here.get('cpu')) if d]
+            return own, 'gpu' if here.get('gpu') else 'cpu'
+        if key == 'cpu':
+            return [str(here['cpu'])], 'cpu'
+        if key in ('gpu', 'cuda'):
+            if not here.get('gpu'):
+                gpus = sorted({e.device for e in self.entries() if device_kind(e.device) == 'gpu'})
+                raise UnknownDeviceError(
+                    f'device {device!r}: this machine has no visible GPU; name one: '
+                    f'{", ".join(gpus)}'
+                )
+            return [str(here['gpu'])], 'gpu'
+        return [normalize_device(str(device))], None
+
+    def answer(
+        self,
+        device: Optional[str],
+        latency_ms: float,
+        by_backbone_top1: bool = False,
+        **filters: Any,
+    ) -> Answer:
+        """The most accurate row within ``latency_ms`` on ``device`` (None: this machine),
+        with a note when it was measured on another device; filters as :meth:`list_models`.
+
+        ``device`` None, ``'cpu'`` or ``'gpu'`` mean this machine's devices
+        (:meth:`ModelHub.own_devices`); when no row was measured on them, the answer comes from
+        another device of the same kind and the note says so. Detectors are ranked by
+        their own task metric (bbox mAP on a named dataset); rows that only have their
+        backbone's ImageNet top-1 answer with ``by_backbone_top1`` (and say so).
         Ranking rules: :mod:`gpunet_mm.hub.ranking`.
 
         Raises :class:`BudgetError` naming the fastest matching row when the budget is below
@@ -152,25 +226,140 @@ class ModelHub:
             raise HubError(f'latency budget: got {latency_ms!r}; expected milliseconds') from None
         if not budget > 0:
             raise HubError(f'latency budget: got {latency_ms!r}; expected a positive number')
-        filters = dict(device=device, **filters)
-        rows = [e for e in self.list_models(**filters) if e.score is not None]
-        if not rows:
-            given = ', '.join(f'{k}={v}' for k, v in filters.items() if v not in (None, []))
-            raise HubError(f'no hub entry with an accuracy figure matches {given}')
-        within = [e for e in rows if e.latency_ms <= budget]
+        own, kind = self.own_devices(device)
+        rows = [
+            e
+            for e in self.list_models(**filters)
+            if e.has_task_metric or (by_backbone_top1 and e.score is not None)
+        ]
+        given = ', '.join(f'{k}={v}' for k, v in filters.items() if v not in (None, [], False))
+        mine = [e for e in rows if e.device.lower() in {d.lower() for d in own}]
+        fell_back = False
+        if not mine and kind is None:
+            known = sorted({e.device for e in self.entries()})
+            if own[0].lower() not in {d.lower() for d in known}:
+                raise UnknownDeviceError(
+                    f'device: got {device!r}; known devices: {", ".join(known)} '
+                    "('cpu' / 'gpu' / none: this machine's)"
+                )
+        elif not mine:  # nothing measured here: the same kind of device elsewhere
+            mine = [e for e in rows if device_kind(e.device) == kind]
+            fell_back = True
+        if not mine:
+            hint = self._why_nothing(filters, by_backbone_top1)
+            raise HubError(
+                f'no hub entry with an accuracy figure matches device={device}'
+                + (f', {given}' if given else '')
+                + hint
+            )
+        within = [e for e in mine if e.latency_ms <= budget]
         if not within:
-            fastest = min(rows, key=lambda e: (e.latency_ms, e.name))
+            fastest = min(mine, key=lambda e: (e.latency_ms, e.name))
             raise BudgetError(
                 f'latency budget {budget:g} ms is below the fastest matching entry: '
                 f'{fastest.name} at {fastest.latency_ms:g} ms ({fastest.target}, '
                 f'{fastest.provenance.kind})'
             )
-        return best(within)
+        winner = best(within)
+        here = [d for d in self.here.values() if d]
+        note = None
+        if fell_back:
+            note = (
+                f'no row was measured on this machine ({", ".join(own)}): answered from '
+                f'{winner.device}, another machine, whose latency differs from yours '
+                '(measure yours: benchmarks/benchmark_hub.py --hub-file, or tools/hub.py add)'
+            )
+        elif winner.device.lower() not in {d.lower() for d in here}:
+            note = f'measured on {winner.device}, not on this machine ({", ".join(here)})'
+        return Answer(winner, own, note)
 
-    def pareto(self, **filters: Any) -> List[HubEntry]:
+    def _why_nothing(self, filters: Mapping[str, Any], by_backbone_top1: bool) -> str:
+        """What a failed query left out: caveated rows, detectors without their own mAP."""
+        hints = []
+        if not filters.get('include_toy'):
+            n = len(self.list_models(**dict(filters, include_toy=True))) - len(
+                self.list_models(**filters)
+            )
+            if n:
+                hints.append(f'{n} row(s) with caveats are left out (--include-toy)')
+        if not by_backbone_top1:
+            proxy = [
+                e
+                for e in self.list_models(**filters)
+                if not e.has_task_metric and e.backbone_top1 is not None
+            ]
+            if proxy:
+                hints.append(
+                    f'{len(proxy)} detection row(s) have no detection metric, only their '
+                    "backbone's ImageNet top-1 (rank by it: by_backbone_top1=True, "
+                    '--by-backbone-top1)'
+                )
+        return ('; ' + '; '.join(hints)) if hints else ''
+
+    def query(self, device: Optional[str], latency_ms: float, **filters: Any) -> HubEntry:
+        """The row of :meth:`answer`; an answer from another device than the one asked
+        about (or this machine's) warns with :class:`OtherDeviceWarning`."""
+        ans = self.answer(device, latency_ms, **filters)
+        if ans.note:
+            warnings.warn(ans.note, OtherDeviceWarning, stacklevel=2)
+        return ans.entry
+
+    def pareto(self, by_backbone_top1: bool = False, **filters: Any) -> List[HubEntry]:
         """Non-dominated rows (latency vs accuracy), per comparable target; filters as
-        :meth:`list_models`."""
-        return pareto_front(self.list_models(**filters))
+        :meth:`list_models`. Detectors without their own metric only with
+        ``by_backbone_top1``."""
+        rows = self.list_models(**filters)
+        if not by_backbone_top1:
+            rows = [e for e in rows if e.has_task_metric]
+        return pareto_front(rows)
+
+    def remove(
+        self,
+        name: str,
+        device: Optional[str] = None,
+        backend: Optional[str] = None,
+        provenance: Optional[str] = None,
+    ) -> List[HubEntry]:
+        """Remove the user hub file's rows of ``name`` (case-insensitive), narrowed by
+        ``device`` / ``backend`` / ``provenance`` kind; returns the removed rows.
+
+        The shipped rows are part of the package and are never removed; a name with no
+        user row is an error that lists the names the user file holds.
+        """
+
+        def hit(e: HubEntry) -> bool:
+            return (
+                e.name.lower() == str(name).lower()
+                and (device is None or device_matches(device, e.device))
+                and (backend is None or e.backend == normalize_backend(backend))
+                and (provenance is None or e.provenance.kind == provenance)
+            )
+
+        with locked(self.path):
+            user = read_entries(self.path)
+            gone = [e for e in user if hit(e)]
+            if not gone:
+                if any(hit(e) for e in self._shipped):
+                    raise HubError(
+                        f'{name!r}: only shipped rows match (they come with the package and '
+                        'cannot be removed; a user row with their key shadows them)'
+                    )
+                names = sorted({e.name for e in user}, key=str.lower)
+                raise HubError(
+                    f'no row of {name!r} in {self.path} matches'
+                    + ''.join(
+                        f' {k}={v}'
+                        for k, v in (
+                            ('device', device),
+                            ('backend', backend),
+                            ('provenance', provenance),
+                        )
+                        if v is not None
+                    )
+                    + f'; its rows: {", ".join(names) or "none"}'
+                )
+            write_entries(self.path, [e for e in user if not hit(e)])
+        return gone
 
     def get(self, name: str) -> List[HubEntry]:
         """Every row of the model ``name`` (case-insensitive), fastest first."""

@@ -16,6 +16,12 @@
                    "detector": "RetinaNet"},   # the model type (detectors)
         "task": "detection",                   # or "classification"
         "metric_name": "coco/bbox_mAP",        # the evaluator key that `metric` holds
+                                               #   ('surrogate_score' for --simulate)
+        "dataset": "CocoDataset data/coco/annotations/instances_val2017.json",
+        "toy_data": false,                     # true: the demo shapes (rows marked toy-data)
+        "machine": {"device": "cpu:AMD EPYC 7B13:1t", "cpu": "AMD EPYC 7B13",
+                    "backend": "onnxruntime", "backend_version": "1.32.0",
+                    "threads": 1, "clock": "process_cpu"},   # from the latency measurements
         "budgets_ms": [40.0, 60.0]
       },
       "winners": [                             # the best trial under each latency budget
@@ -32,7 +38,10 @@
 the arch's ``structural_hash()``. Other fields are ignored. The target's ``device`` is
 normalised like every hub device (a latency-cache key ``'cpu:AMD EPYC 7B13:2t'`` becomes
 ``cpu-amd-epyc-7b13``); a bare ``'cpu'`` or ``'cuda'`` says little about the machine, so
-``device=`` (``tools/hub.py import --device``) can name it.
+the row takes its device from ``search.machine.device`` (the measurements' own device key)
+and ``device=`` (``tools/hub.py import --device``) can name it. ``machine`` becomes the
+row's provenance environment, ``dataset`` its ``metric_dataset``; a run on the demo data
+(``toy_data``) gives rows with the ``toy-data`` caveat, which queries leave out unless asked.
 
 Metrics: mmdet's ``coco/bbox_mAP`` is a fraction (0.412); the hub stores percentages like
 OpenMMLab's metafiles (41.2), so metric names that are fractions in mmdet (those ending in
@@ -126,35 +135,50 @@ def trial_entry(
     detector = target.get('detector') if task != 'classification' else None
     if search.get('mode') == 'simulate':
         extra['mode'] = 'simulate'
+    machine = dict(search.get('machine') or {})
+    # the measurement's own device key ('cpu:AMD EPYC 7B13:1t') names the machine where the
+    # target says only 'cpu'; an explicit device= wins
+    measured_on = machine.pop('device', None)
+    caveats = ['toy-data'] if search.get('toy_data') else []
+    metric = trial['metric']
+    source = (
+        'search (simulated surrogate)'
+        if search.get('mode') == 'simulate'
+        else 'search (trained with the search schedule)'
+    )
+    if trial.get('final_metric') is not None:  # nas.final retrained it on the full schedule
+        extra['proxy_metric'] = _metric(metric, metric_name)
+        metric = trial['final_metric']
+        source += ', final retrain on the full schedule; proxy_metric: the search schedule'
     entry = HubEntry(
         name=f'{folder}-trial{trial["trial_id"]}',
         task=task,
         detector=str(detector).lower() if detector else None,
         input_shape=tuple(shape),
         batch=int(target['batch']),
-        device=device or str(target['device']),
+        device=device or measured_on or str(target['device']),
         backend=str(target['backend']),
-        backend_version=target.get('backend_version'),
+        backend_version=target.get('backend_version') or machine.get('backend_version'),
         precision=str(target['precision']),
         latency_ms=float(trial['latency_ms']),
         latency_stat=str(target.get('statistic', 'median (search measurement)')),
-        metric=_metric(trial['metric'], metric_name),
+        metric=_metric(metric, metric_name),
         metric_name='top1' if short in ('top1', 'accuracy_top1') else short,
         metric_dataset=search.get('dataset'),
         metric_schedule=search.get('schedule'),
-        metric_source='search (simulated surrogate)'
-        if search.get('mode') == 'simulate'
-        else 'search (trained with the search schedule)',
+        metric_source=source,
         params=trial.get('params'),
         flops=trial.get('flops'),
         arch=dict(trial['arch']),
         config=trial.get('config'),
         checkpoint=trial.get('checkpoint'),
+        caveats=caveats,
         provenance=Provenance(
             kind='search',
             work_dir=osp.abspath(search.get('work_dir') or work_dir),
             trial_id=trial['trial_id'],
             journal_hash=str(search['journal_hash']),
+            environment=machine,
             extra=extra,
         ),
     )

@@ -162,6 +162,9 @@ class Optimizer:
         self._n_told = 0
         #: measured/predicted ratio learnt from measurements (> 1 shrinks the budget)
         self.cost_scale = 1.0
+        #: point key -> value the model learns instead of the told values (see
+        #: :meth:`set_observed_values`); not part of the state: its owner sets it before asks
+        self._observed: Optional[Dict[str, float]] = None
         if not 0.0 < calibration_quantile <= 1.0:
             raise ValueError(
                 f'calibration_quantile: got {calibration_quantile!r}; allowed: 0 < q <= 1'
@@ -380,6 +383,27 @@ class Optimizer:
             return None
         return min(done, key=lambda t: (self.internal(t.value), t.id))
 
+    def set_observed_values(self, values: Optional[Mapping[str, float]]) -> None:
+        """Model these values (point key -> value) instead of the told ones; ``None``: the
+        told values again.
+
+        Why: a multi-fidelity search tells each point once, after its first (shortest)
+        training, and later trains the best points longer. A model should learn from one
+        fidelity at a time (BOHB: the highest rung with enough results), so the search hands
+        the optimiser that rung's points and values before it asks. Only known points are
+        modelled; the others (trained at a lower rung only) stay known, so they are never
+        proposed again. The optimiser still sees points and values, nothing about epochs.
+        """
+        self._observed = None if values is None else {str(k): float(v) for k, v in values.items()}
+
+    def modelled_value(self, t: Trial) -> Optional[float]:
+        """The value a model learns for a told trial: the observed one (see
+        :meth:`set_observed_values`) where one is set, else the told value; None: not
+        modelled."""
+        if self._observed is not None:
+            return self._observed.get(t.key)
+        return t.value
+
     def observations(self, with_infeasible: bool = True) -> Tuple[np.ndarray, np.ndarray]:
         """``X, y`` for modelling, ``y`` minimised (failed trials are left out).
 
@@ -393,6 +417,11 @@ class Optimizer:
         """
         keep = ('complete', 'infeasible') if with_infeasible else ('complete',)
         done = [t for t in self.trials if t.status in keep and t.value is not None]
+        if self._observed is not None:
+            done = [t for t in done if t.key in self._observed]
+            X = [t.x for t in done]
+            y = [self.internal(self._observed[t.key]) for t in done]
+            return np.array(X, dtype=float).reshape(-1, self.space.dims), np.array(y, dtype=float)
         X = [t.x for t in done]
         y = [self.internal(t.value) for t in done]
         return np.array(X, dtype=float).reshape(-1, self.space.dims), np.array(y, dtype=float)

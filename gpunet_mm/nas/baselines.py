@@ -71,7 +71,9 @@ class RegularizedEvolution(Optimizer):
         done = [
             t
             for t in self.trials
-            if t.status in ('complete', 'infeasible') and t.tell_index is not None
+            if t.status in ('complete', 'infeasible')
+            and t.tell_index is not None
+            and self.modelled_value(t) is not None
         ]
         done.sort(key=lambda t: t.tell_index)
         return done[-self.population_size :]
@@ -87,7 +89,9 @@ class RegularizedEvolution(Optimizer):
                     pick = self.rng.choice(
                         len(pop), size=min(self.sample_size, len(pop)), replace=False
                     )
-                    parent = min((pop[i] for i in pick), key=lambda t: self.internal(t.value))
+                    parent = min(
+                        (pop[i] for i in pick), key=lambda t: self.internal(self.modelled_value(t))
+                    )
                     child = self.space.mutate(np.asarray(parent.x), self.rng)
                     if self.admissible(child, taken):
                         x = child
@@ -170,8 +174,9 @@ class _OptunaSearch(Optimizer):
         sampler = self._sampler(int(self.rng.integers(2**31 - 1)))
         study = optuna.create_study(direction='minimize', sampler=sampler)
         for t in self.trials:
-            if t.status in ('complete', 'infeasible'):  # see Optimizer.observations
-                state, value = TS.COMPLETE, self.internal(t.value)
+            v = self.modelled_value(t)
+            if t.status in ('complete', 'infeasible') and v is not None:  # see observations
+                state, value = TS.COMPLETE, self.internal(v)
             else:
                 state, value = (TS.RUNNING if t.status == 'pending' else TS.FAIL), None
             c = self._constraint(t)

@@ -251,6 +251,47 @@ def surrogate_accuracy(arch: GPUNetArch, noise: float = 0.15) -> float:
     return acc + noise * _arch_noise(arch, 'acc')
 
 
+def _seed_noise(arch: GPUNetArch, seed: int, epochs: float) -> float:
+    """A standard-normal draw fixed per (architecture, training run, epoch count)."""
+    return _arch_noise(arch, f'curve:{int(seed)}:{float(epochs):.6g}:')
+
+
+def learning_curve(
+    final: float, arch: GPUNetArch, epochs: float, seed: int, full_epochs: float, gap: float
+) -> float:
+    """``final`` reached at ``full_epochs`` along an exponential approach that is slower
+    for bigger networks, so curves cross: after a short rung a small network often leads a
+    bigger one that ends ahead (what makes a rung's ranking imperfect). The noise of a
+    single evaluation shrinks as training converges; at ``full_epochs`` the value is
+    ``final`` exactly, so a search without rungs sees the objective it always saw."""
+    if not epochs > 0:
+        raise ValueError(f'epochs: got {epochs!r}; allowed: > 0')
+    f = min(1.0, float(epochs) / float(full_epochs))
+    g = arch_flops(arch)
+    tau = 0.08 + 0.8 * g / (g + 12.0)  # bigger nets climb slower (a share of the schedule)
+    rest = (math.exp(-f / tau) - math.exp(-1.0 / tau)) / (1.0 - math.exp(-1.0 / tau))
+    noise = 0.07 * gap * (1.0 - f) * _seed_noise(arch, seed, epochs)
+    return final - gap * rest + noise
+
+
+def surrogate_curve(
+    arch: Any, epochs: float, seed: int = 0, full_epochs: float = 8.0, gap: float = 15.0
+) -> float:
+    """The learning-curve version of :func:`surrogate_accuracy` (``--simulate`` with
+    ``nas.fidelity``): ``function(arch, epochs, seed)``, ``arch`` a ``GPUNetArch`` or its
+    dict; equal to :func:`surrogate_accuracy` at ``full_epochs``."""
+    a = arch if isinstance(arch, GPUNetArch) else GPUNetArch.from_dict(arch)
+    return learning_curve(surrogate_accuracy(a), a, epochs, seed, full_epochs, gap)
+
+
+def det_smalldata_curve(
+    arch: Any, epochs: float, seed: int = 0, full_epochs: float = 8.0, gap: float = 30.0
+) -> float:
+    """The learning-curve version of :func:`det_smalldata_map`."""
+    a = arch if isinstance(arch, GPUNetArch) else GPUNetArch.from_dict(arch)
+    return learning_curve(det_smalldata_map(a), a, epochs, seed, full_epochs, gap)
+
+
 def det_smalldata_map(arch: GPUNetArch, noise: float = 0.2) -> float:
     """An mAP-like score (~15-40) of a detector trained on a small dataset; see the module
     docstring. Saturating in the stride-8/16 capacity and in input size, penalised beyond
@@ -372,6 +413,9 @@ __all__ = [
     'latency_proxy',
     'arch_flops',
     'surrogate_accuracy',
+    'surrogate_curve',
+    'det_smalldata_curve',
+    'learning_curve',
     'arch_params',
     'det_smalldata_map',
     'T4_PROXY',

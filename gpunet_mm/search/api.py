@@ -47,9 +47,13 @@ RESUMABLE = (
     'nas.threads',
     'nas.propose_ahead',
     'nas.nproc_per_trial',
+    'nas.compute_budget',  # more (or less) compute for a resumed search
+    'nas.final',  # a final retrain added later (tools/nas_search.py --final WORK_DIR)
 )
 
 #: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
+#: (the multi-fidelity keys ``fidelity``, ``compute_budget``, ``final`` and
+#: ``simulate.objective`` are checked further in gpunet_mm.search.fidelity.check_settings)
 NAS_DEFAULTS: Dict[str, Any] = defaults(NasSettings)
 BUDGET_RE = re.compile(r'^\s*(?:(?P<f>[0-9.]+)\s*\*\s*)?(?P<ref>[A-Za-z][\w-]*)\s*$')
 
@@ -101,6 +105,7 @@ def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) 
         raise FileNotFoundError(f'search config not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_overrides(cfg.to_dict(), cfg_options)
         from ..apis.runner import merge_cfg_options
 
         try:
@@ -110,6 +115,39 @@ def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) 
     d = cfg.to_dict()
     d.pop('work_dir', None)
     return d
+
+
+def _paths_with(d: Any, leaf: str, value: Any, prefix: str = '') -> List[str]:
+    """Dotted paths in ``d`` whose last key is ``leaf`` and whose value is ``value``."""
+    out: List[str] = []
+    if isinstance(d, Mapping):
+        for k, v in d.items():
+            path = f'{prefix}.{k}' if prefix else str(k)
+            if k == leaf and v == value and prefix:
+                out.append(path)
+            out += _paths_with(v, leaf, value, path)
+    elif isinstance(d, (list, tuple)):
+        for i, v in enumerate(d):
+            out += _paths_with(v, leaf, value, f'{prefix}.{i}')
+    return out
+
+
+def check_overrides(cfg: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """Refuse an override of a top-level config variable that the config has already
+    expanded into the settings that use it: ``max_epochs=1`` changes the variable, not
+    ``train_cfg.max_epochs`` (the config file was executed before the override), so the
+    search would silently train the file's schedule. The error names the key to use."""
+    for key, new in options.items():
+        if '.' in key or key not in cfg or isinstance(cfg[key], (Mapping, list, tuple)):
+            continue
+        used = _paths_with(cfg, key, cfg[key])
+        if used and new != cfg[key]:
+            raise SearchConfigError(
+                f'--cfg-options {key}={new!r} changes only the top-level variable {key!r}, '
+                f'which the config has already written into {", ".join(used)} '
+                f'(= {cfg[key]!r}); override those instead, e.g. --cfg-options '
+                + ' '.join(f'{u}={new!r}' for u in used)
+            )
 
 
 def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, Any]:
@@ -144,6 +182,8 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         parse_budget(b)
     if not simulate:
         check_data(cfg)
+        if cfg.get('default_scope') == 'mmdet':
+            check_exportable(cfg)
     for key in ('search_space', 'search_optimizer'):
         if not isinstance(cfg.get(key), dict) or 'type' not in cfg[key]:
             raise SearchConfigError(f'{key}: missing; a dict(type=...) (see configs/nas/)')
@@ -167,7 +207,27 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         build_space(cfg['search_space'])
     except SchemaError as e:
         raise SearchConfigError(str(e)) from None
+    from .fidelity import check_settings
+
+    check_settings(cfg, nas, simulate)
     return nas
+
+
+def check_exportable(cfg: Mapping[str, Any]) -> None:
+    """The detector can be exported and timed end to end (every candidate's latency is),
+    checked once on the first reference tier before anything is trained or measured."""
+    from mmengine.config import Config
+
+    from ..deploy.latency import detector_cfg_for_arch
+    from ..deploy.loading import UnsupportedModelError, build_detector, head_kind
+    from ..models.tiers import get_tier
+
+    ref = (nas_settings(cfg).get('references') or ['GPUNet-0'])[0]
+    try:
+        model_cfg = detector_cfg_for_arch(get_tier(ref), {'model': cfg['model']})
+        head_kind(build_detector(Config(dict(model=model_cfg))))
+    except (UnsupportedModelError, ValueError) as e:
+        raise SearchConfigError(f'model: the search cannot time this detector: {e}') from e
 
 
 def check_data(cfg: Mapping[str, Any]) -> None:
@@ -401,20 +461,38 @@ def _run(
     executor, latency = run.executor, run.latency
     seed = int(nas['seed'])
     owned_executor = executor is None
+    from .fidelity import FINAL_DEFAULTS, full_epochs, load_objective, rungs_of
+
+    rungs = rungs_of(cfg, nas, run.simulate)
+    epochs = full_epochs(cfg, nas, run.simulate)
     if run.simulate:
-        from ..nas.functions import measured_latency, surrogate_accuracy
+        from functools import partial
+
+        from ..nas.functions import measured_latency, surrogate_curve
+        from .report import SURROGATE_METRIC
         from .simulate import SimulatedExecutor, SurrogateLatency
 
+        if executor is None:
+            # the surrogate is no trained model's score: it is never reported under the
+            # evaluator's name (coco/bbox_mAP would read as a detector's mAP); an executor
+            # given by the caller reports under the name it was given
+            nas = dict(nas, metric=SURROGATE_METRIC)
         sim = nas['simulate']
         latency = latency or SurrogateLatency(lambda d: measured_latency(GPUNetArch.from_dict(d)))
+        objective = (
+            load_objective(sim['objective'])
+            if sim.get('objective')
+            else partial(surrogate_curve, full_epochs=epochs)
+        )
         executor = executor or SimulatedExecutor(
-            lambda d: surrogate_accuracy(GPUNetArch.from_dict(d)),
+            objective,
             num_workers=int(sim['num_workers']),
             mean_trial_s=float(sim['mean_trial_s']),
             duration_sigma=float(sim['duration_sigma']),
             failure_rate=float(sim['failure_rate']),
             seed=seed,
             metric=nas['metric'],
+            full_epochs=epochs,
         )
         raw_budgets = sim['budgets']
     else:
@@ -498,6 +576,10 @@ def _run(
         ask_min=int(nas['ask_min']),
         poll_s=0.5,
         payload={} if run.simulate else payload,
+        rungs=rungs,
+        compute_budget=nas['compute_budget'],
+        full_epochs=epochs,
+        final=None if nas['final'] is None else dict(FINAL_DEFAULTS, **nas['final']),
     )
     ctrl = SearchController(
         journal,
@@ -527,6 +609,11 @@ def _run(
         summary['virtual_wall_s'] = executor.clock()
         summary['num_workers'] = executor.num_workers
     summary['mode'] = 'simulate' if run.simulate else 'train'
+    summary['neighbours'] = _neighbours(ctrl)
+    if not run.simulate:
+        from .report import dataset_of
+
+        summary['dataset'] = dataset_of(cfg)
     if run.write_reports:
         from .report import write_reports as _write
 
@@ -539,6 +626,17 @@ def _run(
         osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)
     )
     return summary
+
+
+def _neighbours(ctrl: SearchController) -> Dict[str, Any]:
+    """Each budget's winner's Pareto neighbours (``report.pareto_neighbours``)."""
+    from .report import pareto_neighbours
+
+    out: Dict[str, Any] = {}
+    for b in ctrl.budgets:
+        w = ctrl.best(b)
+        out[f'{b:g}'] = None if w is None else pareto_neighbours(ctrl.comparable(w), w, b)
+    return out
 
 
 #: what a trained result depends on besides the architecture: a warm start re-uses an

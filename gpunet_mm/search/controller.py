@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .executor import Executor, TrialOutcome, TrialTask
+from .fidelity import Rungs
 from .journal import FINISHED, PoolTrial, SearchJournal
 
 logger = logging.getLogger('gpunet_mm.search')
@@ -53,6 +54,14 @@ class ControllerOptions:
     poll_s: float = 1.0
     max_infeasible_ratio: float = 10.0
     payload: Dict[str, Any] = field(default_factory=dict)
+    #: multi-fidelity rungs (``nas.fidelity``); None: every candidate trains to the end
+    rungs: Optional[Rungs] = None
+    #: epochs summed over every attempt after which nothing new starts (``nas.compute_budget``)
+    compute_budget: Optional[float] = None
+    #: epochs of the full proxy schedule (compute accounting without rungs; None: unknown)
+    full_epochs: Optional[int] = None
+    #: the final retrain (``nas.final``: ``top_k`` per budget on the full schedule)
+    final: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_trials, int) or self.num_trials < 1:
@@ -120,6 +129,8 @@ class SearchController:
         self._infeasible_streak = 0
         self.latest: List[int] = []  # pool ids, most recently finished last
         self.stop_reason: Optional[str] = None
+        self.model_rung = 0  # the rung the optimisers learnt from at the last ask
+        self._keys: Dict[int, Optional[str]] = {}  # pool id -> the space's key of its arch
 
     # ------------------------------------------------------------------ bookkeeping
     def _save_opt(self, b: int, trials: Sequence[Any]) -> None:
@@ -135,7 +146,10 @@ class SearchController:
         )
 
     def best(self, budget: float) -> Optional[PoolTrial]:
-        """The most accurate complete trial within ``budget`` (ties: faster, then older)."""
+        """The most accurate complete trial within ``budget`` (ties: faster, then older).
+
+        With rungs, only trials at the highest rung any of them reached compete: a metric
+        after a short rung says nothing against one after the full schedule."""
         rows = [
             r
             for r in self.journal.columns('id, metric, latency_ms', ('complete',))
@@ -143,8 +157,75 @@ class SearchController:
         ]
         if not rows:
             return None
-        r = max(rows, key=lambda r: (r['metric'], -r['latency_ms'], -r['id']))
+        top = self.journal.top_rungs() if self.opts.rungs is not None else {}
+        r = max(rows, key=lambda r: (top.get(r['id'], 0), r['metric'], -r['latency_ms'], -r['id']))
         return self.journal.trial(r['id'])
+
+    def comparable(self, winner: PoolTrial) -> List[PoolTrial]:
+        """The trials whose metric compares with ``winner``'s (its Pareto neighbours are
+        chosen among them): all of them, or with rungs only those at the winner's rung."""
+        trials = self.journal.trials()
+        if self.opts.rungs is None:
+            return trials
+        top = self.journal.top_rungs()
+        return [t for t in trials if top.get(t.id, 0) == top.get(winner.id, 0)]
+
+    # ------------------------------------------------------------------ compute
+    def compute(self) -> Tuple[Optional[float], float]:
+        """``(spent, in flight)`` epochs; ``spent`` is None when no attempt's epochs are
+        known (no rungs and no ``train_cfg.max_epochs``)."""
+        if self.opts.rungs is None and self.opts.full_epochs is None:
+            return None, 0.0
+        return self.journal.compute_epochs()
+
+    def _left(self) -> float:
+        """Epochs of ``nas.compute_budget`` not yet spent, in flight or queued."""
+        if self.opts.compute_budget is None:
+            return math.inf
+        spent, inflight = self.compute()
+        queued = 0.0
+        for r in self.journal.columns('id', ('queued',)):
+            rungs = self.opts.rungs
+            queued += (
+                rungs.cost(self.journal.target_rung(r[0]))
+                if rungs is not None
+                else (self.opts.full_epochs or 0)
+            )
+        return self.opts.compute_budget - (spent or 0.0) - inflight - queued
+
+    def _affordable(self, epochs: float) -> bool:
+        """Whether ``epochs`` more fit in ``nas.compute_budget`` (with what is in flight)."""
+        return epochs <= self._left() + 1e-9
+
+    def _first_cost(self) -> float:
+        r = self.opts.rungs
+        return float(r.epochs[0] if r is not None else (self.opts.full_epochs or 0))
+
+    def rung_occupancy(self) -> List[int]:
+        """How many trials finished each rung (empty without rungs)."""
+        if self.opts.rungs is None:
+            return []
+        out = [0] * len(self.opts.rungs.epochs)
+        for r in self.journal.rung_results():
+            out[r['rung']] += 1
+        return out
+
+    def fidelity_status(self) -> str:
+        """Rung occupancy and compute used / budget, for the progress line ('' if neither)."""
+        parts = []
+        occ = self.rung_occupancy()
+        if occ:
+            ep = '/'.join(str(e) for e in self.opts.rungs.epochs)
+            parts.append(f'rungs {ep} ep: {"/".join(str(n) for n in occ)}')
+        spent, inflight = self.compute()
+        if spent is not None:
+            budget = self.opts.compute_budget
+            parts.append(
+                f'compute {spent + inflight:g}'
+                + (f'/{budget:g}' if budget is not None else '')
+                + ' epochs'
+            )
+        return ', '.join(parts)
 
     def _cover(self) -> List[int]:
         """Architectures (trained or about to be) in each budget's band: latency above the
@@ -233,6 +314,7 @@ class SearchController:
             b = self._pick_budget(cover)
             opt = self.optimizers[b]
             n = min(k - len(new), max(1, self.opts.ask_batch))
+            self._show_rung(opt)
             asked = opt.ask(n)
             self._save_opt(b, asked)
             for ot in asked:
@@ -246,6 +328,32 @@ class SearchController:
                 if pt.status in FINISHED:
                     self._tell_all(pt)
         return new
+
+    def _show_rung(self, opt: Any) -> None:
+        """Hand the optimiser the points and values of the rung it should learn from (BOHB:
+        the highest rung with ``min_observations`` results). Recomputed from the journal
+        before every ask, so nothing about rungs lives in the optimiser's state."""
+        rungs = self.opts.rungs
+        if rungs is None:
+            return
+        by_rung: Dict[int, Dict[str, float]] = {}
+        for r in self.journal.rung_results():
+            key = self._space_key(opt, r['trial_id'])
+            if key is not None and r['metric'] is not None:  # a point the optimiser models
+                by_rung.setdefault(r['rung'], {})[key] = float(r['metric'])
+        k = rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
+        self.model_rung = k
+        # rung 0: the told values are the first rung's
+        opt.set_observed_values(rungs.model_values(by_rung, k) if k else None)
+
+    def _space_key(self, opt: Any, trial_id: int) -> Optional[str]:
+        if trial_id not in self._keys:
+            try:
+                x = opt.space.encode(self.journal.trial(trial_id).arch)
+                self._keys[trial_id] = opt.space.key(opt.space.canonical(x[None])[0])
+            except (ValueError, KeyError, TypeError):  # outside the space (a reference)
+                self._keys[trial_id] = None
+        return self._keys[trial_id]
 
     def _measure(self, trials: Sequence[PoolTrial]) -> None:
         """Exact latency of each, then ``queued`` (within a budget) or ``infeasible``."""
@@ -321,22 +429,76 @@ class SearchController:
         for t in self.journal.trials(('queued',)):
             if self.executor.free <= 0:
                 return
-            if self.journal.failures(t.id) >= self.opts.max_attempts:
+            rungs = self.opts.rungs
+            rung = self.journal.target_rung(t.id) if rungs is not None else 0
+            if self.journal.failures(t.id, rung if rungs is not None else None) >= (
+                self.opts.max_attempts
+            ):
                 self._fail(t, t.error or 'no attempts left')
                 continue
             now = self.executor.clock()
-            attempt = self.journal.start_attempt(t.id, now + self.opts.lease_s)
+            extra: Dict[str, Any] = {}
+            if rungs is None:
+                span = (0, self.opts.full_epochs)
+            else:
+                prev = self.journal.rung_results(t.id)
+                resume = [r['checkpoint'] for r in prev if r['rung'] == rung - 1]
+                span = (rungs.epochs[rung - 1] if rung else 0, rungs.epochs[rung])
+                extra = dict(epochs=span[1], resume_from=resume[0] if resume else None)
+            attempt = self.journal.start_attempt(
+                t.id,
+                now + self.opts.lease_s,
+                rung=rung,
+                start_epochs=span[0],
+                target_epochs=span[1],
+            )
             self._charge()  # the controller's time so far delays this dispatch
             payload = dict(
                 self.opts.payload,
                 budget_ms=self.budgets[t.budget_idx] if t.budget_idx is not None else None,
                 timeout_s=self.opts.trial_timeout_s,
+                **extra,
             )
             self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
 
     def _fail(self, t: PoolTrial, error: str) -> None:
+        if self.opts.rungs is not None and self.journal.rung_results(t.id):
+            # a promotion that failed: the trial keeps the rungs it finished
+            pt = self.journal.update_trial(
+                t.id, 'promotion_failed', status='complete', lease_until=None, error=error[:2000]
+            )
+            self._finished(pt)
+            return
         pt = self.journal.update_trial(t.id, 'failed', status='failed', error=error[:2000])
         self._finished(pt)
+
+    def _promote(self) -> None:
+        """ASHA: give free workers the candidates in the top ``1/eta`` of their rung so far
+        (per budget) before any new candidate. Each decision is in the journal (the trial
+        queued for its next rung) before it is dispatched."""
+        rungs = self.opts.rungs
+        if rungs is None:
+            return
+        slots = self.executor.free - self.journal.count(('queued',))
+        if slots <= 0:
+            return
+        status = {r['id']: r['status'] for r in self.journal.columns('id, status', ('complete',))}
+        top = self.journal.top_rungs()
+        always = {
+            t.id for t in self.journal.trials(('complete',)) if t.origin.startswith('reference')
+        }
+        cands = rungs.promotable(
+            self.journal.rung_results(), self.journal.promotions(), self.budgets, always
+        )
+        for tid, k in cands:
+            if slots <= 0:
+                break
+            if status.get(tid) != 'complete' or top.get(tid) != k - 1:
+                continue
+            if not self._affordable(rungs.cost(k)):
+                continue
+            self.journal.promote(tid, k)
+            slots -= 1
 
     def _finished(self, pt: PoolTrial) -> None:
         self.latest.append(pt.id)
@@ -361,7 +523,11 @@ class SearchController:
                 )
             elif not math.isfinite(float(metric)):
                 outcome, error = 'nan', f'{self.metric} is {metric}'
+        if outcome == 'ok' and self.opts.rungs is not None:
+            self._complete_rung(t, o, float(metric))
+            return
         self.journal.end_attempt(t.id, o.attempt, outcome, error)
+        rung = self.journal.target_rung(t.id) if self.opts.rungs is not None else None
         if outcome == 'ok':
             pt = self.journal.update_trial(
                 t.id,
@@ -373,7 +539,7 @@ class SearchController:
                 error=None,
             )
             self._finished(pt)
-        elif self.journal.failures(t.id) < self.opts.max_attempts:
+        elif self.journal.failures(t.id, rung) < self.opts.max_attempts:
             logger.warning(
                 'trial %d attempt %d: %s (%s); retrying',
                 t.id,
@@ -394,9 +560,31 @@ class SearchController:
             )
             self._fail(t, f'{outcome}: {error}')
 
+    def _complete_rung(self, t: PoolTrial, o: TrialOutcome, metric: float) -> None:
+        rungs = self.opts.rungs
+        rung = self.journal.target_rung(t.id)
+        start, target = rungs.epochs[rung - 1] if rung else 0, rungs.epochs[rung]
+        epochs = o.result.get('epochs', target)
+        trained = o.result.get('epochs_trained', epochs - start)
+        first = not self.journal.rung_results(t.id)
+        pt = self.journal.complete_rung(
+            t.id, o.attempt, rung, epochs, trained, metric, o.result, rung == rungs.last
+        )
+        if first:  # the optimisers learn the point at its first rung (later rungs: _show_rung)
+            self._finished(pt)
+        else:
+            self.latest.append(pt.id)
+            self.latest = self.latest[-20:]
+
     # ------------------------------------------------------------------ main loop
     def _need(self) -> int:
-        return self.opts.num_trials - self.committed()
+        need = self.opts.num_trials - self.committed()
+        if need > 0 and self.opts.compute_budget is not None:
+            fit = int((self._left() + 1e-9) // max(self._first_cost(), 1e-9))
+            if fit <= 0 and self.executor.running == 0 and not self.journal.count(('queued',)):
+                self.stop_reason = self.stop_reason or 'compute budget spent'
+            need = min(need, fit)
+        return need
 
     def _fill(self) -> None:
         """Propose and measure what the free workers (and the look-ahead) need; dispatch.
@@ -407,6 +595,7 @@ class SearchController:
         training running: everything is measured first, then dispatched.
         """
         exclusive = bool(getattr(self.latency, 'exclusive', False))
+        self._promote()
         if exclusive:
             self._dispatch()
         can_time = exclusive or self.executor.running == 0
@@ -476,7 +665,113 @@ class SearchController:
                 self.handle(o)
         self.journal.log('end', data=dict(reason=self.stop_reason or 'trials done'))
         self._notify()
+        if self.opts.final:
+            self.run_final()
         return self.summary()
+
+    # ------------------------------------------------------------------ final retrain
+    def final_choice(self, top_k: int) -> List[int]:
+        """The ``top_k`` of each budget, ranked as :meth:`best` ranks, each trial once."""
+        rows = [
+            r
+            for r in self.journal.columns('id, metric, latency_ms', ('complete',))
+            if r['metric'] is not None and r['latency_ms'] is not None
+        ]
+        top = self.journal.top_rungs() if self.opts.rungs is not None else {}
+        out: List[int] = []
+        for b in self.budgets:
+            within = sorted(
+                (r for r in rows if r['latency_ms'] <= b),
+                key=lambda r: (-top.get(r['id'], 0), -r['metric'], r['latency_ms'], r['id']),
+            )
+            out.extend(r['id'] for r in within[:top_k] if r['id'] not in out)
+        return out
+
+    def run_final(self) -> None:
+        """Train the top-k per budget on the base config's full schedule from scratch, so
+        the search reports the detector the user gets next to the proxy number it ranked
+        by. The choice and every outcome are in the journal first: a resumed search keeps
+        the choice and re-trains only what did not finish."""
+        fin = dict(self.opts.final or {})
+        if not self.journal.finals():
+            self.journal.add_finals(self.final_choice(int(fin.get('top_k', 2))))
+        for f in self.journal.finals():
+            if f['status'] == 'running':  # the controller stopped while it trained
+                self.journal.end_final(
+                    f['trial_id'], f['attempts'], 'lost', error='re-dispatched', retry=True
+                )
+        inflight: Dict[int, int] = {}
+        self._mark()
+        while True:
+            for f in self.journal.finals():
+                if self.executor.free <= 0:
+                    break
+                if f['status'] != 'queued' or f['trial_id'] in inflight:
+                    continue
+                t = self.journal.trial(f['trial_id'])
+                attempt = self.journal.start_final(t.id)
+                inflight[t.id] = attempt
+                payload = dict(
+                    self.opts.payload,
+                    final=True,
+                    final_schedule=fin.get('schedule'),
+                    budget_ms=None,
+                    timeout_s=self.opts.trial_timeout_s,
+                )
+                self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+            self._notify()
+            if not inflight:
+                break
+            self._charge()
+            outcomes = self.executor.poll(self.opts.poll_s)
+            self._mark()
+            for o in outcomes:
+                if inflight.get(o.trial_id) != o.attempt:
+                    continue
+                del inflight[o.trial_id]
+                metric = o.result.get(self.metric) if o.outcome == 'ok' else None
+                if metric is not None and math.isfinite(float(metric)):
+                    self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)
+                    continue
+                f = next(f for f in self.journal.finals() if f['trial_id'] == o.trial_id)
+                self.journal.end_final(
+                    o.trial_id,
+                    o.attempt,
+                    o.outcome if o.outcome != 'ok' else 'error',
+                    error=(o.error or f'no finite {self.metric} in the result')[-2000:],
+                    retry=f['failures'] + 1 < self.opts.max_attempts,
+                )
+        self.journal.log('final_end', data={})
+
+    def final_summary(self) -> Optional[Dict[str, Any]]:
+        """Each final retrain next to its proxy number, and each budget's final winner."""
+        fins = self.journal.finals()
+        if not fins:
+            return None
+        top = self.journal.top_rungs() if self.opts.rungs is not None else {}
+        rows = []
+        for f in fins:
+            t = self.journal.trial(f['trial_id'])
+            rung = top.get(t.id)
+            rows.append(
+                _brief(
+                    t,
+                    proxy_metric=t.metric,
+                    proxy_epochs=(
+                        self.opts.rungs.epochs[rung] if rung is not None else self.opts.full_epochs
+                    ),
+                    final_metric=f['metric'],
+                    final_epochs=(f['result'] or {}).get('epochs'),
+                    status=f['status'],
+                    origin=t.origin,
+                )
+            )
+        winners = {}
+        for b in self.budgets:
+            done = [r for r in rows if r['final_metric'] is not None and r['latency_ms'] <= b]
+            w = max(done, key=lambda r: (r['final_metric'], -r['latency_ms']), default=None)
+            winners[f'{b:g}'] = w
+        return dict(dict(self.opts.final or {}), runs=rows, winners=winners)
 
     def _mark(self) -> None:
         """Start counting the controller's own time (after a wait for the workers)."""
@@ -508,6 +803,22 @@ class SearchController:
             if t.origin.startswith('reference:')
         }
         n_done = max(1, sum(1 for r in self.journal.columns('attempts', FINISHED) if r[0] > 0))
+        extra: Dict[str, Any] = {}
+        spent, inflight = self.compute()
+        extra['compute_epochs'] = None if spent is None else spent + inflight
+        if self.opts.compute_budget is not None:
+            extra['compute_budget'] = self.opts.compute_budget
+        fin = self.final_summary()
+        if fin is not None:
+            extra['final'] = fin
+        if self.opts.rungs is not None:
+            extra['fidelity'] = dict(
+                rung_epochs=list(self.opts.rungs.epochs),
+                eta=self.opts.rungs.eta,
+                rung_occupancy=self.rung_occupancy(),
+                promotions=len(self.journal.promotions()),
+                model_rung=self.model_rung,
+            )
         return dict(
             trials_by_status=counts,
             best_per_budget=best,
@@ -519,4 +830,5 @@ class SearchController:
             controller_cpu_s_per_trial=self.controller_cpu_s / n_done,
             stop_reason=self.stop_reason,
             journal_hash=self.journal.journal_hash,
+            **extra,
         )

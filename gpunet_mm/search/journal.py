@@ -25,7 +25,7 @@ import os.path as osp
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 JOURNAL_FORMAT = 1
 JOURNAL_NAME = 'journal.sqlite'
@@ -71,7 +71,8 @@ def _digest(text: Optional[str]) -> Optional[str]:
 TRIAL_STATUSES = ('proposed', 'queued', 'running', 'complete', 'failed', 'infeasible')
 FINISHED = ('complete', 'failed', 'infeasible')
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trials (
     id INTEGER PRIMARY KEY,
@@ -116,6 +117,42 @@ CREATE TABLE IF NOT EXISTS events (
     hash TEXT NOT NULL
 );
 """
+    + """
+CREATE TABLE IF NOT EXISTS rung_attempts (
+    trial_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    rung INTEGER NOT NULL,
+    start_epochs INTEGER NOT NULL,
+    target_epochs INTEGER,
+    epochs_trained INTEGER,
+    PRIMARY KEY (trial_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS rung_results (
+    trial_id INTEGER NOT NULL,
+    rung INTEGER NOT NULL,
+    epochs INTEGER,
+    metric REAL,
+    checkpoint TEXT,
+    result TEXT NOT NULL,
+    PRIMARY KEY (trial_id, rung)
+);
+CREATE TABLE IF NOT EXISTS promotions (
+    trial_id INTEGER NOT NULL,
+    rung INTEGER NOT NULL,
+    t REAL NOT NULL,
+    PRIMARY KEY (trial_id, rung)
+);
+CREATE TABLE IF NOT EXISTS finals (
+    trial_id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    metric REAL,
+    result TEXT,
+    error TEXT
+);
+"""
+)
 
 
 class JournalError(RuntimeError):
@@ -250,6 +287,7 @@ class SearchJournal:
             raise JournalError(
                 f'journal {path} format {fmt!r}; this version reads {JOURNAL_FORMAT}'
             )
+        con.executescript(_SCHEMA)  # tables added since (rungs): empty in an older journal
         j = cls(path, con)
         if config is not None:
             diff = config_diff(j.config, config)
@@ -461,8 +499,16 @@ class SearchJournal:
             self._event(event, trial_id, {k: v for k, v in fields.items() if k != 'updated'})
         return self.trial(trial_id)
 
-    def start_attempt(self, trial_id: int, lease_until: float) -> int:
-        """Record a dispatch (attempt n+1 under a lease) before it is sent."""
+    def start_attempt(
+        self,
+        trial_id: int,
+        lease_until: float,
+        rung: int = 0,
+        start_epochs: int = 0,
+        target_epochs: Optional[int] = None,
+    ) -> int:
+        """Record a dispatch (attempt n+1 under a lease, training from ``start_epochs`` to
+        ``target_epochs`` for ``rung``) before it is sent."""
         with self._tx():
             row = self.con.execute('SELECT attempts FROM trials WHERE id=?', (trial_id,)).fetchone()
             n = int(row[0]) + 1
@@ -475,7 +521,22 @@ class SearchJournal:
                 'INSERT INTO attempts (trial_id, attempt, started) VALUES (?, ?, ?)',
                 (trial_id, n, now),
             )
-            self._event('dispatch', trial_id, dict(attempt=n, lease_until=lease_until))
+            self.con.execute(
+                'INSERT INTO rung_attempts (trial_id, attempt, rung, start_epochs, '
+                'target_epochs) VALUES (?, ?, ?, ?, ?)',
+                (trial_id, n, rung, start_epochs, target_epochs),
+            )
+            self._event(
+                'dispatch',
+                trial_id,
+                dict(
+                    attempt=n,
+                    lease_until=lease_until,
+                    rung=rung,
+                    start_epochs=start_epochs,
+                    target_epochs=target_epochs,
+                ),
+            )
         return n
 
     def end_attempt(self, trial_id: int, attempt: int, outcome: str, error: Optional[str]) -> None:
@@ -497,16 +558,205 @@ class SearchJournal:
                 [(lease_until, i, 'running') for i in trial_ids],
             )
 
-    def failures(self, trial_id: int) -> int:
+    def failures(self, trial_id: int, rung: Optional[int] = None) -> int:
         """Attempts that failed through the trial's own fault (not ``lost`` with a dead
-        controller, not ones still open)."""
-        return int(
-            self.con.execute(
-                'SELECT COUNT(*) FROM attempts WHERE trial_id=? AND outcome IS NOT NULL '
-                "AND outcome NOT IN ('ok', 'lost')",
-                (trial_id,),
-            ).fetchone()[0]
+        controller, not ones still open); with ``rung``, only that rung's attempts."""
+        q = (
+            'SELECT COUNT(*) FROM attempts a LEFT JOIN rung_attempts r ON '
+            'a.trial_id=r.trial_id AND a.attempt=r.attempt WHERE a.trial_id=? AND '
+            "a.outcome IS NOT NULL AND a.outcome NOT IN ('ok', 'lost')"
         )
+        args: List[Any] = [trial_id]
+        if rung is not None:
+            q += ' AND COALESCE(r.rung, 0)=?'
+            args.append(rung)
+        return int(self.con.execute(q, args).fetchone()[0])
+
+    # ------------------------------------------------------------------ rungs
+    def complete_rung(
+        self,
+        trial_id: int,
+        attempt: int,
+        rung: int,
+        epochs: Optional[int],
+        epochs_trained: Optional[int],
+        metric: float,
+        result: Mapping[str, Any],
+        final: bool,
+    ) -> PoolTrial:
+        """A rung's result, its attempt's end and the trial's new state in one transaction:
+        a controller killed right after it loses nothing (the result and its checkpoint are
+        kept) and one killed before it re-runs only this attempt."""
+        now = time.time()
+        ckpt = result.get('checkpoint')
+        fields = dict(
+            status='complete',
+            metric=float(metric),
+            result=_dumps(dict(result)),
+            lease_until=None,
+            error=None,
+            updated=now,
+        )
+        with self._tx():
+            self.con.execute(
+                'UPDATE attempts SET ended=?, outcome=?, error=? WHERE trial_id=? AND attempt=?',
+                (now, 'ok', None, trial_id, attempt),
+            )
+            self.con.execute(
+                'UPDATE rung_attempts SET epochs_trained=? WHERE trial_id=? AND attempt=?',
+                (epochs_trained, trial_id, attempt),
+            )
+            self.con.execute(
+                'INSERT OR REPLACE INTO rung_results VALUES (?, ?, ?, ?, ?, ?)',
+                (trial_id, rung, epochs, float(metric), ckpt, _dumps(dict(result))),
+            )
+            cols = ', '.join(f'{k}=?' for k in fields)
+            self.con.execute(f'UPDATE trials SET {cols} WHERE id=?', (*fields.values(), trial_id))
+            self._event('attempt_end', trial_id, dict(attempt=attempt, outcome='ok', error=None))
+            self._event(
+                'complete' if final else 'rung_complete',
+                trial_id,
+                dict(
+                    rung=rung,
+                    epochs=epochs,
+                    epochs_trained=epochs_trained,
+                    metric=float(metric),
+                    checkpoint=ckpt,
+                ),
+            )
+        return self.trial(trial_id)
+
+    def promote(self, trial_id: int, rung: int) -> PoolTrial:
+        """Decide that a trial trains on to ``rung`` (queued again), in one transaction."""
+        now = time.time()
+        with self._tx():
+            self.con.execute('INSERT INTO promotions VALUES (?, ?, ?)', (trial_id, rung, now))
+            self.con.execute(
+                'UPDATE trials SET status=?, lease_until=NULL, updated=? WHERE id=?',
+                ('queued', now, trial_id),
+            )
+            self._event('promote', trial_id, dict(rung=rung))
+        return self.trial(trial_id)
+
+    def promotions(self) -> set:
+        """``(trial_id, rung)`` of every promotion decided."""
+        return {
+            (int(r[0]), int(r[1]))
+            for r in self.con.execute('SELECT trial_id, rung FROM promotions')
+        }
+
+    def target_rung(self, trial_id: int) -> int:
+        """The rung a trial's next attempt trains to (0 until it is promoted)."""
+        row = self.con.execute(
+            'SELECT MAX(rung) FROM promotions WHERE trial_id=?', (trial_id,)
+        ).fetchone()
+        return 0 if row[0] is None else int(row[0])
+
+    def rung_results(self, trial_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Rung results (``trial_id``, ``rung``, ``epochs``, ``metric``, ``checkpoint``,
+        ``latency_ms``), by trial then rung."""
+        q = (
+            'SELECT r.trial_id, r.rung, r.epochs, r.metric, r.checkpoint, t.latency_ms '
+            'FROM rung_results r JOIN trials t ON t.id=r.trial_id'
+        )
+        args: Tuple[Any, ...] = ()
+        if trial_id is not None:
+            q += ' WHERE r.trial_id=?'
+            args = (trial_id,)
+        return [dict(r) for r in self.con.execute(q + ' ORDER BY r.trial_id, r.rung', args)]
+
+    def top_rungs(self) -> Dict[int, int]:
+        """trial id -> the highest rung it finished."""
+        rows = self.con.execute('SELECT trial_id, MAX(rung) FROM rung_results GROUP BY trial_id')
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    # ------------------------------------------------------------------ final retrain
+    def add_finals(self, trial_ids: Sequence[int]) -> None:
+        """Queue the final retrain of these trials (once each: a resumed search keeps the
+        choice it made)."""
+        with self._tx():
+            for tid in trial_ids:
+                cur = self.con.execute(
+                    'INSERT OR IGNORE INTO finals (trial_id, status) VALUES (?, ?)',
+                    (tid, 'queued'),
+                )
+                if cur.rowcount:
+                    self._event('final_queued', tid, {})
+
+    def finals(self) -> List[Dict[str, Any]]:
+        rows = self.con.execute('SELECT * FROM finals ORDER BY trial_id')
+        out = []
+        for r in rows:
+            d = dict(r)
+            d['result'] = json.loads(d['result']) if d['result'] else {}
+            out.append(d)
+        return out
+
+    def start_final(self, trial_id: int) -> int:
+        """Record a final retrain's dispatch before it is sent; returns its attempt."""
+        with self._tx():
+            n = 1 + int(
+                self.con.execute(
+                    'SELECT attempts FROM finals WHERE trial_id=?', (trial_id,)
+                ).fetchone()[0]
+            )
+            self.con.execute(
+                'UPDATE finals SET status=?, attempts=? WHERE trial_id=?',
+                ('running', n, trial_id),
+            )
+            self._event('final_dispatch', trial_id, dict(attempt=n))
+        return n
+
+    def end_final(
+        self,
+        trial_id: int,
+        attempt: int,
+        outcome: str,
+        metric: Optional[float] = None,
+        result: Optional[Mapping[str, Any]] = None,
+        error: Optional[str] = None,
+        retry: bool = False,
+    ) -> None:
+        """A final retrain's outcome: ``complete``, queued again (``retry``) or ``failed``;
+        ``lost`` (the controller died) counts as no failure."""
+        status = 'complete' if outcome == 'ok' else ('queued' if retry else 'failed')
+        failed = 0 if outcome in ('ok', 'lost') else 1
+        with self._tx():
+            self.con.execute(
+                'UPDATE finals SET status=?, failures=failures+?, metric=?, result=?, error=? '
+                'WHERE trial_id=?',
+                (
+                    status,
+                    failed,
+                    metric,
+                    None if result is None else _dumps(dict(result)),
+                    error,
+                    trial_id,
+                ),
+            )
+            self._event(
+                'final_end',
+                trial_id,
+                dict(attempt=attempt, outcome=outcome, metric=metric, error=error),
+            )
+
+    def compute_epochs(self) -> Tuple[float, float]:
+        """``(spent, in flight)`` epochs over every attempt: a finished attempt counts the
+        epochs it added (what its worker reported), a failed or lost one the epochs it was
+        sent to train (its work is gone), an open one its planned epochs."""
+        spent = inflight = 0.0
+        for r in self.con.execute(
+            'SELECT a.outcome, r.start_epochs, r.target_epochs, r.epochs_trained FROM '
+            'attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id AND a.attempt=r.attempt'
+        ):
+            planned = (r['target_epochs'] or 0) - r['start_epochs']
+            if r['outcome'] is None:
+                inflight += planned
+            elif r['outcome'] == 'ok' and r['epochs_trained'] is not None:
+                spent += r['epochs_trained']
+            else:
+                spent += planned
+        return spent, inflight
 
     def attempts(self, trial_id: int) -> List[Dict[str, Any]]:
         rows = self.con.execute(

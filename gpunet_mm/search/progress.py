@@ -63,10 +63,12 @@ class SearchProgress:
             for b, t in s['best'].items()
         )
         eta = '-' if s['eta'] is None else f'{s["eta"] / 60:.1f} min'
+        fid = ctrl.fidelity_status() if hasattr(ctrl, 'fidelity_status') else ''
         return (
             f'[search] {s["done"]}/{self.total} trained, {c["running"]} running, '
             f'{c["failed"]} failed, {c["infeasible"]} over budget | best {best} | '
-            f'elapsed {s["elapsed"] / 60:.1f} min, ETA {eta}'
+            + (f'{fid} | ' if fid else '')
+            + f'elapsed {s["elapsed"] / 60:.1f} min, ETA {eta}'
         )
 
     def __call__(self, ctrl: Any) -> None:

@@ -32,6 +32,11 @@ def init_ray(
     The embedded Ray listens on the loopback interface only. On Linux, Ray swaps
     127.0.0.1 for the machine's routable address unless its multi-node support is off
     (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), so that is set for the local cluster.
+
+    Without ``address`` this always starts its own Ray (``address='local'``): a plain
+    ``ray.init()`` joins whatever ``$RAY_ADDRESS`` or ``/tmp/ray/ray_current_cluster`` names,
+    and a stale file left by a dead ``ray start`` made it wait minutes for a cluster that
+    was gone (or would share another user's).
     """
     if not address:
         os.environ['RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'] = '0'
@@ -61,7 +66,13 @@ def init_ray(
         check_ray_address(address)
         ray.init(address=address, **kwargs)
     else:
-        ray.init(_node_ip_address='127.0.0.1', num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+        ray.init(
+            address='local',
+            _node_ip_address='127.0.0.1',
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            **kwargs,
+        )
     return ray.cluster_resources()
 
 

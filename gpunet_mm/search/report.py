@@ -14,7 +14,7 @@ import io
 import json
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..nas.base import atomic_write_text
 from .journal import PoolTrial
@@ -56,12 +56,132 @@ def trial_row(t: PoolTrial) -> Dict[str, Any]:
     )
 
 
-def trials_csv(trials: List[PoolTrial]) -> str:
+#: a simulated search's metric: a surrogate objective, never a trained model's score
+SURROGATE_METRIC = 'surrogate_score'
+#: the Pareto neighbour's tolerance: this fraction of the metric's scale (1 for mmdet's
+#: fractional mAP, 100 for percentages), i.e. one percentage point
+NEIGHBOUR_TOLERANCE = 0.01
+
+
+def _brief(t: Any, winner: Any) -> Dict[str, Any]:
+    return dict(
+        trial_id=t.id,
+        arch_hash=t.arch_hash,
+        latency_ms=t.latency_ms,
+        metric=t.metric,
+        latency_ratio=round(t.latency_ms / winner.latency_ms, 4) if winner.latency_ms else None,
+        metric_delta=round(t.metric - winner.metric, 6),
+    )
+
+
+def pareto_neighbours(
+    trials: List[Any], winner: Any, budget: float, tolerance: float = NEIGHBOUR_TOLERANCE
+) -> Dict[str, Any]:
+    """What a user would weigh against a budget's winner (the most accurate trial within
+    ``budget``), from the complete trials within the budget:
+
+    * ``fastest_near_best``: the fastest trial whose metric is within one point (the
+      ``tolerance`` times the metric's scale) of the winner's: often much faster for an
+      accuracy difference below the proxy schedule's noise;
+    * ``next_faster``: the Pareto-front trial just faster than the winner (the most accurate
+      of the faster ones).
+
+    Each is None when it would be the winner itself (or the same trial as the first); each
+    carries its latency ratio to the winner and its metric difference.
+    """
+    done = [
+        t
+        for t in trials
+        if getattr(t, 'status', 'complete') == 'complete'
+        and t.metric is not None
+        and t.latency_ms is not None
+        and t.latency_ms <= budget
+    ]
+    scale = 100.0 if any(abs(t.metric) > 1.0 for t in done) else 1.0
+    tol = tolerance * scale
+    near = [t for t in done if t.metric >= winner.metric - tol]
+    fastest = min(near, key=lambda t: (t.latency_ms, -t.metric, t.id), default=None)
+    faster = [t for t in done if t.latency_ms < winner.latency_ms]
+    nxt = max(faster, key=lambda t: (t.metric, -t.latency_ms, -t.id), default=None)
+    out: Dict[str, Any] = dict(tolerance=tol, fastest_near_best=None, next_faster=None)
+    if fastest is not None and fastest.id != winner.id:
+        out['fastest_near_best'] = _brief(fastest, winner)
+    if nxt is not None and (fastest is None or nxt.id != fastest.id):
+        out['next_faster'] = _brief(nxt, winner)
+    return out
+
+
+def dataset_of(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """Which dataset the search's metric was measured on: the evaluation set's type and
+    annotation file (or folder), and whether it is the built-in toy demo data."""
+    from ..datasets import is_demo_data
+
+    ds = dict(((cfg.get('val_dataloader') or {}).get('dataset')) or {})
+    while isinstance(ds.get('dataset'), Mapping):  # wrappers (RepeatDataset, ...)
+        ds = dict(ds['dataset'])
+    root = ds.get('data_root') or ''
+    where = ds.get('ann_file') or ds.get('data_prefix') or ''
+    if isinstance(where, Mapping):
+        where = next(iter(where.values()), '')
+    path = osp.join(root, str(where)) if where else root
+    toy = bool(root) and is_demo_data(root)
+    name = f'{ds.get("type", "dataset")} {path}'.strip()
+    if toy:
+        name = f'gpunet_mm demo shapes (toy data): {path}'
+    return dict(name=name, toy=toy)
+
+
+def machine_of(trials: List[Any]) -> Dict[str, Any]:
+    """The machine the latencies were measured on, from the measurements' environment:
+    device key, CPU model, GPU model, backend and its version, threads and clock."""
+    env: Dict[str, Any] = {}
+    for t in trials:
+        env = dict(((getattr(t, 'latency', None) or {}).get('env')) or {})
+        if env:
+            break
+    if not env:
+        return {}
+    device = str(env.get('device') or '')
+    backend = str(env.get('backend') or '')
+    out = dict(
+        device=device or None,
+        cpu=env.get('cpu'),
+        gpu=device.split(':')[1] if device.startswith('cuda:') else None,
+        backend=backend or None,
+        backend_version=env.get(backend.split('-')[0]) if backend else None,
+        threads=env.get('threads'),
+        clock=env.get('clock'),
+    )
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def rung_columns(
+    rung_epochs: Optional[List[int]], rung_results: List[Dict[str, Any]]
+) -> Tuple[List[str], Dict[int, Dict[str, Any]]]:
+    """The columns a multi-fidelity search adds to trials.csv: ``epochs`` (the last rung a
+    trial reached) and ``metric_<E>ep``, its metric after each rung of E epochs."""
+    if not rung_epochs:
+        return [], {}
+    names = ['epochs'] + [f'metric_{e}ep' for e in rung_epochs]
+    rows: Dict[int, Dict[str, Any]] = {}
+    for r in rung_results:
+        row = rows.setdefault(r['trial_id'], {})
+        row[f'metric_{rung_epochs[r["rung"]]}ep'] = r['metric']
+        row['epochs'] = max(row.get('epochs') or 0, r['epochs'] or 0)
+    return names, rows
+
+
+def trials_csv(
+    trials: List[PoolTrial],
+    rung_epochs: Optional[List[int]] = None,
+    rung_results: Sequence[Dict[str, Any]] = (),
+) -> str:
+    extra, by_trial = rung_columns(rung_epochs, list(rung_results))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS) + extra)
     w.writeheader()
     for t in trials:
-        w.writerow(trial_row(t))
+        w.writerow(dict(trial_row(t), **by_trial.get(t.id, {})))
     return buf.getvalue()
 
 
@@ -195,14 +315,29 @@ def write_reports(
     trials = journal.trials()
     files: Dict[str, str] = {}
     files['trials_csv'] = osp.join(work_dir, 'trials.csv')
-    atomic_write_text(files['trials_csv'], trials_csv(trials))
+    rungs = getattr(ctrl.opts, 'rungs', None)
+    atomic_write_text(
+        files['trials_csv'],
+        trials_csv(
+            trials,
+            list(rungs.epochs) if rungs is not None else None,
+            journal.rung_results() if rungs is not None else (),
+        ),
+    )
     winners: Dict[float, Optional[PoolTrial]] = {b: ctrl.best(b) for b in ctrl.budgets}
     ref_rows = [t for t in trials if t.origin.startswith('reference') and t.status == 'complete']
+    fin = ctrl.final_summary() if hasattr(ctrl, 'final_summary') else None
+    final_of = {r['trial_id']: r['final_metric'] for r in (fin or {}).get('runs', [])}
     win_rows = []
     for b, w in winners.items():
         if w is None:
             continue
-        row = dict(trial_row(w), budget_ms=b, arch=w.arch)
+        # ``metric`` is what the search ranked by (the proxy schedule); ``final_metric`` the
+        # full schedule's, where the final retrain ran
+        row = dict(trial_row(w), budget_ms=b, arch=w.arch, metric_kind='proxy')
+        row['neighbours'] = pareto_neighbours(ctrl.comparable(w), w, b)
+        if final_of.get(w.id) is not None:
+            row['final_metric'] = final_of[w.id]
         if not simulate:
             from .trainer import winner_config_text
 
@@ -213,12 +348,19 @@ def write_reports(
                 f'search schedule, end-to-end latency {w.latency_ms:.3f} ms (budget {b:g} ms).',
                 'Train it: python tools/train.py ' + path,
             ]
+            if final_of.get(w.id) is not None:
+                header.insert(
+                    3,
+                    f'Final retrain on the full schedule: {nas["metric"]} {final_of[w.id]:.4f} '
+                    '(the number above is the proxy).',
+                )
             atomic_write_text(path, winner_config_text(cfg, w.arch, header))
             row['config'] = osp.abspath(path)
             files[f'best_{b:g}ms'] = path
         win_rows.append(row)
     target = dict(cfg.get('latency_target') or {})
     target.pop('resources', None)
+    dataset = dataset_of(cfg)
     results = dict(
         format=RESULTS_FORMAT,
         search=dict(
@@ -229,6 +371,9 @@ def write_reports(
             target=dict(target, detector=(cfg.get('model') or {}).get('type')),
             task='classification' if cfg.get('default_scope') == 'mmpretrain' else 'detection',
             metric_name=nas['metric'],
+            dataset=dataset['name'],
+            toy_data=dataset['toy'],
+            machine=machine_of(trials),
             budgets_ms=list(ctrl.budgets),
             written=time.strftime('%Y-%m-%dT%H:%M:%S'),
         ),
@@ -238,6 +383,8 @@ def write_reports(
         ],
         trials=[dict(trial_row(t), arch=t.arch) for t in trials if t.status == 'complete'],
     )
+    if fin is not None:
+        results['final'] = fin
     files['results'] = osp.join(work_dir, 'results.json')
     atomic_write_text(files['results'], json.dumps(results, indent=1, default=str))
     path = osp.join(work_dir, 'pareto.png')
@@ -249,3 +396,45 @@ def write_reports(
 
         warnings.warn(f'pareto plot not written: {type(e).__name__}: {e}', stacklevel=1)
     return files
+
+
+def summary_table(summary: Mapping[str, Any], work_dir: str) -> str:
+    """What the search prints when it ends: one line per budget and per reference, the
+    trial counts; the whole summary is in ``WORK_DIR/summary.json``."""
+    metric = str(summary.get('metric'))
+    head = ('budget', 'winner', 'trial', 'origin', 'latency', metric)
+    rows = []
+    for b, w in (summary.get('best_per_budget') or {}).items():
+        if w is None:
+            rows.append((f'{b} ms', '-', '-', '-', '-', 'nothing trained within budget'))
+            continue
+        rows.append(
+            (
+                f'{b} ms',
+                str(w['arch_hash']),
+                str(w['trial_id']),
+                str(w.get('origin', '')),
+                f'{w["latency_ms"]:.3f} ms',
+                f'{w["metric"]:.4f}',
+            )
+        )
+    for name, r in (summary.get('references') or {}).items():
+        lat = '-' if r.get('latency_ms') is None else f'{r["latency_ms"]:.3f} ms'
+        m = '-' if r.get('metric') is None else f'{r["metric"]:.4f}'
+        rows.append(('reference', name, str(r.get('trial_id', '-')), 'reference', lat, m))
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
+    lines = ['  '.join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    lines.append('-' * len(lines[0]))
+    lines += ['  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    counts = ', '.join(f'{k} {v}' for k, v in (summary.get('trials_by_status') or {}).items())
+    lines.append(f'trials: {counts or "none"}')
+    dataset = summary.get('dataset') or {}
+    if dataset.get('name'):
+        toy = ' (TOY DATA: says nothing about real images)' if dataset.get('toy') else ''
+        lines.append(f'{metric} measured on: {dataset["name"]}{toy}')
+    if summary.get('mode') == 'simulate':
+        lines.append(f"{metric}: a simulated surrogate objective, not a trained model's score")
+    lines.append(f'everything else: {osp.join(work_dir, "summary.json")}, results.json, trials.csv')
+    return '\n'.join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,9 +22,14 @@ class SimulatedExecutor(Executor):
     """Virtual workers: each task ends after a sampled duration on the virtual clock.
 
     Args:
-        objective: ``arch dict -> metric`` (the surrogate accuracy).
+        objective: ``arch dict -> metric`` (the surrogate accuracy); with ``full_epochs``,
+            a learning curve ``(arch dict, epochs, seed) -> metric``.
         num_workers: virtual workers.
-        mean_trial_s: mean trial duration (lognormal, sigma ``duration_sigma``).
+        mean_trial_s: mean duration of a trial on the full schedule (lognormal, sigma
+            ``duration_sigma``); an attempt that trains part of it (a rung) lasts that share.
+        full_epochs: epochs of the full schedule. Given, each task may carry the rung
+            contract of the real workers (payload ``epochs``, ``resume_from``) and its
+            result carries ``epochs``, ``epochs_trained`` and a (virtual) ``checkpoint``.
         failure_rate: share of attempts that fail (an injected worker error), to exercise
             the retry path at scale.
     """
@@ -38,6 +43,7 @@ class SimulatedExecutor(Executor):
         failure_rate: float = 0.0,
         seed: int = 0,
         metric: str = 'metric',
+        full_epochs: Optional[int] = None,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f'num_workers: got {num_workers!r}; allowed: integers >= 1')
@@ -48,6 +54,8 @@ class SimulatedExecutor(Executor):
         self.failure_rate = float(failure_rate)
         self.rng = np.random.default_rng(seed)
         self.metric = metric
+        self.seed = int(seed)
+        self.full_epochs = full_epochs
         self.now = 0.0
         self._heap: List[Any] = []
         self._seq = 0
@@ -72,6 +80,9 @@ class SimulatedExecutor(Executor):
             raise RuntimeError('SimulatedExecutor: no free worker')
         mu = math.log(self.mean_trial_s) - self.sigma**2 / 2  # so the mean is mean_trial_s
         duration = float(self.rng.lognormal(mu, self.sigma))
+        start, end = self._span(task)
+        if self.full_epochs:
+            duration *= (end - start) / self.full_epochs
         fail = self.rng.random() < self.failure_rate
         self._seq += 1
         heapq.heappush(self._heap, (self.now + duration, self._seq, task, duration, fail))
@@ -100,16 +111,45 @@ class SimulatedExecutor(Executor):
                     )
                 )
             else:
-                value = float(self.objective(task.arch))
                 out.append(
                     TrialOutcome(
                         task.trial_id,
                         task.attempt,
                         'ok',
-                        {self.metric: value, 'train_wall_s': duration},
+                        self._result(task, duration),
                         busy_s=duration,
                     )
                 )
+        return out
+
+    def _span(self, task: TrialTask) -> Tuple[int, int]:
+        """``(start, end)`` epochs of an attempt: from its ``resume_from`` checkpoint (or 0)
+        to its payload's ``epochs`` (or the full schedule)."""
+        if task.payload.get('final'):  # the final retrain: from scratch, its own schedule
+            sched = (task.payload.get('final_schedule') or {}).get('train_cfg') or {}
+            return 0, int(sched.get('max_epochs') or self.full_epochs or 0)
+        end = task.payload.get('epochs') or self.full_epochs or 0
+        ckpt = task.payload.get('resume_from')
+        start = int(ckpt.rsplit('epoch_', 1)[1]) if ckpt else 0
+        return start, int(end)
+
+    def _result(self, task: TrialTask, duration: float) -> Dict[str, Any]:
+        if self.full_epochs is None:
+            return {self.metric: float(self.objective(task.arch)), 'train_wall_s': duration}
+        start, end = self._span(task)
+        # one seed per training run: its rungs are points of one learning curve (a final
+        # retrain is another run of the same architecture)
+        seed = self.seed * 100_003 + task.trial_id + (7919 if task.payload.get('final') else 0)
+        value = float(self.objective(task.arch, float(end), seed))
+        out: Dict[str, Any] = {self.metric: value, 'train_wall_s': duration}
+        if task.payload.get('final'):
+            out.update(epochs=end, epochs_trained=end)
+        if 'epochs' in task.payload:  # the rung contract (nas.fidelity)
+            out.update(
+                epochs=end,
+                epochs_trained=end - start,
+                checkpoint=f'sim://trial_{task.trial_id}/epoch_{end}',
+            )
         return out
 
     def dispatch_efficiency(self) -> float:

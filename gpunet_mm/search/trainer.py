@@ -168,6 +168,7 @@ def train_candidate(
     from ..nas.functions import arch_flops
 
     result: Dict[str, Any] = dict(capture.metrics)
+    result.update(empty_detection_metric(cfg, result))
     result.update(
         params=int(count_params(runner.model)),
         backbone_gflops=float(arch_flops(a)),
@@ -177,6 +178,35 @@ def train_candidate(
         work_dir=work_dir,
     )
     return result
+
+
+def empty_detection_metric(cfg: Dict[str, Any], metrics: Dict[str, float]) -> Dict[str, Any]:
+    """The search metric of a detector that detected nothing: 0, with a warning.
+
+    After a short proxy schedule a detector may score no box above its
+    ``model.test_cfg.score_thr``; mmdet's ``CocoMetric`` then logs "The testing results of
+    the whole dataset is empty" and returns no ``coco/*`` key at all. That is a mAP of 0
+    (the candidate found nothing), not a failed training: returns ``{metric: 0.0,
+    'warning': ...}`` in that case, ``{}`` otherwise.
+    """
+    import logging
+
+    from .api import nas_settings
+
+    name = str(nas_settings(cfg)['metric'])
+    prefix = name.split('/')[0] + '/'
+    if name in metrics or not name.startswith('coco/'):
+        return {}
+    if any(str(k).startswith(prefix) for k in metrics):
+        return {}  # the evaluator ran and named other keys: a wrong nas.metric, not empty
+    thr = ((cfg.get('model') or {}).get('test_cfg') or {}).get('score_thr')
+    msg = (
+        f"no detection above model.test_cfg.score_thr={thr} on the validation set: mmdet's "
+        f'COCO metric is empty; {name} counted as 0. After a short proxy schedule, a lower '
+        'score_thr for evaluation (e.g. 0.01) lets the ranking see weak detections'
+    )
+    logging.getLogger('gpunet_mm.search').warning(msg)
+    return {name: 0.0, 'warning': msg}
 
 
 def winner_config_text(cfg: Dict[str, Any], arch: Dict[str, Any], header: List[str]) -> str:

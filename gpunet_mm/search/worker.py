@@ -29,6 +29,8 @@ def run_trial(task: Dict[str, Any]) -> Dict[str, Any]:
     ``threads``, ``nproc``).
     """
     work_dir = trial_dir(task['work_dir'], int(task['trial_id']), int(task['attempt']))
+    if task.get('final'):  # the final retrain: its own folder, never the search's attempts
+        work_dir = osp.join(osp.dirname(work_dir), f'final_{int(task["attempt"])}')
     nproc = int(task.get('nproc') or 1)
     if nproc > 1:
         return run_distributed(task, work_dir, nproc)

@@ -151,24 +151,19 @@ def test_deploy_cli_onnxruntime(tmp_path, capsys, demo_images):
 
 
 def test_deploy_cli_tensorrt_dry_run_and_bad_shape(tmp_path):
+    from gpunet_mm.deploy.backends.tensorrt import trt_version
     from tools.deploy import main
 
-    main(
-        [
-            DEMO_CFG,
-            '--backend',
-            'tensorrt',
-            '--shape',
-            '256',
-            '256',
-            '--fp16',
-            '--dynamic',
-            '--work-dir',
-            str(tmp_path),
-        ]
-    )
+    argv = [DEMO_CFG, '--backend', 'tensorrt', '--shape', '256', '256', '--fp16', '--dynamic']
+    argv += ['--work-dir', str(tmp_path)]
+    if trt_version() is None:  # no engine: an error exit, with the ONNX and plans kept
+        with pytest.raises(SystemExit, match='no TensorRT engine built: TensorRT is not'):
+            main(argv)
+    else:
+        main(argv)
     summary = json.load(open(tmp_path / 'deploy_summary.json'))
     assert summary['nms'] == 'EfficientNMS_TRT'
+    assert (tmp_path / 'end2end.onnx').is_file()
     trt = summary['tensorrt']
     if trt['installed'] is None:
         assert trt['plans']['11.4.0']['strongly_typed']
@@ -210,3 +205,12 @@ def test_benchmark_cli_table_json_and_cache(tmp_path, capsys):
     assert rows2[0]['cached'] and rows2[0]['median_ms'] == rows[0]['median_ms']
     with pytest.raises(SystemExit, match="'tvm'"):
         main([DEMO_CFG, '--backend', 'tvm'])
+    # a config that fails loses no row already measured: the others are printed and written,
+    # and the tool exits non-zero naming the one that failed
+    bad = tmp_path / 'missing_config.py'
+    with pytest.raises(SystemExit, match=r'1 of 2 config\(s\) failed: .*missing_config\.py'):
+        main([str(bad)] + argv)
+    rows3 = json.load(open(out))
+    assert [r.get('error') is None for r in rows3] == [False, True]
+    assert rows3[1]['median_ms'] == rows[0]['median_ms'] and rows3[1]['cached']
+    assert 'FAILED' in capsys.readouterr().out

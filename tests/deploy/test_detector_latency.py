@@ -265,7 +265,7 @@ def test_from_dict_reads_committed_files():
 def test_fit_from_cache_selects_the_target(tmp_path):
     demo = latency.resolve_template(DEMO_CFG)
     target = LatencyTarget(threads=1, shape=(256, 256), clock='cpu')
-    other = LatencyTarget(threads=2, shape=(256, 256), clock='cpu')
+    other = LatencyTarget(threads=2, shape=(256, 256), clock='wall')
     archs = sample_random_archs(30, seed=4)
     true = np.linspace(0.2, 1.0, len(FEATURES))
     cache = LatencyCache(str(tmp_path / 'c.sqlite'))
@@ -339,3 +339,68 @@ def test_channel_block_rounds_channels_and_fit_finds_it():
     assert pred.channel_block == 16
     assert np.allclose(pred.predict_many(archs[30:]), lat[30:], rtol=1e-3)
     assert LatencyPredictor.from_dict(pred.to_dict()).channel_block == 16
+
+
+# --------------------------------------------------------------------------- the CPU clock
+def _conv_onnx(path):
+    """A small conv stack (a few ms a run) exported to ONNX with an ``input`` tensor."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(64, 64, 3, padding=1),
+    ).eval()
+    torch.onnx.export(
+        net, (torch.rand(1, 3, 96, 96),), path, dynamo=False, opset_version=17,
+        input_names=['input'],
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize('threads', [1, 2])
+def test_reported_latency_is_wall_latency_at_1_and_2_threads(threads, tmp_path):
+    """What a target reports is the wall latency of a run, whatever its thread count: the
+    CPU clock (one thread) agrees with the wall clock measured around the same runs, and a
+    CPU clock over two threads, whose CPU time adds both threads' time, is refused."""
+    path = _conv_onnx(str(tmp_path / 'net.onnx'))
+    kw = dict(threads=threads, iters=15, warmup=3)
+    if threads == 1:
+        cpu = latency.time_onnx(path, LatencyTarget(clock='cpu', **kw), (96, 96))
+        # the wall clock around the very runs the CPU clock timed (same session, same runs)
+        assert cpu.env['clock'] == 'process_cpu'
+        # one thread: CPU time is at most the wall time of the same run (equal on a quiet
+        # machine; neighbours' load makes wall grow), never the sum over threads above it
+        ratio = cpu.median_ms / cpu.env['wall_median_ms']
+        assert 0.0 < ratio <= 1.05, ratio
+    else:
+        with pytest.raises(ValueError, match=r"clock 'cpu' needs threads=1: with threads=2"):
+            LatencyTarget(clock='cpu', **kw)
+        with pytest.raises(ValueError, match=r'threads=None \(all cores\)'):
+            LatencyTarget(clock='cpu', iters=1)
+    import time
+
+    target = LatencyTarget(clock='wall', **kw)
+    backend = target.make_backend()
+    sess = backend.session(path)
+    t0 = time.perf_counter()
+    wall = latency.time_onnx(path, target, (96, 96), session=sess, backend=backend)
+    per_run_ms = (time.perf_counter() - t0) * 1e3 / (kw['iters'] + kw['warmup'])
+    assert wall.env['clock'] == 'wall' and wall.env['threads'] == threads
+    # the median run is not longer than the mean of the whole bracket (which adds overhead)
+    assert 0.3 * per_run_ms < wall.median_ms <= 1.5 * per_run_ms
+
+
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        (dict(backend='torch', clock='cpu', threads=1), "got backend 'torch' on 'cpu'"),
+        (dict(device='cuda', clock='cpu', threads=1), "'cuda': use clock='wall'"),
+    ],
+)
+def test_cpu_clock_refuses_what_it_cannot_measure(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LatencyTarget(**kwargs)

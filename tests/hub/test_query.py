@@ -111,6 +111,7 @@ def _row(name, latency, metric=None, params=None, device='cpu-test-chip', **kw):
         latency_ms=latency,
         latency_stat='median',
         metric=metric,
+        metric_dataset=None if metric is None else 'a test set',
         params=params,
         provenance=Provenance(
             kind='measured', tool='test', date='2026-01-01', environment={'cpu': 'test chip'}
@@ -132,8 +133,46 @@ def test_tie_breaks_lower_latency_then_fewer_params(hub_file):
     assert h.query('cpu-test-chip', 10.0).name == 'fast-small'
     assert h.query('cpu-test-chip', 8.5).name == 'fast-small'
     assert h.query('cpu-test-chip', 5.0).name == 'less-accurate'
-    # 'cpu' matches every cpu-* device
-    assert h.query('cpu', 10.0, task='cls').device.startswith('cpu-')
+
+
+HERE = dict(cpu='cpu-test-chip', gpu=None)
+
+
+def test_queries_mean_this_machine_and_say_when_they_answer_from_another(hub_file):
+    """No device, or 'cpu': this machine's CPU rows only; none measured here: another CPU's
+    row, with a note; a named device: that one, with a note when it is not this machine."""
+    h = ModelHub(hub_file, here=HERE)
+    h.add_many([_row('mine', 20.0, 70.0), _row('theirs', 20.0, 90.0, device='cpu-other-chip')])
+    for device in (None, 'cpu', 'here'):
+        ans = h.answer(device, 30.0, task='cls')
+        assert ans.entry.name == 'mine' and ans.note is None  # not the better row elsewhere
+        assert ans.devices == ['cpu-test-chip']
+    ans = h.answer('cpu-other-chip', 30.0)
+    assert ans.entry.name == 'theirs'
+    assert ans.note == 'measured on cpu-other-chip, not on this machine (cpu-test-chip)'
+    # a Xeon with no row of its own gets another CPU's row, and is told so
+    xeon = ModelHub(hub_file, here=dict(cpu='cpu-intel-xeon-gold-6338', gpu=None))
+    ans = xeon.answer('cpu', 30.0, task='cls', provenance='measured')
+    assert ans.entry.device.startswith('cpu-') and ans.entry.device != 'cpu-intel-xeon-gold-6338'
+    assert ans.note.startswith('no row was measured on this machine (cpu-intel-xeon-gold-6338)')
+    assert f'answered from {ans.entry.device}, another machine' in ans.note
+    with pytest.warns(hub.OtherDeviceWarning, match='another machine'):
+        xeon.query(None, 30.0, task='cls', provenance='measured')
+    with pytest.raises(hub.UnknownDeviceError, match="'gpu': this machine has no visible GPU"):
+        h.answer('gpu', 1.0)
+
+
+def test_remove_drops_user_rows_only(hub_file):
+    h = ModelHub(hub_file, here=HERE)
+    h.add_many([_row('mine', 20.0, 70.0), _row('mine', 25.0, 70.0, device='cpu-other-chip')])
+    gone = h.remove('MINE', device='cpu-other-chip')
+    assert [e.device for e in gone] == ['cpu-other-chip']
+    assert [e.device for e in h.user_entries()] == ['cpu-test-chip']
+    with pytest.raises(HubError, match=r"no row of 'nope' in .*; its rows: mine"):
+        h.remove('nope')
+    with pytest.raises(HubError, match='only shipped rows match'):
+        h.remove('GPUNet-0')
+    assert len(h.remove('mine')) == 1 and h.user_entries() == []
 
 
 def test_task_metric_ranks_above_backbone_proxy(hub_file):
@@ -146,7 +185,10 @@ def test_task_metric_ranks_above_backbone_proxy(hub_file):
         ]
     )
     assert h.query('cpu-test-chip', 20.0, task='det').name == 'det-map'
-    e = h.query('cpu-test-chip', 11.0, task='det')
+    # a detector is ranked by its own metric: the backbone's top-1 answers only when asked
+    with pytest.raises(BudgetError, match='det-map at 12'):
+        h.query('cpu-test-chip', 11.0, task='det')
+    e = h.query('cpu-test-chip', 11.0, task='det', by_backbone_top1=True)
     assert e.name == 'det-proxy' and e.score_basis == 'backbone_top1'
 
 

@@ -43,13 +43,33 @@ def test_import_winners(hub_file):
     assert best.name == 'nas_det_demo-trial9'
 
 
-def test_device_defaults_to_the_target_and_shape_to_the_arch(tmp_path, hub_file):
+def test_rows_carry_the_machine_and_the_dataset(hub_file):
     (e3, _) = hub.import_search(NAS_RUN, path=hub_file)
-    assert e3.device == 'cpu'  # what the run's target says; 'cpu' queries match it too
-    assert hub.query(device='cpu', latency_ms=50, task='det', path=hub_file).name == e3.name
+    machine = results()['search']['machine']
+    # the device comes from the measurements' own device key, not the target's bare 'cpu'
+    assert e3.device == 'cpu-amd-epyc-7b13'
+    assert e3.machine == dict(
+        cpu='AMD EPYC 7B13 64-Core Processor',
+        backend='onnxruntime',
+        backend_version='1.32.0',
+        threads=1,
+    )
+    assert e3.backend_version == machine['backend_version']
+    assert e3.metric_dataset == 'CocoDataset data/coco/annotations/instances_val2017.json'
+    assert e3.metric_name == 'bbox_mAP' and not e3.caveats
+
+
+def test_device_defaults_to_the_target_and_shape_to_the_arch(tmp_path, hub_file):
     run = tmp_path / 'run'
     shutil.copytree(NAS_RUN, run)
     data = results()
+    data['search'].pop('machine')  # written before the machine was recorded
+    (run / 'results.json').write_text(json.dumps(data))
+    (e3, _) = hub.import_search(str(run), path=hub_file)
+    assert e3.device == 'cpu'  # what the run's target says; 'cpu' queries fall back to it
+    with pytest.warns(hub.OtherDeviceWarning, match='answered from cpu, another machine'):
+        got = hub.query(device='cpu', latency_ms=50, task='det', provenance='search', path=hub_file)
+    assert got.name == e3.name
     data['search']['target'].pop('shape')
     (run / 'results.json').write_text(json.dumps(data))
     rows = hub.search_entries(str(run), include_pareto=True)
@@ -68,6 +88,45 @@ def test_simulated_runs_need_consent(tmp_path, hub_file):
         hub.import_search(str(run), path=hub_file)
     rows = hub.import_search(str(run), allow_simulated=True, path=hub_file)
     assert all(e.metric_source == 'search (simulated surrogate)' for e in rows)
+    assert all(e.caveats == ['simulated'] for e in rows)
+
+
+@pytest.mark.parametrize(
+    'edit, caveat',
+    [
+        (lambda s: s.update(mode='simulate', metric_name='surrogate_score'), 'simulated'),
+        (lambda s: s.update(toy_data=True, dataset='gpunet_mm demo shapes (toy data)'), 'toy-data'),
+        (lambda s: s.pop('dataset'), 'no-dataset'),  # results.json of an older version
+    ],
+)
+def test_demo_and_simulated_rows_never_answer_a_default_query(edit, caveat, tmp_path, hub_file):
+    """A search row trained on the demo shapes, scored by a surrogate or on an unnamed
+    dataset is in the hub (marked) but answers no query unless asked for."""
+    run = tmp_path / 'run'
+    shutil.copytree(NAS_RUN, run)
+    data = results()
+    edit(data['search'])
+    for w in data['winners'] + data['trials']:
+        w['metric'] = 0.99  # far above every other row: it would win any query it enters
+    (run / 'results.json').write_text(json.dumps(data))
+    rows = hub.import_search(str(run), allow_simulated=True, path=hub_file)
+    assert rows and all(caveat in e.caveats for e in rows)
+    h = ModelHub(hub_file, here=dict(cpu='cpu-amd-epyc-7b13', gpu=None))
+    names = {e.name for e in rows}
+    for device in (None, 'cpu', 'cpu-amd-epyc-7b13'):
+        with pytest.raises(HubError, match=r'row\(s\) with caveats are left out \(--include-toy\)'):
+            h.query(device, 1000.0, task='det', provenance='search')
+        if device != 'cpu-amd-epyc-7b13':  # else nothing is left on that device
+            assert h.query(device, 1000.0, task='det', by_backbone_top1=True).name not in names
+    assert not names & {e.name for e in h.list_models()}
+    assert not names & {e.name for e in h.pareto(by_backbone_top1=True)}
+    # asked for: it answers, marked in the table
+    got = h.query(None, 1000.0, task='det', include_toy=True)
+    assert got.name in names and caveat in got.caveats
+    from gpunet_mm.hub.cli import format_table
+
+    table = format_table([got])
+    assert caveat.upper() in table.splitlines()[2] and f'{caveat.upper()}: ' in table
 
 
 def test_import_is_idempotent_and_pareto_adds_front_trials(hub_file):
@@ -144,7 +203,6 @@ def test_missing_results_file(tmp_path, hub_file):
 def test_imported_config_path_is_never_executed(hub_file, tmp_path):
     """results.json may name any file as a winner's config; a config is Python: the hub
     makes the config from the arch and the shipped template instead."""
-    import shutil
 
     run = tmp_path / 'run'
     shutil.copytree(NAS_RUN, run)
@@ -159,3 +217,15 @@ def test_imported_config_path_is_never_executed(hub_file, tmp_path):
     cfg = hub.get_config(added[0].name, out_file=str(tmp_path / 'out.py'), path=hub_file)
     assert cfg.model.backbone.type == 'GPUNet' and 'arch' in cfg.model.backbone
     assert not marker.exists()
+
+
+def test_a_final_retrain_is_the_row_metric_and_the_proxy_is_kept(tmp_path):
+    run = tmp_path / 'run'
+    shutil.copytree(NAS_RUN, run)
+    data = results()
+    data['winners'][0].update(final_metric=0.455, metric_kind='proxy')
+    (run / 'results.json').write_text(json.dumps(data))
+    e3 = next(e for e in hub.search_entries(str(run)) if e.provenance.trial_id == 3)
+    assert e3.metric == pytest.approx(45.5)  # the full schedule's, as a percentage
+    assert e3.provenance.extra['proxy_metric'] == pytest.approx(41.2)
+    assert 'final retrain on the full schedule' in e3.metric_source

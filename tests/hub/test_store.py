@@ -28,6 +28,7 @@ def measured(name='my-gpunet-0', latency=0.5, device='T4', tier='GPUNet-0', **kw
         latency_ms=latency,
         latency_stat='median GPU compute time (trtexec)',
         metric=78.9,
+        metric_dataset='ImageNet-1k val',
         tier=tier,
         provenance=Provenance(
             kind='measured',

@@ -55,3 +55,28 @@ def sim_cfg():
             simulate=dict(budgets=[1.0, 1.6], num_workers=4, mean_trial_s=60.0),
         ),
     )
+
+
+def rung_trainer(log=None, fail=None):
+    """A worker for LocalExecutor that honours the rung contract (payload ``epochs`` and
+    ``resume_from``): it continues from the checkpoint's epoch, reports the epochs it
+    reached and added, and a checkpoint path naming the epoch. ``log`` gets
+    ``(trial_id, attempt, start_epoch, end_epoch)``."""
+    from gpunet_mm.nas.functions import surrogate_curve
+
+    def fn(task):
+        end = int(task.payload['epochs'])
+        ckpt = task.payload.get('resume_from')
+        start = int(ckpt.rsplit('epoch_', 1)[1].split('.')[0]) if ckpt else 0
+        if log is not None:
+            log.append((task.trial_id, task.attempt, start, end))
+        if fail is not None:
+            fail(task)
+        return {
+            'metric': surrogate_curve(task.arch, end, seed=task.trial_id),
+            'epochs': end,
+            'epochs_trained': end - start,
+            'checkpoint': f'/ckpt/trial_{task.trial_id}/epoch_{end}.pth',
+        }
+
+    return fn

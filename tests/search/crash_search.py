@@ -14,7 +14,32 @@ from gpunet_mm.search.api import run_search  # noqa: E402
 from tests.search.conftest import FakeLatency  # noqa: E402
 
 
-def main(work_dir: str, log_path: str, resume: bool) -> None:
+def rung_train(log_path):
+    """The rung contract (payload epochs / resume_from), slowly, logging start and end."""
+    from gpunet_mm.nas.functions import surrogate_curve
+
+    def train(task):
+        end = int(task.payload['epochs'])
+        ckpt = task.payload.get('resume_from')
+        start = int(ckpt.rsplit('epoch_', 1)[1]) if ckpt else 0
+        key = [task.trial_id, task.attempt, start, end]
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(['start', *key]) + '\n')
+        time.sleep(0.15 * (end - start))
+        value = surrogate_curve(task.arch, end, seed=task.trial_id)
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(['end', *key]) + '\n')
+        return dict(
+            metric=value,
+            epochs=end,
+            epochs_trained=end - start,
+            checkpoint=f'/ckpt/trial_{task.trial_id}/epoch_{end}',
+        )
+
+    return train
+
+
+def main(work_dir: str, log_path: str, resume: bool, fidelity: bool = False) -> None:
     def train(task):
         with open(log_path, 'a') as f:
             f.write(json.dumps(['start', task.trial_id, task.attempt]) + '\n')
@@ -36,6 +61,9 @@ def main(work_dir: str, log_path: str, resume: bool) -> None:
             simulate=dict(budgets=[1.5]),
         ),
     )
+    if fidelity:
+        cfg['nas']['fidelity'] = dict(min_epochs=1, eta=3, max_epochs=9, min_observations=3)
+        train = rung_train(log_path)  # noqa: F811 (the rung contract instead)
     run_search(
         cfg,
         work_dir,
@@ -48,4 +76,4 @@ def main(work_dir: str, log_path: str, resume: bool) -> None:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1], sys.argv[2], '--resume' in sys.argv)
+    main(sys.argv[1], sys.argv[2], '--resume' in sys.argv, '--fidelity' in sys.argv)

@@ -55,3 +55,65 @@ def test_kill9_then_resume(tmp_path):
         assert outcomes[-2:] == ['lost', 'ok'], outcomes
     assert len([t for t in j.trials() if t.attempts > 0]) == 12
     assert any(e['kind'] == 'resume' for e in j.events())
+
+
+def _promoted_running(work_dir):
+    """Finished rung results, and whether an attempt of a promoted rung is running."""
+    try:
+        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
+        n = con.execute('SELECT COUNT(*) FROM rung_results').fetchone()[0]
+        running = con.execute(
+            'SELECT COUNT(*) FROM attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id '
+            'AND a.attempt=r.attempt WHERE a.outcome IS NULL AND r.rung >= 1'
+        ).fetchone()[0]
+        con.close()
+        return n, running
+    except sqlite3.Error:
+        return 0, 0
+
+
+def test_kill9_during_a_promotion_then_resume(tmp_path):
+    """Killed while a promoted candidate trains its next rung: --resume loses no rung
+    result, re-trains no rung that finished, and continues the killed one from the same
+    checkpoint (its previous rung's), not from scratch."""
+    wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
+    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity'], cwd=ROOT)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        n, running = _promoted_running(wd)
+        if n >= 4 and running:
+            break
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    j = SearchJournal.open(wd)
+    before = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
+    killed = [t.id for t in j.trials(('running',))]
+    killed_rung = {tid: j.target_rung(tid) for tid in killed}
+    j.close()
+    assert len(before) >= 4 and killed and max(killed_rung.values()) >= 1
+
+    subprocess.run(
+        [sys.executable, SCRIPT, wd, log, '--resume', '--fidelity'],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+    j = SearchJournal.open(wd)
+    after = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
+    for k, v in before.items():  # no rung result lost or changed
+        assert after[k] == v
+    events = [json.loads(line) for line in open(log)]
+    ended = [(tid, end) for kind, tid, _a, _s, end in events if kind == 'end']
+    assert len(ended) == len(set(ended))  # no rung trained to its end twice
+    for tid, rung in killed_rung.items():
+        outcomes = [a['outcome'] for a in j.attempts(tid)]
+        lost = outcomes.index('lost')
+        assert outcomes[lost + 1] == 'ok', outcomes  # then it may climb further
+        starts = {a: s for kind, t, a, s, _end in events if kind == 'start' and t == tid}
+        # the re-dispatched attempt resumed from the same epoch as the killed one
+        assert starts[lost + 1] == starts[lost + 2] == (1, 3, 9)[rung - 1]
+    assert len([t for t in j.trials() if t.attempts > 0]) == 12
+    assert j.compute_epochs()[0] == sum(
+        end - s for kind, _t, _a, s, end in events if kind == 'start'
+    )

@@ -9,12 +9,23 @@ ray = pytest.importorskip('ray')
 from gpunet_mm.search.executor import TrialTask  # noqa: E402
 from gpunet_mm.search.ray_executor import RayExecutor, init_ray  # noqa: E402
 
+#: nothing listens here: a Ray that followed $RAY_ADDRESS (or a stale
+#: /tmp/ray/ray_current_cluster, read the same way) would wait for it instead of starting
+DEAD_ADDRESS = '127.0.0.1:9'
+
 
 @pytest.fixture(scope='module')
 def local_ray():
-    init_ray(num_cpus=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('RAY_ADDRESS', DEAD_ADDRESS)
+        init_ray(num_cpus=2)
     yield
     ray.shutdown()
+
+
+def test_local_ray_starts_its_own_whatever_the_environment_names(local_ray):
+    assert ray.get_runtime_context().gcs_address != DEAD_ADDRESS
+    assert ray.cluster_resources().get('CPU') == 2  # ours: the num_cpus we asked for
 
 
 def _collect(ex, n, limit=90):

@@ -41,6 +41,11 @@ def _options(data_root, extra=()):
         'latency_target.iters=3',
         'latency_target.warmup=1',
         'search_space.resolutions=[64]',
+        # one epoch: no rungs, no compute budget, no final retrain (the demo's own settings
+        # are exercised by the multi-fidelity end-to-end test)
+        'nas.fidelity=None',
+        'nas.compute_budget=None',
+        'nas.final=None',
         *extra,
     ]
     return ['--cfg-options', *opts]
@@ -86,9 +91,19 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     from gpunet_mm.hub import list_models
 
     (row,) = [
-        e for e in list_models(path=str(tmp_path / 'hub.jsonl')) if e.provenance.kind == 'search'
+        e
+        for e in list_models(path=str(tmp_path / 'hub.jsonl'), include_toy=True)
+        if e.provenance.kind == 'search'
     ]
     assert row.arch_hash == winner['arch_hash'] and row.latency_ms == winner['latency_ms']
+    # trained on the demo shapes: marked as toy data, kept out of default answers; the
+    # machine is the one the latencies were measured on
+    assert results['search']['toy_data'] is True and row.caveats == ['toy-data']
+    assert not list_models(path=str(tmp_path / 'hub.jsonl'), provenance='search')
+    assert results['search']['machine']['device'].startswith('cpu:')
+    assert row.device.startswith('cpu-') and row.backend_version
+    assert set(winner['neighbours']) == {'tolerance', 'fastest_near_best', 'next_faster'}
+    assert 'TOY DATA' in out.stdout and not out.stdout.lstrip().startswith('{')
     # the winner's config is a plain config: it loads and builds the searched detector
     from mmengine.config import Config
 
@@ -128,6 +143,18 @@ def test_bad_inputs_fail_before_training(tiny_data, tmp_path):
         *_options(tiny_data, ['model.backbone.type=ResNet']),
     )
     assert r.returncode != 0 and 'GPUNet backbone' in r.stderr
+    # --simulate runs the same checks: a ResNet detector is no GPUNet search
+    r = run(
+        CONFIG,
+        '--work-dir',
+        str(tmp_path / 'b2'),
+        '--simulate',
+        *_options(tiny_data, ['model.backbone.type=ResNet']),
+    )
+    assert r.returncode != 0 and 'GPUNet backbone' in r.stderr
+    # an override of a variable the config already expanded is refused, naming the key
+    r = run(CONFIG, '--work-dir', str(tmp_path / 'b3'), '--cfg-options', 'max_epochs=1')
+    assert r.returncode != 0 and 'train_cfg.max_epochs=1' in r.stderr
     r = run(CONFIG, '--work-dir', str(tmp_path / 'c'), *_options('/nonexistent/demo_det/'))
     assert r.returncode != 0 and 'make_demo_data.py' in r.stderr
     r = run(CONFIG, '--work-dir', str(tmp_path / 'd'), '--budgets', '0.001', *_options(tiny_data))

@@ -77,3 +77,49 @@ def test_ask_min_must_be_a_positive_integer(sim_cfg, tmp_path):
     sim_cfg['nas']['ask_min'] = 0
     with pytest.raises(SearchConfigError, match='nas.ask_min: got 0'):
         run_search(sim_cfg, str(tmp_path), simulate=True)
+
+
+def test_simulated_scores_are_named_surrogate(sim_cfg, tmp_path):
+    """The surrogate objective is no detector's mAP: summary, results.json and the hub's
+    import all call it surrogate_score, whatever the config's evaluator metric."""
+    sim_cfg['nas'].update(metric='coco/bbox_mAP', num_trials=6)
+    sim_cfg['latency_target'] = dict(backend='onnxruntime', device='cpu', precision='fp32', batch=1)
+    sim_cfg['model'] = dict(type='RetinaNet')
+    s = run_search(sim_cfg, str(tmp_path), simulate=True)
+    assert s['metric'] == 'surrogate_score' and s['mode'] == 'simulate'
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert results['search']['metric_name'] == 'surrogate_score'
+    from gpunet_mm.hub import search_entries
+
+    rows = search_entries(str(tmp_path), allow_simulated=True)
+    assert rows and all(e.metric_name == 'surrogate_score' for e in rows)
+    assert all(e.caveats == ['simulated'] for e in rows)
+
+
+def test_dispatch_benchmark_keeps_committed_results(tmp_path):
+    """benchmarks/benchmark_nas_dispatch.py writes to work_dirs/ by default and never
+    replaces an existing file (the committed figures) without --overwrite."""
+    import os.path as osp
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    script = osp.join(ROOT, 'benchmarks', 'benchmark_nas_dispatch.py')
+    committed = osp.join(ROOT, 'benchmarks', 'results', 'nas_dispatch.json')
+    before = open(committed).read()
+    r = subprocess.run(
+        [sys.executable, script, '--out', committed, '--workers', '2'],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=dict(__import__('os').environ, PYTHONPATH=ROOT),
+        timeout=120,
+    )
+    assert r.returncode == 2 and 'exists (committed results?)' in r.stderr
+    assert 'pass --overwrite' in r.stderr and open(committed).read() == before
+    help_text = subprocess.run(
+        [sys.executable, script, '--help'], capture_output=True, text=True, timeout=120,
+        env=dict(__import__('os').environ, PYTHONPATH=ROOT),
+    ).stdout  # fmt: skip
+    assert 'work_dirs/benchmark_nas_dispatch/nas_dispatch.json' in help_text

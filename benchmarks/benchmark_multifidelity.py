@@ -1,0 +1,426 @@
+"""Multi-fidelity search against full-fidelity search and the usual multi-fidelity peers.
+
+Every method searches the same simulated objective: a learning curve per architecture
+(:func:`gpunet_mm.nas.functions.learning_curve` over a GPUNet surrogate: bigger networks
+climb slower, so a short rung mis-ranks some), a full proxy schedule of ``E`` epochs, and a
+latency budget at a percentile of the space's measured latencies. Compute is epochs summed
+over every training (a continuation counts what it adds). At each compute level (a
+fraction of the full-fidelity search's ``trials x E``) every method reports its winner;
+what is compared is the winner's value after the *full* schedule (what the user gets).
+
+Methods:
+
+* ``ours``: ``tools/nas_search.py --simulate`` (the real controller and journal) with
+  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, ASHA promotions) and ``nas.compute_budget``;
+* ``ours-full``: the same search without rungs (every candidate trains the full schedule);
+* ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
+  scratch, as DEHB does);
+* ``tpe-hb``: Optuna TPE with ``HyperbandPruner`` (a trial reports after each rung and
+  continues while the pruner lets it);
+* ``random-sh``: random search with successive halving (rungs 1/3/9, eta 3).
+
+The peers get the space's repair onto the budget with the problem's latency predictor (the
+one ours is built with; ours also calibrates it), and the same exact-latency check before
+training: a point measured over the budget is not trained and costs nothing.
+
+    OMP_NUM_THREADS=1 python benchmarks/benchmark_multifidelity.py --seeds 10 \
+        --json benchmarks/results/multifidelity.json --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from gpunet_mm.models.arch_spec import GPUNetArch  # noqa: E402
+from gpunet_mm.nas.functions import learning_curve, make_problem  # noqa: E402
+
+EPOCHS = 9
+RUNGS = (1, 3, 9)
+ETA = 3
+METHODS = ('ours', 'ours-full', 'dehb', 'tpe-hb', 'random-sh')
+PROBLEM_SPACES = {
+    'gpunet-surrogate': dict(type='GPUNetSpace', variant='classification'),
+    'gpunet-det-smalldata': dict(type='GPUNetSpace', variant='detection'),
+}
+
+
+class Objective:
+    """The simulated training of one problem: a learning curve per architecture."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = make_problem(problem)
+        self.space = self.problem.space
+        self.name = problem
+        # the curves' depth below the final value at epoch 0 (surrogate_curve's and
+        # det_smalldata_curve's defaults: about 5x and 3x the spread of the final values)
+        self.gap = 15.0 if problem == 'gpunet-surrogate' else 30.0
+        self._cache: Dict[str, Tuple[float, float]] = {}
+
+    def _eval(self, arch: GPUNetArch) -> Tuple[float, float]:
+        h = arch.structural_hash()
+        if h not in self._cache:
+            self._cache[h] = self.problem.evaluate(arch)
+        return self._cache[h]
+
+    def final(self, arch: Any) -> float:
+        return self._eval(_arch(arch))[0]
+
+    def latency(self, arch: Any) -> float:
+        return self._eval(_arch(arch))[1]
+
+    def curve(self, arch: Any, epochs: float, seed: int) -> float:
+        a = _arch(arch)
+        return learning_curve(self.final(a), a, epochs, seed, EPOCHS, gap=self.gap)
+
+
+def _arch(a: Any) -> GPUNetArch:
+    return a if isinstance(a, GPUNetArch) else GPUNetArch.from_dict(a)
+
+
+def budgets_at(obj: Objective, percentiles: List[float], n: int = 400) -> List[float]:
+    """Latency budgets at percentiles of the measured latency of random architectures."""
+    X = obj.space.sample(n, np.random.default_rng(12345))
+    lat = [obj.latency(obj.space.decode(x)) for x in X]
+    return [round(float(np.percentile(lat, p)), 4) for p in percentiles]
+
+
+# ---------------------------------------------------------------------- ours
+def run_ours(
+    obj: Objective, budget: float, compute: float, seed: int, fidelity: bool, model: str = 'rung'
+) -> Dict:
+    from functools import partial
+
+    from gpunet_mm.search.api import run_search
+    from gpunet_mm.search.journal import SearchJournal
+    from gpunet_mm.search.simulate import SimulatedExecutor, SurrogateLatency
+
+    cfg = dict(
+        search_space=PROBLEM_SPACES[obj.name],
+        search_optimizer=dict(type='LaMCTSBO', seed=seed),
+        train_cfg=dict(max_epochs=EPOCHS),
+        nas=dict(
+            metric='metric',
+            num_trials=100000,
+            seed=seed,
+            references=[],
+            calibration_samples=2,
+            ask_batch=4,
+            compute_budget=compute,
+            simulate=dict(budgets=[budget], num_workers=4),
+        ),
+    )
+    if fidelity:
+        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, model=model)
+    executor = SimulatedExecutor(
+        partial(_curve_of, obj.name), num_workers=4, seed=seed, full_epochs=EPOCHS
+    )
+    with tempfile.TemporaryDirectory(prefix='mf_bench_') as wd:
+        s = run_search(
+            cfg,
+            wd,
+            simulate=True,
+            executor=executor,
+            latency=SurrogateLatency(obj.latency),
+            write_reports=False,
+        )
+        w = s['best_per_budget'][f'{s["budgets_ms"][0]:g}']
+        with SearchJournal.open(wd) as j:
+            arch = None if w is None else j.trial(w['trial_id']).arch
+            trained = sum(1 for t in j.trials() if t.attempts > 0)
+    return dict(
+        winner=None if arch is None else obj.final(arch),
+        compute=s['compute_epochs'],
+        candidates=trained,
+    )
+
+
+_OBJECTIVES: Dict[str, Objective] = {}
+
+
+def _objective(name: str) -> Objective:
+    if name not in _OBJECTIVES:
+        _OBJECTIVES[name] = Objective(name)
+    return _OBJECTIVES[name]
+
+
+def _curve_of(name: str, arch: Any, epochs: float, seed: int) -> float:
+    return _objective(name).curve(arch, epochs, seed)
+
+
+# ---------------------------------------------------------------------- peers
+class _Ledger:
+    """Compute spent by a peer, and the best value seen per epochs (the winner: the best at
+    the highest fidelity reached, as for ours)."""
+
+    def __init__(self, obj: Objective, budget: float, compute: float) -> None:
+        self.obj, self.budget, self.compute = obj, budget, compute
+        self.spent = 0.0
+        self.best: Dict[int, Tuple[float, str]] = {}  # epochs -> (value, arch json)
+        self.n = 0
+
+    def feasible(self, x: np.ndarray) -> Optional[np.ndarray]:
+        """The point repaired onto the budget with the problem's latency predictor (what
+        ours starts from), then measured: None when it is over the budget (not trained)."""
+        sp = self.obj.space
+        predict = self.obj.problem.constraint_fn
+
+        def lat(v: np.ndarray) -> float:
+            return predict(sp.decode(v))
+
+        y = sp.repair(sp.canonical(np.asarray(x, dtype=float)[None])[0], lat, self.budget)
+        if y is None or self.obj.latency(sp.decode(y)) > self.budget:
+            return None
+        return y
+
+    def train(self, x: np.ndarray, start: int, end: int, seed: int) -> float:
+        self.spent += end - start
+        arch = self.obj.space.decode(x)
+        v = self.obj.curve(arch, end, seed)
+        if end not in self.best or v > self.best[end][0]:
+            self.best[end] = (v, json.dumps(arch.to_dict()))
+        return v
+
+    @property
+    def left(self) -> float:
+        return self.compute - self.spent
+
+    def winner(self) -> Dict:
+        if not self.best:
+            return dict(winner=None, compute=self.spent, candidates=self.n)
+        _, arch = self.best[max(self.best)]
+        return dict(winner=self.obj.final(json.loads(arch)), compute=self.spent, candidates=self.n)
+
+
+def run_random_sh(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
+    """Brackets of successive halving over random feasible points until compute runs out."""
+    led = _Ledger(obj, budget, compute)
+    rng = np.random.default_rng(seed)
+    per = sum((RUNGS[k] - (RUNGS[k - 1] if k else 0)) / ETA**k for k in range(len(RUNGS)))
+    n = max(ETA ** (len(RUNGS) - 1), int(math.floor(compute / per)))
+    while led.left >= RUNGS[0]:
+        pts = []
+        for x in obj.space.sample(n, rng):
+            y = led.feasible(x)
+            if y is not None:
+                pts.append(y)
+        if not pts:
+            break
+        alive = [(p, led.n + i) for i, p in enumerate(pts)]
+        led.n += len(pts)
+        start = 0
+        for end in RUNGS:
+            scored = []
+            for p, tid in alive:
+                if led.left < end - start:
+                    break
+                scored.append((led.train(p, start, end, seed * 100_003 + tid), p, tid))
+            scored.sort(key=lambda s: -s[0])
+            alive = [(p, tid) for _, p, tid in scored[: max(1, len(scored) // ETA)]]
+            start = end
+            if not alive or led.left <= 0:
+                break
+        n = max(ETA ** (len(RUNGS) - 1), int(math.floor(led.left / per)))
+    return led.winner()
+
+
+def run_tpe_hb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    led = _Ledger(obj, budget, compute)
+    dims = obj.space.dim_specs
+
+    def objective(trial: Any) -> float:
+        x = np.array([trial.suggest_int(d.name, 0, d.levels - 1) for d in dims], dtype=float)
+        y = led.feasible(x)
+        if y is None:
+            raise optuna.TrialPruned()
+        tid, led.n = led.n, led.n + 1
+        start, v = 0, float('nan')
+        for k, end in enumerate(RUNGS):
+            if led.left < end - start:
+                raise optuna.TrialPruned()
+            v = led.train(y, start, end, seed * 100_003 + tid)
+            trial.report(v, end)
+            if k < len(RUNGS) - 1 and trial.should_prune():
+                raise optuna.TrialPruned()
+            start = end
+        return v
+
+    study = optuna.create_study(
+        direction='maximize',
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.HyperbandPruner(
+            min_resource=RUNGS[0], max_resource=EPOCHS, reduction_factor=ETA
+        ),
+    )
+
+    def stop(study: Any, trial: Any) -> None:
+        if led.left < RUNGS[0]:
+            study.stop()
+
+    study.optimize(objective, n_trials=100000, callbacks=[stop])
+    return led.winner()
+
+
+def run_dehb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
+    import ConfigSpace as CS
+    from dehb import DEHB
+
+    led = _Ledger(obj, budget, compute)
+    dims = obj.space.dim_specs
+    cs = CS.ConfigurationSpace(seed=seed)
+    for d in dims:
+        cs.add(CS.UniformIntegerHyperparameter(d.name, 0, max(1, d.levels - 1)))
+
+    def f(config: Any, fidelity: float, **kw: Any) -> Dict[str, float]:
+        x = np.array([min(config[d.name], d.levels - 1) for d in dims], dtype=float)
+        y = led.feasible(x)
+        if y is None:
+            return dict(fitness=1e6, cost=0.0)
+        tid, led.n = led.n, led.n + 1
+        end = int(round(fidelity))
+        return dict(fitness=-led.train(y, 0, end, seed * 100_003 + tid), cost=float(end))
+
+    with tempfile.TemporaryDirectory(prefix='dehb_') as out:
+        dehb = DEHB(
+            f=f,
+            cs=cs,
+            dimensions=len(dims),
+            min_fidelity=RUNGS[0],
+            max_fidelity=EPOCHS,
+            eta=ETA,
+            n_workers=1,
+            output_path=out,
+            seed=seed,
+            log_level='ERROR',
+        )
+        while led.left >= RUNGS[0]:
+            job = dehb.ask()
+            if led.left < job['fidelity']:
+                break
+            dehb.tell(job, f(job['config'], job['fidelity']))
+    return led.winner()
+
+
+RUNNERS: Dict[str, Callable[..., Dict]] = {
+    'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True),
+    'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
+    'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
+    'dehb': run_dehb,
+    'tpe-hb': run_tpe_hb,
+    'random-sh': run_random_sh,
+}
+
+
+def one(job: Tuple[str, str, float, float, float, int]) -> Dict:
+    problem, method, budget, frac, compute, seed = job
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    t0 = time.perf_counter()
+    r = RUNNERS[method](_objective(problem), budget, compute, seed)
+    return dict(
+        r,
+        problem=problem,
+        method=method,
+        budget_ms=budget,
+        fraction=frac,
+        seed=seed,
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+def summarise(rows: List[Dict]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for r in rows:
+        key = f'{r["problem"]}|{r["budget_ms"]:g}|{r["fraction"]:.3g}|{r["method"]}'
+        out.setdefault(key, []).append(r['winner'] if r['winner'] is not None else float('nan'))
+    return {k: dict(median=float(np.nanmedian(v)), n=len(v)) for k, v in out.items()}
+
+
+def markdown(rows: List[Dict], methods: List[str], fracs: List[float]) -> str:
+    s = summarise(rows)
+    lines = []
+    for problem in sorted({r['problem'] for r in rows}):
+        for b in sorted({r['budget_ms'] for r in rows if r['problem'] == problem}):
+            lines.append(f'\n{problem}, budget {b:g} ms (median winner after the full schedule)\n')
+            lines.append('| compute | ' + ' | '.join(methods) + ' |')
+            lines.append('|---' * (len(methods) + 1) + '|')
+            for f in fracs:
+                cells = []
+                for m in methods:
+                    v = s.get(f'{problem}|{b:g}|{f:.3g}|{m}')
+                    cells.append('-' if v is None else f'{v["median"]:.2f}')
+                lines.append(f'| {f:.3g}x | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--problems', default='gpunet-surrogate')
+    p.add_argument('--methods', default=','.join(METHODS))
+    p.add_argument('--seeds', type=int, default=10)
+    p.add_argument('--percentiles', default='30,70')
+    p.add_argument('--fractions', default='0.3333,0.5,1')
+    p.add_argument('--full-trials', type=int, default=30, help='the full search: N x E epochs')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--json', default=None)
+    p.add_argument('--markdown', action='store_true')
+    a = p.parse_args(argv)
+    methods = [m for m in a.methods.split(',') if m]
+    fracs = [float(f) for f in a.fractions.split(',')]
+    full = a.full_trials * EPOCHS
+    jobs = []
+    budgets = {}
+    for problem in a.problems.split(','):
+        budgets[problem] = budgets_at(
+            _objective(problem), [float(q) for q in a.percentiles.split(',')]
+        )
+        for b in budgets[problem]:
+            for f in fracs:
+                for m in methods:
+                    for seed in range(a.seeds):
+                        jobs.append((problem, m, b, f, f * full, seed))
+    jobs.sort(key=lambda j: -j[3] * (3 if j[1] == 'ours' else 1))  # longest first
+    t0 = time.perf_counter()
+    rows: List[Dict] = []
+    with ProcessPoolExecutor(a.workers) as pool:
+        for r in pool.map(one, jobs):
+            rows.append(r)
+    result = dict(
+        epochs=EPOCHS,
+        rungs=list(RUNGS),
+        eta=ETA,
+        full_compute=full,
+        full_trials=a.full_trials,
+        budgets=budgets,
+        percentiles=a.percentiles,
+        seeds=a.seeds,
+        wall_s=time.perf_counter() - t0,
+        summary=summarise(rows),
+        runs=rows,
+    )
+    if a.json:
+        os.makedirs(osp.dirname(osp.abspath(a.json)), exist_ok=True)
+        with open(a.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    if a.markdown:
+        print(markdown(rows, methods, fracs))
+    print(f'{len(rows)} runs in {result["wall_s"]:.0f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

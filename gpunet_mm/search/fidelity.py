@@ -1,0 +1,286 @@
+"""Multi-fidelity search: rungs, ASHA promotion and the rung the optimisers learn from.
+
+A candidate first trains the shortest rung of the proxy schedule (``min_epochs``); the best
+``1/eta`` of each rung, per latency budget, are promoted to the next rung and continue from
+their last checkpoint, up to the full proxy schedule. Promotion is asynchronous, as in ASHA
+(Li et al., 2020): whenever a worker is free, a candidate that is in the top ``1/eta`` of
+the results its rung holds *so far* is promoted; no worker waits for a rung to fill.
+
+Everything here is pure: the facts (which rung each trial reached, its metric there, which
+promotions were decided) live in the journal, and the controller asks these functions what
+to do with them. The optimisers never see a rung: before each ``ask`` the controller hands
+them the points and values of one rung (BOHB's rule: the highest rung that holds at least
+``min_observations`` results), so a model is never fitted on numbers from different
+schedules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .trainer import SearchConfigError
+
+#: ``nas.fidelity`` keys and their defaults (``None`` for the whole dict: no rungs)
+FIDELITY_DEFAULTS: Dict[str, Any] = dict(
+    min_epochs=None,  # epochs of the first rung (required)
+    eta=3,  # promote the best 1/eta of a rung; rungs grow by eta
+    max_epochs=None,  # the full proxy schedule (default: train_cfg.max_epochs)
+    min_observations=6,  # results a rung needs before the optimisers learn from it
+    # what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
+    # (also the points that stopped lower, their value shifted by the median gain between
+    # their rung and that one, measured on the candidates that trained both)
+    model='rung',
+)
+#: ``nas.final`` keys and their defaults
+#: (``schedule``: config overrides merged into the candidate's config for the final retrain,
+#: e.g. ``dict(train_cfg=dict(max_epochs=12), param_scheduler=[...])``; None: the search
+#: config's own schedule, trained from scratch in one go)
+FINAL_DEFAULTS: Dict[str, Any] = dict(top_k=2, schedule=None)
+#: epochs of the full proxy schedule in ``--simulate`` when the config names none
+SIMULATE_EPOCHS = 8
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """The rungs of one search: ``epochs[k]`` is the epoch count rung ``k`` ends at."""
+
+    epochs: Tuple[int, ...]
+    eta: int
+    min_observations: int
+    model: str = 'rung'
+
+    @property
+    def last(self) -> int:
+        return len(self.epochs) - 1
+
+    def cost(self, rung: int) -> int:
+        """Epochs an attempt at ``rung`` adds (a continuation counts only what it adds)."""
+        return self.epochs[rung] - (self.epochs[rung - 1] if rung else 0)
+
+    def promotable(
+        self,
+        results: Sequence[Mapping[str, Any]],
+        promoted: set,
+        budgets: Sequence[float],
+        always: set = frozenset(),
+    ) -> List[Tuple[int, int]]:
+        """``(trial_id, next rung)`` that may be promoted now, the most urgent first.
+
+        ``results``: every rung result (``trial_id``, ``rung``, ``metric``, ``latency_ms``);
+        ``promoted``: ``(trial_id, rung)`` promotions already decided. A result of rung ``k``
+        is promotable when it ranks in the top ``floor(n / eta)`` of the ``n`` results rung
+        ``k`` holds among the candidates within some budget (ranked by metric, then lower
+        latency, then the older trial: ties resolve the same way on every call). Trials in
+        ``always`` (the reference tiers) climb every rung, so the comparison with them is
+        at the same schedule. Higher rungs go first (ASHA): the sooner a candidate reaches
+        the full schedule, the sooner the search has a result to report.
+        """
+        by_rung: Dict[int, List[Mapping[str, Any]]] = {}
+        for r in results:
+            if r['metric'] is not None and r['rung'] < self.last:
+                by_rung.setdefault(int(r['rung']), []).append(r)
+        out: List[Tuple[int, int, float]] = []
+        for k in sorted(by_rung, reverse=True):
+            rows = by_rung[k]
+            chosen: Dict[int, float] = {}
+            for r in rows:
+                if r['trial_id'] in always:
+                    chosen[r['trial_id']] = r['metric']
+            for b in budgets:
+                within = [r for r in rows if r['latency_ms'] is not None and r['latency_ms'] <= b]
+                within.sort(key=lambda r: (-r['metric'], r['latency_ms'], r['trial_id']))
+                for r in within[: len(within) // self.eta]:
+                    chosen[r['trial_id']] = r['metric']
+            for tid, m in sorted(chosen.items(), key=lambda kv: (-kv[1], kv[0])):
+                if (tid, k + 1) not in promoted:
+                    out.append((tid, k + 1, m))
+        return [(tid, k) for tid, k, _ in out]
+
+    def model_rung(self, counts: Mapping[int, int]) -> int:
+        """The highest rung with at least ``min_observations`` results (BOHB), else 0."""
+        ok = [k for k, n in counts.items() if n >= self.min_observations]
+        return max(ok, default=0)
+
+    def model_values(self, by_rung: Mapping[int, Mapping[str, float]], k: int) -> Dict[str, float]:
+        """The values the optimisers model at rung ``k``: that rung's (``model='rung'``),
+        plus, with ``model='offset'``, every point that stopped below it, shifted by the
+        median gain from its last rung to ``k`` among the points that trained both."""
+        out = dict(by_rung.get(k, {}))
+        if self.model != 'offset':
+            return out
+        for j in range(k - 1, -1, -1):
+            lower = by_rung.get(j, {})
+            both = [out_k - lower[p] for p, out_k in by_rung.get(k, {}).items() if p in lower]
+            if not both:
+                continue
+            gain = float(sorted(both)[len(both) // 2])
+            for p, v in lower.items():
+                out.setdefault(p, v + gain)
+        return out
+
+
+def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
+    """``nas.fidelity`` with its defaults, unknown keys refused."""
+    unknown = sorted(set(fid) - set(FIDELITY_DEFAULTS))
+    if unknown:
+        raise SearchConfigError(
+            f'nas.fidelity: unknown key(s) {unknown}; allowed: {sorted(FIDELITY_DEFAULTS)}'
+        )
+    return dict(FIDELITY_DEFAULTS, **fid)
+
+
+def full_epochs(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> Optional[int]:
+    """Epochs of the full proxy schedule: ``nas.fidelity.max_epochs``, else the base
+    config's ``train_cfg.max_epochs``, else (``--simulate`` only) :data:`SIMULATE_EPOCHS`."""
+    fid = nas.get('fidelity') or {}
+    if fid.get('max_epochs') is not None:
+        return fid['max_epochs']
+    tc = cfg.get('train_cfg') or {}
+    if isinstance(tc, Mapping) and tc.get('max_epochs') is not None:
+        return tc['max_epochs']
+    return SIMULATE_EPOCHS if simulate else None
+
+
+def _int(key: str, v: Any, lo: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise SearchConfigError(f'{key}: got {v!r}; allowed: integers >= {lo}')
+    return v
+
+
+def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
+    """The rungs ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself."""
+    fid = fidelity_settings(fid)
+    if fid['min_epochs'] is None:
+        raise SearchConfigError(
+            'nas.fidelity.min_epochs: missing; the epochs of the first rung (e.g. 1)'
+        )
+    lo = _int('nas.fidelity.min_epochs', fid['min_epochs'], 1)
+    eta = _int('nas.fidelity.eta', fid['eta'], 2)
+    _int('nas.fidelity.min_observations', fid['min_observations'], 1)
+    if fid['model'] not in ('rung', 'offset'):
+        raise SearchConfigError(
+            f"nas.fidelity.model: got {fid['model']!r}; allowed: 'rung', 'offset'"
+        )
+    if max_epochs is None:
+        raise SearchConfigError(
+            'nas.fidelity: the full proxy schedule is unknown; set train_cfg.max_epochs '
+            '(an epoch-based loop) or nas.fidelity.max_epochs'
+        )
+    hi = _int('nas.fidelity.max_epochs (the full proxy schedule)', max_epochs, 1)
+    if lo * eta > hi:
+        raise SearchConfigError(
+            f'nas.fidelity.min_epochs: got {lo} with eta {eta} and a full schedule of {hi} '
+            f'epochs: that leaves one rung (nothing to promote); allowed: min_epochs <= '
+            f'{hi // eta} (full schedule / eta)'
+        )
+    epochs, e = [], lo
+    while e < hi:
+        epochs.append(e)
+        e *= eta
+    if hi - epochs[-1] < max(1, epochs[-1] // 2) and len(epochs) > 1:
+        # a last step of a few epochs ranks nothing new: merge it into the full schedule
+        epochs.pop()
+    epochs.append(hi)
+    return Rungs(tuple(epochs), eta, int(fid['min_observations']), fid['model'])
+
+
+def check_resumable(cfg: Mapping[str, Any]) -> None:
+    """Rungs continue from checkpoints: the base config must train by epoch and save them."""
+    tc = cfg.get('train_cfg') or {}
+    kind = tc.get('type', 'EpochBasedTrainLoop')
+    if kind != 'EpochBasedTrainLoop' and not tc.get('by_epoch', False):
+        raise SearchConfigError(
+            f'nas.fidelity: train_cfg type {kind!r} cannot stop and resume at a rung; '
+            "allowed: an epoch-based loop (train_cfg=dict(type='EpochBasedTrainLoop', ...))"
+        )
+    hooks = cfg.get('default_hooks') or {}
+    if 'checkpoint' in hooks and not hooks['checkpoint']:
+        raise SearchConfigError(
+            'nas.fidelity: default_hooks.checkpoint is disabled; promotions continue from '
+            "each rung's checkpoint, so the base config must save one"
+        )
+
+
+def load_objective(path: Any) -> Callable[[Dict[str, Any], float, int], float]:
+    """``'package.module:function'`` -> the function, checked to take ``(arch, epochs,
+    seed)`` (``arch`` as ``GPUNetArch.to_dict()``)."""
+    key = 'nas.simulate.objective'
+    if not isinstance(path, str) or ':' not in path:
+        raise SearchConfigError(f"{key}: got {path!r}; allowed: 'package.module:function'")
+    mod_name, _, fn_name = path.partition(':')
+    try:
+        mod = importlib.import_module(mod_name)
+    except Exception as e:  # ImportError and whatever the module raises on import
+        raise SearchConfigError(
+            f'{key}: module {mod_name!r} does not import ({type(e).__name__}: {e})'
+        ) from e
+    fn = getattr(mod, fn_name, None)
+    if not callable(fn):
+        raise SearchConfigError(f'{key}: {mod_name!r} has no function {fn_name!r}')
+    try:
+        inspect.signature(fn).bind({}, 1.0, 0)
+    except TypeError as e:
+        raise SearchConfigError(
+            f'{key}: {path} cannot be called as function(arch: dict, epochs: float, '
+            f'seed: int) ({e})'
+        ) from e
+    except ValueError:  # a builtin without a signature: trust it
+        pass
+    return fn
+
+
+def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> None:
+    """Every check of the multi-fidelity keys (``nas.fidelity``, ``nas.compute_budget``,
+    ``nas.final``, ``nas.simulate.objective``), in one place, before anything trains."""
+    fid = nas.get('fidelity')
+    rungs = None
+    if fid is not None:
+        if not isinstance(fid, Mapping):
+            raise SearchConfigError(f'nas.fidelity: got {fid!r}; allowed: dict(min_epochs=...)')
+        rungs = make_rungs(fid, full_epochs(cfg, nas, simulate))
+        if not simulate:
+            check_resumable(cfg)
+    budget = nas.get('compute_budget')
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
+            raise SearchConfigError(
+                f'nas.compute_budget: got {budget!r}; allowed: a positive number of epochs'
+            )
+        first = rungs.epochs[0] if rungs else full_epochs(cfg, nas, simulate)
+        if first is None:
+            raise SearchConfigError(
+                'nas.compute_budget: the epochs of one training are unknown; set '
+                'train_cfg.max_epochs (an epoch-based loop)'
+            )
+        if budget < first:
+            raise SearchConfigError(
+                f'nas.compute_budget: got {budget!r} epochs, smaller than one '
+                f'{"rung" if rungs else "training"} ({first} epochs); allowed: >= {first}'
+            )
+    final = nas.get('final')
+    if final is not None:
+        if not isinstance(final, Mapping):
+            raise SearchConfigError(f'nas.final: got {final!r}; allowed: dict(top_k=2, ...)')
+        unknown = sorted(set(final) - set(FINAL_DEFAULTS))
+        if unknown:
+            raise SearchConfigError(
+                f'nas.final: unknown key(s) {unknown}; allowed: {sorted(FINAL_DEFAULTS)}'
+            )
+        _int('nas.final.top_k', dict(FINAL_DEFAULTS, **final)['top_k'], 1)
+        sched = dict(FINAL_DEFAULTS, **final)['schedule']
+        if sched is not None and not isinstance(sched, Mapping):
+            raise SearchConfigError(
+                f'nas.final.schedule: got {sched!r}; allowed: None or a dict of config '
+                'overrides (e.g. dict(train_cfg=dict(max_epochs=12)))'
+            )
+    obj = (nas.get('simulate') or {}).get('objective')
+    if obj is not None:
+        load_objective(obj)
+
+
+def rungs_of(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> Optional[Rungs]:
+    fid = nas.get('fidelity')
+    return None if fid is None else make_rungs(fid, full_epochs(cfg, nas, simulate))

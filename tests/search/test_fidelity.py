@@ -1,0 +1,445 @@
+"""Multi-fidelity search: rungs, ASHA promotions, compute accounting, the optimisers' rung,
+simulated learning curves, and the bad-input checks of the new keys."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from gpunet_mm.nas.functions import surrogate_accuracy, surrogate_curve
+from gpunet_mm.search import LocalExecutor, SearchJournal
+from gpunet_mm.search.api import run_search
+from gpunet_mm.search.fidelity import Rungs, make_rungs
+from gpunet_mm.search.trainer import SearchConfigError
+
+from .conftest import FakeLatency, rung_trainer, surrogate_trainer
+
+
+def _fid_cfg(sim_cfg, **fid):
+    sim_cfg['nas'].update(
+        num_trials=12,
+        fidelity=dict(dict(min_epochs=1, eta=3, max_epochs=9, min_observations=4), **fid),
+    )
+    return sim_cfg
+
+
+def _run(cfg, work_dir, trainer, workers=2, **kw):
+    return run_search(
+        cfg,
+        str(work_dir),
+        simulate=True,
+        executor=LocalExecutor(trainer, num_workers=workers),
+        latency=FakeLatency(),
+        write_reports=kw.pop('write_reports', False),
+        **kw,
+    )
+
+
+# ---------------------------------------------------------------------- rungs and rules
+@pytest.mark.parametrize(
+    'fid, full, epochs',
+    [
+        (dict(min_epochs=1, eta=3), 9, (1, 3, 9)),
+        (dict(min_epochs=1, eta=3), 8, (1, 3, 8)),
+        (dict(min_epochs=2, eta=3), 8, (2, 8)),  # 6 -> 8 adds too little: merged
+        (dict(min_epochs=1, eta=2), 4, (1, 2, 4)),
+    ],
+)
+def test_rungs_grow_by_eta_up_to_the_full_schedule(fid, full, epochs):
+    r = make_rungs(fid, full)
+    assert r.epochs == epochs
+    assert sum(r.cost(k) for k in range(len(epochs))) == full  # continuations add, never redo
+
+
+def test_promotion_is_the_top_third_of_each_rung_so_far_per_budget_with_ties():
+    r = Rungs((1, 3, 9), 3, 4)
+    res = [
+        dict(trial_id=1, rung=0, metric=0.50, latency_ms=1.5),
+        dict(trial_id=2, rung=0, metric=0.40, latency_ms=0.9),
+        dict(trial_id=3, rung=0, metric=0.30, latency_ms=0.8),
+        dict(trial_id=4, rung=0, metric=0.20, latency_ms=0.7),
+    ]
+    # asynchronous: four results are enough to promote one (no waiting for the rung)
+    assert r.promotable(res, set(), [2.0]) == [(1, 1)]
+    # per budget: the best within 1.0 ms is promoted too, though not the best overall
+    assert r.promotable(res, set(), [1.0, 2.0]) == [(1, 1), (2, 1)]
+    assert r.promotable(res, {(1, 1)}, [2.0]) == []  # decided once
+    # ties: the same metric goes to the faster, then the older trial
+    tie = [dict(trial_id=i, rung=0, metric=0.5, latency_ms=1.0) for i in (7, 5, 6)]
+    assert r.promotable(tie, set(), [2.0]) == [(5, 1)]
+    tie[2]['latency_ms'] = 0.5
+    assert r.promotable(tie, set(), [2.0]) == [(6, 1)]
+    # higher rungs first; the last rung is never promoted; references always climb
+    res += [dict(trial_id=i, rung=1, metric=0.1 * i, latency_ms=1.0) for i in (8, 9, 4)]
+    res += [dict(trial_id=10, rung=2, metric=0.9, latency_ms=1.0)]
+    res += [dict(trial_id=11, rung=0, metric=0.0, latency_ms=9.0)]
+    assert r.promotable(res, set(), [2.0], always={11}) == [(9, 2), (1, 1), (11, 1)]
+
+
+def test_the_optimiser_models_the_rung_it_is_shown_and_keeps_the_others_known():
+    from gpunet_mm.nas import build_optimizer, build_space
+
+    space = build_space(dict(type='GPUNetSpace', variant='detection', resolutions=[320]))
+    opt = build_optimizer(dict(type='RandomSearch', seed=0), space, minimize=False)
+    trials = opt.ask(4)
+    for i, t in enumerate(trials):
+        opt.tell(t, float(i))  # first-rung values
+    X, y = opt.observations()
+    assert sorted(-y) == [0.0, 1.0, 2.0, 3.0]
+    opt.set_observed_values({trials[1].key: 10.0, trials[3].key: 30.0})  # rung 1 holds two
+    X, y = opt.observations()
+    assert sorted(-y) == [10.0, 30.0] and len(X) == 2
+    assert not opt.is_new(np.asarray(trials[0].x))  # still known: never proposed again
+    opt.set_observed_values(None)
+    assert len(opt.observations()[1]) == 4
+
+
+# ---------------------------------------------------------------------- the search
+def test_rungs_promote_continue_from_checkpoints_and_account_compute(sim_cfg, tmp_path):
+    log = []
+    s = _run(_fid_cfg(sim_cfg), tmp_path, rung_trainer(log))
+    j = SearchJournal.open(str(tmp_path))
+    res = j.rung_results()
+    # every continuation started where its previous rung ended, from that rung's checkpoint
+    by = {(r['trial_id'], r['rung']): r for r in res}
+    for tid, _attempt, start, end in log:
+        k = (1, 3, 9).index(end)
+        assert start == (0, 1, 3)[k]
+        if k:
+            assert by[(tid, k - 1)]['checkpoint'] == f'/ckpt/trial_{tid}/epoch_{start}.pth'
+    # nothing trained twice: each (trial, rung) once
+    assert len({(t, e) for t, _, _, e in log}) == len(log)
+    occ = s['fidelity']['rung_occupancy']
+    assert occ[0] == 12 and 0 < occ[2] <= occ[1] < occ[0]
+    assert s['fidelity']['promotions'] == occ[1] + occ[2]
+    # compute: epochs each attempt added, summed
+    assert s['compute_epochs'] == sum(e - st for _, _, st, e in log)
+    assert s['compute_epochs'] < 12 * 9
+    # the winner is at the highest rung reached (a 1-epoch number never beats a full one)
+    top = j.top_rungs()
+    for w in s['best_per_budget'].values():
+        assert w is None or top[w['trial_id']] == max(top.values())
+    # the reference tier climbs every rung: the comparison with it is at the same schedule
+    ref = next(t for t in j.trials() if t.origin.startswith('reference'))
+    assert top[ref.id] == 2
+    # the promotion decisions are in the journal before their dispatch
+    kinds = [(e['kind'], e['trial_id']) for e in j.events() if e['kind'] in ('promote', 'dispatch')]
+    for tid, _rung in j.promotions():
+        i = kinds.index(('promote', tid))
+        assert ('dispatch', tid) in kinds[i + 1 :]
+
+
+def test_trials_csv_has_the_epochs_and_the_metric_at_each_rung(sim_cfg, tmp_path):
+    _run(_fid_cfg(sim_cfg), tmp_path, rung_trainer(), write_reports=True)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / 'trials.csv').read_text())))
+    j = SearchJournal.open(str(tmp_path))
+    res = {(r['trial_id'], r['epochs']): r['metric'] for r in j.rung_results()}
+    assert {'epochs', 'metric_1ep', 'metric_3ep', 'metric_9ep'} <= set(rows[0])
+    for row in rows:
+        tid = int(row['trial_id'])
+        for e in (1, 3, 9):
+            cell = row[f'metric_{e}ep']
+            assert (cell == '') == ((tid, e) not in res)
+            if cell:
+                assert float(cell) == pytest.approx(res[(tid, e)])
+    full = [r for r in rows if r['epochs'] == '9']
+    assert full and all(r['metric_9ep'] == r['metric'] for r in full)
+
+
+def test_compute_budget_stops_the_search(sim_cfg, tmp_path):
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas'].update(num_trials=100, compute_budget=30)
+    log = []
+    s = _run(cfg, tmp_path, rung_trainer(log))
+    assert s['stop_reason'] == 'compute budget spent'
+    assert s['compute_epochs'] == sum(e - st for _, _, st, e in log) <= 30
+    assert s['compute_epochs'] >= 30 - 6  # stopped only when one more rung did not fit
+    assert s['compute_budget'] == 30
+
+
+def test_compute_budget_without_rungs_counts_full_trainings(sim_cfg, tmp_path):
+    sim_cfg['nas'].update(num_trials=100, compute_budget=40)
+    sim_cfg['train_cfg'] = dict(max_epochs=8)
+    payloads = []
+    base = surrogate_trainer()
+
+    def train(task):
+        payloads.append(task.payload)
+        return base(task)
+
+    s = _run(sim_cfg, tmp_path, train)
+    assert s['compute_epochs'] == 8 * len(payloads) == 40
+    # without nas.fidelity the workers get what they always got: no rung keys
+    assert not any({'epochs', 'resume_from'} & set(p) for p in payloads)
+
+
+def test_the_optimisers_learn_from_the_highest_rung_with_enough_results(
+    sim_cfg, tmp_path, monkeypatch
+):
+    from gpunet_mm.nas.base import Optimizer
+
+    seen = []
+    ask = Optimizer.ask
+
+    def recording_ask(self, n=1):
+        X, y = self.observations()
+        seen.append((None if self._observed is None else dict(self._observed), len(y)))
+        return ask(self, n)
+
+    monkeypatch.setattr(Optimizer, 'ask', recording_ask)
+    cfg = _fid_cfg(sim_cfg, min_observations=2)
+    cfg['nas'].update(num_trials=16, ask_batch=1)
+    s = _run(cfg, tmp_path, rung_trainer(), workers=1)
+    j = SearchJournal.open(str(tmp_path))
+    assert seen[0][0] is None  # nothing above the first rung yet: the told values
+    shown = [v for v, _ in seen if v]
+    assert shown, 'the optimisers never learnt from a higher rung'
+    # what they were shown are exactly the values of one rung above the first
+    res = j.rung_results()
+    upper = {r['metric'] for r in res if r['rung'] > 0}
+    for v in shown:
+        assert set(v.values()) <= upper and len(v) >= 2
+    assert s['fidelity']['model_rung'] >= 1
+
+
+def test_a_failed_promotion_keeps_the_rungs_the_trial_finished(sim_cfg, tmp_path):
+    def fail(task):
+        if task.payload['epochs'] == 3 and task.trial_id == 1:  # the reference's rung 1
+            raise RuntimeError('boom at rung 1')
+
+    cfg = _fid_cfg(sim_cfg)
+    _run(cfg, tmp_path, rung_trainer(fail=fail))
+    j = SearchJournal.open(str(tmp_path))
+    t = j.trial(1)
+    assert t.status == 'complete' and 'boom' in t.error
+    assert [r['rung'] for r in j.rung_results(1)] == [0]
+    assert [a['outcome'] for a in j.attempts(1)] == ['ok', 'error', 'error']
+    assert any(e['kind'] == 'promotion_failed' for e in j.events())
+
+
+# ---------------------------------------------------------------------- simulate
+def test_default_simulated_curves_cross_and_end_at_the_surrogate():
+    from gpunet_mm.nas import build_space
+
+    space = build_space(dict(type='GPUNetSpace', variant='detection', resolutions=[320, 384]))
+    archs = [space.decode(x) for x in space.sample(40, np.random.default_rng(0))]
+    for a in archs[:5]:
+        assert surrogate_curve(a, 8, seed=3) == surrogate_accuracy(a)
+        assert surrogate_curve(a, 1, seed=3) < surrogate_curve(a, 3, seed=3) < surrogate_accuracy(a)
+    early = [surrogate_curve(a, 1, seed=0) for a in archs]
+    final = [surrogate_accuracy(a) for a in archs]
+    flips = sum(
+        (early[i] - early[k]) * (final[i] - final[k]) < 0
+        for i in range(len(archs))
+        for k in range(i)
+    )
+    assert flips > 0.05 * len(archs) * (len(archs) - 1) / 2  # curves cross
+    from scipy.stats import kendalltau
+
+    assert kendalltau(early, final)[0] > 0.3  # but a short rung still ranks
+
+
+def test_simulate_with_a_user_learning_curve_and_durations_by_epochs(sim_cfg, tmp_path):
+    from tests.search import curve_objective
+
+    curve_objective.CALLS.clear()
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas']['simulate'].update(
+        objective='tests.search.curve_objective:curve', duration_sigma=0.0, mean_trial_s=90.0
+    )
+    s = run_search(cfg, str(tmp_path), simulate=True, write_reports=False)
+    epochs = {e for e, _ in curve_objective.CALLS}
+    assert epochs == {1.0, 3.0, 9.0}  # each rung's end
+    j = SearchJournal.open(str(tmp_path))
+    for r in j.rung_results():
+        width = j.trial(r['trial_id']).arch['rows'][-1]['out_channels']
+        assert r['metric'] == pytest.approx(width * (1 - 0.5 ** r['epochs']))
+    # the virtual duration is the full schedule's share: 10 s per epoch here
+    busy = s['utilisation_with_drain'] * s['num_workers'] * s['virtual_wall_s']
+    assert busy == pytest.approx(10.0 * s['compute_epochs'])
+
+
+def test_simulated_executor_durations_are_proportional_to_the_epochs_trained():
+    from gpunet_mm.search.executor import TrialTask
+    from gpunet_mm.search.simulate import SimulatedExecutor
+
+    ex = SimulatedExecutor(
+        lambda a, e, s: e, num_workers=3, mean_trial_s=90.0, duration_sigma=0.0, full_epochs=9
+    )
+    ex.submit(TrialTask(1, 1, {}, dict(epochs=1, resume_from=None)))
+    ex.submit(TrialTask(2, 1, {}, dict(epochs=9, resume_from='sim://trial_2/epoch_3')))
+    ex.submit(TrialTask(3, 1, {}, {}))  # no rung: the full schedule, no rung keys
+    out = {o.trial_id: o for o in ex.poll(0) + ex.poll(0) + ex.poll(0)}
+    assert out[1].busy_s == pytest.approx(10.0) and out[2].busy_s == pytest.approx(60.0)
+    assert out[3].busy_s == pytest.approx(90.0)
+    assert out[2].result['epochs_trained'] == 6 and out[2].result['metric'] == 9
+    assert out[2].result['checkpoint'] == 'sim://trial_2/epoch_9'
+    assert 'checkpoint' not in out[3].result
+
+
+# ---------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    'nas, match',
+    [
+        (
+            dict(fidelity=dict(min_epochs=1, eta=1)),
+            r'nas.fidelity.eta: got 1; allowed: integers >= 2',
+        ),
+        (dict(fidelity=dict(min_epochs=9)), r'min_epochs: got 9 .* allowed: min_epochs <= 2'),
+        (dict(fidelity=dict(min_epochs=1.5)), r'min_epochs: got 1.5'),
+        (dict(fidelity=dict(eta=3)), r'min_epochs: missing'),
+        (dict(fidelity=dict(min_epochs=1, rungs=3)), r"unknown key\(s\) \['rungs'\]"),
+        (
+            dict(fidelity=dict(min_epochs=2), compute_budget=1),
+            r'compute_budget: got 1 epochs, smaller than one rung \(2 epochs\)',
+        ),
+        (dict(compute_budget=-3), r'compute_budget: got -3'),
+        (dict(final=dict(top_k=0)), r'nas.final.top_k: got 0; allowed: integers >= 1'),
+        (
+            dict(simulate=dict(objective='tests.search.no_such_module:f')),
+            r"module 'tests.search.no_such_module' does not import",
+        ),
+        (
+            dict(simulate=dict(objective='tests.search.curve_objective:wrong_signature')),
+            r'cannot be called as function\(arch: dict, epochs: float, seed: int\)',
+        ),
+        (dict(simulate=dict(objective='tests.search.curve_objective')), r"allowed: 'package"),
+    ],
+)
+def test_bad_multifidelity_settings_are_refused_before_anything_runs(nas, match, sim_cfg, tmp_path):
+    sim_cfg['train_cfg'] = dict(max_epochs=8)
+    for k, v in nas.items():
+        if k == 'simulate':
+            sim_cfg['nas']['simulate'].update(v)
+        else:
+            sim_cfg['nas'][k] = v
+    with pytest.raises(SearchConfigError, match=match):
+        _run(sim_cfg, tmp_path, rung_trainer())
+    assert not (tmp_path / 'journal.sqlite').exists()
+
+
+def test_a_base_config_that_cannot_resume_at_a_rung_is_refused():
+    from gpunet_mm.search.fidelity import check_settings
+
+    nas = dict(fidelity=dict(min_epochs=1, max_epochs=8))
+    cfg = dict(train_cfg=dict(type='IterBasedTrainLoop', max_iters=100))
+    with pytest.raises(SearchConfigError, match="IterBasedTrainLoop' cannot stop and resume"):
+        check_settings(cfg, nas, simulate=False)
+    cfg = dict(train_cfg=dict(max_epochs=8), default_hooks=dict(checkpoint=None))
+    with pytest.raises(SearchConfigError, match='checkpoint is disabled'):
+        check_settings(cfg, nas, simulate=False)
+    check_settings(dict(train_cfg=dict(max_epochs=8)), nas, simulate=False)  # fine
+
+
+def test_summary_json_reports_compute(sim_cfg, tmp_path):
+    _run(_fid_cfg(sim_cfg), tmp_path, rung_trainer())
+    saved = json.loads((tmp_path / 'summary.json').read_text())
+    assert saved['compute_epochs'] > 0 and saved['fidelity']['rung_epochs'] == [1, 3, 9]
+
+
+# ---------------------------------------------------------------------- final retrain
+def test_final_retrain_of_the_top_k_per_budget_reports_final_next_to_proxy(sim_cfg, tmp_path):
+    finals = []
+    rung = rung_trainer()
+
+    def train(task):
+        if task.payload.get('final'):
+            finals.append((task.trial_id, task.attempt, dict(task.payload)))
+            return {'metric': 100.0 + task.trial_id, 'epochs': 24}
+        return rung(task)
+
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas']['final'] = dict(top_k=2, schedule=dict(train_cfg=dict(max_epochs=24)))
+    s = _run(cfg, tmp_path, train, write_reports=True)
+    j = SearchJournal.open(str(tmp_path))
+    chosen = [f['trial_id'] for f in j.finals()]
+    assert sorted(t for t, _, _ in finals) == sorted(chosen)  # each retrained once
+    # the top 2 of each budget by the search's ranking (highest rung, then metric)
+    top = j.top_rungs()
+    for b in j.meta('budgets'):
+        within = [t for t in j.trials(('complete',)) if t.latency_ms <= b]
+        within.sort(key=lambda t: (-top[t.id], -t.metric, t.latency_ms, t.id))
+        assert {t.id for t in within[:2]} <= set(chosen)
+    assert len(chosen) <= 4
+    for _, _, p in finals:  # from scratch on the full schedule: no rung keys
+        assert p['final'] is True and p['final_schedule'] == dict(train_cfg=dict(max_epochs=24))
+        assert 'epochs' not in p and 'resume_from' not in p
+    fin = s['final']
+    for b, w in fin['winners'].items():
+        assert w['final_metric'] == 100.0 + w['trial_id']
+        assert w['proxy_metric'] == j.trial(w['trial_id']).metric and w['proxy_epochs'] == 9
+        assert w['latency_ms'] <= float(b)
+    res = json.loads((tmp_path / 'results.json').read_text())
+    assert res['final']['winners'] == json.loads(json.dumps(fin['winners']))
+    for row in res['winners']:
+        assert row['metric_kind'] == 'proxy' and row['final_metric'] == 100.0 + row['trial_id']
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    line = cli.final_line(s)
+    w = fin['winners'][next(iter(fin['winners']))]
+    assert f'| FINAL {next(iter(fin["winners"]))} ms: {w["arch_hash"]} (trial {w["trial_id"]})' in (
+        line
+    )
+    assert 'on the full schedule (proxy ' in line and 'after 9 epochs' in line
+
+
+def test_final_retrain_later_with_dash_dash_final(tmp_path):
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    cfg_path = tmp_path / 'sim.py'
+    cfg_path.write_text(
+        "search_space = dict(type='GPUNetSpace', variant='detection', resolutions=[320])\n"
+        "search_optimizer = dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100)\n"
+        "nas = dict(metric='metric', num_trials=8, calibration_samples=0,\n"
+        '           fidelity=dict(min_epochs=1, eta=3, max_epochs=9),\n'
+        '           simulate=dict(budgets=[1.2, 1.6], num_workers=3))\n'
+    )
+    wd = str(tmp_path / 'wd')
+    assert cli.main([str(cfg_path), '--work-dir', wd, '--simulate', '--no-progress']) == 0
+    first = json.loads(open(osp.join(wd, 'summary.json')).read())
+    assert 'final' not in first
+    assert cli.main(['--final', wd, '--no-progress', '--cfg-options', 'nas.final.top_k=1']) == 0
+    s = json.loads(open(osp.join(wd, 'summary.json')).read())
+    assert s['trials_by_status'] == first['trials_by_status']  # nothing searched again
+    runs = s['final']['runs']
+    assert 1 <= len(runs) <= 2 and all(r['status'] == 'complete' for r in runs)
+    assert s['final']['top_k'] == 1
+    # the simulated final retrain is another run of the learning curve, at its end
+    for r in runs:
+        assert r['final_metric'] == pytest.approx(
+            surrogate_curve(SearchJournal.open(wd).trial(r['trial_id']).arch, 9), abs=1e-9
+        )
+
+
+def test_progress_line_shows_rung_occupancy_and_compute(sim_cfg, tmp_path):
+    from gpunet_mm.search.progress import SearchProgress
+
+    out = io.StringIO()
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas']['compute_budget'] = 60
+    s = _run(cfg, tmp_path, rung_trainer(), on_update=SearchProgress(12, live=False, stream=out))
+    last = [ln for ln in out.getvalue().splitlines() if ' trained, ' in ln][-1]
+    occ = '/'.join(str(n) for n in s['fidelity']['rung_occupancy'])
+    assert f'| rungs 1/3/9 ep: {occ}, compute {s["compute_epochs"]:g}/60 epochs |' in last
+
+
+def test_offset_model_shifts_the_lower_rungs_by_the_median_gain():
+    r = Rungs((1, 3, 9), 3, 2, model='offset')
+    by_rung = {0: {'a': 1.0, 'b': 2.0, 'c': 3.0, 'd': 0.5}, 1: {'b': 5.0, 'c': 7.0}}
+    # gains from rung 0 to 1: b +3, c +4 -> median (upper) +4
+    assert r.model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0, 'a': 5.0, 'd': 4.5}
+    assert Rungs((1, 3, 9), 3, 2).model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0}
