@@ -410,6 +410,14 @@ class SearchJournal:
                 attempts[(tid, data['attempt'])] = dict(
                     outcome=data.get('outcome'), error=data.get('error')
                 )
+            elif kind == 'promote':
+                trials.setdefault(tid, {}).update(status='queued')
+            elif kind.startswith('final_'):  # the finals table, not the trial's row
+                continue
+            elif 'epochs_trained' in data:  # a rung's result (record_rung)
+                want = trials.setdefault(tid, {})
+                want.update(status='complete', metric=data.get('metric'), error=None)
+                want.pop('result', None)  # kept in rung_results, not in the event
             else:  # update_trial: the event holds the new column values
                 trials.setdefault(tid, {}).update(
                     {k: v for k, v in data.items() if k in _TRIAL_CHECKED}
