@@ -35,7 +35,7 @@ setup(
         'gpunet_mm.deploy': ['data/*.json', 'data/*.py'],
     },
     python_requires='>=3.9',
-    install_requires=['mmengine>=0.10.0', 'numpy', 'scipy', 'scikit-learn'],
+    install_requires=['mmengine>=0.10.0', 'numpy', 'scipy', 'scikit-learn', 'pydantic>=2'],
     extras_require={
         'det': ['mmdet>=3.0.0', 'mmcv>=2.0.0'],
         'cls': ['mmpretrain>=1.0.0'],

@@ -16,17 +16,28 @@ use it) that loads weights-only with exactly that allow-list. Anything else is r
 :class:`UntrustedCheckpointError`, naming the global and the opt-in: ``trust_checkpoint=True``
 in the config (``--trust-checkpoint`` on the tools, :func:`trusted_checkpoints` in Python).
 The opt-in is explicit per run; no environment variable turns it on. Truncated or empty
-files get :class:`CorruptCheckpointError` naming the file. Remote checkpoints keep
-mmengine's own loaders. The fork (onedl-mmengine) gets the same loader.
+files get :class:`CorruptCheckpointError` naming the file. The fork (onedl-mmengine) gets
+the same loader.
+
+Every other scheme mmengine loads (``https://``/``http://`` through
+``torch.hub.load_state_dict_from_url(weights_only=False)``, ``torchvision://``,
+``modelzoo://``, ``open-mmlab://``, ``mmcls://``, ``pavi://``, the ``s3://``/``petrel://``
+file backends, and any scheme registered later) keeps mmengine's own code for finding and
+downloading the file, but :meth:`CheckpointLoader.load_checkpoint` runs it inside
+:func:`weights_only_unpickling`: while it runs, every ``torch.load`` *in that thread* is
+the same weights-only load with the same allow-list and opt-in, whatever ``weights_only``
+the caller passed. Other threads' ``torch.load`` calls are passed through untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os.path as osp
 import pickle
 import re
+import threading
 import zipfile
 from typing import Any, Iterator, List, Optional, Tuple
 
@@ -191,31 +202,120 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
         raise FileNotFoundError(f'{filename} can not be found.')
     problem = checkpoint_problem(filename)
     if problem is not None:
-        raise CorruptCheckpointError(f'checkpoint {filename} is {problem}')
+        raise CorruptCheckpointError(f'checkpoint {_describe(filename)} is {problem}')
+    return _load_weights_only(filename, map_location)
+
+
+def _describe(f: Any) -> str:
+    """The checkpoint as the user named it: the URL or scheme path being loaded (with the
+    local file it was cached to), else the file name."""
+    where = f if isinstance(f, (str, bytes)) or hasattr(f, '__fspath__') else None
+    name = getattr(f, 'name', None) if where is None else str(where)
+    source = getattr(_guard, 'source', None)
+    if source and (name is None or str(name) != source):
+        return f'{source} (read from {name})' if name else source
+    return str(name) if name is not None else f'<{type(f).__name__}>'
+
+
+def _load_weights_only(f: Any, map_location: Any = None) -> Any:
+    """``torch.load`` of a path or file object, weights-only with mmengine's globals; a
+    full unpickle only under the run's explicit opt-in (the same for every scheme)."""
+    is_path = isinstance(f, (str, bytes)) or hasattr(f, '__fspath__')
+    start = None if is_path else f.tell()
     try:
         with torch.serialization.safe_globals(list(mmengine_safe_globals())):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+            return _torch_load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if _is_corrupt(e):
             raise CorruptCheckpointError(
-                f'checkpoint {filename} is truncated or not a torch checkpoint: {e}'
+                f'checkpoint {_describe(f)} is truncated or not a torch checkpoint: {e}'
             ) from e
         if not _trust:
             name = _blocked_global(e)
             raise UntrustedCheckpointError(
-                f'refusing to load checkpoint {filename}: it needs the global {name}, '
+                f'refusing to load checkpoint {_describe(f)}: it needs the global {name}, '
                 'which is outside the weights-only allow-list (tensors, numpy arrays and '
                 "scalars, mmengine's HistoryBuffer); unpickling it could run arbitrary code. "
                 f'Load it {OPT_IN_HINT}. torch said: {_torch_reason(e)}'
             ) from e
     except (RuntimeError, EOFError, OSError, KeyError, ValueError) as e:
-        if _is_corrupt(e) or checkpoint_problem(filename) is not None or not _is_zip(filename):
+        corrupt = _is_corrupt(e)
+        if is_path:
+            corrupt = corrupt or checkpoint_problem(str(f)) is not None or not _is_zip(str(f))
+        if corrupt:
             raise CorruptCheckpointError(
-                f'checkpoint {filename} is truncated or not a torch checkpoint: {e}'
+                f'checkpoint {_describe(f)} is truncated or not a torch checkpoint: {e}'
             ) from e
         raise
     # the user opted in for this run: a full unpickle, as mmengine did before torch 2.6
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    if start is not None:
+        f.seek(start)
+    return _torch_load(f, map_location=map_location, weights_only=False)
+
+
+# ---------------------------------------------------------------- every other scheme
+#: the real ``torch.load``; :func:`weights_only_unpickling` swaps the module attribute
+_torch_load = torch.load
+_guard = threading.local()
+_patch_lock = threading.Lock()
+_patch_users = 0
+
+
+def _guarded_torch_load(f: Any, map_location: Any = None, *args: Any, **kwargs: Any) -> Any:
+    """``torch.load`` while a guard is installed: weights-only in guarded threads (the
+    caller's ``weights_only``/``pickle_module`` are overruled), untouched elsewhere."""
+    if not getattr(_guard, 'depth', 0):
+        return _torch_load(f, map_location, *args, **kwargs)
+    if isinstance(f, (str, bytes)) or hasattr(f, '__fspath__'):
+        problem = checkpoint_problem(str(f))
+        if problem is not None and problem != 'no such file':
+            raise CorruptCheckpointError(f'checkpoint {_describe(f)} is {problem}')
+    elif not hasattr(f, 'seek'):  # a stream: read it once so that the opt-in can re-read
+        f = io.BytesIO(f.read())
+    return _load_weights_only(f, map_location)
+
+
+@contextlib.contextmanager
+def weights_only_unpickling(source: Optional[str] = None) -> Iterator[None]:
+    """Within the block, every ``torch.load`` in this thread is :func:`_load_weights_only`.
+
+    ``source`` (the URL or scheme path) is what errors name. mmengine's remote loaders
+    (``torch.hub.load_state_dict_from_url(weights_only=False)``, ``torch.load`` of a file
+    backend's bytes) run inside it, so a URL gets exactly the local files' rules.
+    """
+    global _patch_users
+    with _patch_lock:
+        if _patch_users == 0:
+            torch.load = _guarded_torch_load
+        _patch_users += 1
+    depth, before = getattr(_guard, 'depth', 0), getattr(_guard, 'source', None)
+    _guard.depth, _guard.source = depth + 1, source if source is not None else before
+    try:
+        yield
+    finally:
+        _guard.depth, _guard.source = depth, before
+        with _patch_lock:
+            _patch_users -= 1
+            if _patch_users == 0:
+                torch.load = _torch_load
+
+
+#: mmengine's own method, kept once (a re-import must not wrap the wrapper)
+_mmengine_load_checkpoint = getattr(CheckpointLoader, '_gpunet_mm_unguarded', None) or (
+    CheckpointLoader.load_checkpoint.__func__
+)
+CheckpointLoader._gpunet_mm_unguarded = _mmengine_load_checkpoint
+
+
+def _load_checkpoint_guarded(
+    cls: type, filename: str, map_location: Any = None, logger: Any = 'current'
+) -> Any:
+    """mmengine's ``CheckpointLoader.load_checkpoint`` (scheme lookup, download, cache),
+    with every unpickling it does weights-only."""
+    source = filename if isinstance(filename, str) and '://' in filename else None
+    with weights_only_unpickling(source):
+        return _mmengine_load_checkpoint(cls, filename, map_location, logger)
 
 
 CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)
+CheckpointLoader.load_checkpoint = classmethod(_load_checkpoint_guarded)

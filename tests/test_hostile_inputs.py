@@ -100,6 +100,12 @@ def test_bad_out_indices(out_indices, match):
         (dict(frozen_stages=True), 'frozen_stages: got True'),
         (dict(drop_path_rate='0.1'), 'drop_path_rate'),
         (dict(drop_path_rate=math.nan), 'drop_path_rate'),
+        # strings are truthy: 'False' would freeze BN, 'no' would turn checkpointing on
+        (dict(norm_eval='False'), r"GPUNet\.norm_eval: got 'False'; allowed: True or False"),
+        (dict(with_cp='no'), r"GPUNet\.with_cp: got 'no'; allowed: True or False"),
+        (dict(with_tail='yes'), r"GPUNet\.with_tail: got 'yes'"),
+        (dict(norm_eval=1), r'GPUNet\.norm_eval: got 1'),
+        (dict(padding='same'), r"GPUNet\.padding: got 'same'; allowed: 'symmetric' or 'release'"),
         (dict(arch='no/such/arch.json'), 'neither JSON text nor an existing file'),
         (dict(arch=42), "arch: got 'int'"),
     ],

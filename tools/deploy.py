@@ -15,7 +15,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from gpunet_mm.apis import CfgOptionsAction
 
     p = argparse.ArgumentParser(description='End-to-end detector export (ONNX / TensorRT)')
     p.add_argument('config', help='mmdet config file')
@@ -49,7 +49,7 @@ def parse_args(argv=None):
         help='allow a checkpoint that needs full unpickling (arbitrary code: only files you trust)',
     )
     p.add_argument('--work-dir', required=True)
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None)
     return p.parse_args(argv)
 
 

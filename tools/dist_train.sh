@@ -2,8 +2,16 @@
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Works on CPU-only machines too (gloo): then GPUS is the number of processes.
 # Every path and argument is passed on quoted, so paths with spaces work.
+if [ "$#" -lt 2 ]; then
+    echo "usage: tools/dist_train.sh CONFIG GPUS [train.py args...]" >&2
+    echo "  GPUS: processes per node (CPU-only machines: gloo processes)" >&2
+    exit 2
+fi
 CONFIG="$1"
 GPUS="$2"
+case "$GPUS" in
+    ''|*[!0-9]*|0) echo "GPUS: got '$GPUS'; allowed: a positive integer (processes per node)" >&2; exit 2 ;;
+esac
 NNODES="${NNODES:-1}"
 NODE_RANK="${NODE_RANK:-0}"
 PORT="${PORT:-29500}"

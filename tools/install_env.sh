@@ -39,6 +39,7 @@ pipq numpy scipy onnx onnxruntime pytest pytest-timeout ruff matplotlib scikit-l
      rich pyyaml onnxconverter-common optuna threadpoolctl
 # the distributed search runs its trainings on Ray (a local Ray in-process by default)
 pipq "ray[default]"
+pipq "pydantic>=2"  # the schema layer (gpunet_mm/schema.py); Ray brings it too
 # the docs site (built and link-checked by the tests) and property-based tests
 pipq sphinx myst-parser furo hypothesis
 # DEHB: a multi-fidelity peer in benchmarks/benchmark_multifidelity.py (only that benchmark

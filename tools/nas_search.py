@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Optional
 
-from mmengine.config import DictAction
+from gpunet_mm.apis.runner import CfgOptionsAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override config settings, e.g. nas.seed=1 train_cfg.max_epochs=2',
     )
     return p.parse_args(argv)

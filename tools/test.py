@@ -1,12 +1,13 @@
 """Evaluate a checkpoint (mmdet or mmpretrain config); the OpenMMLab CLI."""
 
 import argparse
+import math
 import os
 import sys
-
-from mmengine.config import DictAction
+from typing import Any, Mapping, Optional
 
 from gpunet_mm.apis import (
+    CfgOptionsAction,
     CheckpointMismatchError,
     check_dataset_files,
     codebase_of,
@@ -30,7 +31,7 @@ def parse_args() -> argparse.Namespace:
         '(relative to the run folder in work_dir), as mmdet/mmpretrain test.py --show-dir',
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings'
+        '--cfg-options', nargs='+', action=CfgOptionsAction, help='override config settings'
     )
     parser.add_argument(
         '--launcher',
@@ -72,13 +73,14 @@ USER_ERRORS = (
     CheckpointMismatchError,
     CorruptCheckpointError,
     UntrustedCheckpointError,
+    ValueError,
 )
 
 
 def main() -> None:
     try:
         run(parse_args())
-    except USER_ERRORS as e:
+    except (*USER_ERRORS, NoMetricError) as e:
         sys.exit(f'error: {e}')
 
 
@@ -103,7 +105,23 @@ def run(args: argparse.Namespace) -> None:
     check_dataset_files(cfg, ('test',))
     set_cpu_threads(cfg, args.threads)
     with cpu_process_group(cfg, args.launcher):
-        make_runner(cfg, args.launcher).test()
+        metrics = make_runner(cfg, args.launcher).test()
+    check_metrics(metrics, args.checkpoint)
+
+
+class NoMetricError(RuntimeError):
+    """The evaluation produced no usable metric: the run failed, whatever mmengine logged."""
+
+
+def check_metrics(metrics: Optional[Mapping[str, Any]], checkpoint: str) -> None:
+    """A test run whose evaluator returned nothing (mmdet: "results of the whole dataset is
+    empty", e.g. NaN weights predict no box) or only NaN is a failure, not exit 0."""
+    values = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+    if not values or all(math.isnan(float(v)) for v in values.values()):
+        raise NoMetricError(
+            f'checkpoint {checkpoint}: the evaluation produced no metric (got {metrics!r}); '
+            'the model predicted nothing usable (NaN or untrained weights?), see the log above'
+        )
 
 
 if __name__ == '__main__':

@@ -4,9 +4,8 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
-
 from gpunet_mm.apis import (
+    CfgOptionsAction,
     CheckpointMismatchError,
     check_dataset_files,
     cpu_process_group,
@@ -36,7 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override config settings, e.g. train_cfg.max_epochs=2',
     )
     parser.add_argument(
@@ -70,6 +69,7 @@ USER_ERRORS = (
     CheckpointMismatchError,
     CorruptCheckpointError,
     UntrustedCheckpointError,
+    ValueError,  # bad config values: the schema layer's errors name the key and the value
 )
 
 

@@ -6,6 +6,8 @@ from .checkpoint import (
     resolve_resume,
 )
 from .runner import (
+    CfgOptionsAction,
+    annotation_problem,
     build_model,
     check_dataset_files,
     close_process_group,
@@ -19,6 +21,8 @@ from .runner import (
 )
 
 __all__ = [
+    'CfgOptionsAction',
+    'annotation_problem',
     'CheckpointMismatchError',
     'GPUNetCheckpointHook',
     'build_model',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import os.path as osp
@@ -33,12 +34,46 @@ def load_config(
         raise FileNotFoundError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        merge_cfg_options(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
+        raise ValueError(f'work_dir {cfg.work_dir} is a file; allowed: a folder (new or not)')
     return cfg
+
+
+def merge_cfg_options(cfg: Config, cfg_options: Dict[str, Any]) -> None:
+    """``--cfg-options`` merged, or a ValueError naming the option that does not fit (a key
+    path through a value that is not a dict, e.g. ``model.backbone.tier.x=1``)."""
+    for key, value in cfg_options.items():
+        try:
+            cfg.merge_from_dict({key: value})
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
+            raise ValueError(
+                f'--cfg-options {key}={value!r}: does not fit the config ({e}); allowed: '
+                'KEY=VALUE with KEY a dotted path of dicts (list items as KEY.INDEX)'
+            ) from None
+
+
+class CfgOptionsAction(argparse.Action):
+    """mmengine's ``DictAction`` for ``--cfg-options``, with a usage error (exit 2) naming
+    the bad item instead of a traceback (``--cfg-options foo`` has no ``=``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+
+        bad = [v for v in values if '=' not in v or not v.split('=', 1)[0]]
+        if bad:
+            parser.error(
+                f'{option_string}: got {bad[0]!r}; allowed: KEY=VALUE items, '
+                "e.g. train_cfg.max_epochs=2 'nas.budgets=[40,60]'"
+            )
+        try:
+            DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
+        except (ValueError, TypeError, SyntaxError, AssertionError) as e:  # its brackets
+            parser.error(f'{option_string}: cannot parse {values!r} ({e})')
 
 
 def init_cpu_distributed(cfg: Config, launcher: str) -> bool:
@@ -180,6 +215,40 @@ def _dataset_paths(cfg: Config) -> List[Tuple[str, str]]:
     return out
 
 
+#: annotation files up to this size are parsed whole by :func:`annotation_problem`
+SMALL_ANNOTATION_BYTES = 32 * 1024 * 1024
+
+
+def annotation_problem(path: str) -> Optional[str]:
+    """Why a JSON annotation file cannot be used (empty, cut short, no images), else None.
+
+    Cheap: a large file is judged by its last bytes only, so a 450 MB COCO file costs
+    nothing; a small one is parsed whole. The parser would otherwise fail later, deep in
+    pycocotools or in every worker, without the file's name."""
+    if not path.endswith('.json') or not osp.isfile(path):
+        return None
+    size = osp.getsize(path)
+    if size == 0:
+        return 'empty (0 bytes): an interrupted download or copy?'
+    with open(path, 'rb') as f:
+        f.seek(max(0, size - 64))
+        tail = f.read().rstrip()
+    if not tail.endswith((b'}', b']')):
+        return 'truncated (its JSON does not end with } or ]): an interrupted download or copy?'
+    if size <= SMALL_ANNOTATION_BYTES:  # small enough to read whole: the demo, custom sets
+        import json
+
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return f'not valid JSON ({e})'
+        if isinstance(data, dict) and isinstance(data.get('images'), list):
+            if not data['images']:
+                return "a COCO file without images (an empty dataset): 'images' is []"
+    return None
+
+
 def check_dataset_files(cfg: Config, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
     """Fail before building anything when the data a config reads is not there.
 
@@ -187,7 +256,12 @@ def check_dataset_files(cfg: Config, splits: Sequence[str] = ('train', 'val', 't
     file and the command that creates it (the demo data is rendered locally).
     """
     for key, path in _dataset_paths(cfg):
-        if key.split('_')[0] not in splits or osp.exists(path):
+        if key.split('_')[0] not in splits:
+            continue
+        if osp.exists(path):
+            problem = annotation_problem(path)
+            if problem:
+                raise ValueError(f'{key}: {path} is {problem}')
             continue
         if 'demo_det' in path or 'demo_cls' in path:
             how = (

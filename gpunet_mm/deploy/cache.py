@@ -136,7 +136,26 @@ class LatencyCache:
             row = con.execute(
                 'SELECT result FROM latency WHERE key = ?', (key.digest(),)
             ).fetchone()
-        return LatencyResult.from_dict(json.loads(row[0])) if row else None
+        return LatencyResult.from_dict(self._checked(row[0], key.digest())) if row else None
+
+    def _checked(self, text: str, key: str) -> Dict[str, Any]:
+        """A stored result, checked by its schema: a hand-edited or foreign row (negative or
+        NaN median, not JSON) is an error naming the cache file and the row, never a
+        latency the search uses."""
+        from ..schema import LatencyRow, SchemaError, validate
+
+        where = f'latency cache {self.path} row {key[:16]}'
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise LatencyCacheError(f'{where}: not valid JSON ({e})') from None
+        try:
+            validate(LatencyRow, d, where)
+        except SchemaError as e:
+            raise LatencyCacheError(
+                f'{e}; delete the row (or the cache file) to measure it again'
+            ) from None
+        return d
 
     def put(self, key: LatencyKey, result: LatencyResult) -> None:
         with self._db() as con:
@@ -209,5 +228,6 @@ class LatencyCache:
         )
         for r in rows:
             d = dict(zip(cols, r))
-            d['result'] = json.loads(d['result'])
+            d['result'] = self._checked(d['result'], f'{d["arch_hash"]}')
+            d['median_ms'] = d['result']['median_ms']
             yield d

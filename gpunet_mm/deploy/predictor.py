@@ -419,10 +419,22 @@ class LatencyPredictor:
 
     @classmethod
     def load(cls, path: str) -> LatencyPredictor:
+        from ..schema import PredictorFile, validate
+
         if not osp.isfile(path):
             raise FileNotFoundError(f'predictor file not found: {path}')
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        try:
+            with open(path, encoding='utf-8') as f:
+                d = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f'predictor file {path}: not valid JSON ({e})') from None
+        if isinstance(d, dict) and isinstance(d.get('predictor'), dict):
+            d = d['predictor']
+        validate(PredictorFile, d, f'predictor file {path}')
+        try:
+            return cls.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f'predictor file {path}: {e}') from None
 
 
 def load_demo_predictor() -> LatencyPredictor:

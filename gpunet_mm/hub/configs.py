@@ -65,13 +65,21 @@ def resolve_path(path: str) -> str:
 def config_for_entry(entry: HubEntry) -> Config:
     """An mmdet / mmpretrain :class:`mmengine.config.Config` that builds ``entry``'s model.
 
-    The entry's own config when it exists; else, for an entry with an arch (a search result
-    whose work_dir moved, or one added without a config), the shipped template.
+    The entry's own config when it exists; else, for an entry with an arch (one added
+    without a config), the shipped template. Search rows (``tools/hub.py import``) always
+    get the template with their arch: the config path an imported ``results.json`` names
+    is never executed.
     """
     from mmengine.config import Config
 
     path = resolve_path(entry.config) if entry.config else None
-    if path and osp.isfile(path):
+    if entry.provenance.kind == 'search':
+        # the path came from an imported results.json, and an mmengine config is Python:
+        # it is never executed; the config is made from the arch and the shipped template
+        if entry.arch is None:
+            raise HubError(f'{entry.name}: a search row without an arch; re-import the run')
+        cfg = _config_from_arch(entry)
+    elif path and osp.isfile(path):
         cfg = Config.fromfile(path)
     elif entry.arch is not None:  # no config, or a search work_dir that moved
         cfg = _config_from_arch(entry)

@@ -396,7 +396,12 @@ class HubEntry:
     def from_dict(cls, d: Mapping[str, Any]) -> HubEntry:
         if not isinstance(d, Mapping):
             raise HubError(f'hub entry: got {type(d).__name__}; expected a JSON object')
-        _check_keys('hub entry', d, cls)
+        from ..schema import SchemaError, dataclass_model, validate
+
+        try:  # the row's types, by the dataclass's own annotations (nested provenance too)
+            validate(dataclass_model(cls), d, f'hub entry {str(d.get("name"))[:60]!r}')
+        except SchemaError as e:
+            raise HubError(str(e)) from None
         required = [
             f.name
             for f in fields(cls)

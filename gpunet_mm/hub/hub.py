@@ -96,7 +96,11 @@ class ModelHub:
 
     # ------------------------------------------------------------------ reading
     def user_entries(self) -> List[HubEntry]:
-        return read_entries(self.path)
+        """The user file's rows, checked on every read: no row may take a shipped model's
+        name for another network, one name names one network, and one key one row."""
+        rows = read_entries(self.path)
+        check_names(rows, self._shipped, self.path)
+        return rows
 
     def entries(self) -> List[HubEntry]:
         """Shipped rows, then user rows; a user row replaces the shipped row of its key."""
@@ -398,7 +402,7 @@ class ModelHub:
     def add_many(self, entries: Iterable[EntryLike], replace: bool = False) -> List[HubEntry]:
         new = [e if isinstance(e, HubEntry) else HubEntry.from_dict(e) for e in entries]
         with locked(self.path):
-            user = read_entries(self.path)  # a malformed file raises here: never overwritten
+            user = self.user_entries()  # a malformed file raises here: never overwritten
             shipped = {e.key: e for e in self._shipped}
             changed = False
             for entry in new:
@@ -458,6 +462,38 @@ class ModelHub:
 
         rows = search_entries(work_dir, include_pareto, device, allow_simulated)
         return self.add_many(rows, replace=replace)
+
+
+def check_names(rows: Sequence[HubEntry], shipped: Sequence[HubEntry], path: str) -> None:
+    """What ``add`` promises, enforced on read too (a hand-edited file must not change the
+    answers for a shipped name, nor silently keep one of two rows)."""
+    shipped_ids = {e.name.lower(): e for e in shipped}
+    seen_ids: Dict[str, HubEntry] = {}
+    seen_keys = set()
+    for e in rows:
+        name = e.name.lower()
+        ref = shipped_ids.get(name)
+        if ref is not None and ref.model_identity != e.model_identity:
+            raise HubError(
+                f'{path}: row {e.name!r} takes the name of a shipped model for another network '
+                f'(arch {e.arch_hash}, task {e.task}; the shipped {ref.name} is arch '
+                f'{ref.arch_hash}, task {ref.task}); shipped names are never given to another '
+                'network: rename the row (the file was left as it is)'
+            )
+        first = seen_ids.setdefault(name, e)
+        if first.model_identity != e.model_identity:
+            raise HubError(
+                f'{path}: two rows named {e.name!r} describe different networks (arch '
+                f'{first.arch_hash} and {e.arch_hash}); one name names one network: rename '
+                'one of them (the file was left as it is)'
+            )
+        if e.key in seen_keys:
+            raise HubError(
+                f'{path}: two rows for {e.name!r} on {e.target} '
+                f'{e.input_shape[0]}x{e.input_shape[1]} ({e.provenance.kind}); one would '
+                'silently win: remove one (the file was left as it is)'
+            )
+        seen_keys.add(e.key)
 
 
 def _conditions(conditions: ConditionsLike) -> List[Condition]:

@@ -66,7 +66,6 @@ RESULTS_FILE = 'results.json'
 RESULTS_FORMAT = 1
 _FRACTION_METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')
 _REQUIRED_TRIAL = ('trial_id', 'arch', 'latency_ms', 'metric')
-_REQUIRED_TARGET = ('backend', 'device', 'precision', 'batch')
 
 
 def load_results(work_dir: str, allow_simulated: bool = False) -> Dict[str, Any]:
@@ -84,16 +83,13 @@ def load_results(work_dir: str, allow_simulated: bool = False) -> Dict[str, Any]
     if not isinstance(data, dict) or data.get('format') != RESULTS_FORMAT:
         got = data.get('format') if isinstance(data, dict) else type(data).__name__
         raise HubError(f'{path}: results format {got!r}; this version reads {RESULTS_FORMAT}')
-    for key in ('search', 'winners'):
-        if key not in data:
-            raise HubError(f'{path}: missing {key!r}; keys: {sorted(data)}')
+    from ..schema import ResultsFile, SchemaError, validate
+
+    try:  # every field the import reads, by type (see gpunet_mm.schema.ResultsFile)
+        validate(ResultsFile, data, path)
+    except SchemaError as e:
+        raise HubError(str(e)) from None
     search = data['search']
-    for key in ('task', 'metric_name', 'target', 'journal_hash'):
-        if key not in search:
-            raise HubError(f'{path}: search.{key} is missing')
-    missing = [k for k in _REQUIRED_TARGET if k not in search['target']]
-    if missing:
-        raise HubError(f'{path}: search.target lacks {", ".join(missing)}')
     if search.get('mode') == 'simulate' and not allow_simulated:
         raise HubError(
             f'{path}: a --simulate run (its metric is a surrogate, not a trained model); '

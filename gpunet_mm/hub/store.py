@@ -73,8 +73,12 @@ def dumps_entries(entries: List[HubEntry]) -> str:
 
 
 def write_entries(path: str, entries: List[HubEntry]) -> None:
-    """Replace ``path`` with ``entries`` atomically (temp file, fsync, rename, fsync dir)."""
-    folder = osp.dirname(osp.abspath(path))
+    """Replace ``path`` with ``entries`` atomically (temp file, fsync, rename, fsync dir).
+
+    A symlinked hub file is written through: the link's target gets the rows and the link
+    stays a link (the rename happens next to the target)."""
+    path = osp.realpath(path)
+    folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
     try:

@@ -31,6 +31,16 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..schema import (  # the sane upper bounds are declared with the schema layer
+    MAX_CHANNELS,
+    MAX_EXPANSION,
+    MAX_IN_CHANNELS,
+    MAX_KERNEL,
+    MAX_LAYERS_PER_ROW,
+    MAX_RESOLUTION,
+    MAX_ROWS,
+)
+
 BLOCK_TYPES = ('conv', 'fused', 'irb')
 ACTS = ('relu', 'swish')
 FAMILIES = ('gpunet', 'distilled')
@@ -78,21 +88,25 @@ class BlockRow:
     def validate(self, where: str = 'row') -> None:
         if self.type not in BLOCK_TYPES:
             raise _err(f'{where}.type', self.type, ', '.join(BLOCK_TYPES))
-        if not _is_int(self.kernel) or self.kernel < 1 or self.kernel % 2 == 0:
-            raise _err(f'{where}.kernel', self.kernel, 'odd integers >= 1')
-        if not _is_int(self.out_channels) or self.out_channels <= 0:
-            raise _err(f'{where}.out_channels', self.out_channels, 'integers > 0')
-        if not _is_int(self.num) or self.num < 1:
-            raise _err(f'{where}.num', self.num, 'integers >= 1')
+        if not _is_int(self.kernel) or not 1 <= self.kernel <= MAX_KERNEL or self.kernel % 2 == 0:
+            raise _err(f'{where}.kernel', self.kernel, f'odd integers >= 1 and <= {MAX_KERNEL}')
+        if not _is_int(self.out_channels) or not 0 < self.out_channels <= MAX_CHANNELS:
+            raise _err(
+                f'{where}.out_channels', self.out_channels, f'integers > 0 and <= {MAX_CHANNELS}'
+            )
+        if not _is_int(self.num) or not 1 <= self.num <= MAX_LAYERS_PER_ROW:
+            raise _err(f'{where}.num', self.num, f'integers >= 1 and <= {MAX_LAYERS_PER_ROW}')
         if not _is_int(self.stride) or self.stride not in STRIDES:
             raise _err(f'{where}.stride', self.stride, '1 or 2')
         if (
             not isinstance(self.expansion, numbers.Real)
             or isinstance(self.expansion, bool)
             or not math.isfinite(self.expansion)
-            or not self.expansion > 0
+            or not 0 < self.expansion <= MAX_EXPANSION
         ):
-            raise _err(f'{where}.expansion', self.expansion, 'finite numbers > 0')
+            raise _err(
+                f'{where}.expansion', self.expansion, f'finite numbers > 0 and <= {MAX_EXPANSION:g}'
+            )
         if self.act not in ACTS:
             raise _err(f'{where}.act', self.act, ', '.join(ACTS))
         if not isinstance(self.se, bool):
@@ -225,6 +239,8 @@ class GPUNetArch:
             raise _err('arch.family', self.family, ', '.join(FAMILIES))
         if not self.rows:
             raise ValueError(f'arch {self.name!r}: rows is empty; at least one row is needed')
+        if len(self.rows) > MAX_ROWS:
+            raise _err(f'arch {self.name!r} rows', f'{len(self.rows)} rows', f'<= {MAX_ROWS} rows')
         for i, row in enumerate(self.rows):
             row.validate(f'arch {self.name!r} rows[{i}]')
         if self.family == 'gpunet' and len(self.tail_channels) not in (0, 1):
@@ -239,14 +255,24 @@ class GPUNetArch:
                 self.tail_channels,
                 'a tuple of 0 or 2 channel counts',
             )
-        if any(c <= 0 for c in self.tail_channels):
+        if any(not 0 < c <= MAX_CHANNELS for c in self.tail_channels):
             raise _err(
-                f'arch {self.name!r} tail_channels', self.tail_channels, 'channel counts > 0'
+                f'arch {self.name!r} tail_channels',
+                self.tail_channels,
+                f'channel counts > 0 and <= {MAX_CHANNELS}',
             )
-        if not _is_int(self.resolution) or self.resolution <= 0:
-            raise _err(f'arch {self.name!r} resolution', self.resolution, 'integers > 0')
-        if not _is_int(self.in_channels) or self.in_channels <= 0:
-            raise _err(f'arch {self.name!r} in_channels', self.in_channels, 'integers > 0')
+        if not _is_int(self.resolution) or not 0 < self.resolution <= MAX_RESOLUTION:
+            raise _err(
+                f'arch {self.name!r} resolution',
+                self.resolution,
+                f'integers > 0 and <= {MAX_RESOLUTION}',
+            )
+        if not _is_int(self.in_channels) or not 0 < self.in_channels <= MAX_IN_CHANNELS:
+            raise _err(
+                f'arch {self.name!r} in_channels',
+                self.in_channels,
+                f'integers > 0 and <= {MAX_IN_CHANNELS}',
+            )
         if self.family == 'distilled':
             cin = self.in_channels
             for i, layer_row in enumerate(self.rows):

@@ -66,6 +66,9 @@ def build_optimizer(
     given = cfg.pop('type')
     kind = METHODS.get(given, given) if isinstance(given, str) else given
     cls = lookup(NAS_OPTIMIZERS, kind, 'optimizer type', f' or {", ".join(METHODS)}')
+    from ..schema import check_arguments
+
+    check_arguments(cls, cfg, 'search_optimizer')  # the class's signature is its schema
     return cls(build_space(space), **{**cfg, **kwargs})
 
 

@@ -23,6 +23,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..schema import (
+    LatencyTargetSettings,
+    NasSettings,
+    PredictorSettings,
+    SchemaError,
+    SearchSpaceSettings,
+    defaults,
+    validate,
+)
 from .controller import ControllerOptions, SearchController, SearchError
 from .journal import JournalError, SearchJournal, config_diff
 from .trainer import SearchConfigError, backbone_of
@@ -42,59 +51,31 @@ RESUMABLE = (
     'nas.final',  # a final retrain added later (tools/nas_search.py --final WORK_DIR)
 )
 
-NAS_DEFAULTS: Dict[str, Any] = dict(
-    metric=None,  # default: coco/bbox_mAP (mmdet) or accuracy/top1 (mmpretrain)
-    budgets=None,
-    num_trials=20,
-    num_workers=1,
-    seed=0,
-    max_attempts=2,
-    trial_timeout_s=None,
-    lease_s=600.0,
-    propose_ahead=0,
-    ask_batch=8,
-    ask_min=1,  # propose once this many are missing from the look-ahead (bigger asks)
-    references=['GPUNet-0'],
-    resources=dict(num_cpus=1, num_gpus=0),
-    threads=None,
-    calibration_samples=2,
-    nproc_per_trial=1,  # >1: each trial trains on that many processes (torchrun)
-    # multi-fidelity (checked in gpunet_mm.search.fidelity.check_settings):
-    fidelity=None,  # dict(min_epochs=1, eta=3, max_epochs=None, min_observations=6): rungs
-    compute_budget=None,  # epochs over every attempt, then nothing new starts
-    final=None,  # dict(top_k=2, schedule=None): retrain the top-k per budget in full
-    simulate=dict(
-        budgets=[1.0, 1.5, 2.0],
-        mean_trial_s=60.0,  # the full schedule's; a rung lasts its share of the epochs
-        duration_sigma=0.3,
-        failure_rate=0.0,
-        num_workers=64,
-        objective=None,  # 'package.module:function(arch, epochs, seed)'; None: the surrogate
-    ),
-)
+#: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
+#: (the multi-fidelity keys ``fidelity``, ``compute_budget``, ``final`` and
+#: ``simulate.objective`` are checked further in gpunet_mm.search.fidelity.check_settings)
+NAS_DEFAULTS: Dict[str, Any] = defaults(NasSettings)
 BUDGET_RE = re.compile(r'^\s*(?:(?P<f>[0-9.]+)\s*\*\s*)?(?P<ref>[A-Za-z][\w-]*)\s*$')
 
 
 def nas_settings(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """The ``nas`` dict with defaults filled in and checked."""
-    given = dict(cfg.get('nas') or {})
-    unknown = sorted(set(given) - set(NAS_DEFAULTS))
-    if unknown:
-        raise SearchConfigError(f'nas: unknown key(s) {unknown}; allowed: {sorted(NAS_DEFAULTS)}')
-    out = copy.deepcopy(NAS_DEFAULTS)
-    for k, v in given.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k].update(v)
-        else:
-            out[k] = v
+    """The ``nas`` dict with defaults filled in and checked by its schema (unknown keys are
+    refused at every depth; see :class:`gpunet_mm.schema.NasSettings`)."""
+    given = cfg.get('nas')
+    out = checked(NasSettings, {} if given is None else given, 'nas').model_dump()
     if out['metric'] is None:
         out['metric'] = (
             'accuracy/top1' if cfg.get('default_scope') == 'mmpretrain' else 'coco/bbox_mAP'
         )
-    for k in ('num_trials', 'num_workers', 'max_attempts', 'ask_batch', 'ask_min'):
-        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 1:
-            raise SearchConfigError(f'nas.{k}: got {out[k]!r}; allowed: integers >= 1')
     return out
+
+
+def checked(model: Any, data: Any, where: str) -> Any:
+    """:func:`gpunet_mm.schema.validate` with the search's error type."""
+    try:
+        return validate(model, data, where)
+    except SchemaError as e:
+        raise SearchConfigError(str(e)) from None
 
 
 def parse_budget(b: Any) -> Tuple[Optional[float], Optional[str], float]:
@@ -125,7 +106,12 @@ def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) 
     cfg = Config.fromfile(path)
     if cfg_options:
         check_overrides(cfg.to_dict(), cfg_options)
-        cfg.merge_from_dict(cfg_options)
+        from ..apis.runner import merge_cfg_options
+
+        try:
+            merge_cfg_options(cfg, cfg_options)
+        except ValueError as e:
+            raise SearchConfigError(str(e)) from None
     d = cfg.to_dict()
     d.pop('work_dir', None)
     return d
@@ -186,6 +172,7 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         target = cfg.get('latency_target')
         if not isinstance(target, dict):
             raise SearchConfigError('latency_target: missing; a dict(backend=..., device=...)')
+        checked(LatencyTargetSettings, target, 'latency_target')
         from ..deploy import available_backends
 
         backends = available_backends()
@@ -209,6 +196,11 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
     for key in ('search_space', 'search_optimizer'):
         if not isinstance(cfg.get(key), dict) or 'type' not in cfg[key]:
             raise SearchConfigError(f'{key}: missing; a dict(type=...) (see configs/nas/)')
+        checked(SearchSpaceSettings, cfg[key], key)
+    if cfg.get('predictor') is not None:
+        checked(PredictorSettings, cfg['predictor'], 'predictor')
+        if not simulate:
+            base_predictor(cfg, simulate)  # a bad file is named now, not after the journal
     from ..nas import METHODS, NAS_OPTIMIZERS, build_space
 
     kind = cfg['search_optimizer']['type']
@@ -216,7 +208,14 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         raise SearchConfigError(
             f'search_optimizer.type: got {kind!r}; allowed: {", ".join(NAS_OPTIMIZERS.module_dict)}'
         )
-    build_space(cfg['search_space'])
+    from ..schema import check_arguments
+
+    try:  # each class's signature is its schema; checked before any journal is created
+        opt_kw = {k: v for k, v in cfg['search_optimizer'].items() if k != 'type'}
+        check_arguments(NAS_OPTIMIZERS.get(METHODS.get(kind, kind)), opt_kw, 'search_optimizer')
+        build_space(cfg['search_space'])
+    except SchemaError as e:
+        raise SearchConfigError(str(e)) from None
     from .fidelity import check_settings
 
     check_settings(cfg, nas, simulate)
@@ -257,6 +256,11 @@ def check_data(cfg: Mapping[str, Any]) -> None:
                 raise SearchConfigError(f'{key}: data folder {folder} does not exist{hint}')
             continue
         path = ann if osp.isabs(ann) or osp.exists(ann) else osp.join(ds.get('data_root', ''), ann)
+        from ..apis.runner import annotation_problem
+
+        problem = annotation_problem(path)
+        if problem:
+            raise SearchConfigError(f'{key}: annotation file {path} is {problem}')
         if not osp.exists(path):
             hint = ''
             if 'demo' in path:
@@ -294,7 +298,10 @@ def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], fl
 
     if not osp.isfile(path):
         raise SearchConfigError(f'predictor.path: {path} does not exist')
-    pred = LatencyPredictor.load(path)
+    try:
+        pred = LatencyPredictor.load(path)
+    except ValueError as e:
+        raise SearchConfigError(f'predictor.path: {e}') from None
     return lambda a: float(pred.predict(a))
 
 
@@ -415,7 +422,7 @@ class _RunSettings:
     simulate: bool
     ray_address: Optional[str]
     dashboard: bool
-    warm_start: Optional[str]
+    warm_start: Optional[WarmStartPlan]
     executor: Any
     latency: Any
     on_update: Optional[Callable[[SearchController], None]]
@@ -445,9 +452,13 @@ def run_search(
 
     cfg = copy.deepcopy(cfg)
     nas = validate_config(cfg, simulate)
+    # decided before anything is created: a refused warm start leaves no work_dir behind
+    plan = plan_warm_start(cfg, nas['metric'], simulate, warm_start) if warm_start else None
     run = _RunSettings(  # positional: the fields are in the order of this signature
-        simulate, ray_address, dashboard, warm_start, executor, latency, on_update, write_reports
+        simulate, ray_address, dashboard, plan, executor, latency, on_update, write_reports
     )
+    if osp.exists(work_dir) and not osp.isdir(work_dir):
+        raise SearchConfigError(f'--work-dir {work_dir} is a file; allowed: a folder (new or not)')
     os.makedirs(work_dir, exist_ok=True)
     with WorkDirLock(work_dir):
         stored = dict(cfg, _mode='simulate' if simulate else 'train', _warm_start=warm_start)
@@ -623,8 +634,8 @@ def _run(
     if journal.meta('seeded') is None:
         for name, arch in refs.items():
             ctrl.add_reference(name, arch)
-        if run.warm_start:
-            _warm_start(ctrl, run.warm_start, nas['metric'])
+        if run.warm_start is not None:
+            _warm_start(ctrl, run.warm_start)
         journal.set_meta('seeded', True)
     try:
         summary = ctrl.run()
@@ -668,18 +679,108 @@ def _neighbours(ctrl: SearchController) -> Dict[str, Any]:
     return out
 
 
-def _warm_start(ctrl: SearchController, other: str, metric: str) -> None:
-    """Re-measure an earlier search's trained candidates on this target; no training."""
-    src = SearchJournal.open(other)
+#: what a trained result depends on besides the architecture: a warm start re-uses an
+#: earlier search's trials only where all of these are the same
+WARM_START_SAME = (
+    ('default_scope', 'task'),
+    ('train_dataloader.dataset', 'training data'),
+    ('val_dataloader.dataset', 'validation data'),
+    ('val_evaluator', 'evaluator'),
+    ('train_cfg', 'schedule'),
+    ('optim_wrapper', 'optimiser'),
+    ('param_scheduler', 'learning-rate schedule'),
+    ('model', 'model (besides the backbone)'),
+)
+
+
+@dataclass
+class WarmStartPlan:
+    """What ``--warm-start OTHER`` adds, decided (and refused) before anything is created."""
+
+    source: str
+    trials: List[Tuple[int, Dict[str, Any], float, Dict[str, Any]]]
+    skipped: List[str]
+
+
+def _without_backbone(model: Any) -> Any:
+    if not isinstance(model, Mapping):
+        return model
+    out = {k: v for k, v in model.items() if k != 'backbone'}
+    if isinstance(model.get('backbone'), Mapping):
+        out['backbone'] = {
+            k: v for k, v in model['backbone'].items() if k not in ('arch', 'tier', 'init_cfg')
+        }
+    if isinstance(model.get('neck'), Mapping):  # the neck's widths follow the arch
+        out['neck'] = {k: v for k, v in model['neck'].items() if k != 'in_channels'}
+    return out
+
+
+def _at(cfg: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split('.'):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return _without_backbone(value) if dotted == 'model' else value
+
+
+def plan_warm_start(
+    cfg: Mapping[str, Any], metric: str, simulate: bool, other: str
+) -> WarmStartPlan:
+    """The earlier search's results that are valid for this one, and why the rest is not.
+
+    A trial is re-used only from a search of the same task, metric, data, evaluator,
+    schedule and detector, and never a ``--simulate`` (surrogate) result in a real search.
+    Raises :class:`JournalError` naming ``other`` when its journal cannot be read; nothing
+    is created before this runs.
+    """
+    from .journal import JOURNAL_NAME
+
+    source = osp.abspath(other)
+    if not osp.isfile(osp.join(other, JOURNAL_NAME)):
+        raise JournalError(
+            f'--warm-start {other}: no search journal there ({JOURNAL_NAME}); allowed: the '
+            'work_dir of an earlier tools/nas_search.py run'
+        )
     try:
-        n = 0
-        for t in src.trials(('complete',)):
-            if t.metric is None:
-                continue
-            result = {k: v for k, v in t.result.items() if not k.startswith('_')}
-            if ctrl.add_warm(f'{osp.abspath(other)}#{t.id}', t.arch, t.metric, result):
-                n += 1
-        ctrl.journal.log('warm_start', data=dict(source=osp.abspath(other), trials=n))
-        logger.info('warm start: %d trained candidates from %s', n, other)
+        src = SearchJournal.open(other)
+    except JournalError as e:
+        raise JournalError(f'--warm-start {other}: its journal cannot be used: {e}') from None
+    try:
+        old = src.config or {}
+        done = src.trials(('complete',))
     finally:
         src.close()
+    reasons = []
+    if old.get('_mode') == 'simulate' and not simulate:
+        reasons.append('it is a --simulate run (surrogate metrics, nothing was trained)')
+    old_metric = (old.get('nas') or {}).get('metric') or (
+        'accuracy/top1' if old.get('default_scope') == 'mmpretrain' else 'coco/bbox_mAP'
+    )
+    if old_metric != metric:
+        reasons.append(f'its metric is {old_metric!r}, this search ranks by {metric!r}')
+    if not (simulate and old.get('_mode') == 'simulate'):
+        for key, what in WARM_START_SAME:
+            if config_diff(_at(old, key), _at(cfg, key)):  # as JSON: tuples are lists
+                reasons.append(f'its {what} ({key}) differs')
+    if reasons:
+        skipped = [f'all {len(done)} trials of {source}: ' + '; '.join(reasons)]
+        return WarmStartPlan(source, [], skipped)
+    trials, skipped = [], []
+    for t in done:
+        if t.metric is None or not np.isfinite(t.metric):
+            skipped.append(f'trial {t.id}: no finite metric ({t.metric!r})')
+            continue
+        result = {k: v for k, v in t.result.items() if not k.startswith('_')}
+        trials.append((t.id, t.arch, float(t.metric), result))
+    return WarmStartPlan(source, trials, skipped)
+
+
+def _warm_start(ctrl: SearchController, plan: WarmStartPlan) -> None:
+    """Re-measure an earlier search's valid trained candidates on this target; no training."""
+    n = 0
+    for trial_id, arch, metric, result in plan.trials:
+        if ctrl.add_warm(f'{plan.source}#{trial_id}', arch, metric, result):
+            n += 1
+    ctrl.journal.log('warm_start', data=dict(source=plan.source, trials=n, skipped=plan.skipped))
+    logger.info('warm start: %d trained candidates from %s', n, plan.source)
+    for why in plan.skipped:
+        logger.warning('warm start: skipped %s', why)

@@ -9,7 +9,11 @@ it. Every change is one SQLite transaction, written *before* the controller acts
 Events form a hash chain (each row stores ``sha256(previous hash + row)``): the last hash
 names the journal's content (the hub's provenance ``journal_hash``), and a chain that does
 not verify on open (a truncated, edited or half-copied file) is reported, never repaired or
-overwritten.
+overwritten. The chain covers every table results are read from: each change of a trial,
+an attempt or a meta value is an event carrying the new values, and on open the ``trials``
+and ``attempts`` rows and the meta values must equal what the events say (a hand-edited
+metric is found). The chain's head (last sequence number and hash) is also written to
+``meta`` in the same transaction as each event, so deleting the last events shows too.
 """
 
 from __future__ import annotations
@@ -25,6 +29,40 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 JOURNAL_FORMAT = 1
 JOURNAL_NAME = 'journal.sqlite'
+#: meta key of the chain's head, written with every event
+CHAIN_HEAD = 'chain_head'
+#: trial columns whose every change is an event (``lease_until``/``updated`` are not)
+_TRIAL_CHECKED = (
+    'arch_hash',
+    'origin',
+    'budget_idx',
+    'status',
+    'attempts',
+    'predicted_ms',
+    'latency_ms',
+    'latency',
+    'metric',
+    'result',
+    'error',
+    'arch',
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as stored: numbers by value (an event may spell a numpy scalar as its string),
+    NaN equal to itself."""
+    if a == b:
+        return True
+    try:
+        fa, fb = float(a), float(b)
+    except (TypeError, ValueError):
+        return False
+    return fa == fb or (fa != fa and fb != fb)
+
+
+def _digest(text: Optional[str]) -> Optional[str]:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 #: pool statuses. ``proposed``: asked, exact latency pending; ``queued``: within a budget,
 #: waiting for a worker; ``running``: dispatched under a lease; ``complete``: trained and
@@ -170,6 +208,7 @@ class SearchJournal:
         self.path = path
         self.con = con
         self._last_hash = self._verify_chain()
+        self._verify_tables()
 
     # ------------------------------------------------------------------ opening
     @staticmethod
@@ -296,9 +335,13 @@ class SearchJournal:
         t = time.time()
         blob = _dumps(data)
         h = _chain(self._last_hash, t, kind, trial_id, blob)
-        self.con.execute(
+        cur = self.con.execute(
             'INSERT INTO events (t, kind, trial_id, data, hash) VALUES (?, ?, ?, ?, ?)',
             (t, kind, trial_id, blob, h),
+        )
+        self.con.execute(
+            'INSERT OR REPLACE INTO meta VALUES (?, ?)',
+            (CHAIN_HEAD, _dumps(dict(seq=int(cur.lastrowid), hash=h))),
         )
         self._last_hash = h
 
@@ -325,7 +368,91 @@ class SearchJournal:
                     'its hash; the file is corrupt or was edited. It was left as it is'
                 )
             prev, expect = h, expect + 1
+        head = self.con.execute('SELECT value FROM meta WHERE key=?', (CHAIN_HEAD,)).fetchone()
+        if head is not None:
+            head = json.loads(head[0])
+            if head.get('seq') != expect - 1 or head.get('hash') != (prev or None):
+                raise JournalError(
+                    f'journal {self.path}: its chain head says the last event is '
+                    f'{head.get("seq")}, but the events end at {expect - 1}; events were '
+                    'removed or added by hand (the file is truncated or was edited). It was '
+                    'left as it is'
+                )
         return prev
+
+    def _verify_tables(self) -> None:
+        """The trials, attempts and meta values are what the verified events say (journals
+        written before the chain head was kept are checked by their chain only)."""
+        if self.con.execute('SELECT 1 FROM meta WHERE key=?', (CHAIN_HEAD,)).fetchone() is None:
+            return
+        trials: Dict[int, Dict[str, Any]] = {}
+        attempts: Dict[tuple, Dict[str, Any]] = {}
+        meta: Dict[str, Any] = {}
+        for row in self.con.execute('SELECT kind, trial_id, data FROM events ORDER BY seq'):
+            kind, tid, data = row['kind'], row['trial_id'], json.loads(row['data'])
+            if kind == 'create':
+                meta['config_hash'] = data.get('config_hash')
+            elif kind == 'meta':
+                meta[data['key']] = data['value']
+            elif tid is None or not isinstance(data, dict):
+                continue
+            elif kind == 'propose':
+                trials[tid] = dict(
+                    {k: data.get(k) for k in ('arch_hash', 'origin', 'budget_idx', 'arch_digest')},
+                    predicted_ms=data.get('predicted_ms'),
+                    status=data.get('status', 'proposed'),
+                    attempts=0,
+                )
+            elif kind == 'dispatch':
+                trials.setdefault(tid, {}).update(status='running', attempts=data['attempt'])
+                attempts[(tid, data['attempt'])] = dict(outcome=None, error=None)
+            elif kind == 'attempt_end':
+                attempts[(tid, data['attempt'])] = dict(
+                    outcome=data.get('outcome'), error=data.get('error')
+                )
+            elif kind == 'promote':
+                trials.setdefault(tid, {}).update(status='queued')
+            elif kind.startswith('final_'):  # the finals table, not the trial's row
+                continue
+            elif 'epochs_trained' in data:  # a rung's result (record_rung)
+                want = trials.setdefault(tid, {})
+                want.update(status='complete', metric=data.get('metric'), error=None)
+                want.pop('result', None)  # kept in rung_results, not in the event
+            else:  # update_trial: the event holds the new column values
+                trials.setdefault(tid, {}).update(
+                    {k: v for k, v in data.items() if k in _TRIAL_CHECKED}
+                )
+        found = {r['id']: dict(r) for r in self.con.execute('SELECT * FROM trials')}
+        for tid in sorted(set(found) | set(trials)):
+            want, got = trials.get(tid), found.get(tid)
+            if want is None or got is None:
+                self._edited(f'trial {tid} is {"missing" if got is None else "not in the events"}')
+            got = dict(got, arch_digest=_digest(got['arch']))
+            for k, v in want.items():
+                if k == 'arch':
+                    got['arch_digest'], k, v = _digest(got['arch']), 'arch_digest', _digest(v)
+                if not _same(got.get(k), v):
+                    self._edited(f'trial {tid} {k} is {got.get(k)!r}, the events say {v!r}')
+        rows = {
+            (r['trial_id'], r['attempt']): dict(r)
+            for r in self.con.execute('SELECT * FROM attempts')
+        }
+        for key in sorted(set(rows) | set(attempts)):
+            want, got = attempts.get(key), rows.get(key)
+            if want is None or got is None or any(got[k] != v for k, v in want.items()):
+                self._edited(f'attempt {key[1]} of trial {key[0]} differs from its events')
+        stored = {r['key']: json.loads(r['value']) for r in self.con.execute('SELECT * FROM meta')}
+        for k, v in meta.items():
+            if k in stored and _dumps(v) != _dumps(stored[k]):
+                self._edited(f'meta {k!r} differs from its events')
+        if 'config' in stored and config_digest(stored['config']) != stored.get('config_hash'):
+            self._edited('meta config does not match its config_hash')
+
+    def _edited(self, what: str) -> None:
+        raise JournalError(
+            f'journal {self.path}: {what}; the file was edited (results are read only from '
+            'what its hash chain covers). It was left as it is'
+        )
 
     def events(self, kind: Optional[str] = None) -> List[Dict[str, Any]]:
         q = 'SELECT seq, t, kind, trial_id, data FROM events'
@@ -360,6 +487,8 @@ class SearchJournal:
                     origin=origin,
                     budget_idx=budget_idx,
                     predicted_ms=predicted_ms,
+                    status=status,
+                    arch_digest=_digest(_dumps(arch)),
                 ),
             )
         return self.trial(tid)

@@ -14,6 +14,7 @@ killer, a lost node) or one over its time limit (cancelled with ``force=True``) 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from typing import Any, Dict, List, Optional
 
@@ -62,6 +63,7 @@ def init_ray(
         ignore_reinit_error=True,
     )
     if address:
+        check_ray_address(address)
         ray.init(address=address, **kwargs)
     else:
         ray.init(
@@ -72,6 +74,32 @@ def init_ray(
             **kwargs,
         )
     return ray.cluster_resources()
+
+
+def check_ray_address(address: str, timeout_s: float = 10.0) -> None:
+    """A cluster address must answer before ``ray.init`` is given it: Ray itself retries an
+    address where nothing listens forever. ``'auto'`` (a cluster started on this machine)
+    is left to Ray, which finds it or says there is none."""
+    from .controller import SearchError
+
+    if address == 'auto':
+        return
+    hostport = address.split('://', 1)[-1]
+    host, sep, port = hostport.rpartition(':')
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SearchError(
+            f'--ray-address: got {address!r}; allowed: HOST:PORT of a running Ray head '
+            "(e.g. 10.0.0.5:6379), ray://HOST:PORT, 'auto', or nothing for a local cluster"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise SearchError(
+            f'--ray-address {address}: no Ray cluster answers there within {timeout_s:g} s '
+            f'({e}). Start one first (on {host}: ray start --head --port={port}), or leave '
+            '--ray-address out to run a local cluster in this process'
+        ) from None
 
 
 def _run_attempt(fn_name: str, task: Dict[str, Any], env: Dict[str, str]) -> Dict[str, Any]:

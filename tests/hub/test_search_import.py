@@ -165,10 +165,19 @@ def test_search_entry_config_builds(hub_file, tmp_path):
     'edit, match',
     [
         (lambda d: d.update(format=2), r'results format 2; this version reads 1'),
-        (lambda d: d['search'].pop('journal_hash'), r'search\.journal_hash is missing'),
-        (lambda d: d['search']['target'].pop('device'), r'search\.target lacks device'),
-        (lambda d: d['search'].pop('task'), r'search\.task is missing'),
-        (lambda d: d['winners'][0].pop('latency_ms'), r'winners\[0\] lacks latency_ms'),
+        (
+            lambda d: d['search'].pop('journal_hash'),
+            r'results\.json: search\.journal_hash: missing; required',
+        ),
+        (
+            lambda d: d['search']['target'].pop('device'),
+            r'results\.json: search\.target\.device: missing; required',
+        ),
+        (lambda d: d['search'].pop('task'), r'results\.json: search\.task: missing; required'),
+        (
+            lambda d: d['winners'][0].pop('latency_ms'),
+            r'results\.json: winners\[0\]\.latency_ms: missing; required',
+        ),
         (
             lambda d: d['winners'][1].update(arch_hash='0000'),
             r"winners\[1\]: arch_hash '0000' does not match",
@@ -189,6 +198,25 @@ def test_bad_results_are_named(edit, match, tmp_path, hub_file):
 def test_missing_results_file(tmp_path, hub_file):
     with pytest.raises(HubError, match='no results.json in'):
         hub.import_search(str(tmp_path), path=hub_file)
+
+
+def test_imported_config_path_is_never_executed(hub_file, tmp_path):
+    """results.json may name any file as a winner's config; a config is Python: the hub
+    makes the config from the arch and the shipped template instead."""
+
+    run = tmp_path / 'run'
+    shutil.copytree(NAS_RUN, run)
+    marker = tmp_path / 'MARKER_config_ran'
+    evil = tmp_path / 'evil_config.py'
+    evil.write_text(f'import os\nos.system("touch {marker}")\nmodel = dict()\n')
+    data = json.loads((run / 'results.json').read_text())
+    for w in data['winners']:
+        w['config'] = str(evil)
+    (run / 'results.json').write_text(json.dumps(data))
+    added = hub.import_search(str(run), path=hub_file)
+    cfg = hub.get_config(added[0].name, out_file=str(tmp_path / 'out.py'), path=hub_file)
+    assert cfg.model.backbone.type == 'GPUNet' and 'arch' in cfg.model.backbone
+    assert not marker.exists()
 
 
 def test_a_final_retrain_is_the_row_metric_and_the_proxy_is_kept(tmp_path):

@@ -116,7 +116,9 @@ def test_invalid_entry_reported_with_line(hub_file):
     row['speed'] = 1
     with open(hub_file, 'w') as f:
         f.write(json.dumps(row) + '\n')
-    with pytest.raises(HubFileError, match=r":1: hub entry: unknown keys \['speed'\]"):
+    with pytest.raises(
+        HubFileError, match=r":1: hub entry 'c': speed: unknown key.*allowed keys: name, task"
+    ):
         ModelHub(hub_file).entries()
 
 
@@ -200,3 +202,45 @@ def test_concurrent_adds_from_two_processes_all_land(hub_file):
         assert p.returncode == 0, err.decode()[-2000:]
     names = sorted(e.name for e in ModelHub(hub_file).user_entries())
     assert names == sorted(f'p{k}-{i}' for k in (0, 1) for i in range(6))
+
+
+# ------------------------------------------------------------------ issue 20: checked on read
+def _write_rows(path, *rows):
+    with open(path, 'w') as f:
+        f.write('{"gpunet_mm_hub": 1}\n')
+        for r in rows:
+            f.write(json.dumps(r.to_dict()) + '\n')
+
+
+def test_shipped_name_spoof_is_refused_on_read(hub_file):
+    """A hand-written row named GPUNet-0 that is another network never joins its rows."""
+    _write_rows(hub_file, measured(name='GPUNet-0', tier='GPUNet-1'))
+    with pytest.raises(
+        hub.HubError, match=r"hub\.jsonl: row 'GPUNet-0' takes the name of a shipped"
+    ):
+        ModelHub(hub_file).entries()
+    with pytest.raises(hub.HubError, match='shipped'):
+        hub.query(device='t4', latency_ms=5, path=hub_file)
+
+
+def test_one_name_two_networks_or_two_rows_of_one_key_are_refused_on_read(hub_file):
+    _write_rows(
+        hub_file, measured(name='mine'), measured(name='mine', tier='GPUNet-1', device='A100')
+    )
+    with pytest.raises(hub.HubError, match="two rows named 'mine' describe different networks"):
+        ModelHub(hub_file).entries()
+    _write_rows(hub_file, measured(name='mine'), measured(name='mine', latency=0.9))
+    with pytest.raises(hub.HubError, match="two rows for 'mine'.*one would silently win"):
+        ModelHub(hub_file).entries()
+    with pytest.raises(hub.HubError):  # and an add never rewrites such a file
+        hub.add(measured(name='other', tier='GPUNet-1'), path=hub_file)
+
+
+def test_add_writes_through_a_symlinked_hub_file(tmp_path):
+    target = tmp_path / 'shared' / 'hub.jsonl'
+    target.parent.mkdir()
+    link = tmp_path / 'hub.jsonl'
+    link.symlink_to(target)
+    hub.add(measured(), path=str(link))
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert [e.name for e in ModelHub(str(target)).user_entries()] == ['my-gpunet-0']

@@ -12,6 +12,7 @@ detectors.
 
 import argparse
 import os
+import os.path as osp
 import sys
 import time
 
@@ -30,6 +31,13 @@ from gpunet_mm.models.release_checkpoint import extract_state_dict, release_to_m
 def convert(src: str, dst: str, tier: str, use_ema: bool = True, trust: bool = False) -> int:
     """Write the converted checkpoint; returns the number of tensors."""
     arch = get_tier(tier)
+    if osp.realpath(src) == osp.realpath(dst) or (
+        osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst)
+    ):
+        raise ValueError(
+            f'DST {dst} is the source checkpoint {src}: converting would overwrite the release '
+            'file; allowed: another output path'
+        )
     with trusted_checkpoints(trust):
         ckpt = load_local_checkpoint(src, map_location='cpu')
     if not isinstance(ckpt, dict):

@@ -10,7 +10,7 @@ out index asks for it, so detectors carry no unused parameters (which DDP would 
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, get_args
 
 import torch
 import torch.nn as nn
@@ -21,12 +21,14 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS, register_detection_module
+from ...schema import GPUNetArgs, validate
 from ..arch_spec import GPUNetArch, PlacedLayer, as_arch
 from ..blocks import GPUNetFusedIRB, GPUNetIRB
 from ..tiers import get_tier
 
 ACT_CFGS: Dict[str, Dict[str, Any]] = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}
-PADDING_MODES = ('symmetric', 'release')
+#: declared once, with the backbone's argument schema
+PADDING_MODES = get_args(GPUNetArgs.model_fields['padding'].annotation)
 
 
 def resolve_arch(
@@ -170,16 +172,22 @@ class GPUNet(BaseBackbone):
         ),
     ) -> None:
         super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
+        # plain-typed arguments by their schema: booleans are booleans (norm_eval='False'
+        # would be truthy), numbers are finite and in range
+        validate(
+            GPUNetArgs,
+            dict(
+                frozen_stages=frozen_stages,
+                padding=padding,
+                drop_path_rate=drop_path_rate,
+                norm_eval=norm_eval,
+                with_cp=with_cp,
+                with_tail=with_tail,
+            ),
+            'GPUNet',
+        )
         self.arch = resolve_arch(tier, arch)
         _check_layer_cfgs(norm_cfg, act_cfg, conv_cfg)
-        if padding not in PADDING_MODES:
-            raise ValueError(f'padding: got {padding!r}; allowed: {PADDING_MODES}')
-        if (
-            isinstance(drop_path_rate, bool)
-            or not isinstance(drop_path_rate, (int, float))
-            or not 0.0 <= float(drop_path_rate) < 1.0
-        ):
-            raise ValueError(f'drop_path_rate: got {drop_path_rate!r}; allowed: [0, 1)')
         # raises the clear error for an arch whose first layer is not the stride-2 stem
         levels = self.arch.levels(release_padding=padding == 'release')
         self.num_levels = len(levels)
@@ -194,8 +202,6 @@ class GPUNet(BaseBackbone):
         if not with_tail and self.num_levels in self.out_indices:
             raise ValueError(f'out_indices names the tail ({self.num_levels}) but with_tail=False')
         num_layers = self.num_levels + int(with_tail)
-        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int):
-            raise ValueError(f'frozen_stages: got {frozen_stages!r}; allowed: an integer')
         if not -1 <= frozen_stages <= num_layers:
             raise ValueError(
                 f'frozen_stages: got {frozen_stages}; allowed: -1..{num_layers} '

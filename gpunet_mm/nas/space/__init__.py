@@ -36,9 +36,13 @@ def build_space(cfg: Union[SearchSpace, Mapping[str, Any]]) -> SearchSpace:
         return cfg
     if not isinstance(cfg, Mapping) or 'type' not in cfg:
         raise ValueError(f'space config: got {cfg!r}; allowed: a dict with a "type" key')
+    from ...schema import check_arguments
+
     cfg = dict(cfg)
     kind = cfg.pop('type')
-    return lookup(NAS_SPACES, kind, 'space type')(**cfg)
+    cls = lookup(NAS_SPACES, kind, 'space type')
+    check_arguments(cls, cfg, 'search_space')  # the class's signature is its schema
+    return cls(**cfg)
 
 
 __all__ = [
