@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 STACK="${STACK:-upstream}"
 PY="${PYTHON:-python3}"
-STAMP="$VENV/.gpunet_mm-installed-$STACK-v4"
+STAMP="$VENV/.gpunet_mm-installed-$STACK-v5"
 
 if [[ -f "$STAMP" ]]; then
   exit 0
