@@ -14,6 +14,7 @@ See ``configs/nas/`` and docs/nas_search.md for every key.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import os.path as osp
@@ -306,23 +307,26 @@ def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], fl
 
 
 def make_optimizers(
-    cfg: Mapping[str, Any], budgets: Sequence[float], predict: Callable, seed: int
+    cfg: Mapping[str, Any],
+    budgets: Sequence[float],
+    predict: Callable,
+    seed: int,
+    journal: SearchJournal,
 ) -> List[Any]:
+    """One optimiser per budget, each on its journal store (reopened with its saved state
+    when the search resumes)."""
     from ..nas import build_optimizer, build_space
+    from .trial_store import open_optimizer
 
     out = []
     for i, b in enumerate(budgets):
         ocfg = dict(cfg['search_optimizer'])
         ocfg['seed'] = int(ocfg.get('seed', seed)) + i
-        out.append(
-            build_optimizer(
-                ocfg,
-                build_space(cfg['search_space']),
-                constraint_fn=predict,
-                budget=float(b),
-                minimize=False,
-            )
+        space = build_space(cfg['search_space'])
+        build = functools.partial(
+            build_optimizer, ocfg, space, constraint_fn=predict, budget=float(b), minimize=False
         )
+        out.append(open_optimizer(build, journal, i, space))
     return out
 
 
@@ -593,7 +597,7 @@ def _run(
             )
         journal.set_meta('budgets', budgets)
     model = latency_model(cfg, base, calib, run.simulate)
-    optimizers = make_optimizers(cfg, budgets, model.predict, seed)
+    optimizers = make_optimizers(cfg, budgets, model.predict, seed, journal)
     model.on_refit = lambda: [o.constraint_changed() for o in optimizers]
     payload = dict(
         cfg=cfg,

@@ -3,13 +3,16 @@
 The controller owns no state that the journal does not hold. Each step is written to the
 journal before it is acted on, so a controller killed at any instant (``kill -9``) resumes
 from the journal: finished trials are kept (never re-trained), trials that were running
-are dispatched again, the optimisers are rebuilt from their stored states and ask exactly
-what they would have asked.
+are dispatched again, and the optimisers, whose trials live in the journal
+(:class:`~gpunet_mm.search.trial_store.JournalTrialStore`), are reopened from it and ask
+exactly what they would have asked.
 
 Rooms and doors:
 
-* optimisers (:mod:`gpunet_mm.nas`): one per latency budget, ``ask``/``tell`` only;
-* the journal (:class:`SearchJournal`): every trial, attempt and event;
+* optimisers (:mod:`gpunet_mm.nas`): one per latency budget, ``ask``/``tell`` only, each
+  reading and writing its trials through its journal store;
+* the journal (:class:`SearchJournal`): every trial, attempt and event, and each
+  optimiser's trials and state;
 * a latency service: ``measure(archs) -> [dict(latency_ms=...)]``, the exact end-to-end
   latency on the target; ``exclusive`` says whether it owns its device (else it is only
   called while no training runs, so trainings never disturb a timing);
@@ -86,7 +89,8 @@ class SearchController:
 
     Args:
         journal: where everything is recorded (created or opened by the caller).
-        optimizers: one per budget, built with the calibrated predictor as ``constraint_fn``.
+        optimizers: one per budget, built with the calibrated predictor as ``constraint_fn``
+            and the journal's store of that budget (``trial_store.open_optimizer``).
         budgets: latency budgets in ms, one per optimiser.
         executor: runs trainings.
         latency: the latency service (see module docstring).
@@ -135,11 +139,10 @@ class SearchController:
         self.latency_model: Optional[Any] = None
 
     # ------------------------------------------------------------------ bookkeeping
-    def _save_opt(self, b: int, trials: Sequence[Any]) -> None:
+    def _save_opt(self, b: int) -> None:
+        """Commit budget ``b``'s optimiser: its state and the trials it changed, at once."""
         opt = self.optimizers[b]
-        self.journal.save_optimizer(
-            b, opt.state_dict(with_trials=False), (t.to_dict() for t in trials)
-        )
+        opt.store.commit(opt.state_dict(with_trials=False))
 
     def committed(self) -> int:
         """Training slots the search has spent or promised (the trial budget's count)."""
@@ -270,11 +273,9 @@ class SearchController:
 
     # ------------------------------------------------------------------ recovery
     def recover(self) -> None:
-        """Make the pool and the optimisers consistent after a (possibly violent) stop."""
-        for b, opt in enumerate(self.optimizers):
-            state = self.journal.load_optimizer(b)
-            if state is not None:
-                opt.load_state_dict(state)
+        """Continue after a (possibly violent) stop. The optimisers were reopened from the
+        journal with their stores; what is left is the pool's: re-dispatch what was running,
+        and tell what finished between the pool's write and an optimiser's."""
         lost = self.journal.trials(('running',))
         for t in lost:
             self.journal.end_attempt(
@@ -318,7 +319,7 @@ class SearchController:
             n = min(k - len(new), max(1, self.opts.ask_batch))
             self._show_rung(opt)
             asked = opt.ask(n)
-            self._save_opt(b, asked)
+            self._save_opt(b)
             for ot in asked:
                 arch = ot.params
                 h = self.arch_hash(arch)
@@ -424,7 +425,7 @@ class SearchController:
                 if opt.is_new(opt.space.canonical(x[None])[0]):
                     changed.append(opt.add_trial(pt.arch, value, **kwargs))
             if changed:
-                self._save_opt(b, changed)
+                self._save_opt(b)
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:
