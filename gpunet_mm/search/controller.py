@@ -29,10 +29,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..schema import NasSettings, defaults
 from .executor import Executor, TrialOutcome, TrialTask
-from .fidelity import Rungs
+from .fidelity import FINAL_DEFAULTS, Rungs
 from .journal import FINISHED, PoolTrial, SearchJournal
 
 logger = logging.getLogger('gpunet_mm.search')
@@ -42,25 +43,48 @@ class SearchError(RuntimeError):
     """The search cannot go on (the message says why and what to change)."""
 
 
+#: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
+#: (the multi-fidelity keys ``fidelity``, ``compute_budget``, ``final`` and
+#: ``simulate.objective`` are checked further in gpunet_mm.search.fidelity.check_settings);
+#: :class:`ControllerOptions` takes its defaults from it
+NAS_DEFAULTS: Dict[str, Any] = defaults(NasSettings)
+_NAS = NAS_DEFAULTS
+#: the ``nas`` keys that are controller options of the same name
+_FROM_NAS = (
+    'num_trials',
+    'max_attempts',
+    'trial_timeout_s',
+    'lease_s',
+    'propose_ahead',
+    'ask_batch',
+    'ask_min',
+    'compute_budget',
+)
+
+
 @dataclass
 class ControllerOptions:
+    """How the controller runs a search. The settings that are also ``nas`` keys take
+    their defaults from the ``nas`` schema (one table); :meth:`from_nas` builds them from a
+    checked ``nas`` dict."""
+
     num_trials: int
-    max_attempts: int = 2
-    trial_timeout_s: Optional[float] = None
-    lease_s: float = 600.0
-    propose_ahead: int = 0
-    ask_batch: int = 8
+    max_attempts: int = _NAS['max_attempts']
+    trial_timeout_s: Optional[float] = _NAS['trial_timeout_s']
+    lease_s: float = _NAS['lease_s']
+    propose_ahead: int = _NAS['propose_ahead']
+    ask_batch: int = _NAS['ask_batch']
     #: refill the look-ahead queue only once this many proposals are missing from it (unless
     #: a free worker would wait): the points of one ask share a model fit, so a controller
     #: serving hundreds of workers asks for many at once instead of one per finished trial
-    ask_min: int = 1
+    ask_min: int = _NAS['ask_min']
     poll_s: float = 1.0
     max_infeasible_ratio: float = 10.0
     payload: Dict[str, Any] = field(default_factory=dict)
     #: multi-fidelity rungs (``nas.fidelity``); None: every candidate trains to the end
     rungs: Optional[Rungs] = None
     #: epochs summed over every attempt after which nothing new starts (``nas.compute_budget``)
-    compute_budget: Optional[float] = None
+    compute_budget: Optional[float] = _NAS['compute_budget']
     #: epochs of the full proxy schedule (compute accounting without rungs; None: unknown)
     full_epochs: Optional[int] = None
     #: the final retrain (``nas.final``: ``top_k`` per budget on the full schedule)
@@ -75,6 +99,15 @@ class ControllerOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f'{name}: got {v!r}; allowed: integers >= 1')
+
+    @classmethod
+    def from_nas(cls, nas: Mapping[str, Any], **run: Any) -> ControllerOptions:
+        """The options of a checked ``nas`` dict (:func:`gpunet_mm.search.api.nas_settings`)
+        plus the run's own (``payload``, ``rungs``, ``full_epochs``, ``poll_s``);
+        ``nas.final`` is completed with :data:`~gpunet_mm.search.fidelity.FINAL_DEFAULTS`."""
+        given = {k: nas[k] for k in _FROM_NAS if k in nas}
+        final = nas.get('final')
+        return cls(**given, final=None if final is None else dict(FINAL_DEFAULTS, **final), **run)
 
 
 def _brief(t: PoolTrial, **extra: Any) -> Dict[str, Any]:

@@ -375,15 +375,9 @@ def test_final_retrain_of_the_top_k_per_budget_reports_final_next_to_proxy(sim_c
     assert res['final']['winners'] == json.loads(json.dumps(fin['winners']))
     for row in res['winners']:
         assert row['metric_kind'] == 'proxy' and row['final_metric'] == 100.0 + row['trial_id']
-    import importlib.util
-    import os.path as osp
+    from gpunet_mm.search.report import final_line
 
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    line = cli.final_line(s)
+    line = final_line(s)
     w = fin['winners'][next(iter(fin['winners']))]
     assert f'| FINAL {next(iter(fin["winners"]))} ms: {w["arch_hash"]} (trial {w["trial_id"]})' in (
         line
