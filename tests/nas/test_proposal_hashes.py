@@ -14,7 +14,12 @@ from . import proposal_hashes as ph
 RECORDED = json.load(open(ph.RECORD))
 
 
-@pytest.mark.parametrize('case', ph.BENCH_CASES, ids=lambda c: f'{c[0]}-{c[1]}-b{c[2]}')
+#: the GPUNet-surrogate runs take about 15 s together: slow; the Ackley ones stay in the
+#: default suite with the simulated searches
+CASES = [pytest.param(c, marks=pytest.mark.slow) if c[0] != 'ackley' else c for c in ph.BENCH_CASES]
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda c: f'{c[0]}-{c[1]}-b{c[2]}')
 def test_benchmark_proposals_are_unchanged(case):
     problem, method, batch, trials = case
     if method == 'tpe':
