@@ -157,6 +157,35 @@ def results(edit):
     return build
 
 
+def zero_byte_image(surface):
+    """A COCO dataset whose second image file is 0 bytes (an interrupted copy), read by
+    ``surface``: the training/test door, the search's door, or one image (parity, demo)."""
+
+    def build(tmp):
+        (tmp / 'img').mkdir()
+        (tmp / 'img' / 'a.jpg').write_bytes(b'\xff\xd8 not empty')
+        (tmp / 'img' / 'b.jpg').write_bytes(b'')
+        images = [dict(id=i, file_name=n, width=8, height=8) for i, n in enumerate('ab')]
+        ann = dict(images=images, annotations=[], categories=[dict(id=1, name='x')])
+        (tmp / 'ann.json').write_text(json.dumps(ann))
+        ds = dict(data_root=str(tmp), ann_file='ann.json', data_prefix=dict(img='img/'))
+        if surface == 'train':
+            from mmengine.config import Config
+
+            from gpunet_mm.apis import check_dataset_files
+
+            return check_dataset_files(Config(dict(train_dataloader=dict(dataset=ds))))
+        if surface == 'search':
+            from gpunet_mm.search.api import check_data
+
+            return check_data(dict(train_dataloader=dict(dataset=ds)))
+        from gpunet_mm.apis import check_image
+
+        return check_image(str(tmp / 'img' / 'b.jpg'))
+
+    return build
+
+
 def _set(path, value):
     def edit(d):
         *head, last = path
@@ -421,6 +450,20 @@ CASES = [
     ('results.mode', results(_set(['search', 'mode'], 'fake')), 'search.mode', "'fake'"),
     ('results.winners=dict', results(_set(['winners'], {})), 'winners', '{}'),
     ('results.no arch', results(_drop(['winners', 0, 'arch'])), 'winners[0].arch', 'missing'),
+    # ---- datasets: a zero-byte image, at each door that reads images
+    (
+        'dataset.zero-byte image (train/test)',
+        zero_byte_image('train'),
+        'train_dataloader.dataset.ann_file',
+        'b.jpg, which is empty (0 bytes)',
+    ),
+    (
+        'dataset.zero-byte image (search)',
+        zero_byte_image('search'),
+        'train_dataloader: annotation file',
+        'b.jpg, which is empty (0 bytes)',
+    ),
+    ('image.zero-byte (parity, demo)', zero_byte_image('image'), 'b.jpg', 'empty (0 bytes)'),
 ]
 
 

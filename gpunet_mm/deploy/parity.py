@@ -148,6 +148,10 @@ def load_images(
     from mmdet.datasets.transforms import PackDetInputs, Resize
     from mmengine.dataset import pseudo_collate
 
+    from ..apis.runner import check_image
+
+    for p in paths:  # a zero-byte file would end in a decoder assertion without its name
+        check_image(p)
     h, w = shape
     # the transform classes themselves: registry names resolve through the current default
     # scope, which an mmengine Runner in the same process (a training before) may change
