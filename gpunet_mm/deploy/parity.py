@@ -264,6 +264,7 @@ DEMO_DETECTORS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     'rtmdet-tiny_gpunet-0_demo': ('configs/demo/rtmdet-tiny_gpunet-0_cspnext-pafpn_demo.py', {}),
     'yolox-s_gpunet-0_demo': ('configs/demo/yolox-s_gpunet-0_pafpn_demo.py', {}),
     'faster-rcnn_gpunet-0_demo': ('configs/demo/faster-rcnn_gpunet-0_fpn_demo.py', {}),
+    'mask-rcnn_gpunet-0_demo': ('configs/demo/mask-rcnn_gpunet-0_fpn_demo.py', {}),
 }
 #: one demo detector per supported head family (the trained parity tests and benchmark)
 HEAD_DEMOS: Dict[str, str] = {
