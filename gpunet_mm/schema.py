@@ -239,15 +239,8 @@ class SimulateSettings(BaseModel):
     #: Its form is checked here; that it imports and takes those arguments, by
     #: gpunet_mm.search.fidelity.load_objective
     objective: Optional[
-        Annotated[
-            str,
-            Field(
-                pattern=r'^[A-Za-z_][\w.]*:[A-Za-z_]\w*$',
-                max_length=500,
-                description="'package.module:function' (function(arch, epochs, seed))",
-            ),
-        ]
-    ] = None
+        Annotated[str, Field(pattern=r'^[A-Za-z_][\w.]*:[A-Za-z_]\w*$', max_length=500)]
+    ] = Field(None, description="'package.module:function' (function(arch, epochs, seed)), or None")
 
 
 class TrialResources(BaseModel):
@@ -275,9 +268,9 @@ class FidelitySettings(BaseModel):
     #: promote the best 1/eta of a rung; rungs grow by eta
     eta: Annotated[int, Field(ge=2, le=1000, description='integers >= 2')] = 3
     #: the full proxy schedule (default: the base config's train_cfg.max_epochs)
-    max_epochs: Optional[
-        Annotated[int, Field(ge=1, le=100_000, description='integers >= 1 (epochs)')]
-    ] = None
+    max_epochs: Optional[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        None, description='None or integers >= 1 (epochs)'
+    )
     #: results a rung needs before the optimisers learn from it
     min_observations: Annotated[int, Field(ge=1, le=100_000, description='integers >= 1')] = 6
     #: what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
@@ -292,15 +285,10 @@ class FinalSettings(BaseModel):
     top_k: Annotated[int, Field(ge=1, le=10_000, description='integers >= 1')] = 2
     #: config overrides merged into the candidate's config for the final retrain, e.g.
     #: ``dict(train_cfg=dict(max_epochs=12))``; None: the search config's own schedule
-    schedule: Optional[
-        Annotated[
-            Dict[str, Any],
-            Field(
-                description='None or a dict of config overrides '
-                '(e.g. dict(train_cfg=dict(max_epochs=12)))'
-            ),
-        ]
-    ] = None
+    schedule: Optional[Dict[str, Any]] = Field(
+        None,
+        description='None or a dict of config overrides (e.g. dict(train_cfg=dict(max_epochs=12)))',
+    )
 
 
 class NasSettings(BaseModel):
@@ -334,16 +322,15 @@ class NasSettings(BaseModel):
     # multi-fidelity (issue 17); what needs the base config is checked in
     # gpunet_mm.search.fidelity.check_settings
     #: rungs; None: every candidate trains the full proxy schedule
-    fidelity: Optional[FidelitySettings] = None
+    fidelity: Optional[FidelitySettings] = Field(
+        None, description='None or dict(min_epochs=1, eta=3, max_epochs=None, ...)'
+    )
     #: epochs over every attempt, then nothing new starts
-    compute_budget: Optional[
-        Annotated[
-            float,
-            Field(gt=0, le=1e9, allow_inf_nan=False, description='a positive number of epochs'),
-        ]
-    ] = None
+    compute_budget: Optional[Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]] = Field(
+        None, description='None or a positive number of epochs'
+    )
     #: retrain the top-k per budget in full; None: no final retrain
-    final: Optional[FinalSettings] = None
+    final: Optional[FinalSettings] = Field(None, description='None or dict(top_k=2, schedule=None)')
     simulate: SimulateSettings = SimulateSettings()
 
 
