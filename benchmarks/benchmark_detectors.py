@@ -133,7 +133,9 @@ def bench(args, on_row=None) -> dict:
         def latency():
             export_onnx(model, dict(input_shape=shape), onnx_lat)
             raw, _ = load_images(imgs[:1], shape)
-            t = time_ort_vs_torch(model, onnx_lat, raw, shape, ort_b, torch_b, args.rounds, args.iters)
+            t = time_ort_vs_torch(
+                model, onnx_lat, raw, shape, ort_b, torch_b, args.rounds, args.iters
+            )
             for k in ('ort_median_ms', 'torch_predict_median_ms', 'speedup_ort_vs_torch'):
                 t[k] = round(t[k], 2)
             row.update(t)

@@ -141,7 +141,7 @@ def _sql(path, *statements):
             'optimiser trial 0 of budget 0: data',
         ),
         ('DELETE FROM optimizer_trials WHERE opt_id=1', 'optimiser trial 1 of budget 0 is missing'),
-        ('INSERT INTO optimizer_state VALUES (3, \'{}\')', 'budget 3 is not in the events'),
+        ("INSERT INTO optimizer_state VALUES (3, '{}')", 'budget 3 is not in the events'),
         ('UPDATE rung_results SET metric=0.9 WHERE rung=0', 'rung 0 result of trial 1: metric'),
         ("UPDATE rung_results SET result='{}' WHERE rung=1", 'result of trial 1: result_digest'),
         ('UPDATE rung_attempts SET epochs_trained=5', 'epochs_trained is 5, the events say'),
@@ -171,7 +171,8 @@ def test_deleted_last_events_and_their_head_are_found(tmp_path):
         "UPDATE meta SET value=(SELECT json_object('seq', seq, 'hash', hash) FROM events "
         f"WHERE seq={keep}) WHERE key='chain_head'",
     )
-    with pytest.raises(JournalError, match=rf'says the last event is {last}, but the events end at {keep}'):
+    truncated = rf'says the last event is {last}, but the events end at {keep}'
+    with pytest.raises(JournalError, match=truncated):
         SearchJournal.open(str(tmp_path))
     head = tmp_path / 'journal.sqlite.head'
     head.unlink()  # and without its head file: refused too, never taken as a fresh journal

@@ -41,7 +41,9 @@ def time_ort_vs_torch(
     feed = {'input': raw.numpy()}
     ort_t, torch_t = [], []
     for _ in range(rounds):
-        r = ort.measure(onnx_path, shape=shape, iters=iters, warmup=warmup, session=sess, inputs=feed)
+        r = ort.measure(
+            onnx_path, shape=shape, iters=iters, warmup=warmup, session=sess, inputs=feed
+        )
         ort_t.append(r.median_ms)
         r = eager.measure(pred, shape=shape, iters=iters, warmup=warmup, inputs=raw)
         torch_t.append(r.median_ms)
