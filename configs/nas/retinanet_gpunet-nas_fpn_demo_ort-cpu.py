@@ -18,6 +18,7 @@ nas = dict(
 )
 
 # the candidates' proxy schedule (8 epochs, from scratch), from the shared base
+max_epochs = {{_base_.proxy_schedule.max_epochs}}
 train_cfg = {{_base_.proxy_schedule.train_cfg}}
 param_scheduler = {{_base_.proxy_schedule.param_scheduler}}
 train_dataloader = {{_base_.proxy_schedule.train_dataloader}}

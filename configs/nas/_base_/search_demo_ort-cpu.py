@@ -37,17 +37,19 @@ latency_target = dict(
 predictor = dict(path=None)
 
 # The candidates' proxy schedule: short, from scratch (overrides the base detector config).
-# mmengine refuses a key set by two bases, and the detector config sets these, so a search
-# config applies them by name: train_cfg = {{_base_.proxy_schedule.train_cfg}}, ...
+# mmengine refuses a key set by two bases, and the detector config sets these (the demo
+# data's config sets max_epochs too), so a search config applies them by name:
+# train_cfg = {{_base_.proxy_schedule.train_cfg}}, ...
 # GPUNet-0 reached bbox mAP 0.10 after 6 epochs at 128 px on a busy machine.
-max_epochs = 8
+__epochs = 8  # '__': a name of this file only, not a config key
 proxy_schedule = dict(
-    train_cfg=dict(max_epochs=max_epochs, val_interval=max_epochs),
+    max_epochs=__epochs,
+    train_cfg=dict(max_epochs=__epochs, val_interval=__epochs),
     param_scheduler=[
         dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
-        dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True, eta_min=1e-5),
+        dict(type='CosineAnnealingLR', begin=0, end=__epochs, by_epoch=True, eta_min=1e-5),
     ],
     train_dataloader=dict(num_workers=0, persistent_workers=False),
     val_dataloader=dict(num_workers=0, persistent_workers=False),
-    default_hooks=dict(checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_best=None)),
+    default_hooks=dict(checkpoint=dict(interval=__epochs, max_keep_ckpts=1, save_best=None)),
 )
