@@ -165,7 +165,7 @@ def zero_byte_image(surface):
         (tmp / 'img').mkdir()
         (tmp / 'img' / 'a.jpg').write_bytes(b'\xff\xd8 not empty')
         (tmp / 'img' / 'b.jpg').write_bytes(b'')
-        images = [dict(id=i, file_name=n, width=8, height=8) for i, n in enumerate('ab')]
+        images = [dict(id=i, file_name=f'{n}.jpg', width=8, height=8) for i, n in enumerate('ab')]
         ann = dict(images=images, annotations=[], categories=[dict(id=1, name='x')])
         (tmp / 'ann.json').write_text(json.dumps(ann))
         ds = dict(data_root=str(tmp), ann_file='ann.json', data_prefix=dict(img='img/'))
