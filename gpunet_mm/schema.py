@@ -326,9 +326,12 @@ class NasSettings(BaseModel):
         None, description='None or dict(min_epochs=1, eta=3, max_epochs=None, ...)'
     )
     #: epochs over every attempt, then nothing new starts
-    compute_budget: Optional[Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]] = Field(
-        None, description='None or a positive number of epochs'
-    )
+    compute_budget: Optional[  # an int stays an int (it is reported as given)
+        Union[
+            Annotated[int, Field(gt=0, le=10**9)],
+            Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)],
+        ]
+    ] = Field(None, description='None or a positive number of epochs')
     #: retrain the top-k per budget in full; None: no final retrain
     final: Optional[FinalSettings] = Field(None, description='None or dict(top_k=2, schedule=None)')
     simulate: SimulateSettings = SimulateSettings()
