@@ -22,7 +22,7 @@ metafiles: ``tools/misc/gen_model_zoo.py`` and ``tools/misc/gen_metafiles.py``.
 
     python benchmarks/benchmark_hub.py [--part cls det] [--tiers 0 d1] [--iters 10] \\
         [--warmup 2] [--threads 1] [--det-shape 320 320] [--cache work_dirs/hub_latency.sqlite] \\
-        [--detectors retinanet rtmdet yolox]
+        [--detectors retinanet rtmdet yolox] [--det-sets coco demo]
 
 One ONNX Runtime thread by default: the search configs time their CPU targets with
 ``threads=1`` (so these rows compare with search results), and a single thread is far less
@@ -72,6 +72,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=list(DETECTORS),
         choices=list(DETECTORS),
         help='detector families (RTMDet and YOLOX: the demo-sized GPUNet-0 rows only)',
+    )
+    p.add_argument(
+        '--det-sets',
+        nargs='+',
+        default=['coco', 'demo'],
+        choices=('coco', 'demo'),
+        help="'coco': RetinaNet-GPUNet-<tier> at --det-shape; 'demo': the demo detectors "
+        '(tier 0) at 256x256, side by side',
     )
     p.add_argument('--cache', default=osp.join(ROOT, 'work_dirs', 'hub_latency.sqlite'))
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark_hub'))
@@ -241,13 +249,13 @@ def measure_detectors(tiers: Sequence[int], args) -> List:
     from gpunet_mm.models import TIER_SHORT, TIERS
 
     out = []
-    if 'retinanet' in args.detectors:
+    if 'retinanet' in args.detectors and 'coco' in args.det_sets:
         jobs = [
             (f'RetinaNet-{TIERS[t].name}', t, 'retinanet', detection_config(TIER_SHORT[t]))
             for t in tiers
         ]
         out += _measure_detector_group(jobs, tuple(args.det_shape), args)
-    if 0 in tiers:
+    if 0 in tiers and 'demo' in args.det_sets:
         demos = [(DETECTORS[d][0], 0, d, DETECTORS[d][1]) for d in args.detectors]
         out += _measure_detector_group(demos, DEMO_SHAPE, args)
     return out
