@@ -41,7 +41,7 @@ class End2EndDetector(nn.Module):
         normalize: include channel conversion and mean/std from ``model.data_preprocessor``.
         fp16: run backbone/neck/head in half precision (fp32 input, decoding and outputs).
         masks: Mask R-CNN only: also return each detection's RoI mask (``[B, N, h, w]``,
-            see :mod:`~gpunet_mm.deploy.two_stage`).
+            see ``gpunet_mm/deploy/two_stage.py``).
     """
 
     def __init__(
