@@ -37,6 +37,7 @@ from .loading import (
     network_stride,
 )
 from .onnx_passes import to_fp16
+from .two_stage import mask_size
 from .wrapper import End2EndDetector, make_wrapper
 
 __all__ = [
@@ -132,11 +133,17 @@ def export_onnx(
         outputs={
             'dets': ['batch' if cfg.dynamic else cfg.batch_size, post.max_detections, 5],
             'labels': ['batch' if cfg.dynamic else cfg.batch_size, post.max_detections],
-            **{  # the mask size is the mask head's: read from the graph
-                o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
-                for o in proto.graph.output
-                if o.name == 'masks'
-            },
+            **(
+                {
+                    'masks': [
+                        'batch' if cfg.dynamic else cfg.batch_size,
+                        post.max_detections,
+                        *mask_size(model),
+                    ]
+                }
+                if cfg.masks
+                else {}
+            ),
         },
         arch_hash=arch_hash_of(model),
         num_nodes=len(proto.graph.node),

@@ -92,6 +92,16 @@ def check_mask_branch(model: nn.Module) -> None:
         )
 
 
+def mask_size(model: nn.Module) -> Tuple[int, int]:
+    """``(h, w)`` of the ``masks`` output: the mask extractor's RoI size, times the mask
+    head's upsampling (28x28 for mmdet's Mask R-CNN)."""
+    roi = model.roi_head
+    h, w = (int(v) for v in roi.mask_roi_extractor.roi_layers[0].output_size)
+    head = roi.mask_head
+    scale = int(head.scale_factor or 1) if getattr(head, 'upsample', None) is not None else 1
+    return h * scale, w * scale
+
+
 class TwoStageCandidates(nn.Module):
     """Features -> (boxes ``[B, P*C, 4]``, scores ``[B, P*C, C]``) for the final class-aware
     NMS: each proposal's class-specific box carries only its own class's score."""
