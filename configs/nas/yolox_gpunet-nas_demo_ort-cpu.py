@@ -7,6 +7,7 @@ _base_ = ['../demo/yolox-s_gpunet-0_pafpn_demo.py', './_base_/search_demo_ort-cp
 nas = dict(num_trials=6)  # trained candidates, GPUNet-0 included
 
 # the candidates' proxy schedule (8 epochs, from scratch), from the shared base
+max_epochs = {{_base_.proxy_schedule.max_epochs}}
 train_cfg = {{_base_.proxy_schedule.train_cfg}}
 param_scheduler = {{_base_.proxy_schedule.param_scheduler}}
 train_dataloader = {{_base_.proxy_schedule.train_dataloader}}
