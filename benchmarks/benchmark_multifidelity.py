@@ -99,7 +99,7 @@ def budgets_at(obj: Objective, percentiles: List[float], n: int = 400) -> List[f
 
 # ---------------------------------------------------------------------- ours
 def run_ours(
-    obj: Objective, budget: float, compute: float, seed: int, fidelity: bool, model: str = 'rung'
+    obj: Objective, budget: float, compute: float, seed: int, fidelity: bool, **fid: Any
 ) -> Dict:
     from functools import partial
 
@@ -123,7 +123,7 @@ def run_ours(
         ),
     )
     if fidelity:
-        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, model=model)
+        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, **fid)
     executor = SimulatedExecutor(
         partial(_curve_of, obj.name), num_workers=4, seed=seed, full_epochs=EPOCHS
     )
@@ -139,11 +139,20 @@ def run_ours(
         w = s['best_per_budget'][f'{s["budgets_ms"][0]:g}']
         with SearchJournal.open(wd) as j:
             arch = None if w is None else j.trial(w['trial_id']).arch
-            trained = sum(1 for t in j.trials() if t.attempts > 0)
+            done = [t for t in j.trials() if t.attempts > 0]
+            # diagnosis: the best final value among every candidate trained (what a perfect
+            # promotion rule could have picked) and how many reached the full schedule
+            oracle = max(
+                (obj.final(t.arch) for t in done if t.latency_ms and t.latency_ms <= budget),
+                default=None,
+            )
+    fid = s.get('fidelity') or {}
     return dict(
         winner=None if arch is None else obj.final(arch),
         compute=s['compute_epochs'],
-        candidates=trained,
+        candidates=len(done),
+        top_rung=(fid.get('rung_occupancy') or [len(done)])[-1],
+        oracle=oracle,
     )
 
 
@@ -319,6 +328,8 @@ def run_dehb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
 RUNNERS: Dict[str, Callable[..., Dict]] = {
     'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True),
     'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
+    # ablation: plain ASHA to the end of the budget (no final stretch)
+    'ours-asha': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, final_stretch=False),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
     'dehb': run_dehb,
     'tpe-hb': run_tpe_hb,
@@ -372,6 +383,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--problems', default='gpunet-surrogate')
     p.add_argument('--methods', default=','.join(METHODS))
     p.add_argument('--seeds', type=int, default=10)
+    p.add_argument(
+        '--first-seed',
+        type=int,
+        default=0,
+        help='seeds FIRST..FIRST+SEEDS-1 (develop on seeds the reported run does not use)',
+    )
     p.add_argument('--percentiles', default='30,70')
     p.add_argument('--fractions', default='0.3333,0.5,1')
     p.add_argument('--full-trials', type=int, default=30, help='the full search: N x E epochs')
@@ -391,7 +408,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for b in budgets[problem]:
             for f in fracs:
                 for m in methods:
-                    for seed in range(a.seeds):
+                    for seed in range(a.first_seed, a.first_seed + a.seeds):
                         jobs.append((problem, m, b, f, f * full, seed))
     jobs.sort(key=lambda j: -j[3] * (3 if j[1] == 'ours' else 1))  # longest first
     t0 = time.perf_counter()
@@ -408,6 +425,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         budgets=budgets,
         percentiles=a.percentiles,
         seeds=a.seeds,
+        first_seed=a.first_seed,
         wall_s=time.perf_counter() - t0,
         summary=summarise(rows),
         runs=rows,

@@ -204,6 +204,43 @@ def test_the_optimisers_learn_from_the_highest_rung_with_enough_results(
     assert s['fidelity']['model_rung'] >= 1
 
 
+def _cli():
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+def test_the_references_reach_the_top_rung_on_compute_kept_for_them(
+    sim_cfg, tmp_path, monkeypatch
+):
+    """A tight compute budget: the reference tier still climbs every rung (its epochs are
+    kept from the start; new candidates and other promotions use the rest). Without that
+    reserve the same search leaves it short, and the last line says so."""
+    from gpunet_mm.search.controller import SearchController
+
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas'].update(num_trials=100, compute_budget=20)
+    s = _run(cfg, tmp_path / 'kept', rung_trainer())
+    j = SearchJournal.open(str(tmp_path / 'kept'))
+    ref = next(t for t in j.trials() if t.origin.startswith('reference'))
+    assert j.top_rungs()[ref.id] == 2 and s['references']['GPUNet-0']['epochs'] == 9
+    assert s['compute_epochs'] <= 20 and s['stop_reason'] == 'compute budget spent'
+    assert s['fidelity']['rung_occupancy'][0] > 5  # the rest went to candidates
+    assert 'not the full proxy schedule' not in _cli().final_line(s)
+
+    monkeypatch.setattr(SearchController, '_reserved', lambda self: 0.0)
+    s = _run(cfg, tmp_path / 'not_kept', rung_trainer())
+    short = s['references']['GPUNet-0']['epochs']
+    assert short < 9
+    assert f'after {short} of 9 epochs (not the full proxy schedule)' in _cli().final_line(s)
+
+
 def test_a_failed_promotion_keeps_the_rungs_the_trial_finished(sim_cfg, tmp_path):
     def fail(task):
         if task.payload['epochs'] == 3 and task.trial_id == 1:  # the reference's rung 1
@@ -295,6 +332,11 @@ def test_simulated_executor_durations_are_proportional_to_the_epochs_trained():
             dict(fidelity=dict(min_epochs=2), compute_budget=1),
             r'compute_budget: got 1 epochs, smaller than one rung \(2 epochs\)',
         ),
+        (
+            dict(fidelity=dict(min_epochs=1), compute_budget=8),
+            r"compute_budget: got 8 epochs; the reference tier\(s\) \['GPUNet-0'\] train every "
+            r'rung \(8 epochs each\) .* allowed: >= 9',
+        ),
         (dict(compute_budget=-3), r'compute_budget: got -3'),
         (dict(final=dict(top_k=0)), r'nas.final.top_k: got 0; allowed: integers >= 1'),
         (
@@ -325,10 +367,10 @@ def test_a_base_config_that_cannot_resume_at_a_rung_is_refused():
 
     nas = dict(fidelity=dict(min_epochs=1, max_epochs=8))
     cfg = dict(train_cfg=dict(type='IterBasedTrainLoop', max_iters=100))
-    with pytest.raises(SearchConfigError, match="IterBasedTrainLoop' cannot stop and resume"):
+    with pytest.raises(SearchConfigError, match='IterBasedTrainLoop .iteration based.'):
         check_settings(cfg, nas, simulate=False)
     cfg = dict(train_cfg=dict(max_epochs=8), default_hooks=dict(checkpoint=None))
-    with pytest.raises(SearchConfigError, match='checkpoint is disabled'):
+    with pytest.raises(SearchConfigError, match='disables checkpoints'):
         check_settings(cfg, nas, simulate=False)
     check_settings(dict(train_cfg=dict(max_epochs=8)), nas, simulate=False)  # fine
 
@@ -450,3 +492,48 @@ def test_offset_model_shifts_the_lower_rungs_by_the_median_gain():
     # gains from rung 0 to 1: b +3, c +4 -> median (upper) +4
     assert r.model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0, 'a': 5.0, 'd': 4.5}
     assert Rungs((1, 3, 9), 3, 2).model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0}
+
+
+def test_the_final_retrain_trains_the_base_configs_full_schedule_by_default(sim_cfg, tmp_path):
+    """The search config's schedule is the proxy; without ``nas.final.schedule`` the final
+    retrain trains the base detector config's own (recorded when the config is loaded, so
+    the journal keeps it for a later ``--final``); a given schedule wins."""
+    import os.path as osp
+
+    from gpunet_mm.models.tiers import get_tier
+    from gpunet_mm.search.api import load_search_config
+    from gpunet_mm.search.trainer import candidate_config
+
+    from .conftest import ROOT
+
+    demo = load_search_config(
+        osp.join(ROOT, 'configs', 'nas', 'retinanet_gpunet-nas_fpn_demo_ort-cpu.py')
+    )
+    base = demo['_base_schedule']
+    assert demo['train_cfg']['max_epochs'] == 8  # the proxy
+    assert base['train_cfg']['max_epochs'] == 12  # configs/demo/retinanet_gpunet-0_fpn_demo.py
+    arch = get_tier('GPUNet-0').to_dict()
+    assert '_base_schedule' not in candidate_config(demo, arch)  # never in a trained config
+
+    def finals_of(cfg, wd):
+        seen, rung = [], rung_trainer()
+
+        def train(task):
+            if task.payload.get('final'):
+                seen.append(task.payload['final_schedule'])
+                return {'metric': 1.0, 'epochs': 12}
+            return rung(task)
+
+        _run(cfg, wd, train)
+        return seen
+
+    cfg = _fid_cfg(sim_cfg)
+    cfg['_base_schedule'] = base
+    cfg['nas']['final'] = dict(top_k=1)
+    seen = finals_of(cfg, tmp_path / 'base')
+    assert seen and all(s == base for s in seen)
+    stored = SearchJournal.open(str(tmp_path / 'base')).config
+    assert stored['_base_schedule'] == json.loads(json.dumps(base))  # for --final later
+    cfg['nas']['final'] = dict(top_k=1, schedule=dict(train_cfg=dict(max_epochs=24)))
+    seen = finals_of(cfg, tmp_path / 'given')
+    assert seen and all(s == dict(train_cfg=dict(max_epochs=24)) for s in seen)
