@@ -201,7 +201,9 @@ def main() -> None:
     low = sorted({int(e) for e in args.rungs.split(',') if e.strip()})
     full = schedule_epochs(cfg)
     if low and (low[0] < 1 or low[-1] >= full):
-        raise SystemExit(f'--rungs: got {low}; allowed: epochs in 1..{full - 1} (below the full schedule)')
+        raise SystemExit(
+            f'--rungs: got {low}; allowed: epochs in 1..{full - 1} (below the full schedule)'
+        )
     rungs = [*low, full]
     os.makedirs(args.work_dir, exist_ok=True)
     data = None

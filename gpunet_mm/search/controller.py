@@ -131,6 +131,7 @@ class SearchController:
         self.stop_reason: Optional[str] = None
         self.model_rung = 0  # the rung the optimisers learnt from at the last ask
         self._keys: Dict[int, Optional[str]] = {}  # pool id -> the space's key of its arch
+        self._sizes: Dict[int, Optional[float]] = {}  # pool id -> log FLOPs (model='gain')
         #: refitted from every measurement (:class:`~gpunet_mm.deploy.refit.RefitPredictor`)
         self.latency_model: Optional[Any] = None
 
@@ -373,14 +374,31 @@ class SearchController:
         if rungs is None:
             return
         by_rung: Dict[int, Dict[str, float]] = {}
+        size: Dict[str, float] = {}
         for r in self.journal.rung_results():
             key = self._space_key(opt, r['trial_id'])
             if key is not None and r['metric'] is not None:  # a point the optimiser models
                 by_rung.setdefault(r['rung'], {})[key] = float(r['metric'])
+                if rungs.model == 'gain':
+                    size[key] = self._size(r['trial_id'])
         k = rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
         self.model_rung = k
         # rung 0: the told values are the first rung's
-        opt.set_observed_values(rungs.model_values(by_rung, k) if k else None)
+        opt.set_observed_values(rungs.model_values(by_rung, k, size) if k else None)
+
+    def _size(self, trial_id: int) -> Optional[float]:
+        """log FLOPs of a trial's network (``nas.fidelity.model='gain'``), cached; None for
+        an architecture that cannot be counted."""
+        if trial_id not in self._sizes:
+            from ..models.arch_spec import GPUNetArch
+            from ..nas.functions import arch_flops
+
+            try:
+                g = arch_flops(GPUNetArch.from_dict(self.journal.trial(trial_id).arch))
+                self._sizes[trial_id] = math.log(g) if g > 0 else None
+            except (ValueError, KeyError, TypeError):
+                self._sizes[trial_id] = None
+        return self._sizes[trial_id]
 
     def _space_key(self, opt: Any, trial_id: int) -> Optional[str]:
         if trial_id not in self._keys:
@@ -526,8 +544,14 @@ class SearchController:
             t.id for t in self.journal.trials(('complete',)) if t.origin.startswith('reference')
         }
         stretch = self._stretch()
+        results = self.journal.rung_results()
+        score = None
+        if rungs.model == 'gain':
+            score = rungs.top_estimates(
+                results, {r['trial_id']: self._size(r['trial_id']) for r in results}
+            )
         cands = rungs.promotable(
-            self.journal.rung_results(), self.journal.promotions(), self.budgets, always, stretch
+            results, self.journal.promotions(), self.budgets, always, stretch, score
         )
         for tid, k in cands:
             if slots <= 0:
@@ -856,9 +880,7 @@ class SearchController:
                 status=t.status,
                 # the schedule its metric is after (with rungs: the highest rung it reached;
                 # the last line says when that is not the full proxy schedule)
-                epochs=(
-                    self.opts.rungs.epochs[top[t.id]] if t.id in top else None
-                )
+                epochs=(self.opts.rungs.epochs[top[t.id]] if t.id in top else None)
                 if self.opts.rungs is not None
                 else self.opts.full_epochs,
             )

@@ -1,6 +1,7 @@
 """Multi-fidelity search: rungs, ASHA promotions, compute accounting, the optimisers' rung,
 simulated learning curves, and the bad-input checks of the new keys."""
 
+import copy
 import csv
 import io
 import json
@@ -76,6 +77,43 @@ def test_promotion_is_the_top_third_of_each_rung_so_far_per_budget_with_ties():
     res += [dict(trial_id=10, rung=2, metric=0.9, latency_ms=1.0)]
     res += [dict(trial_id=11, rung=0, metric=0.0, latency_ms=9.0)]
     assert r.promotable(res, set(), [2.0], always={11}) == [(9, 2), (1, 1), (11, 1)]
+
+
+def test_the_final_stretch_promotes_every_result_below_the_top_budgets_taking_turns():
+    r = Rungs((1, 3, 9), 3, 4)
+    res = [dict(trial_id=i, rung=0, metric=0.1 * i, latency_ms=0.5 + 0.2 * i) for i in (1, 2, 3)]
+    res += [dict(trial_id=i, rung=1, metric=0.1 * i, latency_ms=1.0) for i in (4, 5)]
+    res += [dict(trial_id=6, rung=2, metric=0.9, latency_ms=1.0)]
+    assert r.promotable(res, set(), [2.0]) == [(3, 1)]  # ASHA: floor(n / eta) per rung
+    # the stretch: every result below the top, higher rungs first, best first
+    assert r.promotable(res, set(), [2.0], stretch=True) == [(5, 2), (4, 2), (3, 1), (2, 1), (1, 1)]
+    # two budgets take turns: each one's best, then each one's second (1.0 ms holds 1 and 2;
+    # by metric alone 7 would go before 2)
+    two = res[:3] + [dict(trial_id=7, rung=0, metric=0.25, latency_ms=1.5)]
+    assert r.promotable(two, set(), [1.0, 2.0], stretch=True) == [(3, 1), (2, 1), (7, 1), (1, 1)]
+    # a score (the estimated top-rung value) replaces the metric in the ranking
+    score = {(1, 0): 5.0, (2, 0): 4.0, (3, 0): 3.0}
+    assert r.promotable(res, set(), [2.0], score=score)[-1] == (1, 1)
+
+
+def test_gain_fit_follows_the_size_and_falls_back_to_the_median():
+    from gpunet_mm.search.fidelity import gain_fit
+
+    f = gain_fit([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0])  # gain = 1 + size
+    assert f(2.5) == pytest.approx(3.5) and f(10.0) == pytest.approx(5.0)  # clipped to 4
+    assert f(None) == pytest.approx(3.5)  # unknown size: the median gain
+    assert gain_fit([1.0, 1.0, 1.0], [1.0, 2.0, 9.0])(5.0) == 2.0  # no spread: the median
+    assert gain_fit([1.0, 2.0], [1.0, 3.0])(2.0) == 2.0  # too few: the median
+    r = Rungs((1, 3, 9), 3, 2, model='gain')
+    # rung 0 -> 2 pairs: trials 1..3 gained 1 + size; trial 4 stopped at rung 0
+    res = [dict(trial_id=t, rung=0, metric=0.0) for t in (1, 2, 3, 4)]
+    res += [dict(trial_id=t, rung=2, metric=1.0 + t) for t in (1, 2, 3)]
+    est = r.top_estimates(res, {1: 1.0, 2: 2.0, 3: 3.0, 4: 2.5})
+    assert est[(4, 0)] == pytest.approx(3.5) and (1, 2) not in est
+    assert Rungs((1, 3, 9), 3, 2).top_estimates(res, {1: 1.0}) == {}  # model='rung'
+    by_rung = {0: {'a': 0.0, 'b': 0.0, 'c': 0.0, 'd': 0.0}, 2: {'a': 2.0, 'b': 3.0, 'c': 4.0}}
+    size = {'a': 1.0, 'b': 2.0, 'c': 3.0, 'd': 2.5}
+    assert r.model_values(by_rung, 2, size)['d'] == pytest.approx(3.5)
 
 
 def test_the_optimiser_models_the_rung_it_is_shown_and_keeps_the_others_known():
@@ -204,6 +242,32 @@ def test_the_optimisers_learn_from_the_highest_rung_with_enough_results(
     assert s['fidelity']['model_rung'] >= 1
 
 
+def test_the_final_stretch_starts_nothing_that_could_not_reach_the_top(sim_cfg, tmp_path):
+    """With 1/3/9 rungs a new candidate needs 9 epochs to reach the top: once less is
+    left, nothing new starts and the rest goes to promotions. Plain ASHA
+    (``final_stretch=False``) starts first rungs to the end."""
+
+    def starts_with_left(final_stretch, wd):
+        cfg = _fid_cfg(copy.deepcopy(sim_cfg), final_stretch=final_stretch)
+        cfg['nas'].update(num_trials=100, compute_budget=30, references=[])
+        log = []
+        s = _run(cfg, wd, rung_trainer(log), workers=1)
+        spent, out = 0, []
+        for _tid, _a, start, end in log:  # one worker: the attempts in dispatch order
+            if start == 0:
+                out.append(30 - spent)
+            spent += end - start
+        assert spent == s['compute_epochs'] <= 30
+        return out, s
+
+    left, s = starts_with_left(True, tmp_path / 'stretch')
+    assert min(left) >= 9 and s['stop_reason'] == 'compute budget spent'
+    left_asha, s_asha = starts_with_left(False, tmp_path / 'asha')
+    assert min(left_asha) < 9  # ASHA started candidates that could never reach the top
+    top, top_asha = s['fidelity']['rung_occupancy'][-1], s_asha['fidelity']['rung_occupancy'][-1]
+    assert top >= top_asha
+
+
 def _cli():
     import importlib.util
     import os.path as osp
@@ -216,26 +280,26 @@ def _cli():
     return cli
 
 
-def test_the_references_reach_the_top_rung_on_compute_kept_for_them(
-    sim_cfg, tmp_path, monkeypatch
-):
-    """A tight compute budget: the reference tier still climbs every rung (its epochs are
-    kept from the start; new candidates and other promotions use the rest). Without that
-    reserve the same search leaves it short, and the last line says so."""
+def test_the_references_reach_the_top_rung_on_compute_kept_for_them(sim_cfg, tmp_path, monkeypatch):
+    """A tight compute budget on 8 virtual workers: the reference tier still climbs every
+    rung (its epochs are kept from the start; new candidates and other promotions use the
+    rest). Without that reserve the same search leaves it at rung 1, and the last line
+    says so."""
     from gpunet_mm.search.controller import SearchController
 
     cfg = _fid_cfg(sim_cfg)
-    cfg['nas'].update(num_trials=100, compute_budget=20)
-    s = _run(cfg, tmp_path / 'kept', rung_trainer())
+    cfg['nas'].update(num_trials=100, compute_budget=24)
+    cfg['nas']['simulate'].update(num_workers=8, duration_sigma=0.0)
+    s = run_search(cfg, str(tmp_path / 'kept'), simulate=True, write_reports=False)
     j = SearchJournal.open(str(tmp_path / 'kept'))
     ref = next(t for t in j.trials() if t.origin.startswith('reference'))
     assert j.top_rungs()[ref.id] == 2 and s['references']['GPUNet-0']['epochs'] == 9
-    assert s['compute_epochs'] <= 20 and s['stop_reason'] == 'compute budget spent'
-    assert s['fidelity']['rung_occupancy'][0] > 5  # the rest went to candidates
+    assert s['compute_epochs'] <= 24 and s['stop_reason'] == 'compute budget spent'
+    assert s['fidelity']['rung_occupancy'][0] >= 4  # the rest went to candidates
     assert 'not the full proxy schedule' not in _cli().final_line(s)
 
     monkeypatch.setattr(SearchController, '_reserved', lambda self: 0.0)
-    s = _run(cfg, tmp_path / 'not_kept', rung_trainer())
+    s = run_search(cfg, str(tmp_path / 'not_kept'), simulate=True, write_reports=False)
     short = s['references']['GPUNet-0']['epochs']
     assert short < 9
     assert f'after {short} of 9 epochs (not the full proxy schedule)' in _cli().final_line(s)
@@ -333,9 +397,9 @@ def test_simulated_executor_durations_are_proportional_to_the_epochs_trained():
             r'compute_budget: got 1 epochs, smaller than one rung \(2 epochs\)',
         ),
         (
-            dict(fidelity=dict(min_epochs=1), compute_budget=8),
-            r"compute_budget: got 8 epochs; the reference tier\(s\) \['GPUNet-0'\] train every "
-            r'rung \(8 epochs each\) .* allowed: >= 9',
+            dict(fidelity=dict(min_epochs=1), compute_budget=12),
+            r"compute_budget: got 12 epochs; the reference tier\(s\) \['GPUNet-0'\] train "
+            r'every rung \(8 epochs each\) .* allowed: >= 16',
         ),
         (dict(compute_budget=-3), r'compute_budget: got -3'),
         (dict(final=dict(top_k=0)), r'nas.final.top_k: got 0; allowed: integers >= 1'),
