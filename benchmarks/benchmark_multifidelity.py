@@ -415,8 +415,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.perf_counter()
     rows: List[Dict] = []
     with ProcessPoolExecutor(a.workers) as pool:
-        for r in pool.map(one, jobs):
+        for i, r in enumerate(pool.map(one, jobs), 1):
             rows.append(r)
+            if i % 20 == 0 or i == len(jobs):
+                print(f'{i}/{len(jobs)} runs, {time.perf_counter() - t0:.0f} s', flush=True)
     result = dict(
         epochs=EPOCHS,
         rungs=list(RUNGS),
