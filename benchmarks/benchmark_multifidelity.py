@@ -328,7 +328,6 @@ def run_dehb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
 RUNNERS: Dict[str, Callable[..., Dict]] = {
     'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True),
     'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
-    'ours-gain': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='gain'),
     # ablation: plain ASHA to the end of the budget (no final stretch)
     'ours-asha': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, final_stretch=False),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),

@@ -131,7 +131,6 @@ class SearchController:
         self.stop_reason: Optional[str] = None
         self.model_rung = 0  # the rung the optimisers learnt from at the last ask
         self._keys: Dict[int, Optional[str]] = {}  # pool id -> the space's key of its arch
-        self._sizes: Dict[int, Optional[float]] = {}  # pool id -> log FLOPs (model='gain')
         #: refitted from every measurement (:class:`~gpunet_mm.deploy.refit.RefitPredictor`)
         self.latency_model: Optional[Any] = None
 
@@ -374,31 +373,14 @@ class SearchController:
         if rungs is None:
             return
         by_rung: Dict[int, Dict[str, float]] = {}
-        size: Dict[str, float] = {}
         for r in self.journal.rung_results():
             key = self._space_key(opt, r['trial_id'])
             if key is not None and r['metric'] is not None:  # a point the optimiser models
                 by_rung.setdefault(r['rung'], {})[key] = float(r['metric'])
-                if rungs.model == 'gain':
-                    size[key] = self._size(r['trial_id'])
         k = rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
         self.model_rung = k
         # rung 0: the told values are the first rung's
-        opt.set_observed_values(rungs.model_values(by_rung, k, size) if k else None)
-
-    def _size(self, trial_id: int) -> Optional[float]:
-        """log FLOPs of a trial's network (``nas.fidelity.model='gain'``), cached; None for
-        an architecture that cannot be counted."""
-        if trial_id not in self._sizes:
-            from ..models.arch_spec import GPUNetArch
-            from ..nas.functions import arch_flops
-
-            try:
-                g = arch_flops(GPUNetArch.from_dict(self.journal.trial(trial_id).arch))
-                self._sizes[trial_id] = math.log(g) if g > 0 else None
-            except (ValueError, KeyError, TypeError):
-                self._sizes[trial_id] = None
-        return self._sizes[trial_id]
+        opt.set_observed_values(rungs.model_values(by_rung, k) if k else None)
 
     def _space_key(self, opt: Any, trial_id: int) -> Optional[str]:
         if trial_id not in self._keys:
@@ -544,14 +526,8 @@ class SearchController:
             t.id for t in self.journal.trials(('complete',)) if t.origin.startswith('reference')
         }
         stretch = self._stretch()
-        results = self.journal.rung_results()
-        score = None
-        if rungs.model == 'gain':
-            score = rungs.top_estimates(
-                results, {r['trial_id']: self._size(r['trial_id']) for r in results}
-            )
         cands = rungs.promotable(
-            results, self.journal.promotions(), self.budgets, always, stretch, score
+            self.journal.rung_results(), self.journal.promotions(), self.budgets, always, stretch
         )
         for tid, k in cands:
             if slots <= 0:

@@ -21,8 +21,6 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
-
 from .continuation import schedule_epochs
 from .trainer import SearchConfigError
 
@@ -78,7 +76,6 @@ class Rungs:
         budgets: Sequence[float],
         always: set = frozenset(),
         stretch: bool = False,
-        score: Optional[Mapping[Tuple[int, int], float]] = None,
     ) -> List[Tuple[int, int]]:
         """``(trial_id, next rung)`` that may be promoted now, the most urgent first.
 
@@ -98,13 +95,7 @@ class Rungs:
         among the best candidates known, where a new first-rung start would buy a number
         that can never win (the winner is chosen at the top rung).
 
-        ``score``: ``(trial_id, rung) -> value`` to rank by instead of the metric (the
-        estimated top-rung value, :meth:`top_estimates`).
         """
-
-        def value(r: Mapping[str, Any]) -> float:
-            key = (int(r['trial_id']), int(r['rung']))
-            return float(score[key]) if score and key in score else float(r['metric'])
 
         by_rung: Dict[int, List[Mapping[str, Any]]] = {}
         for r in results:
@@ -118,12 +109,12 @@ class Rungs:
             ranked: List[Tuple[Mapping[str, Any], int]] = []
             for b in budgets:
                 within = [r for r in rows if r['latency_ms'] is not None and r['latency_ms'] <= b]
-                within.sort(key=lambda r: (-value(r), r['latency_ms'], r['trial_id']))
+                within.sort(key=lambda r: (-r['metric'], r['latency_ms'], r['trial_id']))
                 quota = len(within) if stretch else len(within) // self.eta
                 ranked += [(r, pos) for pos, r in enumerate(within[:quota])]
             ranked += [(r, 0) for r in rows if r['trial_id'] in always]
             for r, pos in ranked:
-                key = (pos, -value(r), int(r['trial_id']))
+                key = (pos, -float(r['metric']), int(r['trial_id']))
                 chosen[r['trial_id']] = min(chosen.get(r['trial_id'], key), key)
             for tid, _key in sorted(chosen.items(), key=lambda kv: kv[1]):
                 if (tid, k + 1) not in promoted:
@@ -135,90 +126,22 @@ class Rungs:
         ok = [k for k, n in counts.items() if n >= self.min_observations]
         return max(ok, default=0)
 
-    def model_values(
-        self,
-        by_rung: Mapping[int, Mapping[str, float]],
-        k: int,
-        size: Optional[Mapping[str, float]] = None,
-    ) -> Dict[str, float]:
+    def model_values(self, by_rung: Mapping[int, Mapping[str, float]], k: int) -> Dict[str, float]:
         """The values the optimisers model at rung ``k``: that rung's (``model='rung'``),
-        plus every point that stopped below it with its value moved to rung ``k``: by the
-        median gain between the two rungs among the points that trained both
-        (``'offset'``), or by the gain fitted against the network's size (``'gain'``,
-        ``size``: point -> log FLOPs; see :func:`gain_fit`)."""
+        plus, with ``model='offset'``, every point that stopped below it, shifted by the
+        median gain from its last rung to ``k`` among the points that trained both."""
         out = dict(by_rung.get(k, {}))
-        if self.model == 'rung':
+        if self.model != 'offset':
             return out
-        upper = by_rung.get(k, {})
         for j in range(k - 1, -1, -1):
             lower = by_rung.get(j, {})
-            pairs = [p for p in upper if p in lower]
-            if not pairs:
+            both = [out_k - lower[p] for p, out_k in by_rung.get(k, {}).items() if p in lower]
+            if not both:
                 continue
-            if self.model == 'gain' and size is not None:
-                fit = gain_fit([size.get(p) for p in pairs], [upper[p] - lower[p] for p in pairs])
-                for p, v in lower.items():
-                    out.setdefault(p, v + fit(size.get(p)))
-                continue
-            both = sorted(upper[p] - lower[p] for p in pairs)
-            gain = float(both[len(both) // 2])
+            gain = float(sorted(both)[len(both) // 2])
             for p, v in lower.items():
                 out.setdefault(p, v + gain)
         return out
-
-    def top_estimates(
-        self, results: Sequence[Mapping[str, Any]], size: Mapping[int, float]
-    ) -> Dict[Tuple[int, int], float]:
-        """``(trial_id, rung) -> `` the value each rung result is expected to reach at the
-        top rung, for the promotion ranking with ``model='gain'``: its metric plus the gain
-        from its rung to the top fitted against the network's size (``size``: trial ->
-        log FLOPs) on the candidates that trained both. Empty otherwise, or while fewer
-        than three candidates trained both (the plain ranking by metric)."""
-        if self.model != 'gain':
-            return {}
-        by = {
-            (int(r['trial_id']), int(r['rung'])): float(r['metric'])
-            for r in results
-            if r['metric'] is not None
-        }
-        top = {t: v for (t, k), v in by.items() if k == self.last}
-        out: Dict[Tuple[int, int], float] = {}
-        for j in range(self.last):
-            pairs = [t for t in top if (t, j) in by and t in size]
-            if len(pairs) < 3:
-                continue
-            fit = gain_fit([size[t] for t in pairs], [top[t] - by[(t, j)] for t in pairs])
-            for (t, k), v in by.items():
-                if k == j and t in size:
-                    out[(t, k)] = v + fit(size[t])
-        return out
-
-
-def gain_fit(
-    sizes: Sequence[Optional[float]], gains: Sequence[float]
-) -> Callable[[Optional[float]], float]:
-    """``size -> gain``: how much a network gains between two rungs as a line in its size
-    (log FLOPs), fitted robustly (Theil-Sen: the median of the pairwise slopes) on the
-    candidates that trained both rungs. Why: bigger networks climb slower (a short rung
-    under-rates them by more), so one median gain for everyone keeps the short rung's bias
-    against them. With fewer than three sizes, or no spread in them, it is the median
-    gain; an unknown size gets the median gain."""
-    pts = [(float(x), float(g)) for x, g in zip(sizes, gains) if x is not None]
-    med = float(np.median(gains)) if len(gains) else 0.0
-    xs = sorted({x for x, _ in pts})
-    if len(pts) < 3 or len(xs) < 2:
-        return lambda x: med
-    from scipy.stats import theilslopes
-
-    slope, intercept = theilslopes([g for _, g in pts], [x for x, _ in pts])[:2]
-    lo, hi = xs[0], xs[-1]
-
-    def f(x: Optional[float]) -> float:
-        if x is None:
-            return med
-        return float(intercept + slope * min(max(float(x), lo), hi))  # no extrapolation
-
-    return f
 
 
 def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
@@ -259,9 +182,9 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
     lo = _int('nas.fidelity.min_epochs', fid['min_epochs'], 1)
     eta = _int('nas.fidelity.eta', fid['eta'], 2)
     _int('nas.fidelity.min_observations', fid['min_observations'], 1)
-    if fid['model'] not in ('rung', 'offset', 'gain'):
+    if fid['model'] not in ('rung', 'offset'):
         raise SearchConfigError(
-            f"nas.fidelity.model: got {fid['model']!r}; allowed: 'rung', 'offset', 'gain'"
+            f"nas.fidelity.model: got {fid['model']!r}; allowed: 'rung', 'offset'"
         )
     if max_epochs is None:
         raise SearchConfigError(

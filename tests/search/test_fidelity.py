@@ -91,29 +91,6 @@ def test_the_final_stretch_promotes_every_result_below_the_top_budgets_taking_tu
     # by metric alone 7 would go before 2)
     two = res[:3] + [dict(trial_id=7, rung=0, metric=0.25, latency_ms=1.5)]
     assert r.promotable(two, set(), [1.0, 2.0], stretch=True) == [(3, 1), (2, 1), (7, 1), (1, 1)]
-    # a score (the estimated top-rung value) replaces the metric in the ranking
-    score = {(1, 0): 5.0, (2, 0): 4.0, (3, 0): 3.0}
-    assert r.promotable(res, set(), [2.0], score=score)[-1] == (1, 1)
-
-
-def test_gain_fit_follows_the_size_and_falls_back_to_the_median():
-    from gpunet_mm.search.fidelity import gain_fit
-
-    f = gain_fit([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0])  # gain = 1 + size
-    assert f(2.5) == pytest.approx(3.5) and f(10.0) == pytest.approx(5.0)  # clipped to 4
-    assert f(None) == pytest.approx(3.5)  # unknown size: the median gain
-    assert gain_fit([1.0, 1.0, 1.0], [1.0, 2.0, 9.0])(5.0) == 2.0  # no spread: the median
-    assert gain_fit([1.0, 2.0], [1.0, 3.0])(2.0) == 2.0  # too few: the median
-    r = Rungs((1, 3, 9), 3, 2, model='gain')
-    # rung 0 -> 2 pairs: trials 1..3 gained 1 + size; trial 4 stopped at rung 0
-    res = [dict(trial_id=t, rung=0, metric=0.0) for t in (1, 2, 3, 4)]
-    res += [dict(trial_id=t, rung=2, metric=1.0 + t) for t in (1, 2, 3)]
-    est = r.top_estimates(res, {1: 1.0, 2: 2.0, 3: 3.0, 4: 2.5})
-    assert est[(4, 0)] == pytest.approx(3.5) and (1, 2) not in est
-    assert Rungs((1, 3, 9), 3, 2).top_estimates(res, {1: 1.0}) == {}  # model='rung'
-    by_rung = {0: {'a': 0.0, 'b': 0.0, 'c': 0.0, 'd': 0.0}, 2: {'a': 2.0, 'b': 3.0, 'c': 4.0}}
-    size = {'a': 1.0, 'b': 2.0, 'c': 3.0, 'd': 2.5}
-    assert r.model_values(by_rung, 2, size)['d'] == pytest.approx(3.5)
 
 
 def test_the_optimiser_models_the_rung_it_is_shown_and_keeps_the_others_known():
