@@ -468,6 +468,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             rows.append(r)
             if i % 20 == 0 or i == len(jobs):
                 print(f'{i}/{len(jobs)} runs, {time.perf_counter() - t0:.0f} s', flush=True)
+                if a.json:  # what is done so far survives a stopped run
+                    with open(a.json + '.partial', 'w') as f:
+                        json.dump(dict(runs=rows, done=i, of=len(jobs)), f)
     result = dict(
         epochs=EPOCHS,
         rungs=list(RUNGS),
