@@ -276,6 +276,9 @@ class FidelitySettings(BaseModel):
     #: what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
     #: (also the points that stopped lower, shifted by the median gain between the rungs)
     model: Literal['rung', 'offset'] = 'rung'
+    #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
+    #: new candidate to the top rung, start nothing new and promote below the top instead
+    final_stretch: bool = True
 
 
 class FinalSettings(BaseModel):

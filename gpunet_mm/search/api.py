@@ -50,6 +50,7 @@ RESUMABLE = (
     'nas.nproc_per_trial',
     'nas.compute_budget',  # more (or less) compute for a resumed search
     'nas.final',  # a final retrain added later (tools/nas_search.py --final WORK_DIR)
+    '_base_schedule',  # the final retrain's schedule, read from the base config file
 )
 
 BUDGET_RE = re.compile(r'^\s*(?:(?P<f>[0-9.]+)\s*\*\s*)?(?P<ref>[A-Za-z][\w-]*)\s*$')
@@ -111,6 +112,9 @@ def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) 
             raise SearchConfigError(str(e)) from None
     d = cfg.to_dict()
     d.pop('work_dir', None)
+    from .continuation import record_base_schedule
+
+    record_base_schedule(d, path)  # the final retrain's schedule (before the proxy override)
     return d
 
 
@@ -684,6 +688,7 @@ def _build_controller(
         payload={} if run.simulate else payload,
         rungs=services.rungs,
         full_epochs=services.full_epochs,
+        final=None if nas['final'] is None else _final(cfg, nas['final']),
     )
     ctrl = SearchController(
         journal,
@@ -738,6 +743,17 @@ def _report(
         osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)
     )
     return summary
+
+
+def _final(cfg: Mapping[str, Any], final: Mapping[str, Any]) -> Dict[str, Any]:
+    """``nas.final`` with its defaults and the schedule the retrain trains (the base
+    config's full schedule unless ``nas.final.schedule`` names one)."""
+    from .continuation import final_schedule
+    from .fidelity import FINAL_DEFAULTS
+
+    out = dict(FINAL_DEFAULTS, **final)
+    out['schedule'] = final_schedule(cfg, out)
+    return out
 
 
 def _neighbours(ctrl: SearchController) -> Dict[str, Any]:
