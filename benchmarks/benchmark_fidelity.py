@@ -39,7 +39,7 @@ import platform
 import time
 from typing import Any, Dict, List
 
-from gpunet_mm.nas.base import atomic_write_text
+from gpunet_mm.atomic_write import atomic_write_text
 
 CONFIG = 'configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py'
 TIERS = ('GPUNet-0', 'GPUNet-1', 'GPUNet-2', 'GPUNet-P0', 'GPUNet-P1')

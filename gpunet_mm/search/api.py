@@ -660,7 +660,7 @@ def _run(
         summary['files'] = _write(ctrl, cfg, work_dir, nas, run.simulate)
     import json
 
-    from ..nas.base import atomic_write_text
+    from ..atomic_write import atomic_write_text
 
     atomic_write_text(
         osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)

@@ -16,7 +16,7 @@ import os.path as osp
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..nas.base import atomic_write_text
+from ..atomic_write import atomic_write_text
 from .journal import PoolTrial
 
 RESULTS_FORMAT = 1
