@@ -53,8 +53,10 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from ..analysis import TensorMode
 from ..arch_config import ARCH_KEYS, is_classifier, is_gpunet, with_arch
 from ..models.arch_spec import GPUNetArch
+from ..models.classifiers import release_classifier_cfg
 from .backends import LATENCY_BACKENDS, get_backend
 from .backends.base import CLOCKS, LatencyBackend, LatencyResult, check_cpu_clock
 from .cache import LatencyCache, LatencyKey, config_hash
@@ -67,12 +69,7 @@ SMALL_RETINANET_CFG = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'smal
 SMALL_RETINANET: Dict[str, Any] = Config.fromfile(SMALL_RETINANET_CFG).model.to_dict()
 #: the default classifier template: the release's ImageNet classifier (backbone, pooling,
 #: tail head; its widths come from the arch)
-RELEASE_CLASSIFIER: Dict[str, Any] = dict(
-    type='GPUNetClassifier',
-    backbone=dict(type='GPUNet'),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='GPUNetClsHead', num_classes=1000, in_channels=None, hidden_channels=None),
-)
+RELEASE_CLASSIFIER: Dict[str, Any] = release_classifier_cfg(tier=0)
 TASKS = ('detection', 'classification')
 
 Template = Union[str, Mapping[str, Any], None]
@@ -288,6 +285,19 @@ def _backend_key(target: LatencyTarget, backend: Any) -> str:
     return backend.name if target.backend != 'torch' else f'torch-{backend.mode}'
 
 
+def arch_key(arch: GPUNetArch) -> str:
+    """The arch field of a latency key: the network's hash without its ``resolution``.
+
+    The input size is a key field of its own (``shape``), so GPUNet-0 timed at 128x128 by
+    the search (an arch of resolution 128) and by ``tools/benchmark_latency.py --shape 128
+    128`` (the tier, resolution 224) is one measurement.
+    """
+    d = arch.to_dict()
+    for k in ('name', 'meta', 'resolution'):
+        d.pop(k, None)
+    return config_hash(d)
+
+
 def latency_key(
     arch: Optional[GPUNetArch],
     template: Template,
@@ -316,9 +326,7 @@ def latency_key(
         )
     else:
         model_hash = template_hash(model, task, clock=target.clock)
-    arch_hash = (
-        arch.structural_hash() if arch is not None else 'cfg-' + config_hash(model['backbone'])
-    )
+    arch_hash = arch_key(arch) if arch is not None else 'cfg-' + config_hash(model['backbone'])
     return LatencyKey(
         arch_hash=arch_hash,
         shape=shape,
@@ -331,17 +339,6 @@ def latency_key(
 
 
 # ----------------------------------------------------------------------------- building
-class TensorMode(nn.Module):
-    """An mmpretrain / mmdet model in ``mode='tensor'`` (raw outputs), for export and FLOPs."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        return self.model(x, mode='tensor')
-
-
 def timing_input(shape: Tuple[int, int], batch: int = 1, seed: int = 0) -> np.ndarray:
     """The fixed 0-255 image batch every measurement runs on (as the ORT backend draws it)."""
     rng = np.random.default_rng(seed)
