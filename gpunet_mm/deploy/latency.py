@@ -380,7 +380,7 @@ def build_classifier(arch: Optional[GPUNetArch], template: Template = None) -> n
 
 
 def _write_atomically(out_file: str, write) -> None:
-    from ..io import atomic_path
+    from ..atomic_write import atomic_path
 
     with atomic_path(out_file) as tmp:
         write(tmp)
