@@ -14,7 +14,7 @@ measurement, so a network timed by one of them is found in the cache by all the 
       res.median_ms
 
 * ``task='detection'`` (:func:`measure_detector`): the **whole** detector as
-  :func:`~gpunet_mm.deploy.export.export_onnx` exports it and ``tools/deploy.py`` runs it:
+  :func:`~gpunet_mm.deploy.export_onnx` exports it and ``tools/deploy.py`` runs it:
   normalisation, backbone, neck, head, per-level sigmoid + pre-top-k, box decoding and NMS
   in one graph, timed on the target's backend.
 * ``task='classification'``: backbone, pooling and head (input tensor to logits), the
@@ -35,7 +35,7 @@ fraction of (prior, class) pairs scores above the threshold on the timing input,
 trained detector does (0.002: ~100 candidates at 256x256 with 4 classes; 0 keeps the prior).
 
 ``clock='cpu'`` times runs with the process CPU time; the ONNX Runtime backend owns that
-clock and its rule (:func:`~gpunet_mm.deploy.backends.base.check_cpu_clock`).
+clock and its rule (``gpunet_mm.deploy.backends.base.check_cpu_clock``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ one machine compare; the thread count is part of the environment and the cache k
 clock: with one intra-op thread ONNX Runtime runs every kernel on the calling thread, so on
 an idle machine CPU time equals wall time, and under load it stays within a few percent
 while wall time grows by half (see docs/deploy.md). Other thread counts are refused
-(:func:`~gpunet_mm.deploy.backends.base.check_cpu_clock`).
+(``gpunet_mm.deploy.backends.base.check_cpu_clock``).
 """
 
 from __future__ import annotations

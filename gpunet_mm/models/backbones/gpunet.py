@@ -323,7 +323,7 @@ class GPUNet(BaseBackbone):
         """``init_cfg=dict(type='Pretrained', ...)`` loads strictly; other inits as mmengine.
 
         The strict loader is the weight initialiser ``'GPUNetPretrained'`` that
-        :mod:`gpunet_mm.apis.checkpoint` registers in mmengine's ``WEIGHT_INITIALIZERS``
+        ``gpunet_mm.apis.checkpoint`` registers in mmengine's ``WEIGHT_INITIALIZERS``
         (``import gpunet_mm`` registers it): the checkpoint's architecture, tensor shapes
         and keys must match, else ``CheckpointMismatchError``. It is looked up by name, so
         the models need nothing from the layers above them.
