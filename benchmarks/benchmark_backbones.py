@@ -47,7 +47,7 @@ def _measure(
 ) -> None:
     import torch
 
-    from gpunet_mm.analysis import count_flops, count_params
+    from gpunet_mm.complexity import count_flops, count_params
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

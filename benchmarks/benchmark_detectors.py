@@ -58,7 +58,6 @@ def bench(args, on_row=None) -> dict:
     import torch
     from mmengine.config import Config
 
-    from gpunet_mm.compat import trusted_checkpoints
     from gpunet_mm.datasets import generate_detection_demo
     from gpunet_mm.deploy import build_detector, export_onnx
     from gpunet_mm.deploy.backends import DetectorPredict, OnnxRuntimeBackend, TorchBackend
@@ -70,6 +69,7 @@ def bench(args, on_row=None) -> dict:
         torch_predict,
     )
     from gpunet_mm.models.tiers import get_tier
+    from gpunet_mm.safe_checkpoint import trusted_checkpoints
     from gpunet_mm.search.api import validate_config
     from gpunet_mm.search.latency_service import LatencyService
 

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from gpunet_mm.analysis import count_params
+from gpunet_mm.complexity import count_params
 from gpunet_mm.deploy.backends.torch import TorchBackend
 from gpunet_mm.models import TIERS
 from gpunet_mm.models.classifiers import build_release_classifier

@@ -159,7 +159,7 @@ def detector_counts(config: str, shape) -> Dict[str, int]:
     """Parameters and MACs (network outputs, no post-processing) of a detector config."""
     from mmengine.analysis import FlopAnalyzer
 
-    from gpunet_mm.analysis import TensorMode, count_params
+    from gpunet_mm.complexity import TensorMode, count_params
     from gpunet_mm.deploy.export import build_detector
 
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ from gpunet_mm.apis.checkpoint import META_KEY, arch_meta, check_resume_file
 from gpunet_mm.models import get_tier
 from gpunet_mm.models.backbones.gpunet import GPUNet
 
-from .test_compat import demo_cfg, tiny_demo  # noqa: F401  (fixture)
+from .test_safe_checkpoint import demo_cfg, tiny_demo  # noqa: F401  (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, 'configs/demo/retinanet_gpunet-0_fpn_demo.py')

@@ -1,7 +1,7 @@
 # RetinaNet backbone search on COCO for a GPU target: TensorRT FP16, batch 1, the whole
 # detector (EfficientNMS) timed on a GPU kept for timing by a Ray actor with the custom
 # resource `latency_gpu` (start that node with `ray start ... --resources='{"latency_gpu": 1}'`).
-# Each candidate trains a short proxy schedule on one GPU; see docs/nas_search.md.
+# Each candidate trains a short proxy schedule on one GPU; see docs/distributed_search.md.
 _base_ = ['../gpunet_det/retinanet_gpunet-0_fpn_1x_coco.py', './lamcts_gpunet-det_space.py']
 
 search_space = dict(resolutions=[320, 384, 448, 512])

@@ -7,7 +7,7 @@ trains or evaluates mostly random weights. Here:
 * :class:`GPUNetCheckpointHook` stores each GPUNet module's architecture (name, structural
   hash, spec) in ``checkpoint['meta']['gpunet_archs']`` when a checkpoint is saved, and on
   every load (``load_from``, ``--resume``, ``tools/test.py``) runs :func:`check_state_dict`;
-  it also applies the run's ``trust_checkpoint`` opt-in (see :mod:`gpunet_mm.compat`).
+  it also applies the run's ``trust_checkpoint`` opt-in (see :mod:`gpunet_mm.safe_checkpoint`).
 * :func:`check_state_dict`: a different architecture (by meta hash) or any backbone tensor of
   another shape is an error naming both architectures; keys the model lacks or misses are
   errors too, except the documented ones: ``num_batches_tracked`` buffers (older files lack
@@ -307,13 +307,13 @@ class GPUNetCheckpointHook(Hook):
     def before_run(self, runner) -> None:
         """The run's ``trust_checkpoint=True`` opts in for the run (an enclosing
         ``trusted_checkpoints()`` block keeps its say)."""
-        from ..compat import set_trust_checkpoint, trust_checkpoint_enabled
+        from ..safe_checkpoint import set_trust_checkpoint, trust_checkpoint_enabled
 
         self._trust_before = trust_checkpoint_enabled()
         set_trust_checkpoint(self._trust_before or bool(runner.cfg.get('trust_checkpoint', False)))
 
     def after_run(self, runner) -> None:
-        from ..compat import set_trust_checkpoint
+        from ..safe_checkpoint import set_trust_checkpoint
 
         set_trust_checkpoint(getattr(self, '_trust_before', False))
 
@@ -345,7 +345,7 @@ def resolve_resume(work_dir: str, logger: Any = 'current') -> Optional[str]:
     ``work_dir`` from newest to oldest; an empty or truncated file (an interrupted save) is
     skipped with a warning naming it. Raises when checkpoints exist but none is usable.
     """
-    from ..compat import checkpoint_problem
+    from ..safe_checkpoint import checkpoint_problem
 
     candidates: List[str] = []
     bad: List[str] = []
@@ -389,7 +389,7 @@ def resolve_resume(work_dir: str, logger: Any = 'current') -> Optional[str]:
 
 def check_resume_file(path: str) -> None:
     """An explicit ``--resume PATH`` must name a whole checkpoint."""
-    from ..compat import checkpoint_problem
+    from ..safe_checkpoint import checkpoint_problem
 
     if not osp.isfile(path):
         raise FileNotFoundError(f'--resume: checkpoint not found: {path}')

@@ -53,8 +53,8 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from ..analysis import TensorMode
 from ..arch_config import ARCH_KEYS, is_classifier, is_gpunet, with_arch
+from ..complexity import TensorMode
 from ..models.arch_spec import GPUNetArch
 from ..models.classifiers import release_classifier_cfg
 from .backends import LATENCY_BACKENDS, get_backend

@@ -8,7 +8,7 @@ The search config is an mmdet (or mmpretrain) config that also holds the search 
     search_optimizer = dict(type='LaMCTSBO', ...)
     predictor = dict(path=None)
 
-See ``configs/nas/`` and docs/nas_search.md for every key.
+See ``configs/nas/`` and docs/distributed_search.md for every key.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def reference_arch(name: str, space: Any) -> Dict[str, Any]:
 
 def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], float]:
     """Uncalibrated latency prediction ``GPUNetArch -> ms`` for pruning."""
-    from ..nas.functions import latency_proxy
+    from ..nas.latency_proxy import latency_proxy
 
     pcfg = dict(cfg.get('predictor') or {})
     path = pcfg.get('path')
@@ -506,7 +506,7 @@ def _run(
     if run.simulate:
         from functools import partial
 
-        from ..nas.functions import measured_latency, surrogate_curve
+        from ..nas.objectives import measured_latency, surrogate_curve
         from .report import SURROGATE_METRIC
         from .simulate import SimulatedExecutor, SurrogateLatency
 

@@ -128,8 +128,8 @@ def train_candidate(
     import torch
     from mmengine.config import Config
 
-    from ..analysis import count_params
     from ..apis.runner import init_cpu_distributed, make_runner
+    from ..complexity import count_params
     from ..models.arch_spec import GPUNetArch
 
     if threads:
@@ -168,7 +168,7 @@ def train_candidate(
         with open(last) as f:
             ckpt = f.read().strip() or None
     a = GPUNetArch.from_dict(arch)
-    from ..nas.functions import arch_flops
+    from ..nas.latency_proxy import arch_flops
 
     result: Dict[str, Any] = dict(capture.metrics)
     result.update(empty_detection_metric(cfg, result))

@@ -64,7 +64,7 @@ def test_measured_rows_agree_with_tiers_and_configs():
 
 @pytest.mark.parametrize('tier', range(len(TIERS)))
 def test_meta_params_and_flops_are_this_packages_counts(tier):
-    from gpunet_mm.analysis import count_flops, count_params
+    from gpunet_mm.complexity import count_flops, count_params
     from gpunet_mm.models.classifiers import build_release_classifier
 
     arch = TIERS[tier]

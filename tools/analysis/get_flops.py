@@ -21,7 +21,7 @@ def main() -> None:
         '--shape', type=int, nargs=2, metavar=('H', 'W'), help='input shape for a config'
     )
     args = parser.parse_args()
-    from gpunet_mm.analysis import TensorMode, complexity_table, count_params
+    from gpunet_mm.complexity import TensorMode, complexity_table, count_params
 
     if args.config is None:
         print(f'{"tier":<10} {"res":>4} {"params (M)":>11} {"GMACs":>8}')
