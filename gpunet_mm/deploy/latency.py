@@ -317,6 +317,7 @@ def latency_key(
         deploy = _deploy_cfg(target, shape).to_dict()
         for k in ('input_shape', 'batch_size', 'precision'):  # already key fields
             deploy.pop(k)
+        deploy.pop('masks', None)  # never timed: a search compares the detector up to its boxes
         model_hash = template_hash(
             model,
             task,

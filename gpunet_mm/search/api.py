@@ -256,11 +256,20 @@ def check_data(cfg: Mapping[str, Any]) -> None:
                 raise SearchConfigError(f'{key}: data folder {folder} does not exist{hint}')
             continue
         path = ann if osp.isabs(ann) or osp.exists(ann) else osp.join(ds.get('data_root', ''), ann)
-        from ..apis.runner import annotation_problem
+        from ..apis.runner import annotation_problem, listed_image_problem
 
         problem = annotation_problem(path)
         if problem:
             raise SearchConfigError(f'{key}: annotation file {path} is {problem}')
+        prefix = ds.get('data_prefix') or {}
+        img = prefix.get('img', '') if isinstance(prefix, Mapping) else prefix
+        bad = listed_image_problem(path, osp.join(ds.get('data_root') or '', str(img or '')))
+        if bad:
+            raise SearchConfigError(
+                f'{key}: annotation file {path} lists the image {bad[0]}, which is {bad[1]}; '
+                'allowed: non-empty image files (copy it again, or remove it from the '
+                'annotation file)'
+            )
         if not osp.exists(path):
             hint = ''
             if 'demo' in path:

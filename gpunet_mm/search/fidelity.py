@@ -21,24 +21,15 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..schema import FidelitySettings, FinalSettings, SchemaError, defaults, validate
 from .trainer import SearchConfigError
 
-#: ``nas.fidelity`` keys and their defaults (``None`` for the whole dict: no rungs)
-FIDELITY_DEFAULTS: Dict[str, Any] = dict(
-    min_epochs=None,  # epochs of the first rung (required)
-    eta=3,  # promote the best 1/eta of a rung; rungs grow by eta
-    max_epochs=None,  # the full proxy schedule (default: train_cfg.max_epochs)
-    min_observations=6,  # results a rung needs before the optimisers learn from it
-    # what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
-    # (also the points that stopped lower, their value shifted by the median gain between
-    # their rung and that one, measured on the candidates that trained both)
-    model='rung',
-)
-#: ``nas.final`` keys and their defaults
-#: (``schedule``: config overrides merged into the candidate's config for the final retrain,
-#: e.g. ``dict(train_cfg=dict(max_epochs=12), param_scheduler=[...])``; None: the search
-#: config's own schedule, trained from scratch in one go)
-FINAL_DEFAULTS: Dict[str, Any] = dict(top_k=2, schedule=None)
+#: ``nas.fidelity`` keys and their defaults (``min_epochs`` is required; ``None`` for the
+#: whole dict: no rungs); declared, typed and range-checked in
+#: :class:`gpunet_mm.schema.FidelitySettings`
+FIDELITY_DEFAULTS: Dict[str, Any] = defaults(FidelitySettings)
+#: ``nas.final`` keys and their defaults (:class:`gpunet_mm.schema.FinalSettings`)
+FINAL_DEFAULTS: Dict[str, Any] = defaults(FinalSettings)
 #: epochs of the full proxy schedule in ``--simulate`` when the config names none
 SIMULATE_EPOCHS = 8
 
@@ -123,13 +114,12 @@ class Rungs:
 
 
 def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
-    """``nas.fidelity`` with its defaults, unknown keys refused."""
-    unknown = sorted(set(fid) - set(FIDELITY_DEFAULTS))
-    if unknown:
-        raise SearchConfigError(
-            f'nas.fidelity: unknown key(s) {unknown}; allowed: {sorted(FIDELITY_DEFAULTS)}'
-        )
-    return dict(FIDELITY_DEFAULTS, **fid)
+    """``nas.fidelity`` with its defaults, checked by its schema (types, ranges, unknown
+    keys; a caller may hand it the user's dict as it is)."""
+    try:
+        return validate(FidelitySettings, fid, 'nas.fidelity').model_dump()
+    except SchemaError as e:
+        raise SearchConfigError(str(e)) from None
 
 
 def full_epochs(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> Optional[int]:
@@ -151,19 +141,11 @@ def _int(key: str, v: Any, lo: int) -> int:
 
 
 def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
-    """The rungs ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself."""
+    """The rungs ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself.
+
+    Only what needs the schedule is checked here (the rest is the schema's)."""
     fid = fidelity_settings(fid)
-    if fid['min_epochs'] is None:
-        raise SearchConfigError(
-            'nas.fidelity.min_epochs: missing; the epochs of the first rung (e.g. 1)'
-        )
-    lo = _int('nas.fidelity.min_epochs', fid['min_epochs'], 1)
-    eta = _int('nas.fidelity.eta', fid['eta'], 2)
-    _int('nas.fidelity.min_observations', fid['min_observations'], 1)
-    if fid['model'] not in ('rung', 'offset'):
-        raise SearchConfigError(
-            f"nas.fidelity.model: got {fid['model']!r}; allowed: 'rung', 'offset'"
-        )
+    lo, eta = fid['min_epochs'], fid['eta']
     if max_epochs is None:
         raise SearchConfigError(
             'nas.fidelity: the full proxy schedule is unknown; set train_cfg.max_epochs '
@@ -208,7 +190,7 @@ def load_objective(path: Any) -> Callable[[Dict[str, Any], float, int], float]:
     """``'package.module:function'`` -> the function, checked to take ``(arch, epochs,
     seed)`` (``arch`` as ``GPUNetArch.to_dict()``)."""
     key = 'nas.simulate.objective'
-    if not isinstance(path, str) or ':' not in path:
+    if not isinstance(path, str) or ':' not in path:  # the schema's check, for direct callers
         raise SearchConfigError(f"{key}: got {path!r}; allowed: 'package.module:function'")
     mod_name, _, fn_name = path.partition(':')
     try:
@@ -233,22 +215,18 @@ def load_objective(path: Any) -> Callable[[Dict[str, Any], float, int], float]:
 
 
 def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> None:
-    """Every check of the multi-fidelity keys (``nas.fidelity``, ``nas.compute_budget``,
-    ``nas.final``, ``nas.simulate.objective``), in one place, before anything trains."""
+    """The checks of the multi-fidelity keys (``nas.fidelity``, ``nas.compute_budget``,
+    ``nas.simulate.objective``) that need the base config or the environment, before
+    anything trains. Types, ranges and unknown keys are the schema's
+    (:class:`gpunet_mm.schema.NasSettings`), checked before this by ``nas_settings``."""
     fid = nas.get('fidelity')
     rungs = None
     if fid is not None:
-        if not isinstance(fid, Mapping):
-            raise SearchConfigError(f'nas.fidelity: got {fid!r}; allowed: dict(min_epochs=...)')
         rungs = make_rungs(fid, full_epochs(cfg, nas, simulate))
         if not simulate:
             check_resumable(cfg)
     budget = nas.get('compute_budget')
     if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
-            raise SearchConfigError(
-                f'nas.compute_budget: got {budget!r}; allowed: a positive number of epochs'
-            )
         first = rungs.epochs[0] if rungs else full_epochs(cfg, nas, simulate)
         if first is None:
             raise SearchConfigError(
@@ -259,22 +237,6 @@ def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: boo
             raise SearchConfigError(
                 f'nas.compute_budget: got {budget!r} epochs, smaller than one '
                 f'{"rung" if rungs else "training"} ({first} epochs); allowed: >= {first}'
-            )
-    final = nas.get('final')
-    if final is not None:
-        if not isinstance(final, Mapping):
-            raise SearchConfigError(f'nas.final: got {final!r}; allowed: dict(top_k=2, ...)')
-        unknown = sorted(set(final) - set(FINAL_DEFAULTS))
-        if unknown:
-            raise SearchConfigError(
-                f'nas.final: unknown key(s) {unknown}; allowed: {sorted(FINAL_DEFAULTS)}'
-            )
-        _int('nas.final.top_k', dict(FINAL_DEFAULTS, **final)['top_k'], 1)
-        sched = dict(FINAL_DEFAULTS, **final)['schedule']
-        if sched is not None and not isinstance(sched, Mapping):
-            raise SearchConfigError(
-                f'nas.final.schedule: got {sched!r}; allowed: None or a dict of config '
-                'overrides (e.g. dict(train_cfg=dict(max_epochs=12)))'
             )
     obj = (nas.get('simulate') or {}).get('objective')
     if obj is not None:

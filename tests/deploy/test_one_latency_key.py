@@ -63,7 +63,7 @@ def test_a_config_timed_by_the_tool_is_cached_for_the_search_and_the_hub(tmp_pat
     )
     monkeypatch.setattr(benchmark_hub, 'detector_counts', lambda *a: dict(params=1, flops=1))
     (entry,) = benchmark_hub._measure_detector_group(
-        [('RetinaNet-GPUNet-0-demo', 0, DEMO_CFG)], (128, 128), args
+        [('RetinaNet-GPUNet-0-demo', 0, 'retinanet', DEMO_CFG)], (128, 128), args
     )
     assert entry.latency_ms == round(row['median_ms'], 3)
 

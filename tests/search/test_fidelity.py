@@ -290,7 +290,7 @@ def test_simulated_executor_durations_are_proportional_to_the_epochs_trained():
         (dict(fidelity=dict(min_epochs=9)), r'min_epochs: got 9 .* allowed: min_epochs <= 2'),
         (dict(fidelity=dict(min_epochs=1.5)), r'min_epochs: got 1.5'),
         (dict(fidelity=dict(eta=3)), r'min_epochs: missing'),
-        (dict(fidelity=dict(min_epochs=1, rungs=3)), r"unknown key\(s\) \['rungs'\]"),
+        (dict(fidelity=dict(min_epochs=1, rungs=3)), r'nas.fidelity.rungs: unknown key'),
         (
             dict(fidelity=dict(min_epochs=2), compute_budget=1),
             r'compute_budget: got 1 epochs, smaller than one rung \(2 epochs\)',
