@@ -121,6 +121,56 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     assert out2.stdout.strip().splitlines()[-1] == last
 
 
+def test_demo_search_with_promotions_end_to_end(tiny_data, tmp_path):
+    """`make demo`'s own multi-fidelity settings (rungs, compute budget, final retrain of the
+    top 2), shrunk: rungs of 1 and 3 epochs, 8 epochs of compute, the final retrain on the
+    3-epoch proxy schedule in one go (the demo's "full" schedule is its proxy's too)."""
+    wd = str(tmp_path / 'search')
+    opts = [o for o in _options(tiny_data)[1:] if not o.startswith(('nas.', 'train_cfg.'))]
+    opts += [
+        'train_cfg.max_epochs=3',
+        'train_cfg.val_interval=3',
+        'nas.compute_budget=8',
+        'nas.calibration_samples=0',
+    ]
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'nas_search.py'), CONFIG, '--work-dir', wd]
+    cmd += ['--workers', '2', '--budgets', '2.0*GPUNet-0', '--no-progress', '--no-hub']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    out = subprocess.run(
+        cmd + ['--cfg-options', *opts],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    check_ok(out)
+    summary = json.loads(open(osp.join(wd, 'summary.json')).read())
+    results = json.loads(open(osp.join(wd, 'results.json')).read())
+    fid = summary['fidelity']
+    assert fid['rung_epochs'] == [1, 3] and fid['eta'] == 3
+    # bounded by compute: the rungs never spend more than the budget, and the budget, not
+    # the trial count, stopped the search
+    assert 0 < summary['compute_epochs'] <= 8 and summary['compute_budget'] == 8
+    assert summary['trials_by_status'].get('complete', 0) < 20
+    # promotions happened: something climbed to the full proxy schedule, and more
+    # candidates were tried than reached it
+    top = fid['rung_occupancy']
+    assert fid['promotions'] >= 1 and top[-1] >= 1, fid
+    assert len(results['trials']) > top[-1], (fid, len(results['trials']))
+    csv_head = open(osp.join(wd, 'trials.csv')).readline().split(',')
+    assert 'epochs' in csv_head
+    # the top 2 retrained from scratch on the "full" schedule, reported next to their proxy
+    runs = summary['final']['runs']
+    assert len(runs) == 2 and all(r['status'] == 'complete' for r in runs), runs
+    assert all(r['final_epochs'] == 3 and 0.0 <= r['final_metric'] <= 1.0 for r in runs)
+    assert all(r['proxy_epochs'] in (1, 3) for r in runs)
+    (winner,) = results['winners']
+    assert winner['metric_kind'] == 'proxy' and 'final_metric' in winner
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith('FOUND ') and ' | FINAL ' in last and 'on the full schedule' in last
+
+
 def test_bad_inputs_fail_before_training(tiny_data, tmp_path):
     tool = osp.join(ROOT, 'tools', 'nas_search.py')
 
