@@ -15,7 +15,11 @@ nas = dict(
     budgets=['1.1*GPUNet-0'],
     num_trials=20,  # new candidates at most, GPUNet-0 included (compute_budget decides)
     # multi-fidelity: rungs of 1, 3 and 8 epochs; the best third of each rung so far (per
-    # budget) continue from their checkpoint (ASHA), the rest stop
+    # budget) continue from their checkpoint (ASHA), the rest stop. min_epochs=1, eta=3 is a
+    # reasoned default, not a measured one (the fidelity study at a scale this machine
+    # allowed had no signal, docs/search_fidelity.md): a 1-epoch rung is the cheapest that
+    # leaves 16 rung-1 candidates in 48 epochs. The same search without rungs, for the
+    # comparison at equal compute: retinanet_gpunet-nas_fpn_demo_full_ort-cpu.py
     fidelity=dict(min_epochs=1, eta=3, min_observations=4),
     compute_budget=48,  # epochs over every attempt: the old demo's 6 candidates x 8 epochs
     # the top 2 retrained from scratch; for the demo the "full" schedule is the 8-epoch
