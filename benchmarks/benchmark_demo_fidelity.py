@@ -10,10 +10,10 @@ explored and what its winners reach after the same final retrain:
   without rungs: 6 candidates, GPUNet-0 included, x 8 epochs = 48 epochs, then the same
   final retrain).
 
-For each: wall time of the whole command, candidates trained (at any rung), compute spent
-in epochs (the final retrains not included), the proxy winner, each final retrain's proxy and
-final-schedule metric, the final winner, and the latency predictor's error on the measured
-proposals. The JSON is written after each search; a search whose work dir already holds a
+For each: wall time of the whole command and of the search itself, candidates trained (at
+any rung) and measured, compute spent in epochs (the final retrains not included), the proxy
+winner, each final retrain's proxy and final-schedule metric, the final winner, and the
+latency predictor's error on the measured proposals. The JSON is written after each search; a search whose work dir already holds a
 ``summary.json`` is read, not run again (``--rerun`` to start it afresh), and one that was
 killed is resumed (its wall time is then marked ``resumed``).
 
@@ -67,8 +67,8 @@ def run_search(mode: str, work_dir: str, cfg_options: List[str], rerun: bool) ->
     summary = osp.join(work_dir, 'summary.json')
     if rerun and osp.isdir(work_dir):
         shutil.rmtree(work_dir)
-    if osp.isfile(summary):
-        return dict(ran=False)
+    if osp.isfile(summary):  # finished before: its figures are read, its wall time unknown
+        return dict(ran=False, work_dir=osp.realpath(work_dir))
     resumed = osp.isfile(osp.join(work_dir, 'journal.sqlite'))
     cmd = [sys.executable, 'tools/nas_search.py', CONFIGS[mode], '--work-dir', work_dir]
     cmd += ['--no-progress'] + (['--resume'] if resumed else [])
@@ -111,6 +111,10 @@ def collect(work_dir: str) -> Dict[str, Any]:
     fid = s.get('fidelity')
     return dict(
         candidates_trained=len(r['trials']),
+        # trained, or measured over every budget and never trained
+        candidates_measured=sum(
+            s['trials_by_status'].get(k, 0) for k in ('complete', 'failed', 'infeasible')
+        ),
         trials_by_status=s['trials_by_status'],
         compute_epochs=s.get('compute_epochs'),
         compute_budget=s.get('compute_budget'),
@@ -156,8 +160,9 @@ def main() -> None:
         r = out['runs'][mode]
         wins = {b: (w or {}).get('final_metric') for b, w in (r['final_winner'] or {}).items()}
         print(
-            f'{mode}: {r["candidates_trained"]} candidates, {r["compute_epochs"]} epochs, '
-            f'final winner {wins}, wall {r["run"].get("wall_s")} s'
+            f'{mode}: {r["candidates_trained"]} candidates trained '
+            f'({r["candidates_measured"]} measured), {r["compute_epochs"]} epochs, '
+            f'final winner {wins}, search wall {r["search_wall_s"]:.0f} s'
         )
 
 
