@@ -13,9 +13,10 @@ explored and what its winners reach after the same final retrain:
 For each: wall time of the whole command and of the search itself, candidates trained (at
 any rung) and measured, compute spent in epochs (the final retrains not included), the proxy
 winner, each final retrain's proxy and final-schedule metric, the final winner, and the
-latency predictor's error on the measured proposals. The JSON is written after each search; a search whose work dir already holds a
-``summary.json`` is read, not run again (``--rerun`` to start it afresh), and one that was
-killed is resumed (its wall time is then marked ``resumed``).
+latency predictor's error on the measured proposals. The JSON is written after each
+search; a search whose work dir already holds a ``summary.json`` is read, not run again
+(``--rerun`` to start it afresh), and one that was killed is resumed (its wall time is then
+marked ``resumed``).
 
     python benchmarks/benchmark_demo_fidelity.py [--modes promotions,full]
         [--work-root work_dirs/demo_fidelity] [--out benchmarks/results/demo_fidelity.json]
