@@ -121,6 +121,7 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     assert out2.stdout.strip().splitlines()[-1] == last
 
 
+@pytest.mark.slow  # about 2 minutes on 2 cores: 7-8 trainings, as many detectors timed
 def test_demo_search_with_promotions_end_to_end(tiny_data, tmp_path):
     """`make demo`'s own multi-fidelity settings (rungs, compute budget, final retrain of the
     top 2), shrunk: rungs of 1 and 3 epochs, 8 epochs of compute, the final retrain on the
