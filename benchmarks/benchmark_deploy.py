@@ -28,7 +28,6 @@ import glob
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import time
 
@@ -41,7 +40,7 @@ def bench_detectors(args) -> dict:
     import torch
 
     from gpunet_mm.datasets import generate_detection_demo
-    from gpunet_mm.deploy.backends import DetectorPredict, OnnxRuntimeBackend, TorchBackend
+    from gpunet_mm.deploy.backends import OnnxRuntimeBackend, TorchBackend, time_ort_vs_torch
     from gpunet_mm.deploy.export import build_detector, export_onnx
     from gpunet_mm.deploy.parity import (
         DEMO_DETECTORS,
@@ -78,20 +77,6 @@ def bench_detectors(args) -> dict:
         dets, labels = sess.run(None, {'input': raw.numpy()})
         parity = match_detections(ref[0], dets[0], labels[0], top_k=50)
         parity['candidates_note'] = 'top-50 of predict(rescale=False) matched by label/IoU'
-        ort_t, torch_t = [], []
-        pred = DetectorPredict(model)
-        for _ in range(args.rounds):
-            r = ort_b.measure(
-                out,
-                shape=shape,
-                iters=args.iters,
-                warmup=2,
-                session=sess,
-                inputs={'input': raw.numpy()},
-            )
-            ort_t.append(r.median_ms)
-            r = torch_b.measure(pred, shape=shape, iters=args.iters, warmup=2, inputs=raw)
-            torch_t.append(r.median_ms)
         row = dict(
             detector=name,
             shape=list(shape),
@@ -99,12 +84,10 @@ def bench_detectors(args) -> dict:
             export_seconds=exp['export_seconds'],
             onnx_nodes=exp['num_nodes'],
             parity=parity,
-            ort_median_ms=statistics.median(ort_t),
-            torch_predict_median_ms=statistics.median(torch_t),
-            ort_rounds_ms=[round(t, 2) for t in ort_t],
-            torch_rounds_ms=[round(t, 2) for t in torch_t],
+            **time_ort_vs_torch(
+                model, out, raw, shape, ort_b, torch_b, args.rounds, args.iters, session=sess
+            ),
         )
-        row['speedup_ort_vs_torch'] = row['torch_predict_median_ms'] / row['ort_median_ms']
         rows.append(row)
         print(
             f'{name:28s} export {row["export_seconds"]:5.1f}s  ORT {row["ort_median_ms"]:7.1f} ms'

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import time
 import traceback
@@ -61,7 +60,7 @@ def bench(args, on_row=None) -> dict:
     from gpunet_mm.compat import trusted_checkpoints
     from gpunet_mm.datasets import generate_detection_demo
     from gpunet_mm.deploy import build_detector, export_onnx
-    from gpunet_mm.deploy.backends import DetectorPredict, OnnxRuntimeBackend, TorchBackend
+    from gpunet_mm.deploy.backends import OnnxRuntimeBackend, TorchBackend, time_ort_vs_torch
     from gpunet_mm.deploy.parity import (
         HEAD_DEMOS,
         demo_trained_detector,
@@ -134,30 +133,12 @@ def bench(args, on_row=None) -> dict:
         def latency():
             export_onnx(model, dict(input_shape=shape), onnx_lat)
             raw, _ = load_images(imgs[:1], shape)
-            sess = ort_b.session(onnx_lat)
-            pred = DetectorPredict(model)
-            ort_t, torch_t = [], []
-            for _ in range(args.rounds):
-                r = ort_b.measure(
-                    onnx_lat,
-                    shape=shape,
-                    iters=args.iters,
-                    warmup=2,
-                    session=sess,
-                    inputs={'input': raw.numpy()},
-                )
-                ort_t.append(r.median_ms)
-                r = torch_b.measure(pred, shape=shape, iters=args.iters, warmup=2, inputs=raw)
-                torch_t.append(r.median_ms)
-            row.update(
-                ort_median_ms=round(statistics.median(ort_t), 2),
-                torch_predict_median_ms=round(statistics.median(torch_t), 2),
-                ort_rounds_ms=[round(t, 2) for t in ort_t],
-                torch_rounds_ms=[round(t, 2) for t in torch_t],
+            t = time_ort_vs_torch(
+                model, onnx_lat, raw, shape, ort_b, torch_b, args.rounds, args.iters
             )
-            row['speedup_ort_vs_torch'] = round(
-                row['torch_predict_median_ms'] / row['ort_median_ms'], 2
-            )
+            for k in ('ort_median_ms', 'torch_predict_median_ms', 'speedup_ort_vs_torch'):
+                t[k] = round(t[k], 2)
+            row.update(t)
 
         _step(row, 'ort_latency', latency)
 

@@ -1,11 +1,14 @@
-"""Measured hub rows for this machine: every tier's classifier and RetinaNet-GPUNet-<tier>.
+"""Measured hub rows for this machine: every tier's classifier, RetinaNet-GPUNet-<tier>, and
+the demo-sized RetinaNet, RTMDet-tiny and YOLOX-s with GPUNet-0.
 
 Classifiers run at their native resolution (the ImageNet classifier of each tier, network
 only: input tensor -> logits). Detectors are the shipped COCO configs
 (``configs/gpunet_det/retinanet_gpunet-<t>_fpn_1x_coco.py``: FPN 256, 4 head convs, 80
 classes) exported end to end (normalisation, network, box decoding, NMS) at one input
-shape for all tiers (default 320x320), plus the CPU-sized detector of ``make demo``
-(``configs/demo/retinanet_gpunet-0_fpn_demo.py`` at its 256x256 input). All run on
+shape for all tiers (default 320x320), plus the CPU-sized detectors of the demo searches
+(``configs/demo/retinanet_gpunet-0_fpn_demo.py``, ``rtmdet-tiny_gpunet-0_cspnext-pafpn_demo.py``
+and ``yolox-s_gpunet-0_pafpn_demo.py``: GPUNet-0, 4 classes, at their 256x256 input; the
+real-time family next to RetinaNet, measured side by side in one run). All run on
 ONNX Runtime's CPU execution provider at batch 1, through ``gpunet_mm.deploy``
 (``get_backend``, ``export_onnx`` via ``benchmark_configs``) and a ``LatencyCache``, so a
 second run re-uses every measurement.
@@ -18,7 +21,8 @@ from ``models/tiers.py`` (the published top-1; detectors carry their backbone's 
 metafiles: ``tools/misc/gen_model_zoo.py`` and ``tools/misc/gen_metafiles.py``.
 
     python benchmarks/benchmark_hub.py [--part cls det] [--tiers 0 d1] [--iters 10] \\
-        [--warmup 2] [--threads 1] [--det-shape 320 320] [--cache work_dirs/hub_latency.sqlite]
+        [--warmup 2] [--threads 1] [--det-shape 320 320] [--cache work_dirs/hub_latency.sqlite] \\
+        [--detectors retinanet rtmdet yolox] [--det-sets coco demo]
 
 One ONNX Runtime thread by default: the search configs time their CPU targets with
 ``threads=1`` (so these rows compare with search results), and a single thread is far less
@@ -62,6 +66,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         '0 = all cores)',
     )
     p.add_argument('--det-shape', type=int, nargs=2, default=(320, 320), metavar=('H', 'W'))
+    p.add_argument(
+        '--detectors',
+        nargs='+',
+        default=list(DETECTORS),
+        choices=list(DETECTORS),
+        help='detector families (RTMDet and YOLOX: the demo-sized GPUNet-0 rows only)',
+    )
+    p.add_argument(
+        '--det-sets',
+        nargs='+',
+        default=['coco', 'demo'],
+        choices=('coco', 'demo'),
+        help="'coco': RetinaNet-GPUNet-<tier> at --det-shape; 'demo': the demo detectors "
+        '(tier 0) at 256x256, side by side',
+    )
     p.add_argument('--cache', default=osp.join(ROOT, 'work_dirs', 'hub_latency.sqlite'))
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark_hub'))
     p.add_argument('--out', default=DEFAULT_OUT, help='JSON Lines file of measured rows')
@@ -208,24 +227,37 @@ def detector_counts(config: str, shape) -> Dict[str, int]:
     return dict(params=count_params(model), flops=flops)
 
 
-#: the CPU-sized detector of ``make demo`` (4 classes, FPN 96, 2 GN head convs), at its input
-DEMO_DETECTOR = ('RetinaNet-GPUNet-0-demo', 0, 'configs/demo/retinanet_gpunet-0_fpn_demo.py')
+#: detector family -> (hub ``detector``, the demo search's detector: row name, config).
+#: The demo detectors are CPU-sized (4 classes; RetinaNet: FPN 96, 2 GN head convs;
+#: RTMDet-tiny / YOLOX-s: their mmdet necks and heads at the demo widths), at their input.
+#: Only RetinaNet has a COCO config per tier (``configs/gpunet_det/``).
+DETECTORS = {
+    'retinanet': ('RetinaNet-GPUNet-0-demo', 'configs/demo/retinanet_gpunet-0_fpn_demo.py'),
+    'rtmdet': (
+        'RTMDet-tiny-GPUNet-0-demo',
+        'configs/demo/rtmdet-tiny_gpunet-0_cspnext-pafpn_demo.py',
+    ),
+    'yolox': ('YOLOX-s-GPUNet-0-demo', 'configs/demo/yolox-s_gpunet-0_pafpn_demo.py'),
+}
 DEMO_SHAPE = (256, 256)
 
 
 def measure_detectors(tiers: Sequence[int], args) -> List:
-    """End-to-end ONNX Runtime latency of RetinaNet-GPUNet-<tier> (shipped COCO configs) and
-    of the demo detector."""
+    """End-to-end ONNX Runtime latency of RetinaNet-GPUNet-<tier> (shipped COCO configs) and,
+    with tier 0, of the demo detectors of ``--detectors`` (one group: side by side)."""
     from gpunet_mm.hub.configs import detection_config
     from gpunet_mm.models import TIER_SHORT, TIERS
 
-    jobs = [
-        (f'RetinaNet-{TIERS[t].name}', t, detection_config(TIER_SHORT[t], 'retinanet'))
-        for t in tiers
-    ]
-    out = _measure_detector_group(jobs, tuple(args.det_shape), args)
-    if 0 in tiers:
-        out += _measure_detector_group([DEMO_DETECTOR], DEMO_SHAPE, args)
+    out = []
+    if 'retinanet' in args.detectors and 'coco' in args.det_sets:
+        jobs = [
+            (f'RetinaNet-{TIERS[t].name}', t, 'retinanet', detection_config(TIER_SHORT[t]))
+            for t in tiers
+        ]
+        out += _measure_detector_group(jobs, tuple(args.det_shape), args)
+    if 0 in tiers and 'demo' in args.det_sets:
+        demos = [(DETECTORS[d][0], 0, d, DETECTORS[d][1]) for d in args.detectors]
+        out += _measure_detector_group(demos, DEMO_SHAPE, args)
     return out
 
 
@@ -238,7 +270,7 @@ def _measure_detector_group(jobs, shape, args) -> List:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         rows = benchmark_configs(
-            [osp.join(ROOT, config) for _, _, config in jobs],
+            [osp.join(ROOT, config) for *_, config in jobs],
             'onnxruntime',
             shape,
             iters=args.iters,
@@ -253,7 +285,9 @@ def _measure_detector_group(jobs, shape, args) -> List:
         )
     print(f'{len(jobs)} detector(s) measured in {time.perf_counter() - t0:.0f} s')
     out = []
-    for (name, t, config), row in zip(jobs, rows):
+    for (name, t, detector, config), row in zip(jobs, rows):
+        if row.get('error'):  # benchmark_configs keeps going; a row that failed is no row
+            raise RuntimeError(f'{name} ({config}): {row["error"]}')
         arch = TIERS[t]
         counts = detector_counts(osp.join(ROOT, config), shape)
         print(
@@ -265,7 +299,7 @@ def _measure_detector_group(jobs, shape, args) -> List:
             HubEntry(
                 name=name,
                 task='detection',
-                detector='retinanet',
+                detector=detector,
                 input_shape=shape,
                 batch=1,
                 device=normalize_device(f'cpu:{env["cpu"]}'),

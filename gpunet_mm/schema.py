@@ -26,6 +26,7 @@ Torch-free: the NAS, the hub and the search controller import it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -171,8 +172,13 @@ def validate(model: Type[M], data: Any, where: str) -> M:
 
 
 def defaults(model: Type[BaseModel]) -> Dict[str, Any]:
-    """The model's defaults as a plain dict (what ``NAS_DEFAULTS`` used to spell out)."""
-    return model.model_validate({}).model_dump()
+    """The model's defaults as a plain dict (what ``NAS_DEFAULTS`` used to spell out);
+    a required field (no default) is None."""
+    out: Dict[str, Any] = {}
+    for k, f in model.model_fields.items():
+        v = None if f.is_required() else f.get_default(call_default_factory=True)
+        out[k] = v.model_dump() if isinstance(v, BaseModel) else copy.deepcopy(v)
+    return out
 
 
 # ------------------------------------------------------------------ shared field types
@@ -229,9 +235,12 @@ class SimulateSettings(BaseModel):
         float, Field(ge=0, lt=1, allow_inf_nan=False, description='a fraction in [0, 1)')
     ] = 0.0
     num_workers: Annotated[int, Field(ge=1, le=100_000, description='1 to 100000')] = 64
-    #: 'package.module:function(arch, epochs, seed)'; None: the surrogate (issue 17; its
-    #: checks are in gpunet_mm.search.fidelity.check_settings for now)
-    objective: Optional[Any] = None
+    #: a learning-curve function ``(arch, epochs, seed) -> metric``; None: the surrogate.
+    #: Its form is checked here; that it imports and takes those arguments, by
+    #: gpunet_mm.search.fidelity.load_objective
+    objective: Optional[
+        Annotated[str, Field(pattern=r'^[A-Za-z_][\w.]*:[A-Za-z_]\w*$', max_length=500)]
+    ] = Field(None, description="'package.module:function' (function(arch, epochs, seed)), or None")
 
 
 class TrialResources(BaseModel):
@@ -244,6 +253,45 @@ class TrialResources(BaseModel):
     num_gpus: Annotated[
         float, Field(ge=0, le=1024, allow_inf_nan=False, description='a number of GPUs >= 0')
     ] = 0
+
+
+class FidelitySettings(BaseModel):
+    """``nas.fidelity``: the rungs of a multi-fidelity search (issue 17). The checks that
+    need the base config (the full schedule is known and leaves more than one rung, the
+    loop can resume at a rung) are in :mod:`gpunet_mm.search.fidelity`."""
+
+    model_config = STRICT
+    #: epochs of the first rung (required: there is no sensible default)
+    min_epochs: Annotated[
+        int, Field(ge=1, le=100_000, description='integers >= 1 (epochs of the first rung)')
+    ]
+    #: promote the best 1/eta of a rung; rungs grow by eta
+    eta: Annotated[int, Field(ge=2, le=1000, description='integers >= 2')] = 3
+    #: the full proxy schedule (default: the base config's train_cfg.max_epochs)
+    max_epochs: Optional[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        None, description='None or integers >= 1 (epochs)'
+    )
+    #: results a rung needs before the optimisers learn from it
+    min_observations: Annotated[int, Field(ge=1, le=100_000, description='integers >= 1')] = 6
+    #: what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
+    #: (also the points that stopped lower, shifted by the median gain between the rungs)
+    model: Literal['rung', 'offset'] = 'rung'
+    #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
+    #: new candidate to the top rung, start nothing new and promote below the top instead
+    final_stretch: bool = True
+
+
+class FinalSettings(BaseModel):
+    """``nas.final``: retrain the top-k candidates per budget in full after the search."""
+
+    model_config = STRICT
+    top_k: Annotated[int, Field(ge=1, le=10_000, description='integers >= 1')] = 2
+    #: config overrides merged into the candidate's config for the final retrain, e.g.
+    #: ``dict(train_cfg=dict(max_epochs=12))``; None: the search config's own schedule
+    schedule: Optional[Dict[str, Any]] = Field(
+        None,
+        description='None or a dict of config overrides (e.g. dict(train_cfg=dict(max_epochs=12)))',
+    )
 
 
 class NasSettings(BaseModel):
@@ -274,13 +322,21 @@ class NasSettings(BaseModel):
     calibration_samples: Annotated[int, Field(ge=0, le=1000, description='0 to 1000')] = 2
     #: >1: each trial trains on that many processes (torchrun)
     nproc_per_trial: Annotated[int, Field(ge=1, le=1024, description='1 to 1024')] = 1
-    # multi-fidelity (issue 17): checked in gpunet_mm.search.fidelity.check_settings for now
-    #: dict(min_epochs=1, eta=3, max_epochs=None, min_observations=6): rungs
-    fidelity: Optional[Any] = None
+    # multi-fidelity (issue 17); what needs the base config is checked in
+    # gpunet_mm.search.fidelity.check_settings
+    #: rungs; None: every candidate trains the full proxy schedule
+    fidelity: Optional[FidelitySettings] = Field(
+        None, description='None or dict(min_epochs=1, eta=3, max_epochs=None, ...)'
+    )
     #: epochs over every attempt, then nothing new starts
-    compute_budget: Optional[Any] = None
-    #: dict(top_k=2, schedule=None): retrain the top-k per budget in full
-    final: Optional[Any] = None
+    compute_budget: Optional[  # an int stays an int (it is reported as given)
+        Union[
+            Annotated[int, Field(gt=0, le=10**9)],
+            Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)],
+        ]
+    ] = Field(None, description='None or a positive number of epochs')
+    #: retrain the top-k per budget in full; None: no final retrain
+    final: Optional[FinalSettings] = Field(None, description='None or dict(top_k=2, schedule=None)')
     simulate: SimulateSettings = SimulateSettings()
 
 
@@ -541,6 +597,8 @@ __all__ = [
     'SearchSpaceSettings',
     'SimulateSettings',
     'TrialResources',
+    'FidelitySettings',
+    'FinalSettings',
     'dataclass_model',
     'defaults',
     'plain',

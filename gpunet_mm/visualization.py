@@ -55,6 +55,11 @@ def prediction_grid(
 
     import gpunet_mm  # noqa: F401
 
+    from .apis.runner import check_image
+
+    for path in images:  # before the model is built: a bad file is named at once
+        check_image(path)
+
     model = init_detector(config, checkpoint, device=device or 'cpu')
     names = model.dataset_meta['classes']
     tiles = []

@@ -157,6 +157,35 @@ def results(edit):
     return build
 
 
+def zero_byte_image(surface):
+    """A COCO dataset whose second image file is 0 bytes (an interrupted copy), read by
+    ``surface``: the training/test door, the search's door, or one image (parity, demo)."""
+
+    def build(tmp):
+        (tmp / 'img').mkdir()
+        (tmp / 'img' / 'a.jpg').write_bytes(b'\xff\xd8 not empty')
+        (tmp / 'img' / 'b.jpg').write_bytes(b'')
+        images = [dict(id=i, file_name=f'{n}.jpg', width=8, height=8) for i, n in enumerate('ab')]
+        ann = dict(images=images, annotations=[], categories=[dict(id=1, name='x')])
+        (tmp / 'ann.json').write_text(json.dumps(ann))
+        ds = dict(data_root=str(tmp), ann_file='ann.json', data_prefix=dict(img='img/'))
+        if surface == 'train':
+            from mmengine.config import Config
+
+            from gpunet_mm.apis import check_dataset_files
+
+            return check_dataset_files(Config(dict(train_dataloader=dict(dataset=ds))))
+        if surface == 'search':
+            from gpunet_mm.search.api import check_data
+
+            return check_data(dict(train_dataloader=dict(dataset=ds)))
+        from gpunet_mm.apis import check_image
+
+        return check_image(str(tmp / 'img' / 'b.jpg'))
+
+    return build
+
+
 def _set(path, value):
     def edit(d):
         *head, last = path
@@ -222,6 +251,57 @@ CASES = [
     ('nas.resources.gpus<0', nas(resources=dict(num_gpus=-1)), 'resources.num_gpus', '-1'),
     ('nas.resources=str', nas(resources='1cpu'), 'nas.resources', "'1cpu'"),
     ('nas=str', lambda tmp: _nas_raw('abc'), 'nas', "'abc'"),
+    # ---- nas: the multi-fidelity keys (issue 17), typed by the schema too
+    ('nas.fidelity=str', nas(fidelity='rungs'), 'nas.fidelity', "'rungs'"),
+    ('nas.fidelity.min_epochs', nas(fidelity=dict(eta=3)), 'fidelity.min_epochs', 'missing'),
+    ('nas.fidelity.min_epochs=0', nas(fidelity=dict(min_epochs=0)), 'min_epochs', '0'),
+    ('nas.fidelity.min_epochs=str', nas(fidelity=dict(min_epochs='1')), 'min_epochs', "'1'"),
+    ('nas.fidelity.eta=1', nas(fidelity=dict(min_epochs=1, eta=1)), 'fidelity.eta', '1'),
+    ('nas.fidelity.eta=2.5', nas(fidelity=dict(min_epochs=1, eta=2.5)), 'fidelity.eta', '2.5'),
+    (
+        'nas.fidelity.max_epochs=True',
+        nas(fidelity=dict(min_epochs=1, max_epochs=True)),
+        'fidelity.max_epochs',
+        'True',
+    ),
+    (
+        'nas.fidelity.min_observations=0',
+        nas(fidelity=dict(min_epochs=1, min_observations=0)),
+        'fidelity.min_observations',
+        '0',
+    ),
+    (
+        'nas.fidelity.model',
+        nas(fidelity=dict(min_epochs=1, model='curve')),
+        'fidelity.model',
+        "'curve'",
+    ),
+    (
+        'nas.fidelity.unknown',
+        nas(fidelity=dict(min_epochs=1, rungs=3)),
+        'nas.fidelity.rungs',
+        'unknown key',
+    ),
+    ('nas.compute_budget=-3', nas(compute_budget=-3), 'nas.compute_budget', '-3'),
+    ('nas.compute_budget=nan', nas(compute_budget=NAN), 'nas.compute_budget', 'nan'),
+    ('nas.compute_budget=str', nas(compute_budget='40'), 'nas.compute_budget', "'40'"),
+    ('nas.final=int', nas(final=2), 'nas.final', '2'),
+    ('nas.final.top_k=0', nas(final=dict(top_k=0)), 'nas.final.top_k', '0'),
+    ('nas.final.top_k=str', nas(final=dict(top_k='2')), 'nas.final.top_k', "'2'"),
+    ('nas.final.schedule=str', nas(final=dict(schedule='12e')), 'final.schedule', "'12e'"),
+    ('nas.final.unknown', nas(final=dict(topk=2)), 'nas.final.topk', 'unknown key'),
+    (
+        'nas.simulate.objective=int',
+        nas(simulate=dict(objective=3)),
+        'nas.simulate.objective',
+        '3',
+    ),
+    (
+        'nas.simulate.objective no function',
+        nas(simulate=dict(objective='tests.search.curve_objective')),
+        'simulate.objective',
+        "'tests.search.curve_objective'",
+    ),
     # ---- latency_target, search_space, predictor
     ('target.backend', schema(LatencyTargetSettings, TARGET, backend='onnx'), 'backend', 'onnx'),
     ('target.device', schema(LatencyTargetSettings, TARGET, device='gpu'), 'device', "'gpu'"),
@@ -370,6 +450,20 @@ CASES = [
     ('results.mode', results(_set(['search', 'mode'], 'fake')), 'search.mode', "'fake'"),
     ('results.winners=dict', results(_set(['winners'], {})), 'winners', '{}'),
     ('results.no arch', results(_drop(['winners', 0, 'arch'])), 'winners[0].arch', 'missing'),
+    # ---- datasets: a zero-byte image, at each door that reads images
+    (
+        'dataset.zero-byte image (train/test)',
+        zero_byte_image('train'),
+        'train_dataloader.dataset.ann_file',
+        'b.jpg, which is empty (0 bytes)',
+    ),
+    (
+        'dataset.zero-byte image (search)',
+        zero_byte_image('search'),
+        'train_dataloader: annotation file',
+        'b.jpg, which is empty (0 bytes)',
+    ),
+    ('image.zero-byte (parity, demo)', zero_byte_image('image'), 'b.jpg', 'empty (0 bytes)'),
 ]
 
 

@@ -1,46 +1,20 @@
 # YOLOX-s backbone search on COCO for a GPU target: TensorRT FP16, batch 1, the whole
 # detector (EfficientNMS) timed on a GPU kept for timing by a Ray actor with the custom
-# resource `latency_gpu`; the same search settings as the RetinaNet COCO search
-# (retinanet_gpunet-nas_fpn_1x_coco_trt-fp16.py), with YOLOX-s's neck and head
+# resource `latency_gpu`; the shared search settings
+# (_base_/search_coco_trt-fp16.py) with YOLOX-s's neck and head
 # (configs/_base_/models/yolox_gpunet_pafpn.py). See docs/nas_search.md.
 _base_ = [
     '../_base_/models/yolox_gpunet_pafpn.py', '../_base_/datasets/coco_detection.py',
     '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime_det.py',
-    './lamcts_gpunet-det_space.py',
+    './_base_/search_coco_trt-fp16.py',
 ]
-
-search_space = dict(resolutions=[320, 384, 448, 512])
-
-nas = dict(
-    metric='coco/bbox_mAP',
-    budgets=[1.0, 1.5, 2.0],  # ms end to end on the target GPU
-    num_trials=200,
-    num_workers=32,
-    resources=dict(num_cpus=8, num_gpus=1),
-    max_attempts=3,
-    trial_timeout_s=6 * 3600,
-    references=['GPUNet-0', 'GPUNet-1', 'GPUNet-2'],
-    calibration_samples=8,
-    propose_ahead=8,
-    seed=0,
-)
-
-latency_target = dict(
-    backend='tensorrt', device='cuda', precision='fp16', batch=1, iters=200, warmup=50,
-    exclusive=True, resources=dict(num_gpus=1, resources={'latency_gpu': 1}),
-)
-predictor = dict(path=None)
 
 # proxy schedule: 3 epochs per candidate (AdamW, as RTMDet/YOLOX train), evaluated on val2017
-max_epochs = 3
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True, eta_min=1e-5),
-]
+train_cfg = {{_base_.proxy_schedule.train_cfg}}
+param_scheduler = {{_base_.proxy_schedule.param_scheduler}}
+model = {{_base_.proxy_schedule.model}}
+default_hooks = {{_base_.proxy_schedule.default_hooks}}
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=0.004, weight_decay=0.05),
                      paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0,
                                         bypass_duplicate=True))
-model = dict(backbone=dict(frozen_stages=-1, norm_eval=False))
-default_hooks = dict(checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

@@ -195,8 +195,9 @@ def set_cpu_threads(cfg: Config, requested: Optional[int] = None) -> Optional[in
     return n
 
 
-def _dataset_paths(cfg: Config) -> List[Tuple[str, str]]:
-    """(config key, path) of the annotation files / image folders the dataloaders read."""
+def _dataset_paths(cfg: Config) -> List[Tuple[str, str, str]]:
+    """(config key, path, image folder) of the annotation files / image folders the
+    dataloaders read."""
     out = []
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(split)
@@ -208,10 +209,13 @@ def _dataset_paths(cfg: Config) -> List[Tuple[str, str]]:
         if not isinstance(ds, dict):
             continue
         root = ds.get('data_root') or ''
+        prefix = ds.get('data_prefix') or {}
+        img = prefix.get('img', prefix.get('img_path', '')) if isinstance(prefix, dict) else prefix
+        images = osp.join(root, img if isinstance(img, str) else '')
         if ds.get('ann_file'):
-            out.append((f'{split}.dataset.ann_file', osp.join(root, ds['ann_file'])))
+            out.append((f'{split}.dataset.ann_file', osp.join(root, ds['ann_file']), images))
         elif root:
-            out.append((f'{split}.dataset.data_root', root))
+            out.append((f'{split}.dataset.data_root', root, images))
     return out
 
 
@@ -249,19 +253,80 @@ def annotation_problem(path: str) -> Optional[str]:
     return None
 
 
+def image_problem(path: str) -> Optional[str]:
+    """Why an image file cannot be read (missing, empty), else None; cheap (one ``stat``).
+
+    A zero-byte image otherwise ends in a decoder assertion (``!buf.empty()``) deep in a
+    data-loader worker, without the file's name."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return 'missing'
+    except OSError as e:
+        return f'unreadable ({e.strerror})'
+    if size == 0:
+        return 'empty (0 bytes): an interrupted download or copy?'
+    return None
+
+
+def check_image(path: str, what: str = 'image') -> None:
+    """:func:`image_problem` as a ``ValueError`` naming the file (what loads one image)."""
+    problem = image_problem(path)
+    if problem:
+        raise ValueError(
+            f'{what} {path} is {problem}; allowed: a non-empty image file (copy it again, '
+            'or remove it from the dataset)'
+        )
+
+
+def listed_image_problem(ann_path: str, image_dir: str) -> Optional[Tuple[str, str]]:
+    """The first image a COCO annotation file lists that is missing or empty, with why.
+
+    Only for annotation files small enough to be parsed whole (the demo data, custom sets,
+    COCO's val): a stat per image. A large file is not scanned (118k stats of COCO train on
+    a network disk would cost more than they save)."""
+    if not ann_path.endswith('.json') or not osp.isfile(ann_path):
+        return None
+    if osp.getsize(ann_path) > SMALL_ANNOTATION_BYTES:
+        return None
+    import json
+
+    try:
+        with open(ann_path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # annotation_problem names a broken file
+    images = data.get('images') if isinstance(data, dict) else None
+    for im in images if isinstance(images, list) else []:
+        name = im.get('file_name') if isinstance(im, dict) else None
+        if isinstance(name, str):
+            path = osp.join(image_dir, name)
+            problem = image_problem(path)
+            if problem:
+                return path, problem
+    return None
+
+
 def check_dataset_files(cfg: Config, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
     """Fail before building anything when the data a config reads is not there.
 
     mmdet/pycocotools otherwise fail deep inside dataset construction; the message names the
     file and the command that creates it (the demo data is rendered locally).
     """
-    for key, path in _dataset_paths(cfg):
+    for key, path, images in _dataset_paths(cfg):
         if key.split('_')[0] not in splits:
             continue
         if osp.exists(path):
             problem = annotation_problem(path)
             if problem:
                 raise ValueError(f'{key}: {path} is {problem}')
+            bad = listed_image_problem(path, images)
+            if bad:
+                raise ValueError(
+                    f'{key}: {path} lists the image {bad[0]}, which is {bad[1]}; allowed: '
+                    'non-empty image files (copy it again, or remove it from the annotation '
+                    'file)'
+                )
             continue
         if 'demo_det' in path or 'demo_cls' in path:
             how = (

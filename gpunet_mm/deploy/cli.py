@@ -111,9 +111,9 @@ def _verify_ort(model, deploy_cfg: DeployConfig, onnx_path: str, make_wrapper) -
     h, w = deploy_cfg.input_shape
     x = torch.rand(deploy_cfg.batch_size, 3, h, w) * 255
     with torch.no_grad():
-        ref_d, ref_l = wrapper(x)
+        ref_d, ref_l = wrapper(x)[:2]  # (masks, when exported, come third)
     sess = ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
-    dets, labels = sess.run(None, {'input': x.numpy()})
+    dets, labels = sess.run(['dets', 'labels'], {'input': x.numpy()})
     return dict(
         max_abs_diff=float(np.abs(dets - ref_d.numpy()).max()),
         labels_equal=float((labels == ref_l.numpy()).mean()),

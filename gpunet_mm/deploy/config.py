@@ -121,6 +121,9 @@ class DeployConfig:
             graph, so the model takes raw 0-255 images as mmcv loads them (BGR).
         opset: ONNX opset.
         post_processing: see :class:`PostProcessing`.
+        masks: Mask R-CNN: a third output ``masks`` (``[B, N, 28, 28]``: each detection's RoI
+            mask, the mask head's sigmoid for its class, not pasted into the image); refused
+            for a detector without a mask head. Latency is timed without it by default.
     """
 
     backend: str = 'onnxruntime'
@@ -134,6 +137,7 @@ class DeployConfig:
     normalize: bool = True
     opset: int = 17
     post_processing: PostProcessing = field(default_factory=PostProcessing)
+    masks: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.post_processing, Mapping):
@@ -163,6 +167,8 @@ class DeployConfig:
             raise _err('max_batch_size', self.max_batch_size, f'>= batch_size ({self.batch_size})')
         if not isinstance(self.opset, int) or not 11 <= self.opset <= 20:
             raise _err('opset', self.opset, '11..20')
+        if not isinstance(self.masks, bool):
+            raise _err('masks', self.masks, 'True or False (a bool)')
         self.post_processing.validate()
 
     # ----------------------------------------------------------------- derived

@@ -37,6 +37,7 @@ from .loading import (
     network_stride,
 )
 from .onnx_passes import to_fp16
+from .two_stage import mask_size
 from .wrapper import End2EndDetector, make_wrapper
 
 __all__ = [
@@ -72,13 +73,11 @@ def export_onnx(
     wrapper = make_wrapper(model, DeployConfig.from_any({**cfg.to_dict(), 'precision': 'fp32'}))
     h, w = cfg.input_shape
     dummy = torch.rand(cfg.batch_size, 3, h, w) * 255
+    outputs = ['dets', 'labels'] + (['masks'] if cfg.masks else [])
     dynamic_axes = None
     if cfg.dynamic:
-        dynamic_axes = {
-            'input': {0: 'batch', 2: 'height', 3: 'width'},
-            'dets': {0: 'batch'},
-            'labels': {0: 'batch'},
-        }
+        dynamic_axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+        dynamic_axes.update({name: {0: 'batch'} for name in outputs})
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     t0 = time.perf_counter()
     with torch.no_grad(), warnings.catch_warnings():
@@ -90,7 +89,7 @@ def export_onnx(
             dynamo=False,
             opset_version=cfg.opset,
             input_names=['input'],
-            output_names=['dets', 'labels'],
+            output_names=outputs,
             dynamic_axes=dynamic_axes,
             do_constant_folding=True,
             custom_opsets={'TRT': 1} if cfg.backend == 'tensorrt' else None,
@@ -134,6 +133,17 @@ def export_onnx(
         outputs={
             'dets': ['batch' if cfg.dynamic else cfg.batch_size, post.max_detections, 5],
             'labels': ['batch' if cfg.dynamic else cfg.batch_size, post.max_detections],
+            **(
+                {
+                    'masks': [
+                        'batch' if cfg.dynamic else cfg.batch_size,
+                        post.max_detections,
+                        *mask_size(model),
+                    ]
+                }
+                if cfg.masks
+                else {}
+            ),
         },
         arch_hash=arch_hash_of(model),
         num_nodes=len(proto.graph.node),

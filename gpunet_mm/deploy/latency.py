@@ -391,6 +391,7 @@ def detector_latency_key(
     deploy = _deploy_cfg(target, shape).to_dict()
     for k in ('input_shape', 'batch_size', 'precision'):  # already key fields
         deploy.pop(k)
+    deploy.pop('masks', None)  # never timed: a search compares the detector up to its boxes
     model_hash = template_hash(
         template,
         variant='e2e',

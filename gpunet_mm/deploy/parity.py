@@ -148,6 +148,10 @@ def load_images(
     from mmdet.datasets.transforms import PackDetInputs, Resize
     from mmengine.dataset import pseudo_collate
 
+    from ..apis.runner import check_image
+
+    for p in paths:  # a zero-byte file would end in a decoder assertion without its name
+        check_image(p)
     h, w = shape
     # the transform classes themselves: registry names resolve through the current default
     # scope, which an mmengine Runner in the same process (a training before) may change
@@ -260,6 +264,7 @@ DEMO_DETECTORS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     'rtmdet-tiny_gpunet-0_demo': ('configs/demo/rtmdet-tiny_gpunet-0_cspnext-pafpn_demo.py', {}),
     'yolox-s_gpunet-0_demo': ('configs/demo/yolox-s_gpunet-0_pafpn_demo.py', {}),
     'faster-rcnn_gpunet-0_demo': ('configs/demo/faster-rcnn_gpunet-0_fpn_demo.py', {}),
+    'mask-rcnn_gpunet-0_demo': ('configs/demo/mask-rcnn_gpunet-0_fpn_demo.py', {}),
 }
 #: one demo detector per supported head family (the trained parity tests and benchmark)
 HEAD_DEMOS: Dict[str, str] = {

@@ -14,8 +14,12 @@ ops every backend has:
   every level, each RoI keeping the level the extractor's own ``map_roi_levels`` picks;
 * decoding by mmdet's ``delta2bbox`` with each coder's settings; padded proposals score 0.
 
-Mask R-CNN exports its boxes (``dets``/``labels``); the mask branch is left out of the
-graph (see docs/deploy.md).
+Mask R-CNN exports its boxes (``dets``/``labels``) and, with ``DeployConfig(masks=True)``,
+``masks``: each detection's RoI mask as mmdeploy exports it, i.e. the mask head
+(``FCNMaskHead``) on features pooled by the mask RoI extractor at the detection's box, the
+sigmoid of its class's channel (``[B, N, 28, 28]`` in mmdet's default), *not* pasted into
+the image (pasting is a per-detection image-sized resample that belongs after the graph,
+as mmdet's ``_do_paste_mask`` / mmdeploy's post-processing do; see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -65,6 +69,39 @@ def check_two_stage(model: nn.Module) -> None:
         raise fail('model.roi_head.shared_head', type(roi.shared_head).__name__)
 
 
+def check_mask_branch(model: nn.Module) -> None:
+    """The mask branch the ``masks`` output follows: a mask head (``FCNMaskHead`` family) on a
+    ``SingleRoIExtractor`` with ``RoIAlign``; else :class:`UnsupportedModelError`."""
+    from mmdet.models.roi_heads.mask_heads import FCNMaskHead
+    from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
+
+    roi = getattr(model, 'roi_head', None)
+    name = type(model).__name__
+    if roi is None or not getattr(roi, 'with_mask', False):
+        raise UnsupportedModelError(
+            f'masks=True: {name} has no mask head; allowed: a Mask R-CNN (roi_head.mask_head), '
+            'or masks=False'
+        )
+    ext, head = roi.mask_roi_extractor, roi.mask_head
+    layer = ext.roi_layers[0] if type(ext) is SingleRoIExtractor else None
+    if layer is None or type(layer).__name__ != 'RoIAlign' or not isinstance(head, FCNMaskHead):
+        raise UnsupportedModelError(
+            f'masks=True: the mask branch of {name} ({type(ext).__name__}, '
+            f'{type(head).__name__}) is not supported for export; supported: a '
+            'SingleRoIExtractor with RoIAlign and an FCNMaskHead'
+        )
+
+
+def mask_size(model: nn.Module) -> Tuple[int, int]:
+    """``(h, w)`` of the ``masks`` output: the mask extractor's RoI size, times the mask
+    head's upsampling (28x28 for mmdet's Mask R-CNN)."""
+    roi = model.roi_head
+    h, w = (int(v) for v in roi.mask_roi_extractor.roi_layers[0].output_size)
+    head = roi.mask_head
+    scale = int(head.scale_factor or 1) if getattr(head, 'upsample', None) is not None else 1
+    return h * scale, w * scale
+
+
 class TwoStageCandidates(nn.Module):
     """Features -> (boxes ``[B, P*C, 4]``, scores ``[B, P*C, C]``) for the final class-aware
     NMS: each proposal's class-specific box carries only its own class's score."""
@@ -92,13 +129,6 @@ class TwoStageCandidates(nn.Module):
             for i, p in enumerate(priors):
                 self.register_buffer(f'static_priors_{i}', p.float())
         roi = model.roi_head
-        ext = roi.bbox_roi_extractor
-        self.finest_scale = float(ext.finest_scale)
-        layer = ext.roi_layers[0]
-        self.output_size = tuple(int(v) for v in layer.output_size)
-        self.sampling_ratio = int(layer.sampling_ratio)
-        self.aligned = bool(layer.aligned)
-        self.roi_scales = [float(lay.spatial_scale) for lay in ext.roi_layers]
         head = roi.bbox_head
         self.num_classes = int(head.num_classes)
         self.class_agnostic = bool(head.reg_class_agnostic)
@@ -155,34 +185,49 @@ class TwoStageCandidates(nn.Module):
         return dets[..., :4], labels >= 0
 
     # ------------------------------------------------------------------ RoI head
-    def _map_levels(self, boxes: Tensor, num_levels: int) -> Tensor:
-        """``SingleRoIExtractor.map_roi_levels`` on ``[K, 4]`` boxes."""
-        rois = torch.cat([boxes.new_zeros((boxes.shape[0], 1)), boxes], dim=1)
-        return self.model.roi_head.bbox_roi_extractor.map_roi_levels(rois, num_levels)
-
-    def roi_features(self, feats: Tuple[Tensor, ...], proposals: Tensor) -> Tensor:
+    def roi_features(
+        self, feats: Tuple[Tensor, ...], proposals: Tensor, extractor: Optional[nn.Module] = None
+    ) -> Tensor:
+        """``[B*P, C, h, w]``: each box of ``proposals`` (``[B, P, 4]``) pooled by
+        ``extractor`` (default: the bbox RoI extractor) with its own settings (output size,
+        sampling ratio, ``aligned``, each level's scale, ``map_roi_levels``)."""
         from torchvision.ops import roi_align
 
+        ext = self.model.roi_head.bbox_roi_extractor if extractor is None else extractor
         bsz, p = proposals.shape[:2]
         boxes = proposals.reshape(-1, 4)
         batch_idx = torch.arange(bsz, device=boxes.device, dtype=boxes.dtype)
         batch_idx = batch_idx.unsqueeze(1).expand(bsz, p).reshape(-1, 1)
         rois = torch.cat([batch_idx, boxes], dim=1)
-        num_inputs = len(self.roi_scales)
-        target = self._map_levels(boxes, num_inputs)
+        num_inputs = len(ext.roi_layers)
+        target = ext.map_roi_levels(rois, num_inputs)
         out = None
-        for level in range(num_inputs):
+        for level, layer in enumerate(ext.roi_layers):
             pooled = roi_align(
                 feats[level],
                 rois,
-                self.output_size,
-                spatial_scale=self.roi_scales[level],
-                sampling_ratio=self.sampling_ratio,
-                aligned=self.aligned,
+                tuple(int(v) for v in layer.output_size),
+                spatial_scale=float(layer.spatial_scale),
+                sampling_ratio=int(layer.sampling_ratio),
+                aligned=bool(layer.aligned),
             )
             mask = (target == level).to(pooled.dtype).reshape(-1, 1, 1, 1)
             out = pooled * mask if out is None else out + pooled * mask
         return out
+
+    def masks(self, feats: Tuple[Tensor, ...], boxes: Tensor, labels: Tensor) -> Tensor:
+        """``[B, N, h, w]``: the mask head's sigmoid for each detection's class, on features
+        pooled at its box (what mmdet's ``predict_mask`` computes before pasting)."""
+        roi = self.model.roi_head
+        bsz, n = boxes.shape[:2]
+        pred = roi.mask_head(self.roi_features(feats, boxes, roi.mask_roi_extractor))
+        h, w = pred.shape[-2], pred.shape[-1]
+        if roi.mask_head.class_agnostic:
+            chosen = pred[:, 0]
+        else:  # padding rows (label -1) read class 0; their label marks them
+            idx = labels.reshape(-1, 1, 1, 1).clamp(min=0).expand(-1, 1, h, w)
+            chosen = torch.gather(pred, 1, idx).squeeze(1)
+        return chosen.sigmoid().reshape(bsz, n, h, w)
 
     def forward(self, feats: Tuple[Tensor, ...], clip) -> Tuple[Tensor, Tensor]:
         proposals, valid = self.proposals(feats, clip)

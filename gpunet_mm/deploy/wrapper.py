@@ -40,6 +40,8 @@ class End2EndDetector(nn.Module):
         dynamic: generate priors from the feature shapes at run time.
         normalize: include channel conversion and mean/std from ``model.data_preprocessor``.
         fp16: run backbone/neck/head in half precision (fp32 input, decoding and outputs).
+        masks: Mask R-CNN only: also return each detection's RoI mask (``[B, N, h, w]``,
+            see ``gpunet_mm/deploy/two_stage.py``).
     """
 
     def __init__(
@@ -52,10 +54,16 @@ class End2EndDetector(nn.Module):
         dynamic: bool = False,
         normalize: bool = True,
         fp16: bool = False,
+        masks: bool = False,
     ) -> None:
         super().__init__()
         self.kind = head_kind(model)
         two_stage = self.kind == 'two_stage'
+        self.with_masks = bool(masks)
+        if masks:
+            from .two_stage import check_mask_branch
+
+            check_mask_branch(model)
         self.exporter = None if two_stage else exporter_for(model)
         head = model.roi_head.bbox_head if two_stage else model.bbox_head
         if not two_stage and dynamic and not self.exporter.dynamic:
@@ -179,7 +187,7 @@ class End2EndDetector(nn.Module):
         return score.topk(k, dim=1)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, img: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
         x = img.float()
         if self.bgr_to_rgb:
             x = x[:, [2, 1, 0], ...]
@@ -199,7 +207,7 @@ class End2EndDetector(nn.Module):
             scores = torch.where(
                 scores > self.post.score_threshold, scores, torch.zeros_like(scores)
             )
-            return multiclass_nms(
+            dets, labels = multiclass_nms(
                 boxes,
                 scores,
                 iou_thr=self.post.iou_threshold,
@@ -207,6 +215,9 @@ class End2EndDetector(nn.Module):
                 max_detections=self.post.max_detections,
                 flavour=self.nms_flavour,
             )
+            if not self.with_masks:
+                return dets, labels
+            return dets, labels, self.two_stage.masks(feats, dets[..., :4], labels)
         exp = self.exporter
         with exp.tracing(self.model.bbox_head):
             outs = self.model.bbox_head(self.model.extract_feat(x))
@@ -285,4 +296,5 @@ def make_wrapper(model: nn.Module, deploy_cfg: DeployConfig) -> End2EndDetector:
         dynamic=deploy_cfg.dynamic,
         normalize=deploy_cfg.normalize,
         fp16=deploy_cfg.precision == 'fp16',
+        masks=deploy_cfg.masks,
     ).eval()

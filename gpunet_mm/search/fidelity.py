@@ -21,24 +21,16 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..schema import FidelitySettings, FinalSettings, SchemaError, defaults, validate
+from .continuation import schedule_epochs
 from .trainer import SearchConfigError
 
-#: ``nas.fidelity`` keys and their defaults (``None`` for the whole dict: no rungs)
-FIDELITY_DEFAULTS: Dict[str, Any] = dict(
-    min_epochs=None,  # epochs of the first rung (required)
-    eta=3,  # promote the best 1/eta of a rung; rungs grow by eta
-    max_epochs=None,  # the full proxy schedule (default: train_cfg.max_epochs)
-    min_observations=6,  # results a rung needs before the optimisers learn from it
-    # what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
-    # (also the points that stopped lower, their value shifted by the median gain between
-    # their rung and that one, measured on the candidates that trained both)
-    model='rung',
-)
-#: ``nas.final`` keys and their defaults
-#: (``schedule``: config overrides merged into the candidate's config for the final retrain,
-#: e.g. ``dict(train_cfg=dict(max_epochs=12), param_scheduler=[...])``; None: the search
-#: config's own schedule, trained from scratch in one go)
-FINAL_DEFAULTS: Dict[str, Any] = dict(top_k=2, schedule=None)
+#: ``nas.fidelity`` keys and their defaults (``min_epochs`` is required; ``None`` for the
+#: whole dict: no rungs); declared, typed and range-checked in
+#: :class:`gpunet_mm.schema.FidelitySettings`
+FIDELITY_DEFAULTS: Dict[str, Any] = defaults(FidelitySettings)
+#: ``nas.final`` keys and their defaults (:class:`gpunet_mm.schema.FinalSettings`)
+FINAL_DEFAULTS: Dict[str, Any] = defaults(FinalSettings)
 #: epochs of the full proxy schedule in ``--simulate`` when the config names none
 SIMULATE_EPOCHS = 8
 
@@ -51,6 +43,7 @@ class Rungs:
     eta: int
     min_observations: int
     model: str = 'rung'
+    final_stretch: bool = True
 
     @property
     def last(self) -> int:
@@ -60,12 +53,17 @@ class Rungs:
         """Epochs an attempt at ``rung`` adds (a continuation counts only what it adds)."""
         return self.epochs[rung] - (self.epochs[rung - 1] if rung else 0)
 
+    def to_top(self, rung: int) -> int:
+        """Epochs from the end of ``rung`` (-1: before the first) to the end of the last."""
+        return self.epochs[-1] - (self.epochs[rung] if rung >= 0 else 0)
+
     def promotable(
         self,
         results: Sequence[Mapping[str, Any]],
         promoted: set,
         budgets: Sequence[float],
         always: set = frozenset(),
+        stretch: bool = False,
     ) -> List[Tuple[int, int]]:
         """``(trial_id, next rung)`` that may be promoted now, the most urgent first.
 
@@ -76,28 +74,40 @@ class Rungs:
         latency, then the older trial: ties resolve the same way on every call). Trials in
         ``always`` (the reference tiers) climb every rung, so the comparison with them is
         at the same schedule. Higher rungs go first (ASHA): the sooner a candidate reaches
-        the full schedule, the sooner the search has a result to report.
+        the full schedule, the sooner the search has a result to report. Within a rung the
+        budgets take turns (each one's best, then each one's second, ...).
+
+        ``stretch`` (the final stretch of a compute budget, when no new candidate could
+        reach the top rung any more): every result below the top is promotable in the same
+        order, not only the top ``1/eta``. What is left then buys more full-schedule results
+        among the best candidates known, where a new first-rung start would buy a number
+        that can never win (the winner is chosen at the top rung).
+
         """
+
         by_rung: Dict[int, List[Mapping[str, Any]]] = {}
         for r in results:
             if r['metric'] is not None and r['rung'] < self.last:
                 by_rung.setdefault(int(r['rung']), []).append(r)
-        out: List[Tuple[int, int, float]] = []
+        out: List[Tuple[int, int]] = []
         for k in sorted(by_rung, reverse=True):
             rows = by_rung[k]
-            chosen: Dict[int, float] = {}
-            for r in rows:
-                if r['trial_id'] in always:
-                    chosen[r['trial_id']] = r['metric']
+            # trial -> (its best place in a budget's order, -value, id): the sort key
+            chosen: Dict[int, Tuple[int, float, int]] = {}
+            ranked: List[Tuple[Mapping[str, Any], int]] = []
             for b in budgets:
                 within = [r for r in rows if r['latency_ms'] is not None and r['latency_ms'] <= b]
                 within.sort(key=lambda r: (-r['metric'], r['latency_ms'], r['trial_id']))
-                for r in within[: len(within) // self.eta]:
-                    chosen[r['trial_id']] = r['metric']
-            for tid, m in sorted(chosen.items(), key=lambda kv: (-kv[1], kv[0])):
+                quota = len(within) if stretch else len(within) // self.eta
+                ranked += [(r, pos) for pos, r in enumerate(within[:quota])]
+            ranked += [(r, 0) for r in rows if r['trial_id'] in always]
+            for r, pos in ranked:
+                key = (pos, -float(r['metric']), int(r['trial_id']))
+                chosen[r['trial_id']] = min(chosen.get(r['trial_id'], key), key)
+            for tid, _key in sorted(chosen.items(), key=lambda kv: kv[1]):
                 if (tid, k + 1) not in promoted:
-                    out.append((tid, k + 1, m))
-        return [(tid, k) for tid, k, _ in out]
+                    out.append((tid, k + 1))
+        return out
 
     def model_rung(self, counts: Mapping[int, int]) -> int:
         """The highest rung with at least ``min_observations`` results (BOHB), else 0."""
@@ -123,13 +133,12 @@ class Rungs:
 
 
 def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
-    """``nas.fidelity`` with its defaults, unknown keys refused."""
-    unknown = sorted(set(fid) - set(FIDELITY_DEFAULTS))
-    if unknown:
-        raise SearchConfigError(
-            f'nas.fidelity: unknown key(s) {unknown}; allowed: {sorted(FIDELITY_DEFAULTS)}'
-        )
-    return dict(FIDELITY_DEFAULTS, **fid)
+    """``nas.fidelity`` with its defaults, checked by its schema (types, ranges, unknown
+    keys; a caller may hand it the user's dict as it is)."""
+    try:
+        return validate(FidelitySettings, fid, 'nas.fidelity').model_dump()
+    except SchemaError as e:
+        raise SearchConfigError(str(e)) from None
 
 
 def full_epochs(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> Optional[int]:
@@ -151,19 +160,11 @@ def _int(key: str, v: Any, lo: int) -> int:
 
 
 def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
-    """The rungs ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself."""
+    """The rungs ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself.
+
+    Only what needs the schedule is checked here (the rest is the schema's)."""
     fid = fidelity_settings(fid)
-    if fid['min_epochs'] is None:
-        raise SearchConfigError(
-            'nas.fidelity.min_epochs: missing; the epochs of the first rung (e.g. 1)'
-        )
-    lo = _int('nas.fidelity.min_epochs', fid['min_epochs'], 1)
-    eta = _int('nas.fidelity.eta', fid['eta'], 2)
-    _int('nas.fidelity.min_observations', fid['min_observations'], 1)
-    if fid['model'] not in ('rung', 'offset'):
-        raise SearchConfigError(
-            f"nas.fidelity.model: got {fid['model']!r}; allowed: 'rung', 'offset'"
-        )
+    lo, eta = fid['min_epochs'], fid['eta']
     if max_epochs is None:
         raise SearchConfigError(
             'nas.fidelity: the full proxy schedule is unknown; set train_cfg.max_epochs '
@@ -184,31 +185,16 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
         # a last step of a few epochs ranks nothing new: merge it into the full schedule
         epochs.pop()
     epochs.append(hi)
-    return Rungs(tuple(epochs), eta, int(fid['min_observations']), fid['model'])
-
-
-def check_resumable(cfg: Mapping[str, Any]) -> None:
-    """Rungs continue from checkpoints: the base config must train by epoch and save them."""
-    tc = cfg.get('train_cfg') or {}
-    kind = tc.get('type', 'EpochBasedTrainLoop')
-    if kind != 'EpochBasedTrainLoop' and not tc.get('by_epoch', False):
-        raise SearchConfigError(
-            f'nas.fidelity: train_cfg type {kind!r} cannot stop and resume at a rung; '
-            "allowed: an epoch-based loop (train_cfg=dict(type='EpochBasedTrainLoop', ...))"
-        )
-    hooks = cfg.get('default_hooks') or {}
-    if 'checkpoint' in hooks and not hooks['checkpoint']:
-        raise SearchConfigError(
-            'nas.fidelity: default_hooks.checkpoint is disabled; promotions continue from '
-            "each rung's checkpoint, so the base config must save one"
-        )
+    return Rungs(
+        tuple(epochs), eta, int(fid['min_observations']), fid['model'], fid['final_stretch']
+    )
 
 
 def load_objective(path: Any) -> Callable[[Dict[str, Any], float, int], float]:
     """``'package.module:function'`` -> the function, checked to take ``(arch, epochs,
     seed)`` (``arch`` as ``GPUNetArch.to_dict()``)."""
     key = 'nas.simulate.objective'
-    if not isinstance(path, str) or ':' not in path:
+    if not isinstance(path, str) or ':' not in path:  # the schema's check, for direct callers
         raise SearchConfigError(f"{key}: got {path!r}; allowed: 'package.module:function'")
     mod_name, _, fn_name = path.partition(':')
     try:
@@ -233,22 +219,28 @@ def load_objective(path: Any) -> Callable[[Dict[str, Any], float, int], float]:
 
 
 def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: bool) -> None:
-    """Every check of the multi-fidelity keys (``nas.fidelity``, ``nas.compute_budget``,
-    ``nas.final``, ``nas.simulate.objective``), in one place, before anything trains."""
+    """The checks of the multi-fidelity keys (``nas.fidelity``, ``nas.compute_budget``,
+    ``nas.simulate.objective``) that need the base config or the environment, before
+    anything trains. Types, ranges and unknown keys are the schema's
+    (:class:`gpunet_mm.schema.NasSettings`), checked before this by ``nas_settings``."""
     fid = nas.get('fidelity')
     rungs = None
     if fid is not None:
-        if not isinstance(fid, Mapping):
-            raise SearchConfigError(f'nas.fidelity: got {fid!r}; allowed: dict(min_epochs=...)')
-        rungs = make_rungs(fid, full_epochs(cfg, nas, simulate))
         if not simulate:
-            check_resumable(cfg)
+            # the one check that a schedule can stop at a rung and resume (the workers cut
+            # and resume it with the same rules): continuation owns it
+            proxy = schedule_epochs(cfg)
+            top = fid.get('max_epochs')
+            if top is not None and not isinstance(top, bool) and isinstance(top, int):
+                if top > proxy:
+                    raise SearchConfigError(
+                        f'nas.fidelity.max_epochs: got {top}, above the schedule the '
+                        f'candidates train (train_cfg.max_epochs={proxy}); allowed: <= {proxy} '
+                        '(or raise train_cfg.max_epochs)'
+                    )
+        rungs = make_rungs(fid, full_epochs(cfg, nas, simulate))
     budget = nas.get('compute_budget')
     if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
-            raise SearchConfigError(
-                f'nas.compute_budget: got {budget!r}; allowed: a positive number of epochs'
-            )
         first = rungs.epochs[0] if rungs else full_epochs(cfg, nas, simulate)
         if first is None:
             raise SearchConfigError(
@@ -260,21 +252,16 @@ def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: boo
                 f'nas.compute_budget: got {budget!r} epochs, smaller than one '
                 f'{"rung" if rungs else "training"} ({first} epochs); allowed: >= {first}'
             )
-    final = nas.get('final')
-    if final is not None:
-        if not isinstance(final, Mapping):
-            raise SearchConfigError(f'nas.final: got {final!r}; allowed: dict(top_k=2, ...)')
-        unknown = sorted(set(final) - set(FINAL_DEFAULTS))
-        if unknown:
+        refs = list(nas.get('references') or [])
+        need = (len(refs) + 1) * rungs.epochs[-1] if rungs and refs else 0
+        if budget < need:
+            # the references climb every rung on compute kept for them from the start, and
+            # a candidate compares with them only at the top rung
             raise SearchConfigError(
-                f'nas.final: unknown key(s) {unknown}; allowed: {sorted(FINAL_DEFAULTS)}'
-            )
-        _int('nas.final.top_k', dict(FINAL_DEFAULTS, **final)['top_k'], 1)
-        sched = dict(FINAL_DEFAULTS, **final)['schedule']
-        if sched is not None and not isinstance(sched, Mapping):
-            raise SearchConfigError(
-                f'nas.final.schedule: got {sched!r}; allowed: None or a dict of config '
-                'overrides (e.g. dict(train_cfg=dict(max_epochs=12)))'
+                f'nas.compute_budget: got {budget!r} epochs; the reference tier(s) {refs} '
+                f'train every rung ({rungs.epochs[-1]} epochs each) and at least one '
+                f'candidate must be able to as well; allowed: >= {need} (or fewer '
+                'nas.references)'
             )
     obj = (nas.get('simulate') or {}).get('objective')
     if obj is not None:

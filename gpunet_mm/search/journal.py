@@ -12,8 +12,20 @@ not verify on open (a truncated, edited or half-copied file) is reported, never 
 overwritten. The chain covers every table results are read from: each change of a trial,
 an attempt or a meta value is an event carrying the new values, and on open the ``trials``
 and ``attempts`` rows and the meta values must equal what the events say (a hand-edited
-metric is found). The chain's head (last sequence number and hash) is also written to
-``meta`` in the same transaction as each event, so deleting the last events shows too.
+metric is found). The same holds for the optimisers' states, the rung attempts and
+results, the promotions and the final retrains: each write logs an event with the new
+values (or, for JSON blobs, their digest).
+
+The chain's head (last sequence number and hash) lives in two places. In ``meta``, written
+in the same transaction as each event: a hand-deleted event row shows. And in a small file
+next to the journal (``journal.sqlite.head``), replaced atomically (temporary file, fsync,
+rename) *after* each commit: a truncation of the SQLite file, or of its last events together
+with the ``meta`` head, leaves the database behind the file and is refused. A crash (``kill
+-9``, power loss) between the commit and the file's replacement leaves the file one
+transaction *behind* the database, never ahead, so on open the file must name an event of
+the chain (seq and hash) that is not past its end: a database ahead of its head file is a
+crash, one behind it was truncated. The head file is read before the database snapshot,
+so a search writing while another process opens the journal only ever looks like a crash.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import json
 import os
 import os.path as osp
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -31,6 +44,8 @@ JOURNAL_FORMAT = 1
 JOURNAL_NAME = 'journal.sqlite'
 #: meta key of the chain's head, written with every event
 CHAIN_HEAD = 'chain_head'
+#: the chain head's own file: ``journal.sqlite`` + this, replaced after each commit
+HEAD_SUFFIX = '.head'
 #: trial columns whose every change is an event (``lease_until``/``updated`` are not)
 _TRIAL_CHECKED = (
     'arch_hash',
@@ -197,6 +212,28 @@ def _chain(prev: str, t: float, kind: str, trial_id: Optional[int], data: str) -
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def head_path(path: str) -> str:
+    """The chain head's file of the journal at ``path``."""
+    return path + HEAD_SUFFIX
+
+
+def _write_head(path: str, seq: int, digest: str) -> None:
+    """Replace the head file atomically: readers see the old head or the new one, never a
+    partial file; a leftover temporary file (a kill mid-write) is never read."""
+    target = head_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=osp.basename(target) + '.', dir=osp.dirname(target))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(_dumps(dict(format=JOURNAL_FORMAT, seq=seq, hash=digest)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 class SearchJournal:
     """SQLite journal of one search (``WORK_DIR/journal.sqlite``).
 
@@ -207,8 +244,14 @@ class SearchJournal:
     def __init__(self, path: str, con: sqlite3.Connection) -> None:
         self.path = path
         self.con = con
-        self._last_hash = self._verify_chain()
-        self._verify_tables()
+        self._last_seq = 0
+        head = self._read_head()  # before the snapshot: a writer only moves it forward
+        con.execute('BEGIN')  # one snapshot for the chain and the tables
+        try:
+            self._last_hash = self._verify_chain(head)
+            self._verify_tables()
+        finally:
+            con.execute('COMMIT')
 
     # ------------------------------------------------------------------ opening
     @staticmethod
@@ -235,6 +278,7 @@ class SearchJournal:
                 'continue it, or choose a new --work-dir (journals are never mixed)'
             )
         os.makedirs(work_dir, exist_ok=True)
+        _write_head(path, 0, '')  # before the database: the head file is never ahead of it
         con = cls._connect(path)
         try:
             con.executescript(_SCHEMA)
@@ -247,7 +291,11 @@ class SearchJournal:
                     ('created', time.time()),
                 ):
                     con.execute('INSERT INTO meta VALUES (?, ?)', (k, _dumps(v)))
-                j._event('create', None, dict(config_hash=config_digest(config)))
+                j._event(
+                    'create',
+                    None,
+                    dict(config_hash=config_digest(config), head=osp.basename(head_path(path))),
+                )
         except BaseException:
             con.close()
             raise
@@ -339,9 +387,10 @@ class SearchJournal:
             'INSERT INTO events (t, kind, trial_id, data, hash) VALUES (?, ?, ?, ?, ?)',
             (t, kind, trial_id, blob, h),
         )
+        self._last_seq = int(cur.lastrowid)
         self.con.execute(
             'INSERT OR REPLACE INTO meta VALUES (?, ?)',
-            (CHAIN_HEAD, _dumps(dict(seq=int(cur.lastrowid), hash=h))),
+            (CHAIN_HEAD, _dumps(dict(seq=self._last_seq, hash=h))),
         )
         self._last_hash = h
 
@@ -350,9 +399,38 @@ class SearchJournal:
         with self._tx():
             self._event(kind, trial_id, data or {})
 
-    def _verify_chain(self) -> str:
+    def _read_head(self) -> Optional[Dict[str, Any]]:
+        """The head file's ``seq`` and ``hash``, or None when there is none."""
+        target = head_path(self.path)
+        try:
+            with open(target) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise JournalError(
+                f'journal {self.path}: its chain head {target} cannot be read ({e})'
+            ) from e
+        try:
+            head = json.loads(text)
+            seq, digest = head['seq'], head['hash']
+            if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str):
+                raise TypeError(f'seq {seq!r}, hash {digest!r}')
+        except (ValueError, KeyError, TypeError) as e:
+            raise JournalError(
+                f'journal {self.path}: its chain head {target} is not one ({e}; allowed: '
+                '{"seq": N, "hash": "..."} as the search writes it); it was edited. Both '
+                'were left as they are'
+            ) from None
+        return dict(seq=seq, hash=digest)
+
+    def _verify_chain(self, head: Optional[Dict[str, Any]] = None) -> str:
+        """Replay the hash chain; check it against the ``meta`` head and the head file
+        (``head``, read before this snapshot). Returns the last hash."""
         prev = ''
         expect = 1
+        at_head: Optional[str] = '' if head is not None and head['seq'] == 0 else None
+        wants_file = False
         for row in self.con.execute(
             'SELECT seq, t, kind, trial_id, data, hash FROM events ORDER BY seq'
         ):
@@ -367,7 +445,32 @@ class SearchJournal:
                     f'journal {self.path}: event {row["seq"]} ({row["kind"]}) does not match '
                     'its hash; the file is corrupt or was edited. It was left as it is'
                 )
+            if expect == 1 and row['kind'] == 'create':
+                wants_file = 'head' in json.loads(row['data'])
+            if head is not None and row['seq'] == head['seq']:
+                at_head = h
             prev, expect = h, expect + 1
+        self._last_seq = expect - 1
+        self._covers_all = wants_file
+        target = head_path(self.path)
+        if head is None and wants_file:
+            raise JournalError(
+                f'journal {self.path}: its chain head file {target} is missing (the journal '
+                'was copied without it, or it was deleted); a truncation cannot be ruled out. '
+                'Copy the whole work_dir. It was left as it is'
+            )
+        if head is not None and head['seq'] > self._last_seq:
+            raise JournalError(
+                f'journal {self.path}: its chain head file {target} says the last event is '
+                f'{head["seq"]}, but the events end at {self._last_seq}; events were removed '
+                '(the file is truncated, or an older copy). It was left as it is'
+            )
+        if head is not None and at_head != head['hash']:
+            raise JournalError(
+                f'journal {self.path}: event {head["seq"]} is not the one its chain head '
+                f'({target}) names; the events were rewritten or the head file belongs to '
+                'another journal. It was left as it is'
+            )
         head = self.con.execute('SELECT value FROM meta WHERE key=?', (CHAIN_HEAD,)).fetchone()
         if head is not None:
             head = json.loads(head[0])
@@ -380,20 +483,46 @@ class SearchJournal:
                 )
         return prev
 
+    def _optimizer_event(self, budget_idx: int, state: str, rows: Sequence[tuple]) -> None:
+        """The chain's record of an optimiser save: digests of its state and changed rows
+        (the blobs stay in their tables; the digests show an edit)."""
+        self._event(
+            'optimizer_state',
+            None,
+            dict(
+                budget_idx=budget_idx,
+                state=_digest(state),
+                trials={str(r[1]): _digest(r[2]) for r in rows},
+            ),
+        )
+
     def _verify_tables(self) -> None:
-        """The trials, attempts and meta values are what the verified events say (journals
-        written before the chain head was kept are checked by their chain only)."""
+        """Every table results or state are read from holds what the verified events say
+        (journals written before the chain head was kept are checked by their chain only;
+        ones written before the head file cover trials, attempts and meta)."""
         if self.con.execute('SELECT 1 FROM meta WHERE key=?', (CHAIN_HEAD,)).fetchone() is None:
             return
         trials: Dict[int, Dict[str, Any]] = {}
         attempts: Dict[tuple, Dict[str, Any]] = {}
         meta: Dict[str, Any] = {}
+        # the tables the head-file journals cover too
+        opt_state: Dict[int, Optional[str]] = {}
+        opt_trials: Dict[tuple, Optional[str]] = {}
+        rung_attempts: Dict[tuple, Dict[str, Any]] = {}
+        rung_results: Dict[tuple, Dict[str, Any]] = {}
+        promotions: set = set()
+        finals: Dict[int, Dict[str, Any]] = {}
+        ended: Dict[int, int] = {}  # trial -> its last ended attempt
         for row in self.con.execute('SELECT kind, trial_id, data FROM events ORDER BY seq'):
             kind, tid, data = row['kind'], row['trial_id'], json.loads(row['data'])
             if kind == 'create':
                 meta['config_hash'] = data.get('config_hash')
             elif kind == 'meta':
                 meta[data['key']] = data['value']
+            elif kind == 'optimizer_state':
+                b = data['budget_idx']
+                opt_state[b] = data['state']
+                opt_trials.update({(b, int(k)): v for k, v in data['trials'].items()})
             elif tid is None or not isinstance(data, dict):
                 continue
             elif kind == 'propose':
@@ -406,47 +535,125 @@ class SearchJournal:
             elif kind == 'dispatch':
                 trials.setdefault(tid, {}).update(status='running', attempts=data['attempt'])
                 attempts[(tid, data['attempt'])] = dict(outcome=None, error=None)
+                rung_attempts[(tid, data['attempt'])] = dict(
+                    rung=data.get('rung', 0),
+                    start_epochs=data.get('start_epochs', 0),
+                    target_epochs=data.get('target_epochs'),
+                    epochs_trained=None,
+                )
             elif kind == 'attempt_end':
                 attempts[(tid, data['attempt'])] = dict(
                     outcome=data.get('outcome'), error=data.get('error')
                 )
+                ended[tid] = data['attempt']
             elif kind == 'promote':
                 trials.setdefault(tid, {}).update(status='queued')
-            elif kind.startswith('final_'):  # the finals table, not the trial's row
+                promotions.add((tid, data['rung']))
+            elif kind == 'final_queued':
+                finals.setdefault(
+                    tid, dict(status='queued', attempts=0, failures=0, metric=None, error=None)
+                )
+            elif kind == 'final_dispatch':
+                finals.setdefault(tid, {}).update(status='running', attempts=data['attempt'])
+            elif kind == 'final_end':
+                want = finals.setdefault(tid, {})
+                want.update(metric=data.get('metric'), error=data.get('error'))
+                if data.get('outcome') not in ('ok', 'lost'):
+                    want['failures'] = want.get('failures', 0) + 1
+                if 'status' in data:
+                    want.update(status=data['status'], result_digest=data.get('result_digest'))
+            elif kind.startswith('final_'):
                 continue
-            elif 'epochs_trained' in data:  # a rung's result (record_rung)
+            elif 'epochs_trained' in data:  # a rung's result (complete_rung)
                 want = trials.setdefault(tid, {})
                 want.update(status='complete', metric=data.get('metric'), error=None)
-                want.pop('result', None)  # kept in rung_results, not in the event
+                want.pop('result', None)  # its digest, when the event has one
+                if 'result_digest' in data:
+                    want['result_digest'] = data['result_digest']
+                rung_results[(tid, data['rung'])] = {
+                    k: data.get(k) for k in ('epochs', 'metric', 'checkpoint', 'result_digest')
+                }
+                if (tid, ended.get(tid)) in rung_attempts:
+                    rung_attempts[(tid, ended[tid])]['epochs_trained'] = data['epochs_trained']
             else:  # update_trial: the event holds the new column values
-                trials.setdefault(tid, {}).update(
-                    {k: v for k, v in data.items() if k in _TRIAL_CHECKED}
-                )
+                want = trials.setdefault(tid, {})
+                want.update({k: v for k, v in data.items() if k in _TRIAL_CHECKED})
+                if 'result' in data:
+                    want.pop('result_digest', None)
         found = {r['id']: dict(r) for r in self.con.execute('SELECT * FROM trials')}
         for tid in sorted(set(found) | set(trials)):
             want, got = trials.get(tid), found.get(tid)
             if want is None or got is None:
                 self._edited(f'trial {tid} is {"missing" if got is None else "not in the events"}')
-            got = dict(got, arch_digest=_digest(got['arch']))
+            got = dict(got, arch_digest=_digest(got['arch']), result_digest=_digest(got['result']))
             for k, v in want.items():
                 if k == 'arch':
-                    got['arch_digest'], k, v = _digest(got['arch']), 'arch_digest', _digest(v)
+                    k, v = 'arch_digest', _digest(v)
                 if not _same(got.get(k), v):
                     self._edited(f'trial {tid} {k} is {got.get(k)!r}, the events say {v!r}')
         rows = {
             (r['trial_id'], r['attempt']): dict(r)
             for r in self.con.execute('SELECT * FROM attempts')
         }
-        for key in sorted(set(rows) | set(attempts)):
-            want, got = attempts.get(key), rows.get(key)
-            if want is None or got is None or any(got[k] != v for k, v in want.items()):
-                self._edited(f'attempt {key[1]} of trial {key[0]} differs from its events')
+        self._compare('attempt {1} of trial {0}', rows, attempts)
         stored = {r['key']: json.loads(r['value']) for r in self.con.execute('SELECT * FROM meta')}
         for k, v in meta.items():
             if k in stored and _dumps(v) != _dumps(stored[k]):
                 self._edited(f'meta {k!r} differs from its events')
         if 'config' in stored and config_digest(stored['config']) != stored.get('config_hash'):
             self._edited('meta config does not match its config_hash')
+        if not self._covers_all:
+            return
+        q = self.con.execute
+        self._compare(
+            'the optimiser state of budget {0}',
+            {(r[0],): dict(state=_digest(r[1])) for r in q('SELECT * FROM optimizer_state')},
+            {(b,): dict(state=v) for b, v in opt_state.items()},
+        )
+        self._compare(
+            'optimiser trial {1} of budget {0}',
+            {(r[0], r[1]): dict(data=_digest(r[2])) for r in q('SELECT * FROM optimizer_trials')},
+            {k: dict(data=v) for k, v in opt_trials.items()},
+        )
+        self._compare(
+            'the rung of attempt {1} of trial {0}',
+            {(r['trial_id'], r['attempt']): dict(r) for r in q('SELECT * FROM rung_attempts')},
+            rung_attempts,
+        )
+        self._compare(
+            'the rung {1} result of trial {0}',
+            {
+                (r['trial_id'], r['rung']): dict(r, result_digest=_digest(r['result']))
+                for r in q('SELECT * FROM rung_results')
+            },
+            rung_results,
+        )
+        self._compare(
+            'the promotion of trial {0} to rung {1}',
+            {(r[0], r[1]): {} for r in q('SELECT trial_id, rung FROM promotions')},
+            {k: {} for k in promotions},
+        )
+        self._compare(
+            'the final retrain of trial {0}',
+            {
+                (r['trial_id'],): dict(r, result_digest=_digest(r['result']))
+                for r in q('SELECT * FROM finals')
+            },
+            {(k,): v for k, v in finals.items()},
+        )
+
+    def _compare(
+        self, what: str, rows: Mapping[tuple, Mapping[str, Any]], want: Mapping[tuple, Any]
+    ) -> None:
+        """Rows (by key) equal the events' values: none missing, none extra, none changed."""
+        for key in sorted(set(rows) | set(want), key=repr):
+            got, exp = rows.get(key), want.get(key)
+            name = what.format(*key)
+            if got is None or exp is None:
+                self._edited(f'{name} is {"missing" if got is None else "not in the events"}')
+            for k, v in exp.items():
+                if not _same(got.get(k), v):
+                    self._edited(f'{name}: {k} is {got.get(k)!r}, the events say {v!r}')
 
     def _edited(self, what: str) -> None:
         raise JournalError(
@@ -630,6 +837,7 @@ class SearchJournal:
                     epochs_trained=epochs_trained,
                     metric=float(metric),
                     checkpoint=ckpt,
+                    result_digest=_digest(_dumps(dict(result))),
                 ),
             )
         return self.trial(trial_id)
@@ -729,23 +937,24 @@ class SearchJournal:
         ``lost`` (the controller died) counts as no failure."""
         status = 'complete' if outcome == 'ok' else ('queued' if retry else 'failed')
         failed = 0 if outcome in ('ok', 'lost') else 1
+        blob = None if result is None else _dumps(dict(result))
         with self._tx():
             self.con.execute(
                 'UPDATE finals SET status=?, failures=failures+?, metric=?, result=?, error=? '
                 'WHERE trial_id=?',
-                (
-                    status,
-                    failed,
-                    metric,
-                    None if result is None else _dumps(dict(result)),
-                    error,
-                    trial_id,
-                ),
+                (status, failed, metric, blob, error, trial_id),
             )
             self._event(
                 'final_end',
                 trial_id,
-                dict(attempt=attempt, outcome=outcome, metric=metric, error=error),
+                dict(
+                    attempt=attempt,
+                    outcome=outcome,
+                    metric=metric,
+                    error=error,
+                    status=status,
+                    result_digest=_digest(blob),
+                ),
             )
 
     def compute_epochs(self) -> Tuple[float, float]:
@@ -824,10 +1033,9 @@ class SearchJournal:
             self.con.execute(
                 'INSERT OR REPLACE INTO optimizer_state VALUES (?, ?)', (budget_idx, _dumps(state))
             )
-            self.con.executemany(
-                'INSERT OR REPLACE INTO optimizer_trials VALUES (?, ?, ?)',
-                [(budget_idx, int(t['id']), _dumps(t)) for t in trials],
-            )
+            rows = [(budget_idx, int(t['id']), _dumps(t)) for t in trials]
+            self.con.executemany('INSERT OR REPLACE INTO optimizer_trials VALUES (?, ?, ?)', rows)
+            self._optimizer_event(budget_idx, _dumps(state), rows)
 
     def load_optimizer(self, budget_idx: int) -> Optional[Dict[str, Any]]:
         """The optimiser's state with its trials, or None before its first save."""
@@ -845,22 +1053,26 @@ class SearchJournal:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; on error ``ROLLBACK`` and the chain head restored."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, then the head file; on error ``ROLLBACK`` and the
+    chain head restored."""
 
     def __init__(self, journal: SearchJournal) -> None:
         self.journal = journal
 
     def __enter__(self) -> sqlite3.Connection:
-        self.head = self.journal._last_hash
+        self.head = (self.journal._last_seq, self.journal._last_hash)
         self.journal.con.execute('BEGIN IMMEDIATE')
         return self.journal.con
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        j = self.journal
         if exc_type is None:
-            self.journal.con.execute('COMMIT')
+            j.con.execute('COMMIT')
+            if j._last_seq != self.head[0]:  # after the commit: never ahead of the database
+                _write_head(j.path, j._last_seq, j._last_hash)
         else:
-            self.journal.con.execute('ROLLBACK')
-            self.journal._last_hash = self.head
+            j.con.execute('ROLLBACK')
+            j._last_seq, j._last_hash = self.head
 
 
 def config_digest(config: Mapping[str, Any]) -> str:

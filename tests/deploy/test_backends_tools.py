@@ -118,6 +118,36 @@ def test_time_calls_warms_up_then_times_each_call(monkeypatch):
     assert log == [('sync', 'device'), ('record', None), ('record', None)]
 
 
+def test_ort_and_torch_are_timed_in_alternating_rounds():
+    """The benchmarks' side-by-side timing: ORT round, PyTorch round, ... on the same input;
+    medians over the rounds and their ratio (fake backends: no clock involved)."""
+    from types import SimpleNamespace
+
+    from gpunet_mm.deploy.backends import time_ort_vs_torch
+
+    log = []
+
+    class Fake:
+        def __init__(self, name, times):
+            self.name, self.times = name, iter(times)
+
+        def session(self, path):
+            return f'session of {path}'
+
+        def measure(self, what, **kw):
+            log.append((self.name, kw['iters'], kw.get('session')))
+            assert kw['shape'] == (8, 8) and kw['warmup'] == 2
+            return SimpleNamespace(median_ms=next(self.times))
+
+    raw = torch.zeros(1, 3, 8, 8)
+    ort_b, torch_b = Fake('ort', [1.0, 3.0, 2.0]), Fake('torch', [4.0, 9.0, 6.0])
+    out = time_ort_vs_torch(torch.nn.Identity(), 'm.onnx', raw, (8, 8), ort_b, torch_b, 3, 5)
+    assert [name for name, *_ in log] == ['ort', 'torch'] * 3
+    assert {s for name, _, s in log if name == 'ort'} == {'session of m.onnx'}
+    assert out['ort_median_ms'] == 2.0 and out['torch_predict_median_ms'] == 6.0
+    assert out['speedup_ort_vs_torch'] == 3.0 and out['torch_rounds_ms'] == [4.0, 9.0, 6.0]
+
+
 def test_deploy_cli_onnxruntime(tmp_path, capsys, demo_images):
     """The CLI's ONNX on a detector that detects (the seeded head of ``deploy.parity``)
     matches ``model.predict`` on real images; an untrained one would output nothing."""

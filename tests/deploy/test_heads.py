@@ -39,7 +39,7 @@ def assert_parity(model, images, path, shape, top_k=20, min_ref=10):
     1e-3 of the image size, scores within 1e-4."""
     raw, packed = load_images(images, shape)
     ref = torch_predict(model, packed)
-    dets, labels = _ort(path, raw)
+    dets, labels = _ort(path, raw)[:2]  # (masks, when exported, come third)
     assert labels.shape == dets.shape[:2] and labels.dtype == np.int64
     tol = 1e-3 * max(shape)
     for b, r in enumerate(ref):
@@ -70,6 +70,49 @@ def test_seeded_head_exports_and_matches_predict(name, demo_images, tmp_path):
         assert summary['op_counts'].get('RoiAlign') == 4  # one per RoI-extractor level
     assert summary['outputs']['dets'] == [1, summary['post_processing']['max_detections'], 5]
     assert_parity(model, demo_images[:1], path, (256, 256))
+
+
+def mask_head_reference(model, packed, boxes, labels):
+    """mmdet's own mask branch on given detections, as ``predict_mask`` runs it before
+    pasting: the mask RoI extractor at each box, ``FCNMaskHead``, the sigmoid of the
+    detection's class channel."""
+    from mmdet.structures.bbox import bbox2roi
+
+    roi = model.roi_head
+    with torch.no_grad():
+        feats = model.extract_feat(model.data_preprocessor(packed, False)['inputs'])
+        ext = roi.mask_roi_extractor
+        pred = roi.mask_head(ext(feats[: ext.num_inputs], bbox2roi([boxes])))
+    return pred[torch.arange(len(boxes)), labels].sigmoid().numpy()
+
+
+@pytest.mark.slow
+def test_mask_rcnn_masks_are_the_mask_heads(demo_images, tmp_path):
+    """``masks=True``: a third output, each detection's 28x28 RoI mask, equal to PyTorch's
+    mask head on the same boxes; the boxes still match ``predict``."""
+    model = seeded_detector('mask-rcnn_gpunet-0_demo', demo_images)
+    path = str(tmp_path / 'm.onnx')
+    summary = export_onnx(model, DeployConfig(input_shape=(256, 256), masks=True), path)
+    n = summary['post_processing']['max_detections']
+    assert summary['outputs']['masks'] == [1, n, 28, 28]
+    assert_parity(model, demo_images[:1], path, (256, 256))
+    raw, packed = load_images(demo_images[:1], (256, 256))
+    dets, labels, masks = _ort(path, raw)
+    keep = labels[0] >= 0
+    assert keep.sum() >= 10
+    want = mask_head_reference(
+        model, packed, torch.from_numpy(dets[0, keep, :4]), torch.from_numpy(labels[0, keep])
+    )
+    np.testing.assert_allclose(masks[0, keep], want, atol=1e-4)
+    assert 0.01 < float(masks[0, keep].std())  # real masks, not a constant
+
+
+def test_masks_need_a_mask_head(demo_images):
+    model = seeded_detector('faster-rcnn_gpunet-0_demo', demo_images)
+    with pytest.raises(UnsupportedModelError, match='masks=True: FasterRCNN has no mask head'):
+        make_wrapper(model, DeployConfig(input_shape=(256, 256), masks=True))
+    with pytest.raises(ValueError, match="masks.*'yes'"):
+        DeployConfig(masks='yes')
 
 
 def test_tood_grid_sample_is_mmcv_deform_sampling():

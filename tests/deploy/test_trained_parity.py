@@ -82,3 +82,28 @@ def test_deploy_tool_gate_passes_on_the_trained_checkpoint(name, small_demo_data
     with trusted_checkpoints():
         summary = deploy(config, ckpt, DeployConfig(input_shape=(SIZE, SIZE)), str(tmp_path / 'd'))
     assert summary['verify']['passed'] and summary['verify']['num_dets'] > 0, summary['verify']
+
+
+def test_trained_mask_rcnn_masks_are_the_mask_heads(small_demo_data, tmp_path):
+    """The ``masks`` output of the trained Mask R-CNN: PyTorch's mask head on the same
+    boxes, per detection (28x28 RoI masks, not pasted)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from gpunet_mm.deploy.parity import load_images
+
+    from .test_heads import mask_head_reference
+
+    model, _, _ = trained('Mask R-CNN', small_demo_data)
+    path = str(tmp_path / 'm.onnx')
+    export_onnx(model, DeployConfig(input_shape=(SIZE, SIZE), masks=True), path)
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for img in _val_images(small_demo_data)[:2]:
+        assert_parity(model, [img], path, (SIZE, SIZE), top_k=10, min_ref=5)
+        raw, packed = load_images([img], (SIZE, SIZE))
+        dets, labels, masks = sess.run(None, {'input': raw.numpy()})
+        keep = labels[0] >= 0
+        want = mask_head_reference(
+            model, packed, torch.from_numpy(dets[0, keep, :4]), torch.from_numpy(labels[0, keep])
+        )
+        np.testing.assert_allclose(masks[0, keep], want, atol=1e-4)

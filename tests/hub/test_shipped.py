@@ -58,8 +58,15 @@ def test_measured_rows_agree_with_tiers_and_configs():
             assert e.flops == arch.meta['flops']
             assert e.input_shape == (arch.resolution, arch.resolution)
         else:
-            assert e.detector == 'retinanet' and e.metric is None
+            assert e.detector in ('retinanet', 'rtmdet', 'yolox') and e.metric is None
             assert e.backbone_top1 == arch.meta['top1']
+    # the real-time family next to RetinaNet: demo-sized, GPUNet-0, one run (issue 18)
+    demo = {e.name: e for e in measured if e.name.endswith('-GPUNet-0-demo')}
+    assert {n: (e.detector, e.input_shape) for n, e in demo.items()} == {
+        'RetinaNet-GPUNet-0-demo': ('retinanet', (256, 256)),
+        'RTMDet-tiny-GPUNet-0-demo': ('rtmdet', (256, 256)),
+        'YOLOX-s-GPUNet-0-demo': ('yolox', (256, 256)),
+    }
 
 
 @pytest.mark.parametrize('tier', range(len(TIERS)))
@@ -81,6 +88,6 @@ def test_cpu_query_answers_for_detection():
     with pytest.raises(hub.HubError, match=r"only their backbone's ImageNet top-1"):
         hub.query(device='cpu', latency_ms=fastest * 1.5, task='det')
     e = hub.query(device='cpu', latency_ms=fastest * 1.5, task='det', by_backbone_top1=True)
-    assert e.name.startswith('RetinaNet-GPUNet-') and e.score_basis == 'backbone_top1'
+    assert e.tier.startswith('GPUNet-') and e.score_basis == 'backbone_top1'
     within = [r for r in rows if r.latency_ms <= fastest * 1.5]
     assert e.backbone_top1 == max(r.backbone_top1 for r in within)

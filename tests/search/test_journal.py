@@ -102,3 +102,118 @@ def test_refused_journal_closes_its_connection(tmp_path, monkeypatch):
     assert len(opened) == 1
     with pytest.raises(sqlite3.ProgrammingError, match='closed'):
         opened[0].execute('SELECT 1')
+
+
+# ------------------------------------------------------------------ every table, the head file
+def _full_journal(tmp_path):
+    """A journal that wrote every covered table: a rung, a promotion, a final retrain and
+    two optimiser saves."""
+    j = _journal(tmp_path)
+    t = j.add_trial('h1', dict(x=1), 'optimizer:0', 0, 1.0)
+    n = j.start_attempt(t.id, 1e12, rung=0, start_epochs=0, target_epochs=1)
+    j.complete_rung(t.id, n, 0, 1, 1, 0.3, dict(checkpoint='c0'), final=False)
+    j.promote(t.id, 1)
+    n = j.start_attempt(t.id, 1e12, rung=1, start_epochs=1, target_epochs=3)
+    j.complete_rung(t.id, n, 1, 3, 2, 0.4, dict(checkpoint='c1'), final=True)
+    j.save_optimizer(0, dict(seed=1), iter([dict(id=0, v=1), dict(id=1, v=2)]))
+    j.save_optimizer(0, dict(seed=2), iter([dict(id=1, v=3)]))
+    j.add_finals([t.id])
+    j.end_final(t.id, j.start_final(t.id), 'error', error='oom', retry=True)
+    j.end_final(t.id, j.start_final(t.id), 'ok', metric=0.5, result=dict(r=1))
+    j.close()
+    return tmp_path / 'journal.sqlite'
+
+
+def _sql(path, *statements):
+    con = sqlite3.connect(path)
+    for q in statements:
+        con.execute(q)
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize(
+    'edit, message',
+    [
+        ('UPDATE optimizer_state SET state=\'{"seed":9}\'', 'optimiser state of budget 0: state'),
+        (
+            'UPDATE optimizer_trials SET data=\'{"id":0,"v":9}\' WHERE opt_id=0',
+            'optimiser trial 0 of budget 0: data',
+        ),
+        ('DELETE FROM optimizer_trials WHERE opt_id=1', 'optimiser trial 1 of budget 0 is missing'),
+        ("INSERT INTO optimizer_state VALUES (3, '{}')", 'budget 3 is not in the events'),
+        ('UPDATE rung_results SET metric=0.9 WHERE rung=0', 'rung 0 result of trial 1: metric'),
+        ("UPDATE rung_results SET result='{}' WHERE rung=1", 'result of trial 1: result_digest'),
+        ('UPDATE rung_attempts SET epochs_trained=5', 'epochs_trained is 5, the events say'),
+        ('DELETE FROM promotions', 'promotion of trial 1 to rung 1 is missing'),
+        ('UPDATE finals SET metric=0.99', 'final retrain of trial 1: metric is 0.99'),
+        ('UPDATE finals SET failures=0', 'final retrain of trial 1: failures is 0'),
+        ("UPDATE trials SET result='{}'", 'trial 1 result_digest'),
+    ],
+)
+def test_every_table_results_or_state_come_from_is_covered(tmp_path, edit, message):
+    path = _full_journal(tmp_path)
+    SearchJournal.open(str(tmp_path)).close()  # as written, it verifies
+    _sql(path, edit)
+    with pytest.raises(JournalError, match=message):
+        SearchJournal.open(str(tmp_path))
+
+
+def test_deleted_last_events_and_their_head_are_found(tmp_path):
+    """The last events deleted with the ``meta`` head rewritten to match (a consistent,
+    truncated database): the head file next to it shows the truncation."""
+    path = _full_journal(tmp_path)
+    last = sqlite3.connect(path).execute('SELECT MAX(seq) FROM events').fetchone()[0]
+    keep = last - 5
+    _sql(
+        path,
+        f'DELETE FROM events WHERE seq > {keep}',
+        "UPDATE meta SET value=(SELECT json_object('seq', seq, 'hash', hash) FROM events "
+        f"WHERE seq={keep}) WHERE key='chain_head'",
+    )
+    truncated = rf'says the last event is {last}, but the events end at {keep}'
+    with pytest.raises(JournalError, match=truncated):
+        SearchJournal.open(str(tmp_path))
+    head = tmp_path / 'journal.sqlite.head'
+    head.unlink()  # and without its head file: refused too, never taken as a fresh journal
+    with pytest.raises(JournalError, match='head file .* is missing'):
+        SearchJournal.open(str(tmp_path))
+    head.write_text('{"seq": "x"}')
+    with pytest.raises(JournalError, match='is not one'):
+        SearchJournal.open(str(tmp_path))
+
+
+_KILLED = """
+import os, signal, sys
+import gpunet_mm.search.journal as J
+j = J.SearchJournal.create(sys.argv[1], dict(a=1))
+j.add_trial('h0', {}, 'o', None, None)
+if sys.argv[2] == 'after-commit':
+    J._write_head = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+else:  # mid-write: the temporary head file is written, the rename never happens
+    J.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+j.add_trial('h1', {}, 'o', None, None)
+"""
+
+
+@pytest.mark.parametrize('where', ['after-commit', 'mid-write'])
+def test_kill9_between_commit_and_head_file_still_resumes(tmp_path, where):
+    """A kill -9 after the commit and before (or during) the head file's replacement leaves
+    the file one transaction behind: the journal opens with everything committed, and the
+    next write brings the head file up to date."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    wd = tmp_path / 'search'
+    p = subprocess.run([sys.executable, '-c', _KILLED, str(wd), where], cwd=ROOT, timeout=120)
+    assert p.returncode == -9
+    behind = json.loads((wd / 'journal.sqlite.head').read_text())['seq']
+    j = SearchJournal.open(str(wd))
+    assert [t.arch_hash for t in j.trials()] == ['h0', 'h1'] and j._last_seq == behind + 1
+    j.log('resume')
+    j.close()
+    assert json.loads((wd / 'journal.sqlite.head').read_text())['seq'] == behind + 2
+    SearchJournal.open(str(wd)).close()

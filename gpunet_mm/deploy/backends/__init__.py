@@ -10,6 +10,7 @@ from typing import Any, Dict
 from .base import BackendUnavailableError, LatencyBackend, LatencyResult
 from .onnxruntime import OnnxRuntimeBackend
 from .registry import LATENCY_BACKENDS
+from .side_by_side import time_ort_vs_torch
 from .tensorrt import TensorRTBackend, plan_engine_build, plan_for_onnx
 from .torch import DetectorPredict, TorchBackend
 
@@ -47,4 +48,5 @@ __all__ = [
     'get_backend',
     'plan_engine_build',
     'plan_for_onnx',
+    'time_ort_vs_torch',
 ]
