@@ -19,8 +19,14 @@ nas = dict(
     fidelity=dict(min_epochs=1, eta=3, min_observations=4),
     compute_budget=48,  # epochs over every attempt: the old demo's 6 candidates x 8 epochs
     # the top 2 retrained from scratch; for the demo the "full" schedule is the 8-epoch
-    # proxy schedule in one go (a real search gives the base config's, e.g. 12 epochs)
-    final=dict(top_k=2, schedule=None),
+    # proxy schedule in one go, for time (schedule=None: the base config's 12 epochs)
+    final=dict(
+        top_k=2,
+        schedule=dict(
+            train_cfg={{_base_.proxy_schedule.train_cfg}},
+            param_scheduler={{_base_.proxy_schedule.param_scheduler}},
+        ),
+    ),
 )
 
 # the candidates' proxy schedule (8 epochs, from scratch), from the shared base

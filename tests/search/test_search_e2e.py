@@ -127,7 +127,7 @@ def test_demo_search_with_promotions_end_to_end(tiny_data, tmp_path):
     """`make demo`'s own multi-fidelity settings (rungs, compute budget, final retrain of the
     top 2), shrunk: rungs of 1 and 2 epochs (eta 2, so that promotions start after two
     results), 8 epochs of compute, the final retrain on the 2-epoch proxy schedule in one go
-    (the demo's "full" schedule is its proxy's too)."""
+    (the demo's "full" schedule is its proxy's too, given as nas.final.schedule)."""
     wd = str(tmp_path / 'search')
     opts = [o for o in _options(tiny_data)[1:] if not o.startswith(('nas.', 'train_cfg.'))]
     opts += [
@@ -136,6 +136,9 @@ def test_demo_search_with_promotions_end_to_end(tiny_data, tmp_path):
         'nas.fidelity.eta=2',
         'nas.compute_budget=8',
         'nas.calibration_samples=0',
+        'nas.final.schedule.train_cfg.max_epochs=2',
+        'nas.final.schedule.train_cfg.val_interval=2',
+        'nas.final.schedule.param_scheduler=[]',
     ]
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'nas_search.py'), CONFIG, '--work-dir', wd]
     cmd += ['--workers', '2', '--budgets', '2.0*GPUNet-0', '--no-progress', '--no-hub']
