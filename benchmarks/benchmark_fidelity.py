@@ -188,7 +188,7 @@ def summarise(results: Dict[str, Any], rungs: List[int], top_k: int) -> Dict[str
 def main() -> None:
     args = parse_args()
     from gpunet_mm.search.api import load_search_config, nas_settings
-    from gpunet_mm.search.continuation import check_fidelity_schedule
+    from gpunet_mm.search.continuation import schedule_epochs
 
     cfg = load_search_config(args.config)
     if args.full_epochs:
@@ -199,9 +199,11 @@ def main() -> None:
     if args.resolution:
         cfg['search_space']['resolutions'] = [args.resolution]
     low = sorted({int(e) for e in args.rungs.split(',') if e.strip()})
-    full = check_fidelity_schedule(cfg, low[0] if low else 1)
-    if low and low[-1] >= full:
-        raise SystemExit(f'--rungs: got {low}; allowed: epochs below the full schedule ({full})')
+    full = schedule_epochs(cfg)
+    if low and (low[0] < 1 or low[-1] >= full):
+        raise SystemExit(
+            f'--rungs: got {low}; allowed: epochs in 1..{full - 1} (below the full schedule)'
+        )
     rungs = [*low, full]
     os.makedirs(args.work_dir, exist_ok=True)
     data = None

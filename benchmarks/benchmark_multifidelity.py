@@ -11,7 +11,10 @@ what is compared is the winner's value after the *full* schedule (what the user 
 Methods:
 
 * ``ours``: ``tools/nas_search.py --simulate`` (the real controller and journal) with
-  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, ASHA promotions) and ``nas.compute_budget``;
+  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, ASHA promotions, the final stretch of the
+  budget spent on promotions) and ``nas.compute_budget``;
+* ``ours-asha``: the same with ``final_stretch=False`` (plain ASHA to the end: the
+  ablation of the final stretch);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
@@ -22,6 +25,11 @@ Methods:
 The peers get the space's repair onto the budget with the problem's latency predictor (the
 one ours is built with; ours also calibrates it), and the same exact-latency check before
 training: a point measured over the budget is not trained and costs nothing.
+
+Each run of ours also records ``oracle`` (the best full-schedule value among every
+candidate it trained: what a perfect promotion rule could have picked) and ``top_rung``
+(how many reached the full schedule), to tell a proposal problem from a promotion one.
+Develop on seeds the reported run does not use (``--first-seed 100``).
 
     OMP_NUM_THREADS=1 python benchmarks/benchmark_multifidelity.py --seeds 10 \
         --json benchmarks/results/multifidelity.json --markdown
@@ -99,7 +107,7 @@ def budgets_at(obj: Objective, percentiles: List[float], n: int = 400) -> List[f
 
 # ---------------------------------------------------------------------- ours
 def run_ours(
-    obj: Objective, budget: float, compute: float, seed: int, fidelity: bool, model: str = 'rung'
+    obj: Objective, budget: float, compute: float, seed: int, fidelity: bool, **fid: Any
 ) -> Dict:
     from functools import partial
 
@@ -123,7 +131,7 @@ def run_ours(
         ),
     )
     if fidelity:
-        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, model=model)
+        cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, **fid)
     executor = SimulatedExecutor(
         partial(_curve_of, obj.name), num_workers=4, seed=seed, full_epochs=EPOCHS
     )
@@ -139,11 +147,20 @@ def run_ours(
         w = s['best_per_budget'][f'{s["budgets_ms"][0]:g}']
         with SearchJournal.open(wd) as j:
             arch = None if w is None else j.trial(w['trial_id']).arch
-            trained = sum(1 for t in j.trials() if t.attempts > 0)
+            done = [t for t in j.trials() if t.attempts > 0]
+            # diagnosis: the best final value among every candidate trained (what a perfect
+            # promotion rule could have picked) and how many reached the full schedule
+            oracle = max(
+                (obj.final(t.arch) for t in done if t.latency_ms and t.latency_ms <= budget),
+                default=None,
+            )
+    fid = s.get('fidelity') or {}
     return dict(
         winner=None if arch is None else obj.final(arch),
         compute=s['compute_epochs'],
-        candidates=trained,
+        candidates=len(done),
+        top_rung=(fid.get('rung_occupancy') or [len(done)])[-1],
+        oracle=oracle,
     )
 
 
@@ -319,6 +336,8 @@ def run_dehb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
 RUNNERS: Dict[str, Callable[..., Dict]] = {
     'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True),
     'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
+    # ablation: plain ASHA to the end of the budget (no final stretch)
+    'ours-asha': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, final_stretch=False),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
     'dehb': run_dehb,
     'tpe-hb': run_tpe_hb,
@@ -367,20 +386,68 @@ def markdown(rows: List[Dict], methods: List[str], fracs: List[float]) -> str:
     return '\n'.join(lines)
 
 
+def targets(rows: List[Dict], fracs: List[float], ours: str = 'ours') -> List[str]:
+    """The issue's targets, one line each, from the medians of ``rows``: ``ours`` >= the
+    full-fidelity search at every compute level; ``ours`` at 1/3 of the compute >= the
+    full search's median at 1x; ``ours`` ahead of every peer at every compute level."""
+    s = summarise(rows)
+    peers = [m for m in ('dehb', 'tpe-hb', 'random-sh') if any(r['method'] == m for r in rows)]
+    out = []
+    for problem in sorted({r['problem'] for r in rows}):
+        for b in sorted({r['budget_ms'] for r in rows if r['problem'] == problem}):
+
+            def med(m: str, f: float, problem: str = problem, b: float = b) -> float:
+                v = s.get(f'{problem}|{b:g}|{f:.3g}|{m}')
+                return float('nan') if v is None else v['median']
+
+            for f in fracs:
+                o, full = med(ours, f), med('ours-full', f)
+                beaten = [p for p in peers if not o >= med(p, f)]
+                out.append(
+                    f'{problem} {b:g} ms {f:.3g}x: {ours} {o:.2f} vs ours-full {full:.2f} '
+                    f'({"met" if o >= full else "NOT met"}); ahead of every peer: '
+                    + ('yes' if not beaten else f'no (behind {", ".join(beaten)})')
+                )
+            third = min(fracs)
+            o, top = med(ours, third), med('ours-full', max(fracs))
+            out.append(
+                f'{problem} {b:g} ms: {ours} at {third:.3g}x {o:.2f} vs ours-full at '
+                f'{max(fracs):.3g}x {top:.2f} ({"met" if o >= top else "NOT met"})'
+            )
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--problems', default='gpunet-surrogate')
     p.add_argument('--methods', default=','.join(METHODS))
     p.add_argument('--seeds', type=int, default=10)
+    p.add_argument(
+        '--first-seed',
+        type=int,
+        default=0,
+        help='seeds FIRST..FIRST+SEEDS-1 (develop on seeds the reported run does not use)',
+    )
     p.add_argument('--percentiles', default='30,70')
     p.add_argument('--fractions', default='0.3333,0.5,1')
     p.add_argument('--full-trials', type=int, default=30, help='the full search: N x E epochs')
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--json', default=None)
     p.add_argument('--markdown', action='store_true')
+    p.add_argument(
+        '--report', default=None, metavar='JSON', help='print the tables of an earlier run only'
+    )
     a = p.parse_args(argv)
     methods = [m for m in a.methods.split(',') if m]
     fracs = [float(f) for f in a.fractions.split(',')]
+    if a.report:
+        with open(a.report) as f:
+            rows = json.load(f)['runs']
+        methods = [m for m in methods if any(r['method'] == m for r in rows)]
+        fracs = sorted({r['fraction'] for r in rows})
+        print(markdown(rows, methods, fracs))
+        print('\n'.join(targets(rows, fracs)))
+        return 0
     full = a.full_trials * EPOCHS
     jobs = []
     budgets = {}
@@ -391,14 +458,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         for b in budgets[problem]:
             for f in fracs:
                 for m in methods:
-                    for seed in range(a.seeds):
+                    for seed in range(a.first_seed, a.first_seed + a.seeds):
                         jobs.append((problem, m, b, f, f * full, seed))
     jobs.sort(key=lambda j: -j[3] * (3 if j[1] == 'ours' else 1))  # longest first
     t0 = time.perf_counter()
     rows: List[Dict] = []
     with ProcessPoolExecutor(a.workers) as pool:
-        for r in pool.map(one, jobs):
+        for i, r in enumerate(pool.map(one, jobs), 1):
             rows.append(r)
+            if i % 20 == 0 or i == len(jobs):
+                print(f'{i}/{len(jobs)} runs, {time.perf_counter() - t0:.0f} s', flush=True)
+                if a.json:  # what is done so far survives a stopped run
+                    with open(a.json + '.partial', 'w') as f:
+                        json.dump(dict(runs=rows, done=i, of=len(jobs)), f)
     result = dict(
         epochs=EPOCHS,
         rungs=list(RUNGS),
@@ -408,6 +480,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         budgets=budgets,
         percentiles=a.percentiles,
         seeds=a.seeds,
+        first_seed=a.first_seed,
         wall_s=time.perf_counter() - t0,
         summary=summarise(rows),
         runs=rows,
@@ -418,6 +491,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump(result, f, indent=1)
     if a.markdown:
         print(markdown(rows, methods, fracs))
+        print('\n'.join(targets(rows, fracs)))
     print(f'{len(rows)} runs in {result["wall_s"]:.0f} s')
     return 0
 

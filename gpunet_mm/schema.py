@@ -276,6 +276,9 @@ class FidelitySettings(BaseModel):
     #: what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
     #: (also the points that stopped lower, shifted by the median gain between the rungs)
     model: Literal['rung', 'offset'] = 'rung'
+    #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
+    #: new candidate to the top rung, start nothing new and promote below the top instead
+    final_stretch: bool = True
 
 
 class FinalSettings(BaseModel):
@@ -284,7 +287,8 @@ class FinalSettings(BaseModel):
     model_config = STRICT
     top_k: Annotated[int, Field(ge=1, le=10_000, description='integers >= 1')] = 2
     #: config overrides merged into the candidate's config for the final retrain, e.g.
-    #: ``dict(train_cfg=dict(max_epochs=12))``; None: the search config's own schedule
+    #: ``dict(train_cfg=dict(max_epochs=12))``; None: the base detector config's full schedule
+    #: (``continuation.base_schedule``), recorded when the search config is loaded
     schedule: Optional[Dict[str, Any]] = Field(
         None,
         description='None or a dict of config overrides (e.g. dict(train_cfg=dict(max_epochs=12)))',

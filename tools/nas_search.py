@@ -234,10 +234,14 @@ def final_line(summary: dict) -> str:
         text += neighbour_text((summary.get('neighbours') or {}).get(b), metric)
         parts.append(text)
     line = 'FOUND ' + '; '.join(parts)
+    full = ((summary.get('fidelity') or {}).get('rung_epochs') or [None])[-1]
     for name, r in refs.items():
         m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
         lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
         line += f' | {name} in the same run: {lat}, {metric} {m}'
+        if full is not None and r['metric'] is not None and r.get('epochs') != full:
+            # with rungs a reference that stopped short is no yardstick for the winners
+            line += f' after {r.get("epochs")} of {full} epochs (not the full proxy schedule)'
     return line + final_part(summary)
 
 

@@ -49,6 +49,7 @@ RESUMABLE = (
     'nas.nproc_per_trial',
     'nas.compute_budget',  # more (or less) compute for a resumed search
     'nas.final',  # a final retrain added later (tools/nas_search.py --final WORK_DIR)
+    '_base_schedule',  # the final retrain's schedule, read from the base config file
 )
 
 #: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
@@ -114,6 +115,9 @@ def load_search_config(path: str, cfg_options: Optional[Dict[str, Any]] = None) 
             raise SearchConfigError(str(e)) from None
     d = cfg.to_dict()
     d.pop('work_dir', None)
+    from .continuation import record_base_schedule
+
+    record_base_schedule(d, path)  # the final retrain's schedule (before the proxy override)
     return d
 
 
@@ -508,7 +512,7 @@ def _run(
     executor, latency = run.executor, run.latency
     seed = int(nas['seed'])
     owned_executor = executor is None
-    from .fidelity import FINAL_DEFAULTS, full_epochs, load_objective, rungs_of
+    from .fidelity import full_epochs, load_objective, rungs_of
 
     rungs = rungs_of(cfg, nas, run.simulate)
     epochs = full_epochs(cfg, nas, run.simulate)
@@ -615,7 +619,7 @@ def _run(
         rungs=rungs,
         compute_budget=nas['compute_budget'],
         full_epochs=epochs,
-        final=None if nas['final'] is None else dict(FINAL_DEFAULTS, **nas['final']),
+        final=None if nas['final'] is None else _final(cfg, nas['final']),
     )
     ctrl = SearchController(
         journal,
@@ -667,6 +671,17 @@ def _run(
         osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)
     )
     return summary
+
+
+def _final(cfg: Mapping[str, Any], final: Mapping[str, Any]) -> Dict[str, Any]:
+    """``nas.final`` with its defaults and the schedule the retrain trains (the base
+    config's full schedule unless ``nas.final.schedule`` names one)."""
+    from .continuation import final_schedule
+    from .fidelity import FINAL_DEFAULTS
+
+    out = dict(FINAL_DEFAULTS, **final)
+    out['schedule'] = final_schedule(cfg, out)
+    return out
 
 
 def _neighbours(ctrl: SearchController) -> Dict[str, Any]:

@@ -29,7 +29,7 @@ import math
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional
 
-from .trainer import SearchConfigError
+from .trainer import BASE_SCHEDULE_KEY, SearchConfigError
 
 #: the config keys that make a training schedule (what a final retrain replaces)
 SCHEDULE_KEYS = ('train_cfg', 'param_scheduler', 'optim_wrapper', 'auto_scale_lr')
@@ -40,7 +40,10 @@ def schedule_epochs(cfg: Mapping[str, Any], what: str = 'the search config') -> 
 
     Rungs are measured in epochs and continued from the checkpoint saved at a rung's end, so
     the loop must be epoch based (``EpochBasedTrainLoop``, or a ``train_cfg`` with
-    ``by_epoch=True``) and the checkpoint hook must not be disabled.
+    ``by_epoch=True``) and the checkpoint hook must not be disabled. The one owner of that
+    check: the search's config check (``fidelity.check_settings``, before anything trains)
+    and the workers (``rung_config``, ``final_config``) both call it; the rung arithmetic
+    (``min_epochs``, ``eta`` against this count) is ``fidelity.make_rungs``'.
     """
     tcfg = cfg.get('train_cfg')
     if not isinstance(tcfg, Mapping):
@@ -68,27 +71,6 @@ def schedule_epochs(cfg: Mapping[str, Any], what: str = 'the search config') -> 
             "from the checkpoint of the previous one: keep dict(type='CheckpointHook', ...)"
         )
     return int(max_epochs)
-
-
-def check_fidelity_schedule(cfg: Mapping[str, Any], min_epochs: Any) -> int:
-    """Everything the worker needs from ``nas.fidelity``, checked before anything trains.
-
-    Returns the full proxy schedule's epoch count. Raises ``SearchConfigError`` for an
-    iteration-based loop, disabled checkpoints, or ``min_epochs`` that is not an integer in
-    ``1..max_epochs``. (The controller checks ``eta`` and the compute budget.)
-    """
-    full = schedule_epochs(cfg)
-    if isinstance(min_epochs, bool) or not isinstance(min_epochs, int) or min_epochs < 1:
-        raise SearchConfigError(
-            f'nas.fidelity.min_epochs: got {min_epochs!r}; allowed: an integer in 1..{full} '
-            '(the first rung trains whole epochs)'
-        )
-    if min_epochs > full:
-        raise SearchConfigError(
-            f'nas.fidelity.min_epochs: got {min_epochs}, above the full proxy schedule '
-            f'(train_cfg.max_epochs={full}); allowed: 1..{full}'
-        )
-    return full
 
 
 def _checkpoint_epoch(path: str) -> int:
@@ -204,6 +186,29 @@ def base_schedule(config_path: str) -> Dict[str, Any]:
         f'{config_path}: none of its _base_ files {bases} has a train_cfg; give the final '
         'schedule as nas.final.schedule=dict(train_cfg=..., param_scheduler=...)'
     )
+
+
+def record_base_schedule(cfg: Dict[str, Any], config_path: str) -> None:
+    """Keep ``base_schedule(config_path)`` in the search config (``BASE_SCHEDULE_KEY``), so
+    the journal holds the full schedule next to the proxy and a final retrain started later
+    from the work_dir alone trains it. A config none of whose bases has a ``train_cfg`` (the
+    search config is the detector config) records nothing: its own schedule is the full one."""
+    if BASE_SCHEDULE_KEY in cfg:
+        return
+    try:
+        cfg[BASE_SCHEDULE_KEY] = base_schedule(config_path)
+    except SearchConfigError:
+        pass
+
+
+def final_schedule(cfg: Mapping[str, Any], final: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The schedule overrides a final retrain trains with: ``nas.final.schedule`` when given,
+    else the base config's own (:func:`record_base_schedule`), else None (the candidate
+    config's own schedule, for a search config with no base schedule)."""
+    if final.get('schedule') is not None:
+        return dict(final['schedule'])
+    base = cfg.get(BASE_SCHEDULE_KEY)
+    return copy.deepcopy(dict(base)) if base else None
 
 
 def _bases_of(config_path: str) -> List[str]:

@@ -180,8 +180,40 @@ class SearchController:
             return None, 0.0
         return self.journal.compute_epochs()
 
-    def _left(self) -> float:
-        """Epochs of ``nas.compute_budget`` not yet spent, in flight or queued."""
+    def _reserved(self) -> float:
+        """Epochs kept for the reference tiers to climb to the top rung: the yardstick the
+        winners are compared with must be at their schedule, so its compute is counted from
+        the start rather than left to whatever the budget has over at the end. Each
+        reference reserves the rungs it has not spent, is not training and is not queued
+        for; one that failed (or whose promotion failed for good) reserves nothing."""
+        rungs = self.opts.rungs
+        if rungs is None or self.opts.compute_budget is None:
+            return 0.0
+        rows = [
+            r
+            for r in self.journal.columns(
+                'id, status, origin', ('proposed', 'queued', 'running', 'complete')
+            )
+            if r['origin'].startswith('reference')
+        ]
+        if not rows:
+            return 0.0
+        top = self.journal.top_rungs()
+        promoted = self.journal.promotions()
+        out = 0.0
+        for r in rows:
+            if r['status'] in ('queued', 'running'):  # that rung counts as queued / in flight
+                committed = self.journal.target_rung(r['id'])
+            else:
+                committed = top.get(r['id'], -1)
+                if (r['id'], committed + 1) in promoted:
+                    continue  # complete below a rung it was promoted to: it failed there
+            out += rungs.to_top(committed)
+        return out
+
+    def _left(self, reserve: bool = True) -> float:
+        """Epochs of ``nas.compute_budget`` not yet spent, in flight or queued (and, with
+        ``reserve``, not kept for the references: :meth:`_reserved`)."""
         if self.opts.compute_budget is None:
             return math.inf
         spent, inflight = self.compute()
@@ -193,11 +225,13 @@ class SearchController:
                 if rungs is not None
                 else (self.opts.full_epochs or 0)
             )
-        return self.opts.compute_budget - (spent or 0.0) - inflight - queued
+        left = self.opts.compute_budget - (spent or 0.0) - inflight - queued
+        return left - self._reserved() if reserve else left
 
-    def _affordable(self, epochs: float) -> bool:
-        """Whether ``epochs`` more fit in ``nas.compute_budget`` (with what is in flight)."""
-        return epochs <= self._left() + 1e-9
+    def _affordable(self, epochs: float, reserve: bool = True) -> bool:
+        """Whether ``epochs`` more fit in ``nas.compute_budget`` (with what is in flight and,
+        with ``reserve``, what is kept for the references)."""
+        return epochs <= self._left(reserve) + 1e-9
 
     def _first_cost(self) -> float:
         r = self.opts.rungs
@@ -491,18 +525,30 @@ class SearchController:
         always = {
             t.id for t in self.journal.trials(('complete',)) if t.origin.startswith('reference')
         }
+        stretch = self._stretch()
         cands = rungs.promotable(
-            self.journal.rung_results(), self.journal.promotions(), self.budgets, always
+            self.journal.rung_results(), self.journal.promotions(), self.budgets, always, stretch
         )
         for tid, k in cands:
             if slots <= 0:
                 break
             if status.get(tid) != 'complete' or top.get(tid) != k - 1:
                 continue
-            if not self._affordable(rungs.cost(k)):
+            # in the final stretch a promotion pays only if the rest of its climb fits too
+            need = rungs.to_top(k - 1) if stretch and tid not in always else rungs.cost(k)
+            if not self._affordable(need, reserve=tid not in always):
                 continue
             self.journal.promote(tid, k)
             slots -= 1
+
+    def _stretch(self) -> bool:
+        """The final stretch of ``nas.compute_budget``: what is left (after the references'
+        reserve) no longer takes a new candidate to the top rung, so nothing new starts and
+        the rest goes to promotions (:meth:`Rungs.promotable`'s ``stretch``)."""
+        rungs = self.opts.rungs
+        if rungs is None or self.opts.compute_budget is None or not rungs.final_stretch:
+            return False
+        return self._left() < rungs.to_top(-1) - 1e-9
 
     def _finished(self, pt: PoolTrial) -> None:
         self.latest.append(pt.id)
@@ -585,6 +631,8 @@ class SearchController:
         need = self.opts.num_trials - self.committed()
         if need > 0 and self.opts.compute_budget is not None:
             fit = int((self._left() + 1e-9) // max(self._first_cost(), 1e-9))
+            if self._stretch():
+                fit = 0  # a new candidate could not reach the top rung: promotions only
             if fit <= 0 and self.executor.running == 0 and not self.journal.count(('queued',)):
                 self.stop_reason = self.stop_reason or 'compute budget spent'
             need = min(need, fit)
@@ -801,8 +849,17 @@ class SearchController:
         for b in self.budgets:
             t = self.best(b)
             best[f'{b:g}'] = None if t is None else _brief(t, origin=t.origin)
+        top = self.journal.top_rungs() if self.opts.rungs is not None else {}
         refs = {
-            t.origin.split(':', 1)[1]: _brief(t, status=t.status)
+            t.origin.split(':', 1)[1]: _brief(
+                t,
+                status=t.status,
+                # the schedule its metric is after (with rungs: the highest rung it reached;
+                # the last line says when that is not the full proxy schedule)
+                epochs=(self.opts.rungs.epochs[top[t.id]] if t.id in top else None)
+                if self.opts.rungs is not None
+                else self.opts.full_epochs,
+            )
             for t in self.journal.trials()
             if t.origin.startswith('reference:')
         }

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..schema import FidelitySettings, FinalSettings, SchemaError, defaults, validate
+from .continuation import schedule_epochs
 from .trainer import SearchConfigError
 
 #: ``nas.fidelity`` keys and their defaults (``min_epochs`` is required; ``None`` for the
@@ -42,6 +43,7 @@ class Rungs:
     eta: int
     min_observations: int
     model: str = 'rung'
+    final_stretch: bool = True
 
     @property
     def last(self) -> int:
@@ -51,12 +53,17 @@ class Rungs:
         """Epochs an attempt at ``rung`` adds (a continuation counts only what it adds)."""
         return self.epochs[rung] - (self.epochs[rung - 1] if rung else 0)
 
+    def to_top(self, rung: int) -> int:
+        """Epochs from the end of ``rung`` (-1: before the first) to the end of the last."""
+        return self.epochs[-1] - (self.epochs[rung] if rung >= 0 else 0)
+
     def promotable(
         self,
         results: Sequence[Mapping[str, Any]],
         promoted: set,
         budgets: Sequence[float],
         always: set = frozenset(),
+        stretch: bool = False,
     ) -> List[Tuple[int, int]]:
         """``(trial_id, next rung)`` that may be promoted now, the most urgent first.
 
@@ -67,28 +74,40 @@ class Rungs:
         latency, then the older trial: ties resolve the same way on every call). Trials in
         ``always`` (the reference tiers) climb every rung, so the comparison with them is
         at the same schedule. Higher rungs go first (ASHA): the sooner a candidate reaches
-        the full schedule, the sooner the search has a result to report.
+        the full schedule, the sooner the search has a result to report. Within a rung the
+        budgets take turns (each one's best, then each one's second, ...).
+
+        ``stretch`` (the final stretch of a compute budget, when no new candidate could
+        reach the top rung any more): every result below the top is promotable in the same
+        order, not only the top ``1/eta``. What is left then buys more full-schedule results
+        among the best candidates known, where a new first-rung start would buy a number
+        that can never win (the winner is chosen at the top rung).
+
         """
+
         by_rung: Dict[int, List[Mapping[str, Any]]] = {}
         for r in results:
             if r['metric'] is not None and r['rung'] < self.last:
                 by_rung.setdefault(int(r['rung']), []).append(r)
-        out: List[Tuple[int, int, float]] = []
+        out: List[Tuple[int, int]] = []
         for k in sorted(by_rung, reverse=True):
             rows = by_rung[k]
-            chosen: Dict[int, float] = {}
-            for r in rows:
-                if r['trial_id'] in always:
-                    chosen[r['trial_id']] = r['metric']
+            # trial -> (its best place in a budget's order, -value, id): the sort key
+            chosen: Dict[int, Tuple[int, float, int]] = {}
+            ranked: List[Tuple[Mapping[str, Any], int]] = []
             for b in budgets:
                 within = [r for r in rows if r['latency_ms'] is not None and r['latency_ms'] <= b]
                 within.sort(key=lambda r: (-r['metric'], r['latency_ms'], r['trial_id']))
-                for r in within[: len(within) // self.eta]:
-                    chosen[r['trial_id']] = r['metric']
-            for tid, m in sorted(chosen.items(), key=lambda kv: (-kv[1], kv[0])):
+                quota = len(within) if stretch else len(within) // self.eta
+                ranked += [(r, pos) for pos, r in enumerate(within[:quota])]
+            ranked += [(r, 0) for r in rows if r['trial_id'] in always]
+            for r, pos in ranked:
+                key = (pos, -float(r['metric']), int(r['trial_id']))
+                chosen[r['trial_id']] = min(chosen.get(r['trial_id'], key), key)
+            for tid, _key in sorted(chosen.items(), key=lambda kv: kv[1]):
                 if (tid, k + 1) not in promoted:
-                    out.append((tid, k + 1, m))
-        return [(tid, k) for tid, k, _ in out]
+                    out.append((tid, k + 1))
+        return out
 
     def model_rung(self, counts: Mapping[int, int]) -> int:
         """The highest rung with at least ``min_observations`` results (BOHB), else 0."""
@@ -166,24 +185,9 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
         # a last step of a few epochs ranks nothing new: merge it into the full schedule
         epochs.pop()
     epochs.append(hi)
-    return Rungs(tuple(epochs), eta, int(fid['min_observations']), fid['model'])
-
-
-def check_resumable(cfg: Mapping[str, Any]) -> None:
-    """Rungs continue from checkpoints: the base config must train by epoch and save them."""
-    tc = cfg.get('train_cfg') or {}
-    kind = tc.get('type', 'EpochBasedTrainLoop')
-    if kind != 'EpochBasedTrainLoop' and not tc.get('by_epoch', False):
-        raise SearchConfigError(
-            f'nas.fidelity: train_cfg type {kind!r} cannot stop and resume at a rung; '
-            "allowed: an epoch-based loop (train_cfg=dict(type='EpochBasedTrainLoop', ...))"
-        )
-    hooks = cfg.get('default_hooks') or {}
-    if 'checkpoint' in hooks and not hooks['checkpoint']:
-        raise SearchConfigError(
-            'nas.fidelity: default_hooks.checkpoint is disabled; promotions continue from '
-            "each rung's checkpoint, so the base config must save one"
-        )
+    return Rungs(
+        tuple(epochs), eta, int(fid['min_observations']), fid['model'], fid['final_stretch']
+    )
 
 
 def load_objective(path: Any) -> Callable[[Dict[str, Any], float, int], float]:
@@ -222,9 +226,19 @@ def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: boo
     fid = nas.get('fidelity')
     rungs = None
     if fid is not None:
-        rungs = make_rungs(fid, full_epochs(cfg, nas, simulate))
         if not simulate:
-            check_resumable(cfg)
+            # the one check that a schedule can stop at a rung and resume (the workers cut
+            # and resume it with the same rules): continuation owns it
+            proxy = schedule_epochs(cfg)
+            top = fid.get('max_epochs')
+            if top is not None and not isinstance(top, bool) and isinstance(top, int):
+                if top > proxy:
+                    raise SearchConfigError(
+                        f'nas.fidelity.max_epochs: got {top}, above the schedule the '
+                        f'candidates train (train_cfg.max_epochs={proxy}); allowed: <= {proxy} '
+                        '(or raise train_cfg.max_epochs)'
+                    )
+        rungs = make_rungs(fid, full_epochs(cfg, nas, simulate))
     budget = nas.get('compute_budget')
     if budget is not None:
         first = rungs.epochs[0] if rungs else full_epochs(cfg, nas, simulate)
@@ -237,6 +251,17 @@ def check_settings(cfg: Mapping[str, Any], nas: Mapping[str, Any], simulate: boo
             raise SearchConfigError(
                 f'nas.compute_budget: got {budget!r} epochs, smaller than one '
                 f'{"rung" if rungs else "training"} ({first} epochs); allowed: >= {first}'
+            )
+        refs = list(nas.get('references') or [])
+        need = (len(refs) + 1) * rungs.epochs[-1] if rungs and refs else 0
+        if budget < need:
+            # the references climb every rung on compute kept for them from the start, and
+            # a candidate compares with them only at the top rung
+            raise SearchConfigError(
+                f'nas.compute_budget: got {budget!r} epochs; the reference tier(s) {refs} '
+                f'train every rung ({rungs.epochs[-1]} epochs each) and at least one '
+                f'candidate must be able to as well; allowed: >= {need} (or fewer '
+                'nas.references)'
             )
     obj = (nas.get('simulate') or {}).get('objective')
     if obj is not None:

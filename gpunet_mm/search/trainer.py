@@ -17,8 +17,19 @@ import os.path as osp
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+#: the base detector config's own schedule, recorded in the search config when it is loaded
+#: (:func:`gpunet_mm.search.api.load_search_config`), so the journal keeps it and a final
+#: retrain (also ``tools/nas_search.py --final WORK_DIR`` later) trains it
+BASE_SCHEDULE_KEY = '_base_schedule'
 #: top-level keys of a search config that are not part of the model/training config
-SEARCH_KEYS = ('nas', 'latency_target', 'search_space', 'search_optimizer', 'predictor')
+SEARCH_KEYS = (
+    'nas',
+    'latency_target',
+    'search_space',
+    'search_optimizer',
+    'predictor',
+    BASE_SCHEDULE_KEY,
+)
 
 
 class SearchConfigError(ValueError):

@@ -10,11 +10,11 @@ import pytest
 
 from gpunet_mm.search.continuation import (
     base_schedule,
-    check_fidelity_schedule,
     final_config,
     rank_agreement,
     rescaled_schedule,
     rung_config,
+    schedule_epochs,
 )
 from gpunet_mm.search.trainer import SearchConfigError, candidate_config
 
@@ -160,19 +160,35 @@ def test_a_rung_is_a_prefix_of_the_full_schedule(search_cfg):
     ],
 )
 def test_schedules_that_cannot_be_continued_are_refused(search_cfg, change, match):
+    from gpunet_mm.search.fidelity import check_settings
+
     cfg = dict(copy.deepcopy(search_cfg), **change)
     with pytest.raises(SearchConfigError, match=match):
-        check_fidelity_schedule(cfg, 1)
+        schedule_epochs(cfg)
+    # the search's own check is the same one, before anything trains
+    with pytest.raises(SearchConfigError, match=match):
+        check_settings(cfg, dict(fidelity=dict(min_epochs=1)), simulate=False)
 
 
 @pytest.mark.parametrize('min_epochs', [0, 9, 2.5, True])
 def test_min_epochs_within_the_schedule(search_cfg, min_epochs):
+    from gpunet_mm.search.fidelity import check_settings
+
     with pytest.raises(SearchConfigError, match='nas.fidelity.min_epochs: got'):
-        check_fidelity_schedule(search_cfg, min_epochs)
+        check_settings(search_cfg, dict(fidelity=dict(min_epochs=min_epochs)), simulate=False)
+
+
+def test_rungs_cannot_end_past_the_schedule_the_candidates_train(search_cfg):
+    from gpunet_mm.search.fidelity import check_settings
+
+    nas = dict(fidelity=dict(min_epochs=1, max_epochs=9))  # the demo search trains 8
+    with pytest.raises(SearchConfigError, match=r'max_epochs: got 9, above .*max_epochs=8\)'):
+        check_settings(search_cfg, nas, simulate=False)
+    check_settings(search_cfg, dict(fidelity=dict(min_epochs=1, max_epochs=6)), simulate=False)
 
 
 def test_full_schedule_and_rank_agreement():
-    assert check_fidelity_schedule({'train_cfg': dict(max_epochs=8)}, 1) == 8
+    assert schedule_epochs({'train_cfg': dict(max_epochs=8)}) == 8
     full = dict(a=0.5, b=0.4, c=0.3, d=0.2)
     same = rank_agreement(dict(a=0.1, b=0.08, c=0.05, d=0.01), full, top_k=2)
     assert same['kendall_tau'] == pytest.approx(1.0) and same['top_k_overlap'] == 1.0

@@ -1,6 +1,7 @@
 """Multi-fidelity search: rungs, ASHA promotions, compute accounting, the optimisers' rung,
 simulated learning curves, and the bad-input checks of the new keys."""
 
+import copy
 import csv
 import io
 import json
@@ -76,6 +77,20 @@ def test_promotion_is_the_top_third_of_each_rung_so_far_per_budget_with_ties():
     res += [dict(trial_id=10, rung=2, metric=0.9, latency_ms=1.0)]
     res += [dict(trial_id=11, rung=0, metric=0.0, latency_ms=9.0)]
     assert r.promotable(res, set(), [2.0], always={11}) == [(9, 2), (1, 1), (11, 1)]
+
+
+def test_the_final_stretch_promotes_every_result_below_the_top_budgets_taking_turns():
+    r = Rungs((1, 3, 9), 3, 4)
+    res = [dict(trial_id=i, rung=0, metric=0.1 * i, latency_ms=0.5 + 0.2 * i) for i in (1, 2, 3)]
+    res += [dict(trial_id=i, rung=1, metric=0.1 * i, latency_ms=1.0) for i in (4, 5)]
+    res += [dict(trial_id=6, rung=2, metric=0.9, latency_ms=1.0)]
+    assert r.promotable(res, set(), [2.0]) == [(3, 1)]  # ASHA: floor(n / eta) per rung
+    # the stretch: every result below the top, higher rungs first, best first
+    assert r.promotable(res, set(), [2.0], stretch=True) == [(5, 2), (4, 2), (3, 1), (2, 1), (1, 1)]
+    # two budgets take turns: each one's best, then each one's second (1.0 ms holds 1 and 2;
+    # by metric alone 7 would go before 2)
+    two = res[:3] + [dict(trial_id=7, rung=0, metric=0.25, latency_ms=1.5)]
+    assert r.promotable(two, set(), [1.0, 2.0], stretch=True) == [(3, 1), (2, 1), (7, 1), (1, 1)]
 
 
 def test_the_optimiser_models_the_rung_it_is_shown_and_keeps_the_others_known():
@@ -204,6 +219,69 @@ def test_the_optimisers_learn_from_the_highest_rung_with_enough_results(
     assert s['fidelity']['model_rung'] >= 1
 
 
+def test_the_final_stretch_starts_nothing_that_could_not_reach_the_top(sim_cfg, tmp_path):
+    """With 1/3/9 rungs a new candidate needs 9 epochs to reach the top: once less is
+    left, nothing new starts and the rest goes to promotions. Plain ASHA
+    (``final_stretch=False``) starts first rungs to the end."""
+
+    def starts_with_left(final_stretch, wd):
+        cfg = _fid_cfg(copy.deepcopy(sim_cfg), final_stretch=final_stretch)
+        cfg['nas'].update(num_trials=100, compute_budget=30, references=[])
+        log = []
+        s = _run(cfg, wd, rung_trainer(log), workers=1)
+        spent, out = 0, []
+        for _tid, _a, start, end in log:  # one worker: the attempts in dispatch order
+            if start == 0:
+                out.append(30 - spent)
+            spent += end - start
+        assert spent == s['compute_epochs'] <= 30
+        return out, s
+
+    left, s = starts_with_left(True, tmp_path / 'stretch')
+    assert min(left) >= 9 and s['stop_reason'] == 'compute budget spent'
+    left_asha, s_asha = starts_with_left(False, tmp_path / 'asha')
+    assert min(left_asha) < 9  # ASHA started candidates that could never reach the top
+    top, top_asha = s['fidelity']['rung_occupancy'][-1], s_asha['fidelity']['rung_occupancy'][-1]
+    assert top >= top_asha
+
+
+def _cli():
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+def test_the_references_reach_the_top_rung_on_compute_kept_for_them(sim_cfg, tmp_path, monkeypatch):
+    """A tight compute budget on 8 virtual workers: the reference tier still climbs every
+    rung (its epochs are kept from the start; new candidates and other promotions use the
+    rest). Without that reserve the same search leaves it at rung 1, and the last line
+    says so."""
+    from gpunet_mm.search.controller import SearchController
+
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas'].update(num_trials=100, compute_budget=24)
+    cfg['nas']['simulate'].update(num_workers=8, duration_sigma=0.0)
+    s = run_search(cfg, str(tmp_path / 'kept'), simulate=True, write_reports=False)
+    j = SearchJournal.open(str(tmp_path / 'kept'))
+    ref = next(t for t in j.trials() if t.origin.startswith('reference'))
+    assert j.top_rungs()[ref.id] == 2 and s['references']['GPUNet-0']['epochs'] == 9
+    assert s['compute_epochs'] <= 24 and s['stop_reason'] == 'compute budget spent'
+    assert s['fidelity']['rung_occupancy'][0] >= 4  # the rest went to candidates
+    assert 'not the full proxy schedule' not in _cli().final_line(s)
+
+    monkeypatch.setattr(SearchController, '_reserved', lambda self: 0.0)
+    s = run_search(cfg, str(tmp_path / 'not_kept'), simulate=True, write_reports=False)
+    short = s['references']['GPUNet-0']['epochs']
+    assert short < 9
+    assert f'after {short} of 9 epochs (not the full proxy schedule)' in _cli().final_line(s)
+
+
 def test_a_failed_promotion_keeps_the_rungs_the_trial_finished(sim_cfg, tmp_path):
     def fail(task):
         if task.payload['epochs'] == 3 and task.trial_id == 1:  # the reference's rung 1
@@ -295,6 +373,11 @@ def test_simulated_executor_durations_are_proportional_to_the_epochs_trained():
             dict(fidelity=dict(min_epochs=2), compute_budget=1),
             r'compute_budget: got 1 epochs, smaller than one rung \(2 epochs\)',
         ),
+        (
+            dict(fidelity=dict(min_epochs=1), compute_budget=12),
+            r"compute_budget: got 12 epochs; the reference tier\(s\) \['GPUNet-0'\] train "
+            r'every rung \(8 epochs each\) .* allowed: >= 16',
+        ),
         (dict(compute_budget=-3), r'compute_budget: got -3'),
         (dict(final=dict(top_k=0)), r'nas.final.top_k: got 0; allowed: integers >= 1'),
         (
@@ -325,10 +408,10 @@ def test_a_base_config_that_cannot_resume_at_a_rung_is_refused():
 
     nas = dict(fidelity=dict(min_epochs=1, max_epochs=8))
     cfg = dict(train_cfg=dict(type='IterBasedTrainLoop', max_iters=100))
-    with pytest.raises(SearchConfigError, match="IterBasedTrainLoop' cannot stop and resume"):
+    with pytest.raises(SearchConfigError, match='IterBasedTrainLoop .iteration based.'):
         check_settings(cfg, nas, simulate=False)
     cfg = dict(train_cfg=dict(max_epochs=8), default_hooks=dict(checkpoint=None))
-    with pytest.raises(SearchConfigError, match='checkpoint is disabled'):
+    with pytest.raises(SearchConfigError, match='disables checkpoints'):
         check_settings(cfg, nas, simulate=False)
     check_settings(dict(train_cfg=dict(max_epochs=8)), nas, simulate=False)  # fine
 
@@ -450,3 +533,48 @@ def test_offset_model_shifts_the_lower_rungs_by_the_median_gain():
     # gains from rung 0 to 1: b +3, c +4 -> median (upper) +4
     assert r.model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0, 'a': 5.0, 'd': 4.5}
     assert Rungs((1, 3, 9), 3, 2).model_values(by_rung, 1) == {'b': 5.0, 'c': 7.0}
+
+
+def test_the_final_retrain_trains_the_base_configs_full_schedule_by_default(sim_cfg, tmp_path):
+    """The search config's schedule is the proxy; without ``nas.final.schedule`` the final
+    retrain trains the base detector config's own (recorded when the config is loaded, so
+    the journal keeps it for a later ``--final``); a given schedule wins."""
+    import os.path as osp
+
+    from gpunet_mm.models.tiers import get_tier
+    from gpunet_mm.search.api import load_search_config
+    from gpunet_mm.search.trainer import candidate_config
+
+    from .conftest import ROOT
+
+    demo = load_search_config(
+        osp.join(ROOT, 'configs', 'nas', 'retinanet_gpunet-nas_fpn_demo_ort-cpu.py')
+    )
+    base = demo['_base_schedule']
+    assert demo['train_cfg']['max_epochs'] == 8  # the proxy
+    assert base['train_cfg']['max_epochs'] == 12  # configs/demo/retinanet_gpunet-0_fpn_demo.py
+    arch = get_tier('GPUNet-0').to_dict()
+    assert '_base_schedule' not in candidate_config(demo, arch)  # never in a trained config
+
+    def finals_of(cfg, wd):
+        seen, rung = [], rung_trainer()
+
+        def train(task):
+            if task.payload.get('final'):
+                seen.append(task.payload['final_schedule'])
+                return {'metric': 1.0, 'epochs': 12}
+            return rung(task)
+
+        _run(cfg, wd, train)
+        return seen
+
+    cfg = _fid_cfg(sim_cfg)
+    cfg['_base_schedule'] = base
+    cfg['nas']['final'] = dict(top_k=1)
+    seen = finals_of(cfg, tmp_path / 'base')
+    assert seen and all(s == base for s in seen)
+    stored = SearchJournal.open(str(tmp_path / 'base')).config
+    assert stored['_base_schedule'] == json.loads(json.dumps(base))  # for --final later
+    cfg['nas']['final'] = dict(top_k=1, schedule=dict(train_cfg=dict(max_epochs=24)))
+    seen = finals_of(cfg, tmp_path / 'given')
+    assert seen and all(s == dict(train_cfg=dict(max_epochs=24)) for s in seen)

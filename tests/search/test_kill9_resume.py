@@ -117,3 +117,55 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     assert j.compute_epochs()[0] == sum(
         end - s for kind, _t, _a, s, end in events if kind == 'start'
     )
+
+
+def _finals(work_dir):
+    """Final retrains finished and running (from the journal, while the search runs)."""
+    try:
+        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
+        rows = con.execute('SELECT status FROM finals').fetchall()
+        con.close()
+        return sum(r[0] == 'complete' for r in rows), sum(r[0] == 'running' for r in rows)
+    except sqlite3.Error:
+        return 0, 0
+
+
+def test_kill9_during_the_final_retrain_then_resume(tmp_path):
+    """Killed while the second final retrain trains: --resume keeps the choice of the
+    retrained trials, keeps the finished final (not retrained, same metric) and trains the
+    killed one again, once."""
+    wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
+    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--final'], cwd=ROOT)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        done, running = _finals(wd)
+        if done >= 1 and running:
+            break
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    j = SearchJournal.open(wd)
+    before = {f['trial_id']: f for f in j.finals()}
+    trials_before = {t.id: (t.status, t.metric) for t in j.trials()}
+    j.close()
+    finished = [tid for tid, f in before.items() if f['status'] == 'complete']
+    killed = [tid for tid, f in before.items() if f['status'] == 'running']
+    assert len(before) == 2 and len(finished) == 1 and len(killed) == 1
+
+    subprocess.run(
+        [sys.executable, SCRIPT, wd, log, '--resume', '--final'], cwd=ROOT, check=True, timeout=300
+    )
+    j = SearchJournal.open(wd)
+    after = {f['trial_id']: f for f in j.finals()}
+    assert set(after) == set(before)  # the same trials chosen
+    assert all(f['status'] == 'complete' for f in after.values())
+    f = finished[0]  # the finished final is kept as it was
+    assert (after[f]['metric'], after[f]['attempts']) == (before[f]['metric'], 1)
+    assert {t.id: (t.status, t.metric) for t in j.trials()} == trials_before  # no search
+    events = [json.loads(line) for line in open(log)]
+    ended = [tid for kind, tid, _ in events if kind == 'final_end']
+    assert sorted(ended) == sorted(before)  # each final trained to its end exactly once
+    k = killed[0]
+    outcomes = [e['data']['outcome'] for e in j.events('final_end') if e['trial_id'] == k]
+    assert outcomes == ['lost', 'ok'] and after[k]['attempts'] == 2
+    assert any(e['kind'] == 'resume' for e in j.events())
