@@ -115,7 +115,7 @@ class LatencyTarget:
         if self.backend not in LATENCY_BACKENDS.module_dict:
             raise ValueError(
                 f'latency target backend: got {self.backend!r}; allowed: '
-                + ', '.join(LATENCY_BACKENDS.module_dict)
+                + ', '.join(sorted(LATENCY_BACKENDS.module_dict))
             )
         if self.device not in ('cpu', 'cuda'):
             raise ValueError(f'latency target device: got {self.device!r}; allowed: cpu, cuda')
