@@ -39,7 +39,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from gpunet_mm.nas.base import atomic_write_text
+from gpunet_mm.atomic_write import atomic_write_text
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {

@@ -296,7 +296,7 @@ class FinalSettings(BaseModel):
 
 
 class NasSettings(BaseModel):
-    """The ``nas`` dict of a search config (docs/nas_search.md has every key's meaning)."""
+    """The ``nas`` dict of a search config (docs/distributed_search.md has every key's meaning)."""
 
     model_config = STRICT
     #: default: coco/bbox_mAP (mmdet) or accuracy/top1 (mmpretrain)

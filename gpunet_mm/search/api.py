@@ -8,7 +8,7 @@ The search config is an mmdet (or mmpretrain) config that also holds the search 
     search_optimizer = dict(type='LaMCTSBO', ...)
     predictor = dict(path=None)
 
-See ``configs/nas/`` and docs/nas_search.md for every key.
+See ``configs/nas/`` and docs/distributed_search.md for every key.
 """
 
 from __future__ import annotations
@@ -179,12 +179,12 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         checked(LatencyTargetSettings, target, 'latency_target')
         from ..deploy import available_backends
 
-        backends = available_backends()
-        names = list(backends) if isinstance(backends, dict) else list(backends)
-        if target.get('backend', 'onnxruntime') not in ('onnxruntime', 'torch', 'tensorrt'):
+        backends = available_backends()  # every name in the LATENCY_BACKENDS registry
+        if target.get('backend', 'onnxruntime') not in backends:
+            installed = [n for n, ok in backends.items() if ok]
             raise SearchConfigError(
                 f'latency_target.backend: got {target.get("backend")!r}; allowed: '
-                f'onnxruntime, torch, tensorrt (installed here: {names})'
+                f'{", ".join(backends)} (installed here: {installed})'
             )
         budgets = nas['budgets']
     else:
@@ -231,14 +231,14 @@ def check_exportable(cfg: Mapping[str, Any]) -> None:
     checked once on the first reference tier before anything is trained or measured."""
     from mmengine.config import Config
 
-    from ..deploy.latency import detector_cfg_for_arch
+    from ..deploy.latency import model_cfg
     from ..deploy.loading import UnsupportedModelError, build_detector, head_kind
     from ..models.tiers import get_tier
 
     ref = (nas_settings(cfg).get('references') or ['GPUNet-0'])[0]
     try:
-        model_cfg = detector_cfg_for_arch(get_tier(ref), {'model': cfg['model']})
-        head_kind(build_detector(Config(dict(model=model_cfg))))
+        model = model_cfg(get_tier(ref), {'model': cfg['model']})
+        head_kind(build_detector(Config(dict(model=model))))
     except (UnsupportedModelError, ValueError) as e:
         raise SearchConfigError(f'model: the search cannot time this detector: {e}') from e
 
@@ -301,7 +301,7 @@ def reference_arch(name: str, space: Any) -> Dict[str, Any]:
 
 def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], float]:
     """Uncalibrated latency prediction ``GPUNetArch -> ms`` for pruning."""
-    from ..nas.functions import latency_proxy
+    from ..nas.latency_proxy import latency_proxy
 
     pcfg = dict(cfg.get('predictor') or {})
     path = pcfg.get('path')
@@ -519,7 +519,7 @@ def _run(
     if run.simulate:
         from functools import partial
 
-        from ..nas.functions import measured_latency, surrogate_curve
+        from ..nas.objectives import measured_latency, surrogate_curve
         from .report import SURROGATE_METRIC
         from .simulate import SimulatedExecutor, SurrogateLatency
 
@@ -554,24 +554,16 @@ def _run(
             res = nas['resources']
             init_ray(run.ray_address, run.dashboard)
         if latency is None:
-            from .latency_service import (
-                ClassifierLatency,
-                DetectorLatency,
-                RayLatency,
-                latency_paths,
-            )
+            from .latency_service import LatencyService, RayLatency, latency_paths
 
             target = dict(cfg['latency_target'])
             paths = latency_paths(work_dir, target)
-            kind = (
-                ClassifierLatency if cfg.get('default_scope') == 'mmpretrain' else DetectorLatency
-            )
             if target.get('exclusive') and target.get('resources'):
                 latency = RayLatency(
-                    target['resources'], kind, cfg, target, paths['cache'], paths['onnx']
+                    target['resources'], LatencyService, cfg, target, paths['cache'], paths['onnx']
                 )
             else:
-                latency = kind(cfg, target, paths['cache'], paths['onnx'])
+                latency = LatencyService(cfg, target, paths['cache'], paths['onnx'])
         if executor is None:
             from .ray_executor import RayExecutor
 
@@ -673,7 +665,7 @@ def _run(
         summary['files'] = _write(ctrl, cfg, work_dir, nas, run.simulate)
     import json
 
-    from ..nas.base import atomic_write_text
+    from ..atomic_write import atomic_write_text
 
     atomic_write_text(
         osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)
