@@ -21,9 +21,9 @@ from typing import Any, Dict
 
 def _build(kind: str, name: str):
     if kind == 'gpunet':
-        from gpunet_mm.analysis import build_gpunet_classifier
+        from gpunet_mm.models.classifiers import build_release_classifier
 
-        return build_gpunet_classifier(name)
+        return build_release_classifier(name)
     from gpunet_mm.apis import build_model
 
     # mmpretrain's EfficientNet-B0 classifier; plain Conv2d padding like GPUNet for fairness
@@ -47,7 +47,7 @@ def _measure(
 ) -> None:
     import torch
 
-    from gpunet_mm.analysis import count_flops, count_params
+    from gpunet_mm.complexity import count_flops, count_params
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -141,8 +141,8 @@ def bench_predictor(args) -> dict:
     from gpunet_mm.deploy.cache import LatencyCache
     from gpunet_mm.deploy.latency import (
         LatencyTarget,
-        detector_latency_key,
         export_detector,
+        latency_key,
         resolve_template,
         template_hash,
         time_onnx,
@@ -176,7 +176,7 @@ def bench_predictor(args) -> dict:
     tag = predictor_tag(args)
     onnx_dir = osp.join(args.work_dir, f'onnx_{tag}')
     os.makedirs(onnx_dir, exist_ok=True)
-    keys = {a.name: detector_latency_key(a, template, target, backend) for a in order + [ref]}
+    keys = {a.name: latency_key(a, template, target, backend) for a in order + [ref]}
     paths = {n: osp.join(onnx_dir, f'{k.digest()}.onnx') for n, k in keys.items()}
 
     # phase 1: export once per arch (cached on disk)
@@ -302,7 +302,7 @@ def bench_predictor(args) -> dict:
     return dict(
         what='whole exported detector (normalise, backbone, neck, head, decode, NMS)',
         template=args.template,
-        template_hash=template_hash(template, 'e2e'),
+        template_hash=template_hash(template),
         target=target.to_dict(),
         num_fit=len(fit_archs),
         num_eval=len(eval_archs),

@@ -12,7 +12,7 @@ For each demo detector of :data:`gpunet_mm.deploy.parity.HEAD_DEMOS` (GPUNet-0 b
   (``data_preprocessor`` + ``predict``), bs1, measured in alternating rounds in one
   process so that the ratio survives a shared machine;
 * search path: the search accepts the config (``validate_config``) and its latency service
-  times a candidate's whole exported detector (``DetectorLatency``), the step every trial
+  times a candidate's whole exported detector (``LatencyService``), the step every trial
   takes besides the training above.
 
     python benchmarks/benchmark_detectors.py [--only RTMDet-tiny,YOLOX-s]
@@ -57,7 +57,6 @@ def bench(args, on_row=None) -> dict:
     import torch
     from mmengine.config import Config
 
-    from gpunet_mm.compat import trusted_checkpoints
     from gpunet_mm.datasets import generate_detection_demo
     from gpunet_mm.deploy import build_detector, export_onnx
     from gpunet_mm.deploy.backends import OnnxRuntimeBackend, TorchBackend, time_ort_vs_torch
@@ -69,8 +68,9 @@ def bench(args, on_row=None) -> dict:
         torch_predict,
     )
     from gpunet_mm.models.tiers import get_tier
+    from gpunet_mm.safe_checkpoint import trusted_checkpoints
     from gpunet_mm.search.api import validate_config
-    from gpunet_mm.search.latency_service import DetectorLatency
+    from gpunet_mm.search.latency_service import LatencyService
 
     torch.set_num_threads(args.threads)
     data = osp.join(args.work_dir, 'demo_det_64')
@@ -154,7 +154,7 @@ def bench(args, on_row=None) -> dict:
             scfg['val_evaluator']['ann_file'] = data + 'annotations/instances_val.json'
             validate_config(scfg)
             target = dict(scfg['latency_target'], iters=3, warmup=1)
-            svc = DetectorLatency(scfg, target, osp.join(args.work_dir, 'latency.sqlite'), None)
+            svc = LatencyService(scfg, target, osp.join(args.work_dir, 'latency.sqlite'), None)
             arch = dict(get_tier('GPUNet-0').to_dict(), resolution=args.train_size)
             row['search_candidate_latency_ms'] = round(svc.measure([arch])[0]['latency_ms'], 2)
 

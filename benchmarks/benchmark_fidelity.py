@@ -1,6 +1,6 @@
 """Fidelity study: does a short rung rank candidates the way the full schedule does?
 
-Run it on your own data before a big multi-fidelity search (docs/nas_search.md, "Fidelity
+Run it on your own data before a big multi-fidelity search (docs/distributed_search.md, "Fidelity
 study"): it trains N architectures (the published tiers at the search's resolution plus
 random ones within the latency band the search explores) with the search's own worker code
 and schedule, and reports, for every rung (``--rungs``: the epochs your ``nas.fidelity`` rungs end
@@ -39,7 +39,7 @@ import platform
 import time
 from typing import Any, Dict, List
 
-from gpunet_mm.nas.base import atomic_write_text
+from gpunet_mm.atomic_write import atomic_write_text
 
 CONFIG = 'configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py'
 TIERS = ('GPUNet-0', 'GPUNet-1', 'GPUNet-2', 'GPUNet-P0', 'GPUNet-P1')
@@ -102,7 +102,7 @@ def pick_archs(cfg: Dict[str, Any], args: argparse.Namespace) -> List[Dict[str, 
 
     from gpunet_mm.models.arch_spec import GPUNetArch
     from gpunet_mm.nas import build_space
-    from gpunet_mm.nas.functions import arch_flops, latency_proxy
+    from gpunet_mm.nas.latency_proxy import arch_flops, latency_proxy
     from gpunet_mm.search.api import reference_arch
 
     space = build_space(cfg['search_space'])

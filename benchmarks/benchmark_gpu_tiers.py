@@ -17,9 +17,10 @@ import time
 
 import torch
 
-from gpunet_mm.analysis import build_gpunet_classifier, count_params
+from gpunet_mm.complexity import count_params
 from gpunet_mm.deploy.backends.torch import TorchBackend
 from gpunet_mm.models import TIERS
+from gpunet_mm.models.classifiers import build_release_classifier
 
 
 def hub_rows(results_file: str, out_file: str) -> int:
@@ -98,7 +99,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     rows = []
     for a in TIERS:
-        model = build_gpunet_classifier(arch=a).eval()
+        model = build_release_classifier(arch=a).eval()
         row = dict(
             tier=a.name, resolution=a.resolution, params_m=count_params(model) / 1e6, paper=a.meta
         )

@@ -9,9 +9,11 @@ shape for all tiers (default 320x320), plus the CPU-sized detectors of the demo 
 (``configs/demo/retinanet_gpunet-0_fpn_demo.py``, ``rtmdet-tiny_gpunet-0_cspnext-pafpn_demo.py``
 and ``yolox-s_gpunet-0_pafpn_demo.py``: GPUNet-0, 4 classes, at their 256x256 input; the
 real-time family next to RetinaNet, measured side by side in one run). All run on
-ONNX Runtime's CPU execution provider at batch 1, through ``gpunet_mm.deploy``
-(``get_backend``, ``export_onnx`` via ``benchmark_configs``) and a ``LatencyCache``, so a
-second run re-uses every measurement.
+ONNX Runtime's CPU execution provider at batch 1, through the package's latency service
+(``gpunet_mm.deploy.measure_latency``, the detectors via ``benchmark_configs`` as
+``tools/benchmark_latency.py`` times them) and a ``LatencyCache``, so a second run re-uses
+every measurement, and a detector already timed by ``tools/benchmark_latency.py`` or by a
+search on the same target is not timed again.
 
 The rows are hub entries with provenance ``measured`` (tool, date, environment) and go to
 ``gpunet_mm/hub/data/measured_cpu.jsonl`` (shipped with the package; rows of other devices
@@ -115,51 +117,24 @@ def latency_detail(res) -> Dict[str, Any]:
 
 
 def measure_classifiers(tiers: Sequence[int], args, cache) -> List:
-    """ONNX Runtime latency of each tier's 1000-class classifier at its native input."""
-    from gpunet_mm.analysis import build_gpunet_classifier
-    from gpunet_mm.deploy import LatencyKey, get_backend
-    from gpunet_mm.deploy.cache import config_hash
+    """ONNX Runtime latency of each tier's 1000-class classifier at its native input, through
+    the package's latency service (``measure_latency(task='classification')``)."""
+    from gpunet_mm.deploy import LatencyTarget, measure_latency
     from gpunet_mm.hub import HubEntry, Provenance, normalize_device
     from gpunet_mm.hub.configs import classification_config
     from gpunet_mm.hub.shipped import IMAGENET, release_schedule
     from gpunet_mm.models import TIER_SHORT, TIERS
 
-    backend = get_backend('onnxruntime', device='cpu', threads=args.threads)
+    target = LatencyTarget(threads=args.threads, iters=args.iters, warmup=args.warmup)
+    backend = target.make_backend()
     out = []
     for t in tiers:
         arch = TIERS[t]
-        shape = (arch.resolution, arch.resolution)
-        key = LatencyKey(
-            arch_hash=arch.structural_hash(),
-            shape=shape,
-            batch=1,
-            precision='fp32',
-            backend=backend.name,
-            device=backend.device_key(),
-            model_hash=config_hash(dict(model='ImageClassifier+GPUNetClsHead-1000', variant='cls')),
-        )
-
-        def run(arch=arch, shape=shape):
-            torch.manual_seed(0)
-            model = build_gpunet_classifier(arch=arch).eval()
-            path = osp.join(args.work_dir, f'cls_{TIER_SHORT[TIERS.index(arch)]}.onnx')
-            os.makedirs(args.work_dir, exist_ok=True)
-            with torch.no_grad():
-                torch.onnx.export(
-                    TensorMode(model),
-                    (torch.rand(1, 3, *shape),),
-                    path,
-                    dynamo=False,
-                    opset_version=17,
-                    input_names=['input'],
-                    output_names=['logits'],
-                )
-            return backend.measure(path, shape=shape, batch=1, iters=args.iters, warmup=args.warmup)
-
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice
-            res, hit = cache.get_or_measure(key, run)
+        res, hit = measure_latency(
+            arch, None, target, cache, args.work_dir, task='classification', backend=backend
+        )
+        shape = res.shape
         print(
             f'{arch.name:10s} cls {shape[0]}x{shape[1]}: median {res.median_ms:8.2f} ms '
             f'({"cached" if hit else f"{time.perf_counter() - t0:.0f} s"})'
@@ -199,22 +174,11 @@ def measure_classifiers(tiers: Sequence[int], args, cache) -> List:
     return out
 
 
-class TensorMode(torch.nn.Module):
-    """An mmpretrain / mmdet model in ``mode='tensor'`` (raw outputs), for export and FLOPs."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        return self.model(x, mode='tensor')
-
-
 def detector_counts(config: str, shape) -> Dict[str, int]:
     """Parameters and MACs (network outputs, no post-processing) of a detector config."""
     from mmengine.analysis import FlopAnalyzer
 
-    from gpunet_mm.analysis import count_params
+    from gpunet_mm.complexity import TensorMode, count_params
     from gpunet_mm.deploy.export import build_detector
 
     torch.manual_seed(0)

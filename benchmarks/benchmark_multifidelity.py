@@ -1,7 +1,7 @@
 """Multi-fidelity search against full-fidelity search and the usual multi-fidelity peers.
 
 Every method searches the same simulated objective: a learning curve per architecture
-(:func:`gpunet_mm.nas.functions.learning_curve` over a GPUNet surrogate: bigger networks
+(:func:`gpunet_mm.nas.objectives.learning_curve` over a GPUNet surrogate: bigger networks
 climb slower, so a short rung mis-ranks some), a full proxy schedule of ``E`` epochs, and a
 latency budget at a percentile of the space's measured latencies. Compute is epochs summed
 over every training (a continuation counts what it adds). At each compute level (a
@@ -53,7 +53,7 @@ import numpy as np
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from gpunet_mm.models.arch_spec import GPUNetArch  # noqa: E402
-from gpunet_mm.nas.functions import learning_curve, make_problem  # noqa: E402
+from gpunet_mm.nas.objectives import learning_curve, make_problem  # noqa: E402
 
 EPOCHS = 9
 RUNGS = (1, 3, 9)

@@ -20,11 +20,11 @@ import os.path as osp
 
 import numpy as np
 
+from gpunet_mm.atomic_write import atomic_write_text
 from gpunet_mm.deploy import LatencyPredictor
 from gpunet_mm.deploy.random_archs import sample_random_archs
 from gpunet_mm.deploy.refit import RefitPredictor, grouped_features, replay
-from gpunet_mm.nas.base import atomic_write_text
-from gpunet_mm.nas.functions import latency_proxy
+from gpunet_mm.nas.latency_proxy import latency_proxy
 
 RECORDED = 'benchmarks/results/deploy_cpu_predictor_retinanet_gpunet-0_fpn_demo_archres_1t_cpu.json'
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in docs/search.md: best-so-far after 30/50/100/200 trials (10 seeds) on the two
+# Every figure in docs/nas.md: best-so-far after 30/50/100/200 trials (10 seeds) on the two
 # GPUNet objectives and Ackley-10, batch 1 and 8, and the proposal time at 1000 observations.
 # WORKERS parallel runs (one thread each). The GPUNet runs take about 25 minutes on 16 cores,
 # most of it Optuna's GP sampler (2-7 s per proposal in 44 dims, hence capped at 50 trials);

@@ -30,8 +30,8 @@ extensions = [
 ]
 source_suffix = {'.md': 'markdown', '.rst': 'restructuredtext'}
 root_doc = 'index'
-# search.md is rendered through search_engine.md: Sphinx's own search page is search.html
-exclude_patterns = ['_build', 'Thumbs.db', '.DS_Store', 'search.md']
+# no page may be called search.md: Sphinx's own search page is search.html
+exclude_patterns = ['_build', 'Thumbs.db', '.DS_Store']
 myst_enable_extensions = ['colon_fence', 'deflist']
 myst_heading_anchors = 3
 

@@ -33,7 +33,7 @@ if importlib.util.find_spec('mmengine') is not None:
     package_configs.register()  # `_base_ = 'gpunet_mm::...'` resolves, as 'mmdet::...' does
 
 if _openmmlab_installed():
-    from . import compat  # noqa: F401  (torch.load / mmengine checkpoint compatibility)
+    from . import safe_checkpoint  # noqa: F401  (torch.load / mmengine checkpoint compatibility)
     from .registry import register_all_modules
 
     REGISTERED_SCOPES = register_all_modules()

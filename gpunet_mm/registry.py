@@ -39,6 +39,7 @@ def register_all_modules() -> List[str]:
 
     Importing is idempotent, so calling this again registers nothing twice.
     """
+    from .apis import checkpoint  # noqa: F401  (the strict 'GPUNetPretrained' initialiser, the hook)
     from .models import backbones, classifiers, heads  # noqa: F401
 
     return ['mmpretrain'] + (['mmdet'] if DET_MODELS is not None else [])

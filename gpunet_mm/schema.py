@@ -287,7 +287,8 @@ class FinalSettings(BaseModel):
     model_config = STRICT
     top_k: Annotated[int, Field(ge=1, le=10_000, description='integers >= 1')] = 2
     #: config overrides merged into the candidate's config for the final retrain, e.g.
-    #: ``dict(train_cfg=dict(max_epochs=12))``; None: the search config's own schedule
+    #: ``dict(train_cfg=dict(max_epochs=12))``; None: the base detector config's full schedule
+    #: (``continuation.base_schedule``), recorded when the search config is loaded
     schedule: Optional[Dict[str, Any]] = Field(
         None,
         description='None or a dict of config overrides (e.g. dict(train_cfg=dict(max_epochs=12)))',
@@ -295,7 +296,7 @@ class FinalSettings(BaseModel):
 
 
 class NasSettings(BaseModel):
-    """The ``nas`` dict of a search config (docs/nas_search.md has every key's meaning)."""
+    """The ``nas`` dict of a search config (docs/distributed_search.md has every key's meaning)."""
 
     model_config = STRICT
     #: default: coco/bbox_mAP (mmdet) or accuracy/top1 (mmpretrain)

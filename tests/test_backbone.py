@@ -5,9 +5,9 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import gpunet_mm  # noqa: F401
-from gpunet_mm.analysis import build_gpunet_classifier
 from gpunet_mm.models import TIER_NAMES, TIERS, get_tier
 from gpunet_mm.models.backbones import GPUNet
+from gpunet_mm.models.classifiers import build_release_classifier
 
 # Release classifier parameter counts (1000 classes), counted from the release's module
 # definitions (GPUNet-0/1/2 agree with the paper's 11.9M / 12.7M / 25.8M).
@@ -23,7 +23,7 @@ RELEASE_PARAMS = {
 
 
 def build_classifier(tier, num_classes=1000):
-    return build_gpunet_classifier(tier, num_classes=num_classes)
+    return build_release_classifier(tier, num_classes=num_classes)
 
 
 def n_params(m):

@@ -41,7 +41,7 @@ def test_nan_weights_checkpoint_exits_non_zero(tmp_path):
     from gpunet_mm.datasets import generate_detection_demo
     from tools.test import main
 
-    from .test_compat import demo_cfg
+    from .test_safe_checkpoint import demo_cfg
 
     root = tmp_path / 'demo'
     generate_detection_demo(str(root), num_train=2, num_val=2, image_size=64, seed=1)

@@ -20,7 +20,7 @@ from gpunet_mm.apis.checkpoint import META_KEY, arch_meta, check_resume_file
 from gpunet_mm.models import get_tier
 from gpunet_mm.models.backbones.gpunet import GPUNet
 
-from .test_compat import demo_cfg, tiny_demo  # noqa: F401  (fixture)
+from .test_safe_checkpoint import demo_cfg, tiny_demo  # noqa: F401  (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, 'configs/demo/retinanet_gpunet-0_fpn_demo.py')
@@ -73,9 +73,9 @@ def test_empty_state_dict_is_an_error(det0):
 
 
 def test_classifier_checkpoint_into_detector_is_an_error_with_the_init_cfg_hint(det0):
-    from gpunet_mm.analysis import build_gpunet_classifier
+    from gpunet_mm.models.classifiers import build_release_classifier
 
-    cls = build_gpunet_classifier('GPUNet-0')
+    cls = build_release_classifier('GPUNet-0')
     ckpt = dict(state_dict=cls.state_dict(), meta=dict(arch=get_tier(0).to_dict()))
     with pytest.raises(CheckpointMismatchError) as e:
         check_checkpoint(det0, ckpt, 'cls.pth')
@@ -100,10 +100,10 @@ def test_hook_stores_the_architecture_on_save(det0):
 
 
 def test_pretrained_init_cfg_of_another_tier_is_an_error(tmp_path):
-    from gpunet_mm.analysis import build_gpunet_classifier
+    from gpunet_mm.models.classifiers import build_release_classifier
 
     ckpt = str(tmp_path / 'gpunet-1_in1k.pth')
-    torch.save(dict(state_dict=build_gpunet_classifier('GPUNet-1').state_dict()), ckpt)
+    torch.save(dict(state_dict=build_release_classifier('GPUNet-1').state_dict()), ckpt)
     net = GPUNet(
         tier='GPUNet-0',
         out_indices=(2, 3, 4),

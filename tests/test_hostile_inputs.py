@@ -285,11 +285,11 @@ def test_cache_read_only_folder_names_the_path(tmp_path):
 
 # ------------------------------------------------------------------ converter
 def release_for(tier):
-    from gpunet_mm.analysis import build_gpunet_classifier
+    from gpunet_mm.models.classifiers import build_release_classifier
     from gpunet_mm.models.release_checkpoint import mm_to_release
 
     torch.manual_seed(0)
-    return mm_to_release(build_gpunet_classifier(tier).state_dict(), get_tier(tier))
+    return mm_to_release(build_release_classifier(tier).state_dict(), get_tier(tier))
 
 
 def test_converter_rejects_a_tensor_of_the_wrong_shape():

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from gpunet_mm.analysis import build_gpunet_classifier
 from gpunet_mm.models import get_tier
+from gpunet_mm.models.classifiers import build_release_classifier
 from gpunet_mm.models.release_checkpoint import extract_state_dict, mm_to_release, release_to_mm
 
 
@@ -95,7 +95,7 @@ def test_release_to_mm_loads_strict_and_round_trips(tier):
     arch = get_tier(tier)
     release = release_state_dict(arch)
     converted = release_to_mm(release, arch)
-    model = build_gpunet_classifier(tier)
+    model = build_release_classifier(tier)
     model.load_state_dict(converted, strict=True)  # every key and shape matches
     back = mm_to_release(model.state_dict(), arch)
     assert set(back) == set(release)
@@ -106,7 +106,7 @@ def test_release_to_mm_loads_strict_and_round_trips(tier):
 def test_known_tensors_land_in_the_right_modules():
     arch = get_tier('GPUNet-0')
     release = release_state_dict(arch)
-    model = build_gpunet_classifier('GPUNet-0')
+    model = build_release_classifier('GPUNet-0')
     model.load_state_dict(release_to_mm(release, arch))
     # release layer 11 (first SE IRB, stage 6) is the first block of level 4 (stride 32)
     blk = model.backbone.layers[4][0]
@@ -119,7 +119,7 @@ def test_known_tensors_land_in_the_right_modules():
     assert torch.equal(model.head.fc.weight, release['network. layer15.net.6.weight'])
     d1 = get_tier('GPUNet-D1')
     rd = release_state_dict(d1)
-    m = build_gpunet_classifier('GPUNet-D1')
+    m = build_release_classifier('GPUNet-D1')
     m.load_state_dict(release_to_mm(rd, d1))
     assert torch.equal(m.head.hidden[0].weight, rd['network.tail:.net.4.weight'][:, :, 0, 0])
 
@@ -159,6 +159,6 @@ def test_converter_cli(tmp_path, repo_root):
     )
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(dst, weights_only=False)
-    model = build_gpunet_classifier('GPUNet-1')
+    model = build_release_classifier('GPUNet-1')
     model.load_state_dict(ckpt['state_dict'], strict=True)
     assert ckpt['meta']['arch']['name'] == 'GPUNet-1'

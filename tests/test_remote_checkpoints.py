@@ -18,7 +18,7 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, load_checkpoint
 
 import gpunet_mm  # noqa: F401  (installs the loaders)
-from gpunet_mm.compat import UntrustedCheckpointError, trusted_checkpoints
+from gpunet_mm.safe_checkpoint import UntrustedCheckpointError, trusted_checkpoints
 
 from .crafted_pickles import marker_path, write_getattr_gadget, write_raw, write_zip
 
@@ -185,7 +185,7 @@ def test_plain_weights_by_url_load(hub_dir):
 
 def test_other_threads_keep_their_torch_load(tmp_path):
     """While one thread loads a URL, another thread's own torch.load is not overruled."""
-    from gpunet_mm.compat import weights_only_unpickling
+    from gpunet_mm.safe_checkpoint import weights_only_unpickling
 
     path = str(tmp_path / 'mine.pth')
     torch.save({'odd': Odd()}, path)
@@ -220,7 +220,7 @@ def test_load_from_url_in_the_runner_runs_nothing(hub_dir, tmp_path):
     from gpunet_mm.apis import make_runner
     from gpunet_mm.datasets import generate_detection_demo
 
-    from .test_compat import demo_cfg
+    from .test_safe_checkpoint import demo_cfg
 
     root = tmp_path / 'demo'
     generate_detection_demo(str(root), num_train=2, num_val=1, image_size=64, seed=1)

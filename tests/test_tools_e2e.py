@@ -193,11 +193,11 @@ def test_pretrained_backbone_into_detector(tmp_path):
     """A converted classifier checkpoint initialises a detector's backbone via init_cfg."""
     from mmengine.config import Config
 
-    from gpunet_mm.analysis import build_gpunet_classifier
     from gpunet_mm.apis import build_model
+    from gpunet_mm.models.classifiers import build_release_classifier
 
     torch.manual_seed(1)
-    cls = build_gpunet_classifier('GPUNet-1')
+    cls = build_release_classifier('GPUNet-1')
     ckpt = str(tmp_path / 'gpunet-1_in1k.pth')
     torch.save({'state_dict': cls.state_dict()}, ckpt)
     cfg = Config.fromfile(

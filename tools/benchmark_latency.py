@@ -4,8 +4,11 @@
         --shape 320 320 --iters 50 [--cache work_dirs/latency.sqlite] --json OUT
 
 Random weights are used (latency does not depend on them, except through how many boxes
-reach NMS). Results are cached by (arch hash, model, shape, batch, precision, backend,
-device) when --cache is given. See docs/deploy.md.
+reach NMS: --score-fraction seeds the head as the search's targets do). Each config goes
+through the package's latency service (gpunet_mm.deploy.measure_config), so with --cache the
+row is stored under the same key the search and benchmarks/benchmark_hub.py use: a config
+timed here is found cached there when the target (shape, threads, clock, NMS load) agrees.
+See docs/deploy.md.
 """
 
 import argparse
@@ -25,6 +28,16 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu', help='cpu or cuda (onnxruntime/torch)')
     p.add_argument('--threads', type=int, default=None, help='CPU threads (default: all)')
     p.add_argument('--torch-mode', default='eager', help='eager, compile or cudagraph')
+    p.add_argument(
+        '--score-fraction',
+        type=float,
+        default=0.0,
+        help='NMS load: fraction of (prior, class) pairs seeded above the score threshold '
+        '(0: the random head prior; the search targets use 0.002)',
+    )
+    p.add_argument(
+        '--clock', default='wall', help='wall, or cpu (ONNX Runtime on the CPU, --threads 1)'
+    )
     p.add_argument('--cache', default=None, help='SQLite latency cache file')
     p.add_argument('--work-dir', default='work_dirs/benchmark_latency')
     p.add_argument('--json', default=None, help='write the rows here')
@@ -48,6 +61,8 @@ def main(argv=None):
             device=args.device,
             threads=args.threads,
             torch_mode=args.torch_mode,
+            score_fraction=args.score_fraction,
+            clock=args.clock,
             work_dir=args.work_dir,
             cache=args.cache,
         )

@@ -25,7 +25,7 @@ from gpunet_mm.nas.benchmark import (
     run_benchmark,
     time_proposals,
 )
-from gpunet_mm.nas.functions import PROBLEMS, make_problem
+from gpunet_mm.nas.objectives import PROBLEMS, make_problem
 
 
 def _int_list(text: str) -> List[int]:

@@ -56,13 +56,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import gpunet_mm  # noqa: F401
-    from gpunet_mm.compat import (
+    from gpunet_mm.deploy.cli import VERIFY_ATOL_PX, VERIFY_MIN_LABELS_EQUAL, deploy
+    from gpunet_mm.deploy.config import DeployConfig
+    from gpunet_mm.safe_checkpoint import (
         CorruptCheckpointError,
         UntrustedCheckpointError,
         trusted_checkpoints,
     )
-    from gpunet_mm.deploy.cli import VERIFY_ATOL_PX, VERIFY_MIN_LABELS_EQUAL, deploy
-    from gpunet_mm.deploy.config import DeployConfig
 
     base = DeployConfig.from_any(args.deploy_cfg).to_dict()
     base['backend'] = args.backend

@@ -8,7 +8,7 @@
 
 Trains every candidate with an mmengine Runner on Ray workers, measures each candidate's
 exact end-to-end latency (the exported detector with decoding and NMS) on the target, and
-survives crashes: run the same command with --resume. See docs/nas_search.md.
+survives crashes: run the same command with --resume. See docs/distributed_search.md.
 """
 
 import argparse

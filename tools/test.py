@@ -16,7 +16,7 @@ from gpunet_mm.apis import (
     make_runner,
     set_cpu_threads,
 )
-from gpunet_mm.compat import CorruptCheckpointError, UntrustedCheckpointError
+from gpunet_mm.safe_checkpoint import CorruptCheckpointError, UntrustedCheckpointError
 
 
 def parse_args() -> argparse.Namespace:

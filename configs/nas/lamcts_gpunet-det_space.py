@@ -1,5 +1,5 @@
 # LA-MCTS-guided BO over the detection space; read with mmengine's Config and built with
-# gpunet_mm.nas.build_space / build_optimizer (see docs/search.md).
+# gpunet_mm.nas.build_space / build_optimizer (see docs/nas.md).
 _base_ = ['./_base_/gpunet_det_space.py']
 
 search_optimizer = dict(

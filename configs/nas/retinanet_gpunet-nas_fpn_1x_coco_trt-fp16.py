@@ -2,7 +2,7 @@
 # detector (EfficientNMS) timed on a GPU kept for timing by a Ray actor with the custom
 # resource `latency_gpu` (start that node with `ray start ... --resources='{"latency_gpu": 1}'`).
 # Each candidate trains a short proxy schedule on one GPU; the shared settings are in
-# _base_/search_coco_trt-fp16.py. See docs/nas_search.md.
+# _base_/search_coco_trt-fp16.py. See docs/distributed_search.md.
 _base_ = ['../gpunet_det/retinanet_gpunet-0_fpn_1x_coco.py', './_base_/search_coco_trt-fp16.py']
 
 # proxy schedule: 3 epochs per candidate, evaluated on val2017

@@ -2,7 +2,7 @@
 # detector (EfficientNMS) timed on a GPU kept for timing by a Ray actor with the custom
 # resource `latency_gpu`; the shared search settings
 # (_base_/search_coco_trt-fp16.py) with YOLOX-s's neck and head
-# (configs/_base_/models/yolox_gpunet_pafpn.py). See docs/nas_search.md.
+# (configs/_base_/models/yolox_gpunet_pafpn.py). See docs/distributed_search.md.
 _base_ = [
     '../_base_/models/yolox_gpunet_pafpn.py', '../_base_/datasets/coco_detection.py',
     '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime_det.py',

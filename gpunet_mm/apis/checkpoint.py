@@ -7,7 +7,7 @@ trains or evaluates mostly random weights. Here:
 * :class:`GPUNetCheckpointHook` stores each GPUNet module's architecture (name, structural
   hash, spec) in ``checkpoint['meta']['gpunet_archs']`` when a checkpoint is saved, and on
   every load (``load_from``, ``--resume``, ``tools/test.py``) runs :func:`check_state_dict`;
-  it also applies the run's ``trust_checkpoint`` opt-in (see :mod:`gpunet_mm.compat`).
+  it also applies the run's ``trust_checkpoint`` opt-in (see :mod:`gpunet_mm.safe_checkpoint`).
 * :func:`check_state_dict`: a different architecture (by meta hash) or any backbone tensor of
   another shape is an error naming both architectures; keys the model lacks or misses are
   errors too, except the documented ones: ``num_batches_tracked`` buffers (older files lack
@@ -28,7 +28,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
+from mmengine.registry import HOOKS, WEIGHT_INITIALIZERS
+
+from ..models.backbones.gpunet import PRETRAINED_INIT
 
 META_KEY = 'gpunet_archs'
 #: keys a checkpoint may lack: BN step counters, which older checkpoints do not hold
@@ -91,11 +93,17 @@ def _guess_tiers(state_dict: Mapping[str, Any], prefix: str) -> List[str]:
     return found
 
 
-def _ckpt_arch_name(meta: Mapping[str, Any], module: str) -> Optional[str]:
+def ckpt_arch(meta: Mapping[str, Any], module: str) -> Optional[Tuple[str, str]]:
+    """(name, structural hash) of the arch a checkpoint's ``meta`` records for ``module``.
+
+    The one reader of both meta formats: ``meta['gpunet_archs'][module]`` (written by
+    :class:`GPUNetCheckpointHook`) and ``meta['arch']`` (a backbone spec, written by
+    ``tools/model_converters/gpunet_release_to_mm.py``; it names the ``backbone``).
+    """
     info = (meta.get(META_KEY) or {}).get(module)
     if isinstance(info, Mapping):
-        return f'{info.get("name")} (arch hash {info.get("hash")})'
-    arch = meta.get('arch')  # written by tools/model_converters/gpunet_release_to_mm.py
+        return str(info.get('name')), info.get('hash')
+    arch = meta.get('arch')
     if isinstance(arch, Mapping) and module in ('backbone', ''):
         from ..models.arch_spec import as_arch
 
@@ -103,23 +111,18 @@ def _ckpt_arch_name(meta: Mapping[str, Any], module: str) -> Optional[str]:
             a = as_arch(dict(arch))
         except ValueError:
             return None
-        return f'{a.name} (arch hash {a.structural_hash()})'
+        return a.name, a.structural_hash()
     return None
+
+
+def _ckpt_arch_name(meta: Mapping[str, Any], module: str) -> Optional[str]:
+    found = ckpt_arch(meta, module)
+    return None if found is None else f'{found[0]} (arch hash {found[1]})'
 
 
 def _ckpt_arch_hash(meta: Mapping[str, Any], module: str) -> Optional[str]:
-    info = (meta.get(META_KEY) or {}).get(module)
-    if isinstance(info, Mapping):
-        return info.get('hash')
-    arch = meta.get('arch')
-    if isinstance(arch, Mapping) and module in ('backbone', ''):
-        from ..models.arch_spec import as_arch
-
-        try:
-            return as_arch(dict(arch)).structural_hash()
-        except ValueError:
-            return None
-    return None
+    found = ckpt_arch(meta, module)
+    return None if found is None else found[1]
 
 
 def check_state_dict(
@@ -226,6 +229,57 @@ def check_checkpoint(model: nn.Module, checkpoint: Mapping[str, Any], source: st
     check_state_dict(model, sd, meta, source, **kw)
 
 
+@WEIGHT_INITIALIZERS.register_module(name=PRETRAINED_INIT)
+class GPUNetPretrainedInit:
+    """Strict pretrained loading of a GPUNet backbone (``init_cfg=dict(type='Pretrained')``).
+
+    mmengine's ``PretrainedInit`` loads with ``strict=False``: another tier's checkpoint
+    or a wrong ``prefix`` would leave the backbone random with only a log line. Here the
+    checkpoint's architecture (its meta, either format: :func:`ckpt_arch`), tensor shapes
+    and keys must match (the classifier tail may be absent from the backbone), else
+    :class:`CheckpointMismatchError`. ``GPUNet.init_weights`` calls it by its registry name,
+    so the backbone needs nothing from this package layer.
+    """
+
+    def __init__(
+        self, checkpoint: str, prefix: Optional[str] = None, map_location: str = 'cpu'
+    ) -> None:
+        if not checkpoint:
+            raise ValueError(
+                f"init_cfg: got checkpoint={checkpoint!r}; allowed: Pretrained with a 'checkpoint'"
+            )
+        self.checkpoint = checkpoint
+        self.prefix = prefix or ''
+        self.map_location = map_location
+
+    def __call__(self, module: nn.Module) -> None:
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        source = self.checkpoint
+        ckpt = _load_checkpoint(source, map_location=self.map_location)
+        if not isinstance(ckpt, dict):
+            raise CheckpointMismatchError(f'{source} holds a {type(ckpt).__name__}, not a dict')
+        sd = ckpt.get('state_dict', ckpt)
+        sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()}
+        prefix = self.prefix
+        if prefix:
+            if not prefix.endswith('.'):
+                prefix += '.'
+            found = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+            if not found:
+                raise CheckpointMismatchError(
+                    f'{source} has no keys under prefix {prefix!r}; its keys start with '
+                    f'{sorted({k.split(".")[0] + "." for k in sd})[:5]}'
+                )
+            sd = found
+        meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+        # the arch recorded for the module the weights come from, as the bare backbone's
+        arch = ckpt_arch(meta, prefix.rstrip('.') or 'backbone')
+        meta = {META_KEY: {'': dict(name=arch[0], hash=arch[1])}} if arch else {}
+        check_state_dict(module, sd, meta, source=f'pretrained checkpoint {source}')
+        module.load_state_dict(sd, strict=False)
+
+
 @HOOKS.register_module()
 class GPUNetCheckpointHook(Hook):
     """Stores the GPUNet architecture in saved checkpoints and checks loaded ones.
@@ -253,13 +307,13 @@ class GPUNetCheckpointHook(Hook):
     def before_run(self, runner) -> None:
         """The run's ``trust_checkpoint=True`` opts in for the run (an enclosing
         ``trusted_checkpoints()`` block keeps its say)."""
-        from ..compat import set_trust_checkpoint, trust_checkpoint_enabled
+        from ..safe_checkpoint import set_trust_checkpoint, trust_checkpoint_enabled
 
         self._trust_before = trust_checkpoint_enabled()
         set_trust_checkpoint(self._trust_before or bool(runner.cfg.get('trust_checkpoint', False)))
 
     def after_run(self, runner) -> None:
-        from ..compat import set_trust_checkpoint
+        from ..safe_checkpoint import set_trust_checkpoint
 
         set_trust_checkpoint(getattr(self, '_trust_before', False))
 
@@ -291,7 +345,7 @@ def resolve_resume(work_dir: str, logger: Any = 'current') -> Optional[str]:
     ``work_dir`` from newest to oldest; an empty or truncated file (an interrupted save) is
     skipped with a warning naming it. Raises when checkpoints exist but none is usable.
     """
-    from ..compat import checkpoint_problem
+    from ..safe_checkpoint import checkpoint_problem
 
     candidates: List[str] = []
     bad: List[str] = []
@@ -335,7 +389,7 @@ def resolve_resume(work_dir: str, logger: Any = 'current') -> Optional[str]:
 
 def check_resume_file(path: str) -> None:
     """An explicit ``--resume PATH`` must name a whole checkpoint."""
-    from ..compat import checkpoint_problem
+    from ..safe_checkpoint import checkpoint_problem
 
     if not osp.isfile(path):
         raise FileNotFoundError(f'--resume: checkpoint not found: {path}')

@@ -402,11 +402,9 @@ def _reset(out_dir: str, owned: Sequence[str]) -> None:
 
 
 def _write_json(path: str, obj: Any) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=1)
-        f.write('\n')
-    os.replace(tmp, path)
+    from ..atomic_write import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=1) + '\n')
 
 
 def _save_image(arr: np.ndarray, path: str, fmt: str, quality: int) -> None:

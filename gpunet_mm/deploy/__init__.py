@@ -5,8 +5,10 @@
 * :func:`get_backend`: ``'onnxruntime'`` (default), ``'torch'``, ``'tensorrt'`` latency with
   median / p90 / mean and the environment.
 * :class:`LatencyCache`: SQLite store so nothing is measured twice.
-* :func:`measure_detector`: latency of the whole exported detector (decoding and NMS
-  included) of one arch in a detector template on a :class:`LatencyTarget`, cached.
+* :func:`measure_latency`: the one latency-measurement service: a whole exported detector
+  (decoding and NMS included) or a classifier, one arch in a template on a
+  :class:`LatencyTarget`, cached under :func:`latency_key` (:func:`measure_detector`: its
+  detector result; :func:`measure_config`: a whole config as it stands).
 * :class:`LatencyPredictor`: sub-millisecond latency estimates for the search
   (:func:`fit_from_cache` refits one for a new target, :func:`load_demo_predictor`).
 
@@ -24,7 +26,13 @@ from .export import (
     export_onnx,
     make_wrapper,
 )
-from .latency import LatencyTarget, detector_latency_key, measure_arch, measure_detector
+from .latency import (
+    LatencyTarget,
+    latency_key,
+    measure_config,
+    measure_detector,
+    measure_latency,
+)
 from .predictor import LatencyPredictor, fit_from_cache, load_demo_predictor
 from .random_archs import sample_random_archs
 
@@ -42,13 +50,14 @@ __all__ = [
     'UnsupportedModelError',
     'available_backends',
     'build_detector',
-    'detector_latency_key',
     'export_onnx',
     'fit_from_cache',
     'get_backend',
+    'latency_key',
     'load_demo_predictor',
     'make_wrapper',
-    'measure_arch',
+    'measure_config',
     'measure_detector',
+    'measure_latency',
     'sample_random_archs',
 ]

@@ -8,28 +8,10 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence
 
 from .backends import get_backend
-from .backends.base import BackendUnavailableError, LatencyResult
+from .backends.base import BackendUnavailableError
 from .backends.tensorrt import plan_for_onnx, trt_version
-from .cache import LatencyCache, LatencyKey, config_hash
+from .cache import LatencyCache
 from .config import DeployConfig
-
-
-def _model_hashes(config: str) -> Dict[str, str]:
-    """(arch hash, rest-of-model hash) of a detector config, for the latency cache."""
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(config)
-    model = cfg.model.to_dict()
-    backbone = model.pop('backbone', {})
-    arch_hash = None
-    if backbone.get('type') == 'GPUNet':
-        from ..models.backbones.gpunet import resolve_arch
-
-        arch_hash = resolve_arch(backbone.get('tier'), backbone.get('arch')).structural_hash()
-    return dict(
-        arch_hash=arch_hash or 'cfg-' + config_hash(backbone),
-        model_hash=config_hash(model),
-    )
 
 
 class VerificationError(ValueError):
@@ -160,68 +142,50 @@ def benchmark_configs(
     device: str = 'cpu',
     threads: Optional[int] = None,
     torch_mode: str = 'eager',
+    score_fraction: float = 0.0,
+    clock: str = 'wall',
     work_dir: str = 'work_dirs/benchmark_latency',
     cache: Optional[str] = None,
     progress: bool = True,
 ) -> List[Dict[str, Any]]:
-    """End-to-end latency of each detector config on one backend; one row per config.
+    """Latency of each config on one target, through the latency service; one row each.
 
-    A config that fails (cannot be built, exported or timed) gives a row with ``error``
-    (its exception) and the others are still measured: rows already measured are never lost
-    to a later config's failure.
+    Every config goes through :func:`~gpunet_mm.deploy.latency.measure_config`, so its
+    cache key is the one the search and the hub benchmark use: a config timed here is found
+    cached by them (and the other way round) when the target agrees. ``score_fraction=0``
+    keeps the random head's score prior (NMS sees few boxes); the search's targets seed
+    ``0.002``. A config that fails (cannot be built, exported or timed) gives a row with
+    ``error`` (its exception) and the others are still measured: rows already measured are
+    never lost to a later config's failure.
     """
-    import torch
     from tqdm import tqdm
 
-    from .backends import DetectorPredict
-    from .export import build_detector, export_onnx
+    from .latency import LatencyTarget, measure_config
 
-    kwargs: Dict[str, Any] = {}
-    if backend == 'onnxruntime':
-        kwargs = dict(device=device, threads=threads)
-    elif backend == 'torch':
-        kwargs = dict(device=device, mode=torch_mode, threads=threads)
-    lat_backend = get_backend(backend, **kwargs)
+    target = LatencyTarget(
+        backend=backend,
+        device=device,
+        precision=precision,
+        batch=batch,
+        threads=threads,
+        iters=iters,
+        warmup=warmup,
+        shape=(int(shape[0]), int(shape[1])),
+        score_fraction=score_fraction,
+        clock=clock,
+    )
+    if backend == 'torch':
+        lat_backend = get_backend('torch', device=device, mode=torch_mode, threads=threads)
+    else:
+        lat_backend = target.make_backend()
     store = LatencyCache(cache) if cache else None
-    shape_t = (int(shape[0]), int(shape[1]))
     rows = []
     for config in tqdm(configs, desc=f'latency ({backend})', disable=not progress):
         name = osp.splitext(osp.basename(config))[0]
-
-        def run(config=config, name=name) -> LatencyResult:
-            torch.manual_seed(0)
-            model = build_detector(config)
-            kw = dict(shape=shape_t, batch=batch, iters=iters, warmup=warmup, precision=precision)
-            if backend == 'torch':
-                return lat_backend.measure(DetectorPredict(model), **kw)
-            out = osp.join(work_dir, name, 'end2end.onnx')
-            export_onnx(
-                model,
-                DeployConfig(
-                    backend=backend,
-                    input_shape=shape_t,
-                    batch_size=batch,
-                    precision='fp16' if precision == 'fp16' else 'fp32',
-                ),
-                out,
-            )
-            return lat_backend.measure(out, **kw)
-
         try:
-            if store is not None:
-                hashes = _model_hashes(config)
-                key = LatencyKey(
-                    arch_hash=hashes['arch_hash'],
-                    shape=shape_t,
-                    batch=batch,
-                    precision=precision,
-                    backend=lat_backend.name if backend != 'torch' else f'torch-{torch_mode}',
-                    device=lat_backend.device_key(),
-                    model_hash=config_hash(dict(model=hashes['model_hash'], variant='e2e')),
-                )
-                res, hit = store.get_or_measure(key, run)
-            else:
-                res, hit = run(), False
+            res, hit = measure_config(
+                config, target, store, osp.join(work_dir, name), backend=lat_backend
+            )
         except Exception as e:  # noqa: BLE001 - one config's failure is that config's row
             rows.append(dict(config=name, path=config, error=f'{type(e).__name__}: {e}'))
             continue

@@ -1,45 +1,41 @@
-"""Measure a GPUNet architecture inside a detector, through the cache.
+"""The latency-measurement service: one detector or classifier, one target, one cache key.
 
-The search asks "how fast is this backbone *as deployed in this detector*?" for every
-candidate it trains, and the predictor needs hundreds of such figures to be fitted. Two
-measurements live here:
+Every figure of the package goes through here: the search's latency worker
+(``search/latency_service.py``), ``tools/benchmark_latency.py`` (:func:`measure_config`),
+the hub benchmark and the deploy benchmarks. One key function (:func:`latency_key`) names a
+measurement, so a network timed by one of them is found in the cache by all the others::
 
-* :func:`measure_detector` (what the search uses): the **whole** detector as
-  :func:`~gpunet_mm.deploy.export.export_onnx` exports it and ``tools/deploy.py`` runs it:
-  normalisation, backbone, neck, head, per-level sigmoid + pre-top-k, box decoding and NMS
-  in one graph, timed on the target's backend. Stable API for the search's latency worker::
-
-      from gpunet_mm.deploy import LatencyCache, LatencyTarget, measure_detector
+      from gpunet_mm.deploy import LatencyCache, LatencyTarget, measure_latency
       target = LatencyTarget(backend='onnxruntime', device='cpu', threads=1,
                              shape=(256, 256), batch=1, precision='fp32', clock='cpu')
-      res = measure_detector(arch, 'configs/demo/retinanet_gpunet-0_fpn_demo.py', target,
-                             cache=LatencyCache('work_dir/latency.sqlite'),
-                             work_dir='work_dir/onnx')
+      res, cached = measure_latency(arch, 'configs/demo/retinanet_gpunet-0_fpn_demo.py',
+                                    target, cache=LatencyCache('work_dir/latency.sqlite'),
+                                    work_dir='work_dir/onnx')
       res.median_ms
 
-  ``arch`` is a :class:`~gpunet_mm.models.arch_spec.GPUNetArch`; the template is a config
-  path, an mmengine ``Config``/dict holding ``model``, or a model dict; its GPUNet backbone
-  gets ``arch=`` and the neck's ``in_channels`` follow the arch's level channels
-  (:func:`detector_cfg_for_arch`). The cache key (:func:`detector_latency_key`) holds the
-  arch hash, the template hash (backbone-free, with the post-processing and NMS load:
-  ``variant='e2e'``), shape, batch, precision, backend and device incl. threads, so a
-  result is never measured twice, across processes too; ``cache.get(key)`` answers "do we
-  already know?" without a worker. The ONNX file is kept in ``work_dir`` when given.
-* :func:`measure_arch`: the older network-only proxy (backbone + neck + head raw outputs, no
-  decoding/NMS), kept for the network-only figures.
+* ``task='detection'`` (:func:`measure_detector`): the **whole** detector as
+  :func:`~gpunet_mm.deploy.export_onnx` exports it and ``tools/deploy.py`` runs it:
+  normalisation, backbone, neck, head, per-level sigmoid + pre-top-k, box decoding and NMS
+  in one graph, timed on the target's backend.
+* ``task='classification'``: backbone, pooling and head (input tensor to logits), the
+  default template being the release classifier (:data:`RELEASE_CLASSIFIER`).
+
+``arch`` is a :class:`~gpunet_mm.models.arch_spec.GPUNetArch` put into the template by
+:func:`~gpunet_mm.arch_config.with_arch`, or None to time the template's own backbone (any
+mmdet config, e.g. a ResNet one). The template is a config path, an mmengine
+``Config``/dict holding ``model``, or a model dict. The key holds the arch hash, the
+template hash (backbone-free, with the post-processing and NMS load for detectors), shape,
+batch, precision, backend and device incl. threads, so a result is never measured twice,
+across processes and tools too; ``cache.get(key)`` answers "do we already know?".
 
 NMS cost depends on how many boxes pass the score threshold. A randomly initialised head
 scores every box at the focal-loss prior (~0.01, below a 0.05 threshold), so NMS would see
 nothing; :attr:`LatencyTarget.score_fraction` re-seeds the classification layer so that this
 fraction of (prior, class) pairs scores above the threshold on the timing input, as a
-trained detector does (0.002: ~100 candidates at 256x256 with 4 classes).
+trained detector does (0.002: ~100 candidates at 256x256 with 4 classes; 0 keeps the prior).
 
-On a shared CPU, wall time measures the neighbours as much as the network.
-``clock='cpu'`` times each ``session.run`` with the process CPU time instead: with one
-intra-op thread ONNX Runtime runs every kernel on the calling thread, so on an idle machine
-CPU time equals wall time, and under load it stays within a few percent while wall time
-grows by half (see docs/deploy.md). With more threads the CPU time is the sum over threads,
-not the latency, so that combination is refused (``check_cpu_clock``).
+``clock='cpu'`` times runs with the process CPU time; the ONNX Runtime backend owns that
+clock and its rule (``gpunet_mm.deploy.backends.base.check_cpu_clock``).
 """
 
 from __future__ import annotations
@@ -49,29 +45,33 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from ..arch_config import ARCH_KEYS, is_classifier, is_gpunet, with_arch
+from ..complexity import TensorMode
 from ..models.arch_spec import GPUNetArch
+from ..models.classifiers import release_classifier_cfg
 from .backends import LATENCY_BACKENDS, get_backend
-from .backends.base import LatencyResult
+from .backends.base import CLOCKS, LatencyBackend, LatencyResult, check_cpu_clock
 from .cache import LatencyCache, LatencyKey, config_hash
 from .config import PRECISIONS, DeployConfig, as_hw
 
 #: the search's quick latency proxy, a light RetinaNet around any GPUNet (CPU friendly): a
 #: config file shipped with the package, so it can be read, copied and passed as a template
 SMALL_RETINANET_CFG = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'small_retinanet.py')
-#: its ``model`` dict, the default template (:func:`resolve_template`)
+#: its ``model`` dict, the default detector template (:func:`resolve_template`)
 SMALL_RETINANET: Dict[str, Any] = Config.fromfile(SMALL_RETINANET_CFG).model.to_dict()
+#: the default classifier template: the release's ImageNet classifier (backbone, pooling,
+#: tail head; its widths come from the arch)
+RELEASE_CLASSIFIER: Dict[str, Any] = release_classifier_cfg(tier=0)
+TASKS = ('detection', 'classification')
 
-CLOCKS = ('wall', 'cpu')
 Template = Union[str, Mapping[str, Any], None]
 
 
@@ -115,7 +115,7 @@ class LatencyTarget:
         if self.backend not in LATENCY_BACKENDS.module_dict:
             raise ValueError(
                 f'latency target backend: got {self.backend!r}; allowed: '
-                + ', '.join(LATENCY_BACKENDS.module_dict)
+                + ', '.join(sorted(LATENCY_BACKENDS.module_dict))
             )
         if self.device not in ('cpu', 'cuda'):
             raise ValueError(f'latency target device: got {self.device!r}; allowed: cpu, cuda')
@@ -145,14 +145,24 @@ class LatencyTarget:
         if self.post_processing is not None:
             DeployConfig(post_processing=dict(self.post_processing))  # validates keys/values
 
-    def make_backend(self):
+    def make_backend(self) -> LatencyBackend:
+        """The target's backend (the clock is the ONNX Runtime backend's)."""
         kwargs: Dict[str, Any] = {}
-        if self.backend in ('onnxruntime', 'torch'):
+        if self.backend == 'onnxruntime':
+            kwargs = dict(device=self.device, threads=self.threads, clock=self.clock)
+        elif self.backend == 'torch':
             kwargs = dict(device=self.device, threads=self.threads)
         return get_backend(self.backend, **kwargs)
 
-    def shape_for(self, arch: GPUNetArch) -> Tuple[int, int]:
-        return self.shape or (arch.resolution, arch.resolution)
+    def shape_for(self, arch: Optional[GPUNetArch]) -> Tuple[int, int]:
+        if self.shape:
+            return self.shape
+        if arch is None:
+            raise ValueError(
+                'latency target shape: got None for a template without a GPUNet arch; '
+                'allowed: an explicit (H, W)'
+            )
+        return (arch.resolution, arch.resolution)
 
     def measure_kwargs(self, shape: Tuple[int, int]) -> Dict[str, Any]:
         """The keywords of ``LatencyBackend.measure`` this target sets, at ``shape``."""
@@ -185,44 +195,28 @@ class LatencyTarget:
         return cls(**d)
 
 
-def check_cpu_clock(backend: str, device: str, threads: Optional[int]) -> None:
-    """Refuse a ``clock='cpu'`` target whose CPU time is not its latency.
-
-    The process CPU time of a ``session.run`` is its wall latency only when one thread does
-    all the work: ONNX Runtime on the CPU with one intra-op thread. With two threads the
-    process CPU time adds both threads' time (GPUNet-0 read 42.1 ms at a wall latency of
-    21.6 ms), so a budget in ms would be off by the thread count; a GPU or TensorRT
-    target spends its time off the CPU, and the torch backend times with the wall clock.
-    """
-    if device != 'cpu' or backend != 'onnxruntime':
-        raise ValueError(
-            f"latency target clock 'cpu' times CPU work of ONNX Runtime on the CPU only; got "
-            f"backend {backend!r} on {device!r}: use clock='wall' there"
-        )
-    if threads != 1:
-        shown = 'None (all cores)' if threads is None else repr(threads)
-        raise ValueError(
-            f"latency target clock 'cpu' needs threads=1: with threads={shown} the process "
-            "CPU time adds up every thread's time and is not the wall latency; use threads=1 "
-            "with clock='cpu', or clock='wall' for more threads"
-        )
-
-
 # ----------------------------------------------------------------------------- templates
-def resolve_template(template: Template = None) -> Dict[str, Any]:
-    """The detector *model* dict of a template: a config path, a Config/dict with ``model``,
-    a model dict (with ``type``), or None (:data:`SMALL_RETINANET`)."""
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f'latency task: got {task!r}; allowed: {", ".join(TASKS)}')
+
+
+def resolve_template(template: Template = None, task: str = 'detection') -> Dict[str, Any]:
+    """The *model* dict of a template: a config path, a Config/dict with ``model``, a model
+    dict (with ``type``), or None (:data:`SMALL_RETINANET` for detection,
+    :data:`RELEASE_CLASSIFIER` for classification)."""
+    _check_task(task)
     if template is None:
-        return copy.deepcopy(SMALL_RETINANET)
+        return copy.deepcopy(SMALL_RETINANET if task == 'detection' else RELEASE_CLASSIFIER)
     if isinstance(template, str):
         if not osp.isfile(template):
-            raise FileNotFoundError(f'detector template config not found: {template}')
+            raise FileNotFoundError(f'{task} template config not found: {template}')
         template = Config.fromfile(template)
     if hasattr(template, 'to_dict'):
         template = template.to_dict()
     if not isinstance(template, Mapping):
         raise TypeError(
-            f'detector template: got {type(template).__name__}; allowed: a config path, an '
+            f'{task} template: got {type(template).__name__}; allowed: a config path, an '
             'mmengine Config or dict holding `model`, or a model dict'
         )
     model = template.get('model', template)
@@ -230,146 +224,51 @@ def resolve_template(template: Template = None) -> Dict[str, Any]:
         model = model.to_dict()
     if 'type' not in model or 'backbone' not in model:
         raise ValueError(
-            f'detector template has no model with a backbone (keys: {sorted(model)}); give a '
-            'detector config whose model.backbone is GPUNet'
+            f'{task} template has no model with a backbone (keys: {sorted(model)}); give a '
+            f'{task} config whose model.backbone is GPUNet'
         )
     return copy.deepcopy(dict(model))
 
 
-def _is_gpunet(backbone: Mapping[str, Any]) -> bool:
-    return str(backbone.get('type', '')).split('.')[-1] == 'GPUNet'
+def config_arch(template: Template, task: str = 'detection') -> Optional[GPUNetArch]:
+    """The arch of a template's GPUNet backbone (its ``tier`` or ``arch``); None for another
+    backbone."""
+    from ..models.backbones.gpunet import resolve_arch
+
+    bb = resolve_template(template, task)['backbone']
+    if not is_gpunet(bb):
+        return None
+    return resolve_arch(bb.get('tier'), bb.get('arch'))
 
 
-def detector_cfg_for_arch(
-    arch: GPUNetArch, template: Template = None, out_indices: Optional[Sequence[int]] = None
+def model_cfg(
+    arch: Optional[GPUNetArch], template: Template = None, task: str = 'detection'
 ) -> Dict[str, Any]:
-    """The template's detector with ``arch`` as its GPUNet backbone and matching neck inputs.
-
-    The template's backbone settings (``out_indices``, norm, frozen stages) are kept; ``tier``
-    gives way to ``arch=`` and ``init_cfg`` is dropped (nothing to download). The neck's
-    ``in_channels`` become the arch's channels at ``out_indices`` (default: the template's,
-    else (2, 3, 4)).
-    """
-    cfg = resolve_template(template)
-    bb = dict(cfg['backbone'])
-    if not _is_gpunet(bb):
-        raise ValueError(
-            f'detector template backbone is {bb.get("type")!r}; allowed: GPUNet (the search '
-            'replaces its arch)'
-        )
-    out_indices = tuple(out_indices or bb.get('out_indices') or (2, 3, 4))
-    chans = arch.level_channels()
-    bad = [i for i in out_indices if not -len(chans) <= i < len(chans)]
-    if bad:
-        raise ValueError(
-            f'out_indices {list(out_indices)}: {bad} out of range for arch {arch.name!r} with '
-            f'{len(chans)} levels (0..{len(chans) - 1})'
-        )
-    for k in ('tier', 'arch', 'init_cfg', 'pretrained'):
-        bb.pop(k, None)
-    bb.update(arch=arch.to_dict(), out_indices=out_indices, init_cfg=None)
-    cfg['backbone'] = bb
-    if isinstance(cfg.get('neck'), Mapping) and 'in_channels' in cfg['neck']:
-        cfg['neck'] = dict(cfg['neck'], in_channels=[chans[i] for i in out_indices])
-    return cfg
+    """The model dict that is timed: the template with ``arch`` put in by
+    :func:`~gpunet_mm.arch_config.with_arch` (None: the template's own backbone, as is)."""
+    model = resolve_template(template, task)
+    return model if arch is None else with_arch(model, arch)
 
 
-def template_hash(template: Template = None, variant: str = 'net', **extra: Any) -> str:
-    """Hash of the detector template without what the arch decides (the cache's
-    ``model_hash``): the backbone's arch/tier, the neck's inputs and training-only keys go."""
-    cfg = resolve_template(template)
+def template_hash(template: Template = None, task: str = 'detection', **extra: Any) -> str:
+    """Hash of the template without what the arch decides (the cache's ``model_hash``): the
+    backbone's arch/tier, the neck's inputs, a classifier head's widths and training-only
+    keys go. A detector's hash is the one measure_detector's keys always had (variant
+    ``'e2e'``), so caches written by the search keep answering."""
+    cfg = resolve_template(template, task)
     bb = dict(cfg.pop('backbone', {}))
-    for k in ('tier', 'arch', 'init_cfg', 'pretrained', 'frozen_stages', 'norm_eval'):
+    for k in (*ARCH_KEYS, 'frozen_stages', 'norm_eval'):
         bb.pop(k, None)
     if isinstance(cfg.get('neck'), Mapping):
         cfg['neck'] = {k: v for k, v in cfg['neck'].items() if k != 'in_channels'}
+    if task == 'classification' and isinstance(cfg.get('head'), Mapping):
+        drop = ('in_channels', 'hidden_channels')
+        cfg['head'] = {k: v for k, v in cfg['head'].items() if k not in drop}
     cfg.pop('train_cfg', None)
-    blob = dict(cfg=cfg, variant=variant)
-    if variant != 'net':  # the network-only proxy keeps its old keys
-        blob['backbone'] = bb
+    blob = dict(cfg=cfg, variant='e2e' if task == 'detection' else 'cls', backbone=bb)
     if extra:
         blob['extra'] = extra
     return config_hash(blob)
-
-
-# ----------------------------------------------------------------------------- timing
-class _CpuTimedSession:
-    """An ONNX Runtime session whose ``run`` also records the process CPU time it took."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.cpu_ms: List[float] = []
-
-    def get_inputs(self):
-        return self.session.get_inputs()
-
-    def run(self, *args: Any, **kwargs: Any):
-        t0 = time.process_time()
-        out = self.session.run(*args, **kwargs)
-        self.cpu_ms.append((time.process_time() - t0) * 1e3)
-        return out
-
-
-def timing_input(shape: Tuple[int, int], batch: int = 1, seed: int = 0) -> np.ndarray:
-    """The fixed 0-255 image batch every measurement runs on (as the ORT backend draws it)."""
-    rng = np.random.default_rng(seed)
-    return (rng.random((batch, 3, *shape)) * 255).astype(np.float32)
-
-
-def time_onnx(
-    path: str,
-    target: LatencyTarget,
-    shape: Tuple[int, int],
-    session: Any = None,
-    backend: Any = None,
-) -> LatencyResult:
-    """Time an exported ONNX file on ``target`` (``session``/``backend`` may be reused)."""
-    backend = backend or target.make_backend()
-    kw = target.measure_kwargs(shape)
-    if target.backend == 'tensorrt':
-        return backend.measure(path, **kw)
-    if target.backend != 'onnxruntime':
-        raise ValueError(f'time_onnx: backend {target.backend!r} does not run ONNX files')
-    sess = session or backend.session(path)
-    inputs = {'input': timing_input(shape, target.batch)}
-    if target.precision == 'fp16' and 'float16' in sess.get_inputs()[0].type:
-        inputs['input'] = inputs['input'].astype(np.float16)
-    if target.clock == 'wall':
-        res = backend.measure(path, session=sess, inputs=inputs, **kw)
-        res.env['clock'] = 'wall'
-        return res
-    check_cpu_clock(target.backend, target.device, backend.threads)  # the session's own count
-    timed = _CpuTimedSession(sess)
-    wall = backend.measure(path, session=timed, inputs=inputs, **kw)
-    env = dict(wall.env, clock='process_cpu', wall_median_ms=wall.median_ms)
-    cpu_ms = timed.cpu_ms[target.warmup :]
-    return backend.result(
-        cpu_ms,
-        warmup=target.warmup,
-        precision=target.precision,
-        batch=target.batch,
-        shape=shape,
-        env=env,
-    )
-
-
-def _backend_key(target: LatencyTarget, backend: Any) -> str:
-    return backend.name if target.backend != 'torch' else f'torch-{backend.mode}'
-
-
-def _latency_key(
-    arch: GPUNetArch, shape: Tuple[int, int], target: LatencyTarget, backend: Any, model_hash: str
-) -> LatencyKey:
-    """The key fields every measurement shares; ``model_hash`` says what was measured."""
-    return LatencyKey(
-        arch_hash=arch.structural_hash(),
-        shape=shape,
-        batch=target.batch,
-        precision=target.precision,
-        backend=_backend_key(target, backend),
-        device=backend.device_key(),
-        model_hash=model_hash,
-    )
 
 
 def _deploy_cfg(target: LatencyTarget, shape: Tuple[int, int]) -> DeployConfig:
@@ -382,28 +281,73 @@ def _deploy_cfg(target: LatencyTarget, shape: Tuple[int, int]) -> DeployConfig:
     )
 
 
-def detector_latency_key(
-    arch: GPUNetArch, template: Template, target: LatencyTarget, backend: Any = None
+def _backend_key(target: LatencyTarget, backend: Any) -> str:
+    return backend.name if target.backend != 'torch' else f'torch-{backend.mode}'
+
+
+def arch_key(arch: GPUNetArch) -> str:
+    """The arch field of a latency key: the network's hash without its ``resolution``.
+
+    The input size is a key field of its own (``shape``), so GPUNet-0 timed at 128x128 by
+    the search (an arch of resolution 128) and by ``tools/benchmark_latency.py --shape 128
+    128`` (the tier, resolution 224) is one measurement.
+    """
+    d = arch.to_dict()
+    for k in ('name', 'meta', 'resolution'):
+        d.pop(k, None)
+    return config_hash(d)
+
+
+def latency_key(
+    arch: Optional[GPUNetArch],
+    template: Template,
+    target: LatencyTarget,
+    backend: Optional[LatencyBackend] = None,
+    task: str = 'detection',
 ) -> LatencyKey:
-    """The cache key of ``measure_detector(arch, template, target)`` (post-processing in)."""
+    """The one cache key of a measurement (:func:`measure_latency` and every tool use it).
+
+    A detector's model hash holds the post-processing, the NMS load and the clock; a
+    classifier's the clock. ``arch=None`` keys the template's own backbone by its config.
+    """
     backend = backend or target.make_backend()
+    model = resolve_template(template, task)
     shape = target.shape_for(arch)
-    deploy = _deploy_cfg(target, shape).to_dict()
-    for k in ('input_shape', 'batch_size', 'precision'):  # already key fields
-        deploy.pop(k)
-    deploy.pop('masks', None)  # never timed: a search compares the detector up to its boxes
-    model_hash = template_hash(
-        template,
-        variant='e2e',
-        deploy=deploy,
-        score_fraction=float(target.score_fraction),
-        clock=target.clock,
+    if task == 'detection':
+        deploy = _deploy_cfg(target, shape).to_dict()
+        for k in ('input_shape', 'batch_size', 'precision'):  # already key fields
+            deploy.pop(k)
+        deploy.pop('masks', None)  # never timed: a search compares the detector up to its boxes
+        model_hash = template_hash(
+            model,
+            task,
+            deploy=deploy,
+            score_fraction=float(target.score_fraction),
+            clock=target.clock,
+        )
+    else:
+        model_hash = template_hash(model, task, clock=target.clock)
+    arch_hash = arch_key(arch) if arch is not None else 'cfg-' + config_hash(model['backbone'])
+    return LatencyKey(
+        arch_hash=arch_hash,
+        shape=shape,
+        batch=target.batch,
+        precision=target.precision,
+        backend=_backend_key(target, backend),
+        device=backend.device_key(),
+        model_hash=model_hash,
     )
-    return _latency_key(arch, shape, target, backend, model_hash)
+
+
+# ----------------------------------------------------------------------------- building
+def timing_input(shape: Tuple[int, int], batch: int = 1, seed: int = 0) -> np.ndarray:
+    """The fixed 0-255 image batch every measurement runs on (as the ORT backend draws it)."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch, 3, *shape)) * 255).astype(np.float32)
 
 
 def build_arch_detector(
-    arch: GPUNetArch, template: Template, target: LatencyTarget
+    arch: Optional[GPUNetArch], template: Template, target: LatencyTarget
 ) -> Tuple[nn.Module, DeployConfig]:
     """The detector for ``arch`` (seeded for the NMS load) and its deploy config."""
     from .export import build_detector, make_wrapper
@@ -411,7 +355,7 @@ def build_arch_detector(
 
     shape = target.shape_for(arch)
     torch.manual_seed(0)
-    model = build_detector(Config(dict(model=detector_cfg_for_arch(arch, template))))
+    model = build_detector(Config(dict(model=model_cfg(arch, template))))
     deploy_cfg = _deploy_cfg(target, shape)
     wrapper = make_wrapper(model, deploy_cfg)  # validates the shape against the stride
     if target.score_fraction > 0:
@@ -428,144 +372,172 @@ def build_arch_detector(
     return model, deploy_cfg
 
 
+def build_classifier(arch: Optional[GPUNetArch], template: Template = None) -> nn.Module:
+    """The classifier for ``arch`` (seeded weights, eval mode)."""
+    from ..apis.runner import build_model
+
+    torch.manual_seed(0)
+    return build_model(model_cfg(arch, template, 'classification'), 'mmpretrain').eval()
+
+
+def _write_atomically(out_file: str, write) -> None:
+    from ..atomic_write import atomic_path
+
+    with atomic_path(out_file) as tmp:
+        write(tmp)
+
+
 def export_detector(
-    arch: GPUNetArch, template: Template, target: LatencyTarget, out_file: str
+    arch: Optional[GPUNetArch], template: Template, target: LatencyTarget, out_file: str
 ) -> Dict[str, Any]:
     """Export the whole detector for ``arch`` to ``out_file`` (atomically); the summary."""
     from .export import export_onnx
 
     model, deploy_cfg = build_arch_detector(arch, template, target)
-    tmp = f'{out_file}.part{os.getpid()}.onnx'
-    try:
-        summary = export_onnx(model, deploy_cfg, tmp)
-        os.replace(tmp, out_file)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    summary: Dict[str, Any] = {}
+    _write_atomically(out_file, lambda tmp: summary.update(export_onnx(model, deploy_cfg, tmp)))
     summary['onnx'] = osp.abspath(out_file)
     return summary
 
 
-def measure_detector(
-    arch: GPUNetArch,
-    template_cfg: Template = None,
+def export_classifier(
+    arch: Optional[GPUNetArch], template: Template, target: LatencyTarget, out_file: str
+) -> None:
+    """Export the classifier for ``arch`` (input tensor to ``logits``, fp32) to ``out_file``."""
+    import warnings
+
+    model = build_classifier(arch, template)
+    shape = target.shape_for(arch)
+
+    def write(tmp: str) -> None:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                TensorMode(model),
+                (torch.rand(target.batch, 3, *shape),),
+                tmp,
+                dynamo=False,
+                opset_version=17,
+                input_names=['input'],
+                output_names=['logits'],
+            )
+
+    _write_atomically(out_file, write)
+
+
+# ----------------------------------------------------------------------------- timing
+def time_onnx(
+    path: str,
+    target: LatencyTarget,
+    shape: Tuple[int, int],
+    session: Any = None,
+    backend: Any = None,
+) -> LatencyResult:
+    """Time an exported ONNX file on ``target`` (``session``/``backend`` may be reused)."""
+    backend = backend or target.make_backend()
+    kw = target.measure_kwargs(shape)
+    if target.backend == 'tensorrt':
+        return backend.measure(path, **kw)
+    if target.backend != 'onnxruntime':
+        raise ValueError(f'time_onnx: backend {target.backend!r} does not run ONNX files')
+    if backend.clock != target.clock:
+        raise ValueError(
+            f'time_onnx: the backend times with clock {backend.clock!r}, the target asks '
+            f'for {target.clock!r}; allowed: a backend from target.make_backend()'
+        )
+    sess = session or backend.session(path)
+    inputs = {'input': timing_input(shape, target.batch)}
+    if target.precision == 'fp16' and 'float16' in sess.get_inputs()[0].type:
+        inputs['input'] = inputs['input'].astype(np.float16)
+    return backend.measure(path, session=sess, inputs=inputs, **kw)
+
+
+def measure_latency(
+    arch: Optional[GPUNetArch],
+    template: Template = None,
     target: LatencyTarget = LatencyTarget(),
     cache: Optional[LatencyCache] = None,
     work_dir: Optional[str] = None,
-) -> LatencyResult:
-    """End-to-end latency (decoding and NMS included) of ``arch`` in ``template_cfg``.
+    task: str = 'detection',
+    backend: Optional[LatencyBackend] = None,
+) -> Tuple[LatencyResult, bool]:
+    """Latency of ``arch`` in ``template`` on ``target``; returns (result, cached).
 
-    Measured once per (arch, template, target): a cache hit returns the stored result
-    without building anything. With ``work_dir`` the ONNX file stays there as
-    ``<key digest>.onnx`` and is reused; else it goes to a temporary folder that is removed.
-    ``result.env`` holds the environment, the clock and ``onnx`` (the file it timed).
+    Measured once per :func:`latency_key`: a cache hit returns the stored result without
+    building anything. With ``work_dir`` the ONNX file stays there as ``<key digest>.onnx``
+    and is reused; else it goes to a temporary folder that is removed. ``result.env`` holds
+    the environment, the clock, ``onnx`` (the file it timed) and the arch. ``backend``: a
+    backend built by the caller (e.g. torch in ``compile`` mode); default the target's.
     """
-    backend = target.make_backend()
-    key = detector_latency_key(arch, template_cfg, target, backend)
+    _check_task(task)
+    backend = backend or target.make_backend()
+    key = latency_key(arch, template, target, backend, task)
     shape = key.shape
+    info: Dict[str, Any] = dict(task=task)
+    if task == 'detection':
+        info['post_processing'] = True
+    if arch is not None:
+        info['arch'] = arch.to_dict()
 
     def run() -> LatencyResult:
         if target.backend == 'torch':
-            from .export import make_wrapper
+            if task == 'detection':
+                from .export import make_wrapper
 
-            model, deploy_cfg = build_arch_detector(arch, template_cfg, target)
+                model, deploy_cfg = build_arch_detector(arch, template, target)
+                net, precision = make_wrapper(model, deploy_cfg), 'fp32'
+            else:
+                net, precision = TensorMode(build_classifier(arch, template)), target.precision
             res = backend.measure(
-                make_wrapper(model, deploy_cfg),
-                **dict(target.measure_kwargs(shape), precision='fp32'),
+                net,
+                **dict(target.measure_kwargs(shape), precision=precision),
                 inputs=torch.from_numpy(timing_input(shape, target.batch)),
             )
-            res.env.update(clock='wall', post_processing=True, arch=arch.to_dict())
+            res.env.update(clock='wall', **info)
             return res
-        tmp = None
-        if work_dir is None:
-            tmp = tempfile.mkdtemp(prefix='gpunet_e2e_')
+        tmp = tempfile.mkdtemp(prefix='gpunet_lat_') if work_dir is None else None
         folder = work_dir or tmp
         os.makedirs(folder, exist_ok=True)
         path = osp.join(folder, f'{key.digest()}.onnx')
         try:
             if not osp.isfile(path):
-                export_detector(arch, template_cfg, target, path)
+                export = export_detector if task == 'detection' else export_classifier
+                export(arch, template, target, path)
             res = time_onnx(path, target, shape, backend=backend)
-            res.env.update(
-                onnx=path if tmp is None else None, post_processing=True, arch=arch.to_dict()
-            )
+            res.env.update(onnx=path if tmp is None else None, **info)
             return res
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     if cache is None:
-        return run()
-    return cache.get_or_measure(key, run)[0]
-
-
-# ----------------------------------------------------------------------------- network only
-class RawNetwork(nn.Module):
-    """Backbone + neck + head with the head outputs flattened (no decoding / NMS)."""
-
-    def __init__(self, detector: nn.Module) -> None:
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, x: torch.Tensor):
-        outs = self.detector.bbox_head(self.detector.extract_feat(x))
-        return tuple(t for group in outs for t in group)
-
-
-def export_raw(model: nn.Module, shape: Tuple[int, int], batch: int, out_file: str) -> float:
-    """Export :class:`RawNetwork` (static shape) to ONNX; returns seconds taken."""
-    t0 = time.perf_counter()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            RawNetwork(model).eval(),
-            (torch.rand(batch, 3, *shape),),
-            out_file,
-            dynamo=False,
-            opset_version=17,
-            input_names=['input'],
-            do_constant_folding=True,
-        )
-    return time.perf_counter() - t0
-
-
-def measure_arch(
-    arch: GPUNetArch,
-    target: LatencyTarget = LatencyTarget(),
-    shape: Optional[Tuple[int, int]] = None,
-    cache: Optional[LatencyCache] = None,
-    template: Template = None,
-    work_dir: Optional[str] = None,
-) -> Tuple[LatencyResult, bool]:
-    """Network-only latency (no decoding/NMS) of ``arch``; returns (result, cached).
-
-    The proxy of the first predictor; the search uses :func:`measure_detector`. ``shape``
-    defaults to the target's shape, else the arch's resolution (square).
-    """
-    from ..apis.runner import build_model
-
-    shape = tuple(shape or target.shape_for(arch))
-    backend = target.make_backend()
-    # the network-only proxy keeps its first keys: the clock enters only when not 'wall'
-    extra = {} if target.clock == 'wall' else dict(clock=target.clock)
-    key = _latency_key(arch, shape, target, backend, template_hash(template, **extra))
-
-    def run() -> LatencyResult:
-        torch.manual_seed(0)
-        model = build_model(detector_cfg_for_arch(arch, template), 'mmdet').eval()
-        if target.backend == 'torch':
-            return backend.measure(RawNetwork(model), **target.measure_kwargs(shape))
-        tmp = work_dir or tempfile.mkdtemp(prefix='gpunet_lat_')
-        os.makedirs(tmp, exist_ok=True)
-        path = osp.join(tmp, f'{key.digest()}.onnx')
-        export_raw(model, shape, target.batch, path)
-        try:
-            return time_onnx(path, target, shape, backend=backend)
-        finally:
-            if work_dir is None:
-                os.remove(path)
-                os.rmdir(tmp)
-
-    if cache is None:
         return run(), False
     return cache.get_or_measure(key, run)
+
+
+def measure_detector(
+    arch: Optional[GPUNetArch],
+    template_cfg: Template = None,
+    target: LatencyTarget = LatencyTarget(),
+    cache: Optional[LatencyCache] = None,
+    work_dir: Optional[str] = None,
+) -> LatencyResult:
+    """End-to-end latency (decoding and NMS included) of ``arch`` in ``template_cfg``: the
+    result of :func:`measure_latency` with ``task='detection'``."""
+    return measure_latency(arch, template_cfg, target, cache, work_dir)[0]
+
+
+def measure_config(
+    config: Template,
+    target: LatencyTarget,
+    cache: Optional[LatencyCache] = None,
+    work_dir: Optional[str] = None,
+    backend: Optional[LatencyBackend] = None,
+) -> Tuple[LatencyResult, bool]:
+    """Latency of a whole detector or classifier config as it stands (what
+    ``tools/benchmark_latency.py`` times): its GPUNet backbone's tier or arch goes through
+    the same key as the search's candidates, so either finds the other's measurement."""
+    model = resolve_template(config)
+    task = 'classification' if is_classifier(model) else 'detection'
+    arch = config_arch(model, task)
+    return measure_latency(arch, model, target, cache, work_dir, task=task, backend=backend)

@@ -467,8 +467,9 @@ def records_to_training(
 ) -> Tuple[List[GPUNetArch], List[float], List[Tuple[int, int]]]:
     """Cache rows -> (archs, latencies, shapes) for :meth:`LatencyPredictor.fit`.
 
-    The arch comes from ``archs_by_hash`` or, for :func:`measure_detector` rows, from the
-    spec stored in the result's environment; rows with neither are skipped.
+    The arch comes from ``archs_by_hash`` (keyed by the cache's ``arch_hash``:
+    :func:`~gpunet_mm.deploy.latency.arch_key`) or, for rows of the latency service, from
+    the spec stored in the result's environment; rows with neither are skipped.
     """
     archs, lats, shapes = [], [], []
     for r in records:
@@ -498,7 +499,7 @@ def fit_from_cache(
     ``out_file`` when given. Raises if the cache holds too few such rows.
     """
     from .cache import LatencyCache
-    from .latency import LatencyTarget, detector_latency_key, resolve_template
+    from .latency import LatencyTarget, latency_key, resolve_template
 
     if isinstance(cache, str):
         cache = LatencyCache(cache)
@@ -510,7 +511,7 @@ def fit_from_cache(
     probe = GPUNetArch.from_dict(
         dict(name='probe', rows=[dict(type='conv', kernel=3, out_channels=8, stride=2)] * 5)
     )
-    key = detector_latency_key(probe, model, target)
+    key = latency_key(probe, model, target)
     rows = [
         r
         for r in cache.records(backend=key.backend, device=key.device)

@@ -10,7 +10,6 @@ widths that the architecture needs, so the result trains and tests like any othe
 
 from __future__ import annotations
 
-import copy
 import glob
 import os
 import os.path as osp
@@ -23,8 +22,6 @@ if TYPE_CHECKING:  # mmengine is imported lazily: listing the hub needs no confi
 
 #: detector templates with a shipped config (the tier-0 one serves arch-only entries)
 DETECTOR_TEMPLATES = ('retinanet', 'fcos')
-#: out_indices of the backbone in the shipped detector configs (strides 8/16/32)
-DET_OUT_INDICES = (2, 3, 4)
 
 
 def repo_root() -> str:
@@ -95,8 +92,12 @@ def config_for_entry(entry: HubEntry) -> Config:
 
 
 def _config_from_arch(entry: HubEntry) -> Config:
-    from mmengine.config import Config, ConfigDict
+    """The shipped tier-0 config of the entry's task with the entry's arch in it
+    (:func:`~gpunet_mm.arch_config.with_arch`); a classifier's pipelines follow the arch's
+    resolution, a detector keeps the COCO input size of its template."""
+    from mmengine.config import Config
 
+    from ..arch_config import with_arch
     from ..models.arch_spec import GPUNetArch
 
     arch = GPUNetArch.from_dict(entry.arch)
@@ -107,23 +108,10 @@ def _config_from_arch(entry: HubEntry) -> Config:
                 f'{entry.name}: no shipped config for detector {entry.detector!r}; '
                 f'allowed: {", ".join(DETECTOR_TEMPLATES)}'
             )
-        template = _template(detection_config, detector)
-        cfg = Config.fromfile(resolve_path(template))
-        old = cfg.model.backbone
-        backbone = {k: v for k, v in old.to_dict().items() if k not in ('tier', 'arch')}
-        backbone.update(type='GPUNet', arch=arch.to_dict(), out_indices=DET_OUT_INDICES)
-        chans = arch.level_channels()
-        cfg.model.backbone = ConfigDict(backbone)
-        cfg.model.neck.in_channels = [chans[i] for i in DET_OUT_INDICES]
-        return cfg
-    template = _template(classification_config)
-    cfg = Config.fromfile(resolve_path(template))
-    backbone = {k: v for k, v in cfg.model.backbone.to_dict().items() if k not in ('tier', 'arch')}
-    backbone.update(type='GPUNet', arch=arch.to_dict())
-    cfg.model.backbone = ConfigDict(backbone)
-    cfg.model.head.update(arch.cls_head_channels())
-    _set_resolution(cfg, arch.resolution)
-    return cfg
+        template = Config.fromfile(resolve_path(_template(detection_config, detector)))
+        return Config(with_arch(template, arch))
+    template = Config.fromfile(resolve_path(_template(classification_config)))
+    return Config(with_arch(template, arch, resolution=arch.resolution))
 
 
 def _template(finder, *args) -> str:
@@ -134,22 +122,3 @@ def _template(finder, *args) -> str:
             'source checkout: install gpunet_mm from the repository)'
         )
     return path
-
-
-def _set_resolution(cfg, resolution: int) -> None:
-    """Point the ImageNet pipelines of a classification config at ``resolution``."""
-    for name in ('train_pipeline', 'test_pipeline'):
-        pipeline = copy.deepcopy(cfg.get(name, []))
-        for step in pipeline:
-            for key in ('scale', 'crop_size'):
-                if key in step:
-                    step[key] = resolution
-        cfg[name] = pipeline
-    for loader, pipe in (
-        ('train_dataloader', 'train_pipeline'),
-        ('val_dataloader', 'test_pipeline'),
-    ):
-        if loader in cfg and 'dataset' in cfg[loader]:
-            cfg[loader].dataset.pipeline = cfg[pipe]
-    if 'test_dataloader' in cfg and 'dataset' in cfg.test_dataloader:
-        cfg.test_dataloader.dataset.pipeline = cfg.test_pipeline

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
+from ..pareto import pareto_front as front
 from .entry import HubEntry
 
 
@@ -44,10 +45,10 @@ def pareto_front(entries: Sequence[HubEntry]) -> List[HubEntry]:
             groups[group_key(e)].append(e)
     out: List[HubEntry] = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
-        rows = sorted(groups[key], key=lambda e: (e.latency_ms, -e.score, e.params or 0, e.name))
-        best_score = float('-inf')
-        for e in rows:  # sorted by latency: keep a row only if it beats every faster one
-            if e.score > best_score:
-                out.append(e)
-                best_score = e.score
+        out += front(
+            groups[key],
+            latency=lambda e: e.latency_ms,
+            score=lambda e: e.score,
+            tiebreak=lambda e: (e.params or 0, e.name),
+        )
     return out

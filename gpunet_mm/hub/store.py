@@ -19,9 +19,9 @@ import contextlib
 import json
 import os
 import os.path as osp
-import tempfile
 from typing import Iterator, List
 
+from ..atomic_write import atomic_write_text
 from .entry import HubEntry, HubError
 
 FORMAT_VERSION = 1
@@ -73,38 +73,9 @@ def dumps_entries(entries: List[HubEntry]) -> str:
 
 
 def write_entries(path: str, entries: List[HubEntry]) -> None:
-    """Replace ``path`` with ``entries`` atomically (temp file, fsync, rename, fsync dir).
-
-    A symlinked hub file is written through: the link's target gets the rows and the link
-    stays a link (the rename happens next to the target)."""
-    path = osp.realpath(path)
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(dumps_entries(entries))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    """Replace ``path`` with ``entries`` atomically (:mod:`gpunet_mm.atomic_write`: temp file,
+    fsync, rename, fsync dir; a symlinked hub file is written through)."""
+    atomic_write_text(path, dumps_entries(entries))
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ module tree, same checkpoint keys); this is a builder registered under a type na
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Union
 
 import torch.nn as nn
 
@@ -46,3 +46,41 @@ def GPUNetClassifier(backbone: Dict[str, Any], head: Dict[str, Any], **kwargs: A
                 f'allowed: None (derived from the arch) or {value!r}'
             )
     return ImageClassifier(backbone=dict(backbone), head=head, **kwargs)
+
+
+def release_classifier_cfg(
+    tier: Union[int, str, None] = None,
+    arch: Any = None,
+    num_classes: int = 1000,
+    **backbone_kwargs: Any,
+) -> Dict[str, Any]:
+    """The model config of the release classifier of ``tier`` or ``arch``: GPUNet, global
+    pooling and the tail head, whose widths :func:`GPUNetClassifier` derives."""
+    if (tier is None) == (arch is None):
+        raise ValueError(
+            f'give exactly one of tier= and arch=; got tier={tier!r}, '
+            f'arch={"set" if arch is not None else None}'
+        )
+    if arch is not None and hasattr(arch, 'to_dict'):
+        arch = arch.to_dict()
+    key: Dict[str, Any] = dict(tier=tier) if tier is not None else dict(arch=arch)
+    return dict(
+        type='GPUNetClassifier',
+        backbone=dict(type='GPUNet', **key, **backbone_kwargs),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='GPUNetClsHead', num_classes=num_classes),
+    )
+
+
+def build_release_classifier(
+    tier: Union[int, str, None] = None,
+    arch: Any = None,
+    num_classes: int = 1000,
+    **backbone_kwargs: Any,
+) -> nn.Module:
+    """Build :func:`release_classifier_cfg` in mmpretrain's scope (whatever scope is current)."""
+    from mmengine.registry import DefaultScope
+
+    cfg = release_classifier_cfg(tier, arch, num_classes, **backbone_kwargs)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg)

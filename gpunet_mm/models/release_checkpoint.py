@@ -219,13 +219,13 @@ def check_shapes(
     file); loading would then fail later, or with ``strict=False`` silently keep random
     weights. The number of classes is taken from the checkpoint's own ``fc``.
     """
-    from ..analysis import build_gpunet_classifier
+    from .classifiers import build_release_classifier
 
     fc = state_dict.get(f'{head_prefix}fc.weight')
     if fc is not None and (not isinstance(fc, torch.Tensor) or fc.dim() != 2):
         raise ValueError(f'{head_prefix}fc.weight: got {getattr(fc, "shape", fc)}; allowed: 2-D')
     num_classes = int(fc.shape[0]) if fc is not None else 1000
-    model = build_gpunet_classifier(arch=arch, num_classes=num_classes)
+    model = build_release_classifier(arch=arch, num_classes=num_classes)
     ref = model.state_dict()
     wrong = []
     for key, value in state_dict.items():

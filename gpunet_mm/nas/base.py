@@ -18,13 +18,12 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..atomic_write import atomic_write_text
 from .space import InfeasibleSpaceError, SearchSpace
 from .store import STATUSES, MemoryTrialStore, TrialsView, trials_from_dicts
 
@@ -77,26 +76,6 @@ class Trial:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Trial:
         return cls(**{k: d[k] for k in d if k != 'obj'})
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename.
-
-    A crash mid-write leaves the previous file intact, never a truncated one.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _check_outcome(
@@ -611,4 +590,4 @@ class Optimizer:
         return self
 
 
-__all__ = ['Trial', 'Optimizer', 'STATUSES', 'atomic_write_text']
+__all__ = ['Trial', 'Optimizer', 'STATUSES']

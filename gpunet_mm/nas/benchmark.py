@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import METHODS, build_optimizer
-from .functions import Problem, make_problem
+from .objectives import Problem, make_problem
 
 
 def make_optimizer(

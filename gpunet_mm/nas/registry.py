@@ -24,7 +24,7 @@ NAS_SPACES = Registry('space', scope='gpunet_mm')
 #: ask/tell optimisers (``LaMCTSBO`` and the baselines); see ``build_optimizer``
 NAS_OPTIMIZERS = Registry('optimizer', scope='gpunet_mm')
 #: minimisation test functions by benchmark name (``'ackley'``, ...), each a
-#: :class:`~gpunet_mm.nas.functions.BenchmarkFunction` carrying its domain
+#: :class:`~gpunet_mm.nas.objectives.BenchmarkFunction` carrying its domain
 TEST_FUNCTIONS = Registry('test function', scope='gpunet_mm')
 
 

@@ -8,7 +8,7 @@ The search config is an mmdet (or mmpretrain) config that also holds the search 
     search_optimizer = dict(type='LaMCTSBO', ...)
     predictor = dict(path=None)
 
-See ``configs/nas/`` and docs/nas_search.md for every key.
+See ``configs/nas/`` and docs/distributed_search.md for every key.
 """
 
 from __future__ import annotations
@@ -176,12 +176,12 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
         checked(LatencyTargetSettings, target, 'latency_target')
         from ..deploy import available_backends
 
-        backends = available_backends()
-        names = list(backends) if isinstance(backends, dict) else list(backends)
-        if target.get('backend', 'onnxruntime') not in ('onnxruntime', 'torch', 'tensorrt'):
+        backends = available_backends()  # every name in the LATENCY_BACKENDS registry
+        if target.get('backend', 'onnxruntime') not in backends:
+            installed = [n for n, ok in backends.items() if ok]
             raise SearchConfigError(
                 f'latency_target.backend: got {target.get("backend")!r}; allowed: '
-                f'onnxruntime, torch, tensorrt (installed here: {names})'
+                f'{", ".join(backends)} (installed here: {installed})'
             )
         budgets = nas['budgets']
     else:
@@ -228,14 +228,14 @@ def check_exportable(cfg: Mapping[str, Any]) -> None:
     checked once on the first reference tier before anything is trained or measured."""
     from mmengine.config import Config
 
-    from ..deploy.latency import detector_cfg_for_arch
+    from ..deploy.latency import model_cfg
     from ..deploy.loading import UnsupportedModelError, build_detector, head_kind
     from ..models.tiers import get_tier
 
     ref = (nas_settings(cfg).get('references') or ['GPUNet-0'])[0]
     try:
-        model_cfg = detector_cfg_for_arch(get_tier(ref), {'model': cfg['model']})
-        head_kind(build_detector(Config(dict(model=model_cfg))))
+        model = model_cfg(get_tier(ref), {'model': cfg['model']})
+        head_kind(build_detector(Config(dict(model=model))))
     except (UnsupportedModelError, ValueError) as e:
         raise SearchConfigError(f'model: the search cannot time this detector: {e}') from e
 
@@ -298,7 +298,7 @@ def reference_arch(name: str, space: Any) -> Dict[str, Any]:
 
 def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], float]:
     """Uncalibrated latency prediction ``GPUNetArch -> ms`` for pruning."""
-    from ..nas.functions import latency_proxy
+    from ..nas.latency_proxy import latency_proxy
 
     pcfg = dict(cfg.get('predictor') or {})
     path = pcfg.get('path')
@@ -561,7 +561,7 @@ def _build_services(
     if run.simulate:
         from functools import partial
 
-        from ..nas.functions import measured_latency, surrogate_curve
+        from ..nas.objectives import measured_latency, surrogate_curve
         from .report import SURROGATE_METRIC
         from .simulate import SimulatedExecutor, SurrogateLatency
 
@@ -611,15 +611,18 @@ def _build_services(
 
 
 def _latency_service(cfg: Mapping[str, Any], work_dir: str) -> Any:
-    """The exported detector's (or classifier's) timing on ``latency_target``."""
-    from .latency_service import ClassifierLatency, DetectorLatency, RayLatency, latency_paths
+    """The exported detector's (or classifier's) timing on ``latency_target``: the one
+    :class:`~gpunet_mm.search.latency_service.LatencyService`, in a Ray actor on a device of
+    its own when the target reserves one."""
+    from .latency_service import LatencyService, RayLatency, latency_paths
 
     target = dict(cfg['latency_target'])
     paths = latency_paths(work_dir, target)
-    kind = ClassifierLatency if cfg.get('default_scope') == 'mmpretrain' else DetectorLatency
     if target.get('exclusive') and target.get('resources'):
-        return RayLatency(target['resources'], kind, cfg, target, paths['cache'], paths['onnx'])
-    return kind(cfg, target, paths['cache'], paths['onnx'])
+        return RayLatency(
+            target['resources'], LatencyService, cfg, target, paths['cache'], paths['onnx']
+        )
+    return LatencyService(cfg, target, paths['cache'], paths['onnx'])
 
 
 def _calibrate(
@@ -737,7 +740,7 @@ def _report(
         summary['files'] = _write(ctrl, cfg, work_dir, services.nas, run.simulate)
     import json
 
-    from ..nas.base import atomic_write_text
+    from ..atomic_write import atomic_write_text
 
     atomic_write_text(
         osp.join(work_dir, 'summary.json'), json.dumps(summary, indent=1, default=str)

@@ -12,7 +12,7 @@ first epochs of the full run, which is what makes continuation exact (resuming a
 the uninterrupted run) and the metrics of one rung comparable (every candidate in a rung is
 at the same point of the same schedule). The alternative, one schedule per rung (the
 cosine squeezed into the rung), cannot be continued without restarting the LR, and the
-fidelity study (``benchmarks/benchmark_fidelity.py``, docs/nas_search.md) measured how the
+fidelity study (``benchmarks/benchmark_fidelity.py``, docs/distributed_search.md) measured how the
 two rank candidates.
 
 The final retrain (``final=True``) trains the base detector config's *full* schedule from

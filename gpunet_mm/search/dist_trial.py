@@ -13,7 +13,7 @@ import sys
 
 def main(spec: str) -> None:
     from ..apis.runner import close_process_group
-    from ..nas.base import atomic_write_text
+    from ..atomic_write import atomic_write_text
     from .trainer import train_candidate
     from .worker import fidelity_kwargs
 

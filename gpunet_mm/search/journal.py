@@ -35,7 +35,6 @@ import json
 import os
 import os.path as osp
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -220,18 +219,9 @@ def head_path(path: str) -> str:
 def _write_head(path: str, seq: int, digest: str) -> None:
     """Replace the head file atomically: readers see the old head or the new one, never a
     partial file; a leftover temporary file (a kill mid-write) is never read."""
-    target = head_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=osp.basename(target) + '.', dir=osp.dirname(target))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(_dumps(dict(format=JOURNAL_FORMAT, seq=seq, hash=digest)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ..atomic_write import atomic_write_text
+
+    atomic_write_text(head_path(path), _dumps(dict(format=JOURNAL_FORMAT, seq=seq, hash=digest)))
 
 
 class SearchJournal:

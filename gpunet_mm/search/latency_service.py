@@ -40,8 +40,10 @@ def _row(r: Any, cached: bool) -> Dict[str, Any]:
     )
 
 
-class _LatencyService:
-    """What every latency service holds: the search config, the target and the cache.
+class LatencyService:
+    """Measures the search's candidates on one target through the package's latency service
+    (:func:`~gpunet_mm.deploy.latency.measure_latency`, its key and cache): whole exported
+    detectors (decoding and NMS included) or, for an mmpretrain base config, classifiers.
 
     Args:
         cfg: the search config (its ``model`` is the template the candidates go into).
@@ -57,6 +59,7 @@ class _LatencyService:
         cache_path: str,
         onnx_dir: Optional[str] = None,
     ) -> None:
+        from ..arch_config import is_classifier
         from ..deploy import LatencyCache
 
         self.cfg = dict(cfg)
@@ -65,27 +68,24 @@ class _LatencyService:
         self.exclusive = bool(target.get('exclusive', False))
         self.cache = LatencyCache(cache_path)
         self.onnx_dir = onnx_dir
-
-
-class DetectorLatency(_LatencyService):
-    """Measures whole exported detectors (decoding and NMS included) on one target."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self.template = {'model': dict(self.cfg['model'])}
+        self.task = 'classification' if is_classifier(self.template['model']) else 'detection'
 
     def measure(self, archs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        from ..deploy import measure_detector
+        from ..deploy.latency import measure_latency
         from ..models.arch_spec import GPUNetArch
 
         out = []
         for d in archs:
-            a = GPUNetArch.from_dict(d)
-            hits = self.cache.hits
-            r = measure_detector(
-                a, self.template, self.target, cache=self.cache, work_dir=self.onnx_dir
+            r, cached = measure_latency(
+                GPUNetArch.from_dict(d),
+                self.template,
+                self.target,
+                cache=self.cache,
+                work_dir=self.onnx_dir,
+                task=self.task,
             )
-            out.append(_row(r, cached=self.cache.hits > hits))
+            out.append(_row(r, cached))
         return out
 
 
@@ -109,68 +109,3 @@ class RayLatency:
 def latency_paths(work_dir: str, target: Mapping[str, Any]) -> Dict[str, str]:
     cache = target.get('cache') or osp.join(work_dir, 'latency_cache.sqlite')
     return dict(cache=cache, onnx=osp.join(work_dir, 'onnx'))
-
-
-class ClassifierLatency(_LatencyService):
-    """Measures exported classifiers (backbone, pooling, head) on one target, for searches
-    whose base config is an mmpretrain classifier."""
-
-    def measure(self, archs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        import os
-        import tempfile
-
-        import torch
-
-        from ..apis.runner import build_model
-        from ..deploy.cache import LatencyKey, config_hash
-        from ..models.arch_spec import GPUNetArch
-        from .trainer import candidate_config
-
-        backend = self.target.make_backend()
-        out = []
-        for d in archs:
-            a = GPUNetArch.from_dict(d)
-            shape = (a.resolution, a.resolution)
-            mcfg = candidate_config(self.cfg, d, apply_resolution=False)['model']
-            key = LatencyKey(
-                arch_hash=a.structural_hash(),
-                shape=shape,
-                batch=self.target.batch,
-                precision=self.target.precision,
-                backend=backend.name,
-                device=backend.device_key(),
-                model_hash=config_hash(
-                    dict({k: v for k, v in mcfg.items() if k != 'backbone'}, variant='cls')
-                ),
-            )
-
-            def run(mcfg=mcfg, shape=shape, key=key):
-                torch.manual_seed(0)
-                model = build_model(mcfg, 'mmpretrain').eval()
-
-                class Logits(torch.nn.Module):
-                    def __init__(self, m):
-                        super().__init__()
-                        self.m = m
-
-                    def forward(self, x):
-                        return self.m(x, mode='tensor')
-
-                folder = self.onnx_dir or tempfile.mkdtemp(prefix='gpunet_cls_')
-                os.makedirs(folder, exist_ok=True)
-                path = osp.join(folder, f'{key.digest()}.onnx')
-                with torch.no_grad():
-                    torch.onnx.export(
-                        Logits(model),
-                        (torch.rand(self.target.batch, 3, *shape),),
-                        path,
-                        dynamo=False,
-                        opset_version=17,
-                        input_names=['input'],
-                        output_names=['logits'],
-                    )
-                return backend.measure(path, **self.target.measure_kwargs(shape))
-
-            r, cached = self.cache.get_or_measure(key, run)
-            out.append(_row(r, cached))
-        return out

@@ -3,7 +3,7 @@
 Embedded by default: ``ray.init()`` starts a local Ray inside the controller, bound to
 127.0.0.1, without the dashboard. ``address='auto'`` or ``'HOST:PORT'`` joins a running
 cluster (``ray start --head`` on one node, ``ray start --address=...`` on the others; see
-docs/nas_search.md for Slurm and KubeRay).
+docs/distributed_search.md for Slurm and KubeRay).
 
 Failures are data: a task that raises, a worker process that dies (SIGKILL, the OOM
 killer, a lost node) or one over its time limit (cancelled with ``force=True``) becomes a

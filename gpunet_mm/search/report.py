@@ -16,7 +16,8 @@ import os.path as osp
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..nas.base import atomic_write_text
+from ..atomic_write import atomic_write_text
+from ..pareto import pareto_front as front
 from .journal import PoolTrial
 
 RESULTS_FORMAT = 1
@@ -101,8 +102,8 @@ def pareto_neighbours(
     tol = tolerance * scale
     near = [t for t in done if t.metric >= winner.metric - tol]
     fastest = min(near, key=lambda t: (t.latency_ms, -t.metric, t.id), default=None)
-    faster = [t for t in done if t.latency_ms < winner.latency_ms]
-    nxt = max(faster, key=lambda t: (t.metric, -t.latency_ms, -t.id), default=None)
+    faster = _front([t for t in done if t.latency_ms < winner.latency_ms])
+    nxt = faster[-1] if faster else None  # the most accurate of the faster ones
     out: Dict[str, Any] = dict(tolerance=tol, fastest_near_best=None, next_faster=None)
     if fastest is not None and fastest.id != winner.id:
         out['fastest_near_best'] = _brief(fastest, winner)
@@ -185,22 +186,21 @@ def trials_csv(
     return buf.getvalue()
 
 
+def _front(trials: List[Any]) -> List[Any]:
+    return front(
+        trials, latency=lambda t: t.latency_ms, score=lambda t: t.metric, tiebreak=lambda t: t.id
+    )
+
+
 def pareto_front(points: List[PoolTrial]) -> List[PoolTrial]:
     """Complete trials that no other beats in both latency and metric."""
-    done = sorted(
-        (
+    return _front(
+        [
             t
             for t in points
             if t.status == 'complete' and t.metric is not None and t.latency_ms is not None
-        ),
-        key=lambda t: (t.latency_ms, -t.metric),
+        ]
     )
-    front, best = [], float('-inf')
-    for t in done:
-        if t.metric > best:
-            front.append(t)
-            best = t.metric
-    return front
 
 
 def plot_pareto(

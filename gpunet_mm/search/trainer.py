@@ -11,7 +11,6 @@ The same function writes the winners' configs, so what the search trained is wha
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import os.path as osp
@@ -49,52 +48,22 @@ def backbone_of(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return bb
 
 
-def _set_resize(pipeline: Any, size: int) -> None:
-    """Point every Resize of a pipeline (nested in wrappers too) at ``size``x``size``."""
-    if isinstance(pipeline, dict):
-        if pipeline.get('type') in ('Resize', 'RandomResize') and 'scale' in pipeline:
-            pipeline['scale'] = (size, size)
-        for v in pipeline.values():
-            _set_resize(v, size)
-    elif isinstance(pipeline, (list, tuple)):
-        for v in pipeline:
-            _set_resize(v, size)
-
-
 def candidate_config(
     cfg: Dict[str, Any],
     arch: Dict[str, Any],
     work_dir: Optional[str] = None,
     apply_resolution: bool = True,
 ) -> Dict[str, Any]:
-    """The training config of one candidate (a plain dict; search keys removed)."""
+    """The training config of one candidate (a plain dict; search keys removed): the arch
+    goes in by :func:`~gpunet_mm.arch_config.with_arch`, the pipelines resize to the arch's
+    resolution unless ``apply_resolution=False``."""
+    from ..arch_config import with_arch
     from ..models.arch_spec import GPUNetArch
 
     a = GPUNetArch.from_dict(arch)
-    out = copy.deepcopy({k: v for k, v in cfg.items() if k not in SEARCH_KEYS})
-    bb = backbone_of(out)
-    keep = {k: v for k, v in bb.items() if k not in ('tier', 'arch', 'init_cfg', 'type')}
-    model = out['model']
-    model['backbone'] = dict(type='GPUNet', arch=a.to_dict(), init_cfg=None, **keep)
-    model['backbone'].setdefault('frozen_stages', -1)
-    if model['backbone'].get('frozen_stages', -1) >= 0:  # a new arch has no weights to keep
-        model['backbone']['frozen_stages'] = -1
-    levels = a.level_channels()
-    if out.get('default_scope') == 'mmpretrain':
-        head = model.get('head') or {}
-        if 'in_channels' in head:
-            head['in_channels'] = a.tail_channels[0] if a.tail_channels else a.out_channels
-    else:
-        neck = model.get('neck')
-        out_idx = tuple(model['backbone'].get('out_indices', (2, 3, 4)))
-        if isinstance(neck, dict) and 'in_channels' in neck:
-            neck['in_channels'] = [levels[i] for i in out_idx]
-    if apply_resolution:
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            ds = (out.get(key) or {}).get('dataset') or {}
-            _set_resize(ds.get('pipeline'), a.resolution)
-        for key in ('train_pipeline', 'test_pipeline'):
-            _set_resize(out.get(key), a.resolution)
+    base = {k: v for k, v in cfg.items() if k not in SEARCH_KEYS}
+    backbone_of(base)
+    out = with_arch(base, a, resolution=a.resolution if apply_resolution else None)
     if work_dir is not None:
         out['work_dir'] = work_dir
     return out
@@ -170,8 +139,8 @@ def train_candidate(
     import torch
     from mmengine.config import Config
 
-    from ..analysis import count_params
     from ..apis.runner import init_cpu_distributed, make_runner
+    from ..complexity import count_params
     from ..models.arch_spec import GPUNetArch
 
     if threads:
@@ -210,7 +179,7 @@ def train_candidate(
         with open(last) as f:
             ckpt = f.read().strip() or None
     a = GPUNetArch.from_dict(arch)
-    from ..nas.functions import arch_flops
+    from ..nas.latency_proxy import arch_flops
 
     result: Dict[str, Any] = dict(capture.metrics)
     result.update(empty_detection_metric(cfg, result))

@@ -81,21 +81,37 @@ def test_cache_concurrent_writers(tmp_path):
     assert len(LatencyCache(path)) == 30
 
 
-def test_measure_arch_uses_cache(tmp_path, monkeypatch):
+def test_classifier_latency_goes_through_the_service_and_its_cache(tmp_path, monkeypatch):
+    """The classifier path of the latency service: exported once, timed on the target's
+    clock, and a second call (a new cache object on the same file) builds nothing."""
     from gpunet_mm.deploy import latency
+    from gpunet_mm.models import get_tier
 
-    arch = sample_random_archs(1, seed=5, max_layers=1, resolutions=(224,))[0]
+    arch = get_tier('GPUNet-0')
     cache = LatencyCache(str(tmp_path / 'c.sqlite'))
-    target = latency.LatencyTarget(iters=2, warmup=1, threads=1)
-    r1, hit1 = latency.measure_arch(arch, target, cache=cache)
-    assert not hit1 and r1.median_ms > 0 and r1.env['onnxruntime']
+    target = latency.LatencyTarget(iters=2, warmup=1, threads=1, shape=(64, 64), clock='cpu')
+    work = str(tmp_path / 'onnx')
+    r1, hit1 = latency.measure_latency(arch, None, target, cache, work, task='classification')
+    assert not hit1 and r1.median_ms > 0 and r1.shape == (64, 64)
+    assert r1.env['clock'] == 'process_cpu' and r1.env['task'] == 'classification'
+    import onnx
+
+    assert [o.name for o in onnx.load(r1.env['onnx']).graph.output] == ['logits']
 
     def boom(*a, **k):
         raise AssertionError('exported again despite a cache hit')
 
-    monkeypatch.setattr(latency, 'export_raw', boom)
-    r2, hit2 = latency.measure_arch(arch, target, cache=cache)
+    monkeypatch.setattr(latency, 'export_classifier', boom)
+    monkeypatch.setattr(latency, 'build_classifier', boom)
+    r2, hit2 = latency.measure_latency(
+        arch, None, target, LatencyCache(cache.path), task='classification'
+    )
     assert hit2 and r2.median_ms == r1.median_ms
+    # the classifier and the detector of one arch are different measurements
+    key = latency.latency_key(arch, None, target, task='classification')
+    assert key != latency.latency_key(arch, None, target, task='detection')
+    with pytest.raises(ValueError, match="latency task: got 'segmentation'"):
+        latency.measure_latency(arch, None, target, task='segmentation')
 
 
 def test_random_archs_are_valid_and_distinct():
@@ -134,14 +150,14 @@ def test_predictor_fit_predict_roundtrip(tmp_path):
 
 @pytest.mark.slow
 def test_predictor_ranks_real_measurements(tmp_path):
-    from gpunet_mm.deploy.latency import LatencyTarget, measure_arch
+    from gpunet_mm.deploy.latency import LatencyTarget, measure_latency
 
     archs = sample_random_archs(36, seed=7, max_layers=2)
     cache = LatencyCache(str(tmp_path / 'c.sqlite'))
     # process CPU time on one thread: on this shared CPU wall time swung the sum of the 36
     # latencies from 0.8 to 2.2 s between runs (tau 0.2-0.9); CPU time stays within 2 %
     target = LatencyTarget(iters=5, warmup=2, threads=1, clock='cpu')
-    lat = [measure_arch(a, target, cache=cache)[0].median_ms for a in archs]
+    lat = [measure_latency(a, None, target, cache=cache)[0].median_ms for a in archs]
     # fit and held-out sets interleave, so drifting machine load hits both alike
     pred = LatencyPredictor().fit(archs[::2], lat[::2])
     stats = evaluate(pred.predict_many(archs[1::2]), lat[1::2])

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from gpunet_mm.arch_config import with_arch
 from gpunet_mm.deploy import LatencyCache, LatencyPredictor, LatencyResult, LatencyTarget, latency
 from gpunet_mm.deploy.predictor import (
     DEMO_PREDICTOR,
@@ -36,41 +37,44 @@ def _tiny_arch(width=16, resolution=128, se=False):
 
 
 # --------------------------------------------------------------------------- templates
-def test_detector_cfg_for_arch_uses_demo_template():
+def test_model_cfg_uses_demo_template():
     arch = _tiny_arch()
-    cfg = latency.detector_cfg_for_arch(arch, DEMO_CFG)
+    cfg = latency.model_cfg(arch, DEMO_CFG)
     bb = cfg['backbone']
     assert 'tier' not in bb and bb['arch']['rows'][0]['out_channels'] == 16
-    # the template's own backbone settings survive; the neck follows the arch
-    assert tuple(bb['out_indices']) == (2, 3, 4) and bb['frozen_stages'] == 0
+    # the template's own backbone settings survive (a new arch has no weights to keep
+    # frozen: with_arch's rule); the neck follows the arch
+    assert tuple(bb['out_indices']) == (2, 3, 4) and bb['frozen_stages'] == -1
+    assert bb['norm_eval'] is False and bb['init_cfg'] is None
     assert cfg['neck']['in_channels'] == [arch.level_channels()[i] for i in (2, 3, 4)]
     assert cfg['neck']['in_channels'] == [32, 48, 64]
     assert cfg['bbox_head']['norm_cfg']['type'] == 'GN'  # the demo head, untouched
     with pytest.raises(ValueError, match=r'out_indices \[2, 3, 7\].*0\.\.4'):
-        latency.detector_cfg_for_arch(arch, DEMO_CFG, out_indices=(2, 3, 7))
+        with_arch(latency.resolve_template(DEMO_CFG), arch, out_indices=(2, 3, 7))
     resnet = dict(latency.SMALL_RETINANET, backbone=dict(type='ResNet', depth=18))
     with pytest.raises(ValueError, match="'ResNet'; allowed: GPUNet"):
-        latency.detector_cfg_for_arch(arch, resnet)
+        latency.model_cfg(arch, resnet)
+    assert latency.model_cfg(None, resnet) == resnet  # no arch: the template as it stands
     with pytest.raises(FileNotFoundError, match='nope.py'):
-        latency.detector_cfg_for_arch(arch, 'nope.py')
+        latency.model_cfg(arch, 'nope.py')
 
 
 def test_template_hash_ignores_the_arch_but_not_the_head():
     demo = latency.resolve_template(DEMO_CFG)
-    a = latency.detector_cfg_for_arch(_tiny_arch(16), demo)
-    b = latency.detector_cfg_for_arch(_tiny_arch(32), demo)
-    assert latency.template_hash(a, 'e2e') == latency.template_hash(b, 'e2e')
-    assert latency.template_hash(a, 'e2e') == latency.template_hash(DEMO_CFG, 'e2e')
+    a = latency.model_cfg(_tiny_arch(16), demo)
+    b = latency.model_cfg(_tiny_arch(32), demo)
+    assert latency.template_hash(a) == latency.template_hash(b)
+    assert latency.template_hash(a) == latency.template_hash(DEMO_CFG)
     wider = dict(demo, bbox_head=dict(demo['bbox_head'], feat_channels=128))
-    assert latency.template_hash(wider, 'e2e') != latency.template_hash(demo, 'e2e')
-    assert latency.template_hash(demo, 'e2e') != latency.template_hash(demo, 'net')
+    assert latency.template_hash(wider) != latency.template_hash(demo)
 
 
 def test_default_template_is_the_shipped_config_and_keeps_its_cache_key():
     """SMALL_RETINANET comes from a config file in the package, read like any template.
 
-    Its hash is part of every cached latency key: the value below is the one of the dict
-    the file replaced, so existing latency caches keep answering.
+    Its hash is part of every cached detector latency key: the value below is the one the
+    search's keys have had since the file replaced the dict (issue 19's one key function kept
+    it), so existing latency caches keep answering.
     """
     import ast
     import fnmatch
@@ -79,10 +83,9 @@ def test_default_template_is_the_shipped_config_and_keeps_its_cache_key():
     assert path.startswith(os.path.join(ROOT, 'gpunet_mm', 'deploy', 'data'))
     assert latency.resolve_template(None) == latency.SMALL_RETINANET
     assert latency.resolve_template(path) == latency.SMALL_RETINANET
-    assert latency.template_hash(None) == 'cb0c237cf5861827'
-    assert latency.template_hash(path, 'e2e', clock='cpu') == latency.template_hash(
-        None, 'e2e', clock='cpu'
-    )
+    assert latency.template_hash(None) == 'fd224b6d300ec359'
+    assert latency.template_hash(path, clock='cpu') == latency.template_hash(None, clock='cpu')
+    assert latency.template_hash(None, clock='cpu') == '96c27dd9f2cff9df'
     # setup.py ships it (package_data), so the default works from an installed package
     with open(os.path.join(ROOT, 'setup.py')) as f:
         tree = ast.parse(f.read())
@@ -144,13 +147,13 @@ def test_measure_detector_end_to_end_and_cached(tmp_path, monkeypatch):
     r2 = latency.measure_detector(arch, DEMO_CFG, target, cache=LatencyCache(cache.path))
     assert r2.median_ms == r1.median_ms and r2.env['arch'] == r1.env['arch']
     # the key holds the post-processing and the template: either change is a new measurement
-    key = latency.detector_latency_key(arch, DEMO_CFG, target)
+    key = latency.latency_key(arch, DEMO_CFG, target)
     assert cache.get(key) is not None
     other_pp = LatencyTarget(
         **{**target.to_dict(), 'shape': (128, 128), 'post_processing': dict(pre_top_k=100)}
     )
-    assert latency.detector_latency_key(arch, DEMO_CFG, other_pp) != key
-    assert latency.detector_latency_key(arch, None, target) != key
+    assert latency.latency_key(arch, DEMO_CFG, other_pp) != key
+    assert latency.latency_key(arch, None, target) != key
     with pytest.raises(AssertionError, match='measured again'):
         latency.measure_detector(arch, DEMO_CFG, other_pp, cache=cache)
 
@@ -281,7 +284,7 @@ def test_fit_from_cache_selects_the_target(tmp_path):
                 shape=(256, 256),
                 env=dict(arch=a.to_dict()),
             )
-            cache.put(latency.detector_latency_key(a, demo, t), res)
+            cache.put(latency.latency_key(a, demo, t), res)
     out = str(tmp_path / 'p.json')
     pred = fit_from_cache(cache.path, DEMO_CFG, target.to_dict(), out_file=out)
     want = [

@@ -209,7 +209,7 @@ def test_search_latency_wires_each_neck_to_the_candidate(config):
 
     arch = _tiny_arch()
     path = os.path.join(ROOT, config)
-    cfg = latency.detector_cfg_for_arch(arch, path)
+    cfg = latency.model_cfg(arch, path)
     chans = arch.level_channels()
     assert cfg['neck']['in_channels'] == [chans[i] for i in cfg['backbone']['out_indices']]
     target = LatencyTarget(threads=1, shape=(128, 128), iters=2, warmup=1, score_fraction=0.01)

@@ -53,7 +53,7 @@ def test_refit_reaches_5_percent_on_recorded_demo_latencies():
     proxy alone is far off."""
     from gpunet_mm.deploy import LatencyPredictor
     from gpunet_mm.deploy.random_archs import sample_random_archs
-    from gpunet_mm.nas.functions import latency_proxy
+    from gpunet_mm.nas.latency_proxy import latency_proxy
 
     with open(RECORDED) as f:
         rec = json.load(f)

@@ -35,9 +35,9 @@ def trained(name, data_root):
     """(model, config dict, checkpoint) of the demo detector ``name``, trained once."""
     from mmengine.config import Config
 
-    from gpunet_mm.compat import trusted_checkpoints
     from gpunet_mm.deploy import build_detector
     from gpunet_mm.deploy.parity import demo_trained_detector
+    from gpunet_mm.safe_checkpoint import trusted_checkpoints
 
     if name not in _TRAINED:
         torch.set_num_threads(1)
@@ -77,7 +77,7 @@ def test_deploy_tool_gate_passes_on_the_trained_checkpoint(name, small_demo_data
     _, cfg, ckpt = trained(name, small_demo_data)
     config = str(tmp_path / 'det.py')
     Config(cfg).dump(config)
-    from gpunet_mm.compat import trusted_checkpoints
+    from gpunet_mm.safe_checkpoint import trusted_checkpoints
 
     with trusted_checkpoints():
         summary = deploy(config, ckpt, DeployConfig(input_shape=(SIZE, SIZE)), str(tmp_path / 'd'))

@@ -71,10 +71,11 @@ def test_measured_rows_agree_with_tiers_and_configs():
 
 @pytest.mark.parametrize('tier', range(len(TIERS)))
 def test_meta_params_and_flops_are_this_packages_counts(tier):
-    from gpunet_mm.analysis import build_gpunet_classifier, count_flops, count_params
+    from gpunet_mm.complexity import count_flops, count_params
+    from gpunet_mm.models.classifiers import build_release_classifier
 
     arch = TIERS[tier]
-    model = build_gpunet_classifier(arch=arch)
+    model = build_release_classifier(arch=arch)
     assert count_params(model) == arch.meta['params']
     assert count_flops(model, arch.resolution) == arch.meta['flops']
 

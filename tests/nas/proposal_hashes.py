@@ -52,7 +52,7 @@ def _digest(rows: List[Any]) -> str:
 def bench_hash(problem: str, method: str, batch: int, trials: int, seed: int = 0) -> str:
     """The proposals and tells of one benchmark run (``run_one``'s loop)."""
     from gpunet_mm.nas.benchmark import make_optimizer
-    from gpunet_mm.nas.functions import make_problem
+    from gpunet_mm.nas.objectives import make_problem
 
     prob = make_problem(problem, 10)
     opt = make_optimizer(prob, method, seed)

@@ -5,8 +5,9 @@ import pytest
 
 from gpunet_mm.models.tiers import TIERS
 from gpunet_mm.nas import GPUNetSpace, InfeasibleSpaceError, LaMCTSBO, build_optimizer
-from gpunet_mm.nas.functions import latency_proxy, make_problem
 from gpunet_mm.nas.lamcts import tier_priors
+from gpunet_mm.nas.latency_proxy import latency_proxy
+from gpunet_mm.nas.objectives import make_problem
 
 from .paired import assert_paired_wins
 

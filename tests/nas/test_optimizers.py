@@ -13,7 +13,8 @@ from gpunet_mm.nas import (
     LaMCTSBO,
     build_optimizer,
 )
-from gpunet_mm.nas.functions import ackley, latency_proxy, measured_latency
+from gpunet_mm.nas.latency_proxy import latency_proxy
+from gpunet_mm.nas.objectives import ackley, measured_latency
 
 from .paired import assert_paired_wins
 
@@ -426,7 +427,7 @@ def test_add_trial_warm_start_skips_the_design_and_guards_state():
 
 def test_time_proposals_reports_asks_after_many_observations():
     from gpunet_mm.nas.benchmark import time_proposals
-    from gpunet_mm.nas.functions import make_problem
+    from gpunet_mm.nas.objectives import make_problem
 
     r = time_proposals(
         make_problem('ackley', 4), 'lamcts', n_obs=60, batch=2, repeats=2, options=FAST

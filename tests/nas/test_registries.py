@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gpunet_mm.nas import METHODS, LaMCTSBO, build_optimizer, build_space
-from gpunet_mm.nas.functions import TEST_FUNCTIONS, BenchmarkFunction, ackley, make_problem
+from gpunet_mm.nas.objectives import TEST_FUNCTIONS, BenchmarkFunction, ackley, make_problem
 from gpunet_mm.nas.registry import NAS_OPTIMIZERS, NAS_SPACES, lookup
 from gpunet_mm.nas.space import SearchSpace
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from gpunet_mm.nas.benchmark import run_one
-from gpunet_mm.nas.functions import make_problem
+from gpunet_mm.nas.objectives import make_problem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -15,7 +15,7 @@ from gpunet_mm.nas import (
     InfeasibleSpaceError,
     build_space,
 )
-from gpunet_mm.nas.functions import latency_proxy
+from gpunet_mm.nas.latency_proxy import latency_proxy
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gpunet_mm.nas import build_optimizer, build_space
-from gpunet_mm.nas.functions import ackley
+from gpunet_mm.nas.objectives import ackley
 from gpunet_mm.nas.store import MemoryTrialStore, trials_from_dicts
 
 BOX = dict(type='BoxSpace', lower=[-5.0] * 4, upper=[5.0] * 4)

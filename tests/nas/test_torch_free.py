@@ -51,7 +51,7 @@ def test_nas_imports_and_searches_without_torch(tmp_path):
             raise SystemExit('the blocker did not block torch')
         import gpunet_mm.nas
         from gpunet_mm.nas import LaMCTSBO, GPUNetSpace
-        from gpunet_mm.nas.functions import latency_proxy
+        from gpunet_mm.nas.latency_proxy import latency_proxy
         opt = LaMCTSBO(GPUNetSpace(), seed=0, minimize=False, constraint_fn=latency_proxy,
                        budget=1.0, n_candidates=100, gp_max_points=30)
         for t in opt.ask(3):
@@ -76,7 +76,7 @@ def test_nas_registries_build_without_torch(tmp_path):
         import json, sys
         from gpunet_mm.nas.registry import NAS_OPTIMIZERS, NAS_SPACES, TEST_FUNCTIONS
         from gpunet_mm.nas import build_optimizer, build_space
-        from gpunet_mm.nas.functions import make_problem
+        from gpunet_mm.nas.objectives import make_problem
 
         space = build_space(dict(type='BoxSpace', lower=0.0, upper=1.0, dims=2))
         opt = build_optimizer('random', space, seed=0)

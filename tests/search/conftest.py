@@ -3,7 +3,7 @@ import os.path as osp
 import pytest
 
 from gpunet_mm.models.arch_spec import GPUNetArch
-from gpunet_mm.nas.functions import measured_latency, surrogate_accuracy
+from gpunet_mm.nas.objectives import measured_latency, surrogate_accuracy
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -62,7 +62,7 @@ def rung_trainer(log=None, fail=None):
     ``resume_from``): it continues from the checkpoint's epoch, reports the epochs it
     reached and added, and a checkpoint path naming the epoch. ``log`` gets
     ``(trial_id, attempt, start_epoch, end_epoch)``."""
-    from gpunet_mm.nas.functions import surrogate_curve
+    from gpunet_mm.nas.objectives import surrogate_curve
 
     def fn(task):
         end = int(task.payload['epochs'])

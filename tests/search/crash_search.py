@@ -8,7 +8,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from gpunet_mm.models.arch_spec import GPUNetArch  # noqa: E402
-from gpunet_mm.nas.functions import surrogate_accuracy  # noqa: E402
+from gpunet_mm.nas.objectives import surrogate_accuracy  # noqa: E402
 from gpunet_mm.search import LocalExecutor  # noqa: E402
 from gpunet_mm.search.api import run_search  # noqa: E402
 from tests.search.conftest import FakeLatency  # noqa: E402
@@ -16,7 +16,7 @@ from tests.search.conftest import FakeLatency  # noqa: E402
 
 def rung_train(log_path):
     """The rung contract (payload epochs / resume_from), slowly, logging start and end."""
-    from gpunet_mm.nas.functions import surrogate_curve
+    from gpunet_mm.nas.objectives import surrogate_curve
 
     def train(task):
         end = int(task.payload['epochs'])

@@ -35,3 +35,20 @@ def test_empty_coco_result_is_a_zero_with_a_warning():
     assert empty_detection_metric(cfg, {'coco/segm_mAP': 0.1}) == {}
     cls = dict(nas=dict(), default_scope='mmpretrain')
     assert empty_detection_metric(cls, {}) == {}
+
+
+def test_the_full_fidelity_demo_spends_the_demos_compute_without_rungs():
+    """benchmark_demo_fidelity.py compares the two at equal compute: the full-fidelity demo
+    trains num_trials x the proxy schedule, what `make demo` may spend on its rungs, and
+    both end with the same final retrain."""
+    from gpunet_mm.search.api import nas_settings
+
+    demo = load_search_config(DEMO_SEARCH)
+    full = load_search_config(DEMO_SEARCH.replace('_demo_ort-cpu', '_demo_full_ort-cpu'))
+    d, f = nas_settings(demo), nas_settings(full)
+    assert d['fidelity'] is not None and f['fidelity'] is None and f['compute_budget'] is None
+    assert f['num_trials'] * full['train_cfg']['max_epochs'] == d['compute_budget']
+    assert f['final'] == d['final'] and f['budgets'] == d['budgets']
+    # everything else (data, detector, schedule, latency target) is the demo's
+    for key in ('model', 'train_cfg', 'param_scheduler', 'latency_target', 'search_space'):
+        assert full[key] == demo[key], key

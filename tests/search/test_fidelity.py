@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from gpunet_mm.nas.functions import surrogate_accuracy, surrogate_curve
+from gpunet_mm.nas.objectives import surrogate_accuracy, surrogate_curve
 from gpunet_mm.search import LocalExecutor, SearchJournal
 from gpunet_mm.search.api import run_search
 from gpunet_mm.search.fidelity import Rungs, make_rungs

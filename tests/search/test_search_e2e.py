@@ -2,6 +2,7 @@
 data, the whole exported detector is timed with ONNX Runtime, reports are written, and the
 winner's config trains as it is."""
 
+import csv
 import json
 import os
 import os.path as osp
@@ -119,6 +120,64 @@ def test_demo_search_end_to_end(tiny_data, tmp_path):
     )
     check_ok(out2)
     assert out2.stdout.strip().splitlines()[-1] == last
+
+
+@pytest.mark.slow  # about 2 minutes on 2 cores: 10 trainings, 8 detectors timed
+def test_demo_search_with_promotions_end_to_end(tiny_data, tmp_path):
+    """`make demo`'s own multi-fidelity settings (rungs, compute budget, final retrain of the
+    top 2), shrunk: rungs of 1 and 2 epochs (eta 2, so that promotions start after two
+    results), 8 epochs of compute, the final retrain on the 2-epoch proxy schedule in one go
+    (the demo's "full" schedule is its proxy's too, given as nas.final.schedule)."""
+    wd = str(tmp_path / 'search')
+    opts = [o for o in _options(tiny_data)[1:] if not o.startswith(('nas.', 'train_cfg.'))]
+    opts += [
+        'train_cfg.max_epochs=2',
+        'train_cfg.val_interval=2',
+        'nas.fidelity.eta=2',
+        'nas.compute_budget=8',
+        'nas.calibration_samples=0',
+        'nas.final.schedule.train_cfg.max_epochs=2',
+        'nas.final.schedule.train_cfg.val_interval=2',
+        'nas.final.schedule.param_scheduler=[]',
+    ]
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'nas_search.py'), CONFIG, '--work-dir', wd]
+    cmd += ['--workers', '2', '--budgets', '2.0*GPUNet-0', '--no-progress', '--no-hub']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    out = subprocess.run(
+        cmd + ['--cfg-options', *opts],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    check_ok(out)
+    summary = json.loads(open(osp.join(wd, 'summary.json')).read())
+    results = json.loads(open(osp.join(wd, 'results.json')).read())
+    fid = summary['fidelity']
+    assert fid['rung_epochs'] == [1, 2] and fid['eta'] == 2
+    # bounded by compute: the rungs never spend more than the budget, and the budget, not
+    # the trial count, stopped the search
+    assert 0 < summary['compute_epochs'] <= 8 and summary['compute_budget'] == 8
+    assert summary['trials_by_status'].get('complete', 0) < 20
+    # promotions happened: a searched candidate (not only GPUNet-0, which climbs every
+    # rung) continued to the full proxy schedule, and more candidates were tried than
+    # reached it
+    top = fid['rung_occupancy']
+    with open(osp.join(wd, 'trials.csv')) as f:
+        rows = list(csv.DictReader(f))
+    promoted = [r for r in rows if r['epochs'] == '2' and r['origin'].startswith('optimizer')]
+    assert promoted and all(r['metric_1ep'] and r['metric_2ep'] for r in promoted), rows
+    assert fid['promotions'] >= 2 and len(results['trials']) > top[-1], fid
+    # the top 2 retrained from scratch on the "full" schedule, reported next to their proxy
+    runs = summary['final']['runs']
+    assert len(runs) == 2 and all(r['status'] == 'complete' for r in runs), runs
+    assert all(r['final_epochs'] == 2 and 0.0 <= r['final_metric'] <= 1.0 for r in runs)
+    assert all(r['proxy_epochs'] in (1, 2) for r in runs)
+    (winner,) = results['winners']
+    assert winner['metric_kind'] == 'proxy' and 'final_metric' in winner
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith('FOUND ') and ' | FINAL ' in last and 'on the full schedule' in last
 
 
 def test_bad_inputs_fail_before_training(tiny_data, tmp_path):

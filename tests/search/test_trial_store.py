@@ -3,7 +3,7 @@
 import pytest
 
 from gpunet_mm.nas import build_optimizer, build_space
-from gpunet_mm.nas.functions import surrogate_accuracy
+from gpunet_mm.nas.objectives import surrogate_accuracy
 from gpunet_mm.search.journal import SearchJournal
 from gpunet_mm.search.trial_store import JournalTrialStore, open_optimizer
 

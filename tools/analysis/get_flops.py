@@ -21,7 +21,7 @@ def main() -> None:
         '--shape', type=int, nargs=2, metavar=('H', 'W'), help='input shape for a config'
     )
     args = parser.parse_args()
-    from gpunet_mm.analysis import complexity_table, count_params
+    from gpunet_mm.complexity import TensorMode, complexity_table, count_params
 
     if args.config is None:
         print(f'{"tier":<10} {"res":>4} {"params (M)":>11} {"GMACs":>8}')
@@ -47,17 +47,6 @@ def main() -> None:
         f'{macs / 1e9:.3f} GMACs (= {2 * macs / 1e9:.3f} GFLOPs at 2 ops per MAC; network '
         'outputs, without post-processing)'
     )
-
-
-class TensorMode(torch.nn.Module):
-    """mmdet/mmpretrain models in ``mode='tensor'`` (raw outputs), for the flop tracer."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        return self.model(x, mode='tensor')
 
 
 if __name__ == '__main__':

@@ -18,14 +18,14 @@ import time
 
 import torch
 
-from gpunet_mm.compat import (
+from gpunet_mm.models import get_tier
+from gpunet_mm.models.release_checkpoint import extract_state_dict, release_to_mm
+from gpunet_mm.safe_checkpoint import (
     CorruptCheckpointError,
     UntrustedCheckpointError,
     load_local_checkpoint,
     trusted_checkpoints,
 )
-from gpunet_mm.models import get_tier
-from gpunet_mm.models.release_checkpoint import extract_state_dict, release_to_mm
 
 
 def convert(src: str, dst: str, tier: str, use_ema: bool = True, trust: bool = False) -> int:

@@ -3,7 +3,7 @@
 # custom resource `latency_gpu` (start that node with
 # `ray start ... --resources='{"latency_gpu": 1}'`); each candidate trains a short proxy
 # schedule on one GPU, evaluated on val2017. A search config lists this file after its
-# detector config; see docs/nas_search.md.
+# detector config; see docs/distributed_search.md.
 _base_ = ['../lamcts_gpunet-det_space.py']
 
 search_space = dict(resolutions=[320, 384, 448, 512])

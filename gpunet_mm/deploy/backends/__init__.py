@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+# the backends register in this order, which is the order their names are listed in
+# (error messages, ``available_backends``): import them before any module that uses one
+from . import onnxruntime, tensorrt, torch  # noqa: F401,I001
 from .base import BackendUnavailableError, LatencyBackend, LatencyResult
 from .onnxruntime import OnnxRuntimeBackend
 from .registry import LATENCY_BACKENDS

@@ -133,6 +133,35 @@ def time_calls_ms(
     return times
 
 
+#: how a backend times one run: the wall clock, or the process CPU time (see
+#: :func:`check_cpu_clock`)
+CLOCKS = ('wall', 'cpu')
+
+
+def check_cpu_clock(backend: str, device: str, threads: Optional[int]) -> None:
+    """Refuse a ``clock='cpu'`` measurement whose CPU time is not its latency.
+
+    On a shared CPU, wall time measures the neighbours as much as the network; the process
+    CPU time of a ``session.run`` does not, and it is the wall latency when one thread does
+    all the work: ONNX Runtime on the CPU with one intra-op thread. With two threads the
+    process CPU time adds both threads' time (GPUNet-0 read 42.1 ms at a wall latency of
+    21.6 ms), so a budget in ms would be off by the thread count; a GPU or TensorRT
+    target spends its time off the CPU, and the torch backend times with the wall clock.
+    """
+    if device != 'cpu' or backend != 'onnxruntime':
+        raise ValueError(
+            f"latency target clock 'cpu' times CPU work of ONNX Runtime on the CPU only; got "
+            f"backend {backend!r} on {device!r}: use clock='wall' there"
+        )
+    if threads != 1:
+        shown = 'None (all cores)' if threads is None else repr(threads)
+        raise ValueError(
+            f"latency target clock 'cpu' needs threads=1: with threads={shown} the process "
+            "CPU time adds up every thread's time and is not the wall latency; use threads=1 "
+            "with clock='cpu', or clock='wall' for more threads"
+        )
+
+
 class LatencyBackend(ABC):
     """A way to time a model. Subclasses set ``name`` and ``install_hint``."""
 

@@ -3,16 +3,31 @@
 The default backend, and the one every test here runs. ``intra_op_num_threads`` is pinned
 (default: all cores) and ``inter_op_num_threads=1`` with sequential execution, so two runs on
 one machine compare; the thread count is part of the environment and the cache key.
+
+``clock='cpu'`` times each ``session.run`` with the process CPU time instead of the wall
+clock: with one intra-op thread ONNX Runtime runs every kernel on the calling thread, so on
+an idle machine CPU time equals wall time, and under load it stays within a few percent
+while wall time grows by half (see docs/deploy.md). Other thread counts are refused
+(``gpunet_mm.deploy.backends.base.check_cpu_clock``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env, time_calls_ms
+from .base import (
+    CLOCKS,
+    BackendUnavailableError,
+    LatencyBackend,
+    LatencyResult,
+    check_cpu_clock,
+    host_env,
+    time_calls_ms,
+)
 from .registry import LATENCY_BACKENDS
 
 DEVICES = ('cpu', 'cuda')
@@ -23,9 +38,15 @@ class OnnxRuntimeBackend(LatencyBackend):
     name = 'onnxruntime'
     install_hint = 'pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA execution provider)'
 
-    def __init__(self, device: str = 'cpu', threads: Optional[int] = None) -> None:
+    def __init__(
+        self, device: str = 'cpu', threads: Optional[int] = None, clock: str = 'wall'
+    ) -> None:
         if device not in DEVICES:
             raise ValueError(f'onnxruntime device: got {device!r}; allowed: {", ".join(DEVICES)}')
+        if clock not in CLOCKS:
+            raise ValueError(f'onnxruntime clock: got {clock!r}; allowed: {", ".join(CLOCKS)}')
+        if clock == 'cpu':
+            check_cpu_clock(self.name, device, threads)
         if not self.available():
             raise BackendUnavailableError(f'onnxruntime is not installed: {self.install_hint}')
         import onnxruntime as ort
@@ -37,6 +58,7 @@ class OnnxRuntimeBackend(LatencyBackend):
             )
         self.device = device
         self.threads = int(threads or os.cpu_count() or 1)
+        self.clock = clock
 
     @classmethod
     def available(cls) -> bool:
@@ -88,7 +110,9 @@ class OnnxRuntimeBackend(LatencyBackend):
         inputs: Optional[Dict[str, np.ndarray]] = None,
         session: Any = None,
     ) -> LatencyResult:
-        """Median wall time of ``session.run`` on one fixed input (ONNX path ``model``).
+        """Times of ``session.run`` on one fixed input (ONNX path ``model``), on this
+        backend's clock; ``env['clock']`` says which (``'wall'``, or ``'process_cpu'`` with
+        the wall median of the same runs as ``env['wall_median_ms']``).
 
         On CUDA the inputs are bound on the device once (IO binding) so host-device copies
         of the input stay out of the timing, as with trtexec.
@@ -103,8 +127,26 @@ class OnnxRuntimeBackend(LatencyBackend):
                 dims = [full[k] if d is None else d for k, d in enumerate(dims)]
                 dtype = np.float16 if 'float16' in i.type else np.float32
                 inputs[i.name] = (rng.random(dims) * 255).astype(dtype)
-        times = time_calls_ms(self._runner(sess, inputs), iters=iters, warmup=warmup)
-        return self.result(times, warmup=warmup, precision=precision, batch=batch, shape=shape)
+        run = self._runner(sess, inputs)
+        if self.clock == 'wall':
+            times = time_calls_ms(run, iters=iters, warmup=warmup)
+            env = dict(self.environment(), clock='wall')
+            return self.result(
+                times, warmup=warmup, precision=precision, batch=batch, shape=shape, env=env
+            )
+        cpu_ms = []
+
+        def cpu_timed() -> None:
+            t0 = time.process_time()
+            run()
+            cpu_ms.append((time.process_time() - t0) * 1e3)
+
+        wall = time_calls_ms(cpu_timed, iters=iters, warmup=warmup)
+        env = dict(self.environment(), clock='process_cpu', wall_median_ms=float(np.median(wall)))
+        return self.result(
+            cpu_ms[max(warmup, 0) :], warmup=warmup, precision=precision, batch=batch,
+            shape=shape, env=env,
+        )  # fmt: skip
 
     def _runner(self, sess, inputs):
         if self.device == 'cpu':

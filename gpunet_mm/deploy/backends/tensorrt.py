@@ -30,6 +30,7 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...atomic_write import atomic_write_bytes
 from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env, time_calls_ms
 from .registry import LATENCY_BACKENDS
 
@@ -270,12 +271,8 @@ def build_engine(
     if serialized is None:
         raise RuntimeError(f'TensorRT engine build failed for {onnx_path} (plan {plan.to_dict()})')
     engine = bytes(serialized)
-    with open(timing_file + '.tmp', 'wb') as f:
-        f.write(bytes(config.get_timing_cache().serialize()))
-    os.replace(timing_file + '.tmp', timing_file)
-    with open(engine_file + '.tmp', 'wb') as f:
-        f.write(engine)
-    os.replace(engine_file + '.tmp', engine_file)
+    atomic_write_bytes(timing_file, bytes(config.get_timing_cache().serialize()))
+    atomic_write_bytes(engine_file, engine)
     return engine
 
 

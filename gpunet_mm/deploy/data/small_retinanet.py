@@ -1,6 +1,6 @@
 # The latency proxy detector: a light RetinaNet around any GPUNet (CPU friendly).
 # gpunet_mm.deploy.latency loads it as SMALL_RETINANET, the default detector template of
-# measure_detector / measure_arch and of the predictor's features; the search replaces
+# measure_latency (task detection) and of the predictor's features; the search replaces
 # backbone.tier with each candidate's arch and neck.in_channels with its level channels.
 # Its contents are part of the latency cache key (template_hash): editing it re-measures.
 model = dict(

@@ -9,7 +9,6 @@ out index asks for it, so detectors carry no unused parameters (which DDP would 
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, get_args
 
 import torch
@@ -25,6 +24,9 @@ from ...schema import GPUNetArgs, validate
 from ..arch_spec import GPUNetArch, PlacedLayer, as_arch
 from ..blocks import GPUNetFusedIRB, GPUNetIRB
 from ..tiers import get_tier
+
+#: the registry name of the strict pretrained loader (``gpunet_mm.apis.checkpoint``)
+PRETRAINED_INIT = 'GPUNetPretrained'
 
 ACT_CFGS: Dict[str, Dict[str, Any]] = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}
 #: declared once, with the backbone's argument schema
@@ -320,59 +322,26 @@ class GPUNet(BaseBackbone):
     def init_weights(self) -> None:
         """``init_cfg=dict(type='Pretrained', ...)`` loads strictly; other inits as mmengine.
 
-        mmengine's ``PretrainedInit`` loads with ``strict=False``: another tier's checkpoint
-        or a wrong ``prefix`` would leave the backbone random with only a log line. Here the
-        checkpoint's architecture, tensor shapes and keys must match (the classifier tail may
-        be absent from the backbone), else :class:`CheckpointMismatchError`.
+        The strict loader is the weight initialiser ``'GPUNetPretrained'`` that
+        ``gpunet_mm.apis.checkpoint`` registers in mmengine's ``WEIGHT_INITIALIZERS``
+        (``import gpunet_mm`` registers it): the checkpoint's architecture, tensor shapes
+        and keys must match, else ``CheckpointMismatchError``. It is looked up by name, so
+        the models need nothing from the layers above them.
         """
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' and not self._is_init:
-            self._load_pretrained(cfg)
+            from mmengine.model import initialize
+            from mmengine.registry import WEIGHT_INITIALIZERS
+
+            if WEIGHT_INITIALIZERS.get(PRETRAINED_INIT) is None:
+                raise RuntimeError(
+                    f"init_cfg type 'Pretrained': the strict loader {PRETRAINED_INIT!r} is "
+                    'not registered; import gpunet_mm (it registers gpunet_mm.apis.checkpoint)'
+                )
+            initialize(self, dict(cfg, type=PRETRAINED_INIT))
             self._is_init = True
             return
         super().init_weights()
-
-    def _load_pretrained(self, cfg: Dict) -> None:
-        from mmengine.runner.checkpoint import _load_checkpoint
-
-        from ...apis.checkpoint import CheckpointMismatchError, check_state_dict
-
-        source = cfg.get('checkpoint')
-        if not source:
-            raise ValueError(f"init_cfg: got {cfg!r}; allowed: Pretrained with a 'checkpoint'")
-        ckpt = _load_checkpoint(source, map_location=cfg.get('map_location', 'cpu'))
-        if not isinstance(ckpt, dict):
-            raise CheckpointMismatchError(f'{source} holds a {type(ckpt).__name__}, not a dict')
-        sd = ckpt.get('state_dict', ckpt)
-        sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()}
-        prefix = cfg.get('prefix') or ''
-        if prefix:
-            if not prefix.endswith('.'):
-                prefix += '.'
-            found = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-            if not found:
-                raise CheckpointMismatchError(
-                    f'{source} has no keys under prefix {prefix!r}; its keys start with '
-                    f'{sorted({k.split(".")[0] + "." for k in sd})[:5]}'
-                )
-            sd = found
-        meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-        # the converter and GPUNetCheckpointHook record the arch of the classifier's backbone
-        module = prefix.rstrip('.') or 'backbone'
-        meta = dict(meta)
-        archs = meta.get('gpunet_archs') or {}
-        if module in archs:
-            meta['gpunet_archs'] = {'': archs[module]}
-        elif 'arch' in meta and module == 'backbone':
-            from ..arch_spec import as_arch
-
-            a = as_arch(meta.pop('arch'))
-            meta['gpunet_archs'] = {'': dict(name=a.name, hash=a.structural_hash())}
-        else:
-            meta.pop('gpunet_archs', None)
-            meta.pop('arch', None)
-        check_state_dict(self, sd, meta, source=f'pretrained checkpoint {source}')
-        self.load_state_dict(sd, strict=False)
 
     def _freeze_stages(self) -> None:
         for i in range(max(self.frozen_stages, 0)):

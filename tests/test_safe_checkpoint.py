@@ -13,7 +13,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
 import gpunet_mm  # noqa: F401  (installs the loader)
-from gpunet_mm.compat import (
+from gpunet_mm.safe_checkpoint import (
     CorruptCheckpointError,
     UntrustedCheckpointError,
     trust_checkpoint_enabled,
@@ -89,7 +89,7 @@ def test_crafted_pickle_runs_nothing_through_mmengine_loaders(tmp_path, kind):
 
 
 def test_getattr_is_only_historybuffers_statistics(tmp_path):
-    from gpunet_mm.compat import _history_buffer_getattr
+    from gpunet_mm.safe_checkpoint import _history_buffer_getattr
 
     assert _history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
     for obj, name in ((HistoryBuffer, '__init__'), (HistoryBuffer, '__class__'), (os, 'system')):
@@ -212,3 +212,14 @@ def test_trust_checkpoint_config_key_is_the_opt_in(tmp_path, tiny_demo):
     metrics = make_runner(cfg).test()
     assert 'coco/bbox_mAP' in metrics
     assert not trust_checkpoint_enabled()  # reset after the run
+
+
+def test_the_old_module_name_is_a_deprecated_alias():
+    """``gpunet_mm.compat`` (documented before issue 19) still answers, with a warning."""
+    import gpunet_mm.compat as old
+    from gpunet_mm import safe_checkpoint
+
+    with pytest.warns(DeprecationWarning, match='gpunet_mm.safe_checkpoint'):
+        assert old.trusted_checkpoints is safe_checkpoint.trusted_checkpoints
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018

@@ -1,4 +1,4 @@
-"""Every code block of docs/search.md runs as written (issue 11)."""
+"""Every code block of docs/nas.md runs as written (issue 11)."""
 
 import os
 import re
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DOC = os.path.join(ROOT, 'docs', 'search.md')
+DOC = os.path.join(ROOT, 'docs', 'nas.md')
 
 
 def blocks(lang):
@@ -24,7 +24,7 @@ def test_the_doc_has_code_blocks():
 def test_python_blocks_run(i, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = blocks('python')[i]
-    exec(compile(code, f'docs/search.md python block {i}', 'exec'), {'__name__': '__doc__'})
+    exec(compile(code, f'docs/nas.md python block {i}', 'exec'), {'__name__': '__doc__'})
 
 
 def bash_commands():

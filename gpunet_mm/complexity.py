@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Union
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -24,26 +24,6 @@ def count_flops(model: nn.Module, resolution: int, in_channels: int = 3) -> int:
         return int(analyzer.total())
 
 
-def build_gpunet_classifier(
-    tier: Union[int, str, None] = None, arch=None, num_classes: int = 1000, **backbone_kwargs
-) -> nn.Module:
-    """The release classifier (backbone, pooling, head) as an mmpretrain ImageClassifier."""
-    from .apis import build_model
-    from .models.backbones.gpunet import resolve_arch
-
-    a = resolve_arch(tier, arch)
-    backbone = dict(type='GPUNet', arch=a.to_dict(), **backbone_kwargs)
-    return build_model(
-        dict(
-            type='ImageClassifier',
-            backbone=backbone,
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='GPUNetClsHead', num_classes=num_classes, **a.cls_head_channels()),
-        ),
-        'mmpretrain',
-    )
-
-
 def complexity_table(resolution: Optional[int] = None) -> Dict[str, Dict[str, float]]:
     """Per tier: input resolution, parameters (M) and GMACs (multiply-accumulates, 1e9).
 
@@ -51,12 +31,25 @@ def complexity_table(resolution: Optional[int] = None) -> Dict[str, Dict[str, fl
     papers quoting FLOPs as 2 x MACs report twice the number.
     """
     from .models import TIERS
+    from .models.classifiers import build_release_classifier
 
     out = {}
     for a in TIERS:
         res = resolution or a.resolution
-        m = build_gpunet_classifier(arch=a)
+        m = build_release_classifier(arch=a)
         out[a.name] = dict(
             resolution=res, params_m=count_params(m) / 1e6, gmacs=count_flops(m, res) / 1e9
         )
     return out
+
+
+class TensorMode(nn.Module):
+    """An mmpretrain / mmdet model in ``mode='tensor'`` (raw outputs): what the FLOP counter
+    traces and what a classifier's ONNX export holds."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model(x, mode='tensor')

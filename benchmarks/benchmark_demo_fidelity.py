@@ -1,0 +1,171 @@
+"""The demo search at equal compute: promotions (``make demo``) against full fidelity.
+
+Runs the two demo searches one after the other on this machine, each through
+``tools/nas_search.py`` exactly as a user runs it, and reports side by side what each
+explored and what its winners reach after the same final retrain:
+
+* ``promotions``: ``configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py`` (rungs of 1, 3
+  and 8 epochs, ``nas.compute_budget=48`` epochs, final retrain of the top 2);
+* ``full``: ``configs/nas/retinanet_gpunet-nas_fpn_demo_full_ort-cpu.py`` (the same search
+  without rungs: 6 candidates, GPUNet-0 included, x 8 epochs = 48 epochs, then the same
+  final retrain).
+
+For each: wall time of the whole command and of the search itself, candidates trained (at
+any rung) and measured, compute spent in epochs (the final retrains not included), the proxy
+winner, each final retrain's proxy and final-schedule metric, the final winner, and the
+latency predictor's error on the measured proposals. The JSON is written after each
+search; a search whose work dir already holds a ``summary.json`` is read, not run again
+(``--rerun`` to start it afresh), and one that was killed is resumed (its wall time is then
+marked ``resumed``).
+
+    python benchmarks/benchmark_demo_fidelity.py [--modes promotions,full]
+        [--work-root work_dirs/demo_fidelity] [--out benchmarks/results/demo_fidelity.json]
+        [--cfg-options KEY=VALUE ...]
+
+Needs the demo data (``python tools/misc/make_demo_data.py --skip-cls``). One seed per mode:
+on 8-epoch mAPs at 128 px, differences of about 0.01 are within what a second seed moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from gpunet_mm.atomic_write import atomic_write_text
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = {
+    'promotions': 'configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py',
+    'full': 'configs/nas/retinanet_gpunet-nas_fpn_demo_full_ort-cpu.py',
+}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--modes', default='promotions,full', help=f'of {sorted(CONFIGS)}')
+    p.add_argument('--work-root', default='work_dirs/demo_fidelity', help='one dir per mode')
+    p.add_argument('--out', default='benchmarks/results/demo_fidelity.json')
+    p.add_argument('--rerun', action='store_true', help='delete and rerun finished searches')
+    p.add_argument('--cfg-options', nargs='+', default=[], help='passed to both searches')
+    args = p.parse_args()
+    args.modes = [m.strip() for m in args.modes.split(',') if m.strip()]
+    bad = [m for m in args.modes if m not in CONFIGS]
+    if bad:
+        p.error(f'--modes: unknown {bad}; allowed: {sorted(CONFIGS)}')
+    return args
+
+
+def run_search(mode: str, work_dir: str, cfg_options: List[str], rerun: bool) -> Dict[str, Any]:
+    """Run (or resume, or just read) one search; returns how it was run and its wall time."""
+    summary = osp.join(work_dir, 'summary.json')
+    if rerun and osp.isdir(work_dir):
+        shutil.rmtree(work_dir)
+    if osp.isfile(summary):  # finished before: its figures are read, its wall time unknown
+        return dict(ran=False, work_dir=osp.realpath(work_dir))
+    resumed = osp.isfile(osp.join(work_dir, 'journal.sqlite'))
+    cmd = [sys.executable, 'tools/nas_search.py', CONFIGS[mode], '--work-dir', work_dir]
+    cmd += ['--no-progress'] + (['--resume'] if resumed else [])
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    with open(osp.join(osp.dirname(work_dir), f'{mode}.log'), 'a') as log:
+        out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        log.write(out.stdout)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f'{mode}: {" ".join(cmd)} failed ({out.returncode}); see the log')
+    last = out.stdout.strip().splitlines()[-1]
+    return dict(
+        ran=True,
+        resumed=resumed,
+        command=' '.join(cmd[1:]),
+        wall_s=round(wall, 1),
+        loadavg_start=[round(x, 2) for x in load0],
+        loadavg_end=[round(x, 2) for x in os.getloadavg()],
+        last_line=last,
+    )
+
+
+def _brief(t: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if t is None:
+        return None
+    keys = ('trial_id', 'arch_hash', 'origin', 'latency_ms', 'metric', 'params')
+    return {k: t[k] for k in keys if k in t}
+
+
+def collect(work_dir: str) -> Dict[str, Any]:
+    """The figures of one finished search, from its summary.json and results.json."""
+    with open(osp.join(work_dir, 'summary.json')) as f:
+        s = json.load(f)
+    with open(osp.join(work_dir, 'results.json')) as f:
+        r = json.load(f)
+    fin = s.get('final') or {}
+    fid = s.get('fidelity')
+    return dict(
+        candidates_trained=len(r['trials']),
+        # trained, or measured over every budget and never trained
+        candidates_measured=sum(
+            s['trials_by_status'].get(k, 0) for k in ('complete', 'failed', 'infeasible')
+        ),
+        trials_by_status=s['trials_by_status'],
+        compute_epochs=s.get('compute_epochs'),
+        compute_budget=s.get('compute_budget'),
+        fidelity=fid
+        and dict(
+            rung_epochs=fid['rung_epochs'],
+            eta=fid['eta'],
+            rung_occupancy=fid['rung_occupancy'],
+            promotions=fid['promotions'],
+        ),
+        budgets_ms=s['budgets_ms'],
+        proxy_winner={b: _brief(t) for b, t in s['best_per_budget'].items()},
+        references={k: _brief(t) for k, t in s['references'].items()},
+        final_runs=fin.get('runs'),
+        final_winner=fin.get('winners'),
+        final_schedule=fin.get('schedule'),
+        latency_predictor=s.get('latency_predictor'),
+        search_wall_s=s.get('wall_s'),
+        stop_reason=s.get('stop_reason'),
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    out: Dict[str, Any] = dict(
+        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+        machine=dict(cpus=os.cpu_count(), processor=platform.processor() or platform.machine()),
+        configs={m: CONFIGS[m] for m in args.modes},
+        cfg_options=args.cfg_options,
+        runs={},
+    )
+    if osp.isfile(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        out['runs'] = {m: v for m, v in old.get('runs', {}).items() if m in args.modes}
+    for mode in args.modes:
+        wd = osp.join(args.work_root, mode)
+        how = run_search(mode, wd, args.cfg_options, args.rerun)
+        prev = out['runs'].get(mode, {}).get('run')
+        out['runs'][mode] = dict(run=how if how['ran'] or prev is None else prev, **collect(wd))
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        atomic_write_text(args.out, json.dumps(out, indent=2) + '\n')
+        r = out['runs'][mode]
+        wins = {b: (w or {}).get('final_metric') for b, w in (r['final_winner'] or {}).items()}
+        print(
+            f'{mode}: {r["candidates_trained"]} candidates trained '
+            f'({r["candidates_measured"]} measured), {r["compute_epochs"]} epochs, '
+            f'final winner {wins}, search wall {r["search_wall_s"]:.0f} s'
+        )
+
+
+if __name__ == '__main__':
+    main()
