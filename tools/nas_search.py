@@ -14,7 +14,6 @@ survives crashes: run the same command with --resume. See docs/distributed_searc
 import argparse
 import logging
 import sys
-from typing import Optional
 
 from gpunet_mm.apis.runner import CfgOptionsAction
 
@@ -143,7 +142,7 @@ def main(argv=None) -> int:
     finally:
         if progress is not None:
             progress.close()
-    from gpunet_mm.search.report import summary_table
+    from gpunet_mm.search.report import all_failed, final_line, summary_table
 
     print(summary_table(summary, work_dir))
     if not (simulate or args.no_hub):
@@ -154,18 +153,6 @@ def main(argv=None) -> int:
         print(f'nas_search: error: {failed}', file=sys.stderr)
         return 1
     return 0
-
-
-def all_failed(summary: dict) -> Optional[str]:
-    """Why the search found nothing when no trial completed but some failed (None else):
-    a search whose every training failed has no result, whatever its reports say."""
-    counts = summary.get('trials_by_status') or {}
-    if counts.get('complete', 0) or not counts.get('failed', 0):
-        return None
-    return (
-        f'every trial failed ({counts["failed"]}): no result; the reasons are in the error '
-        "column of trials.csv and in each trial's log under trials/"
-    )
 
 
 def add_to_hub(args: argparse.Namespace, work_dir: str) -> None:
@@ -207,80 +194,6 @@ def final_config(work_dir: str, opts: dict) -> tuple:
     if opts:
         cfg.merge_from_dict(opts)
     return cfg.to_dict(), simulate, warm_start
-
-
-def final_line(summary: dict) -> str:
-    """What was found per budget, and how it compares with the first reference tier (trained
-    in the same run, so the same detector, schedule and latency target)."""
-    refs = summary.get('references') or {}
-    ref_name, ref = next(iter(refs.items()), (None, None))
-    metric = summary['metric']
-    parts = []
-    for b, w in summary['best_per_budget'].items():
-        if w is None:
-            parts.append(f'{b} ms: nothing trained within budget')
-            continue
-        text = (
-            f'{b} ms: {w["arch_hash"]} at {w["latency_ms"]:.3f} ms, {metric} {w["metric"]:.4f} '
-            f'(trial {w["trial_id"]}, {w["origin"]})'
-        )
-        if ref is not None and ref.get('arch_hash') == w['arch_hash']:
-            text += f' = {ref_name} itself: no searched candidate was more accurate within budget'
-        elif ref is not None and ref.get('metric') is not None and ref.get('latency_ms'):
-            text += (
-                f' = {w["metric"] - ref["metric"]:+.4f} {metric} at '
-                f'{w["latency_ms"] / ref["latency_ms"]:.2f}x the latency of {ref_name}'
-            )
-        text += neighbour_text((summary.get('neighbours') or {}).get(b), metric)
-        parts.append(text)
-    line = 'FOUND ' + '; '.join(parts)
-    full = ((summary.get('fidelity') or {}).get('rung_epochs') or [None])[-1]
-    for name, r in refs.items():
-        m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
-        lat = '-' if r['latency_ms'] is None else f'{r["latency_ms"]:.3f} ms'
-        line += f' | {name} in the same run: {lat}, {metric} {m}'
-        if full is not None and r['metric'] is not None and r.get('epochs') != full:
-            # with rungs a reference that stopped short is no yardstick for the winners
-            line += f' after {r.get("epochs")} of {full} epochs (not the full proxy schedule)'
-    return line + final_part(summary)
-
-
-def final_part(summary: dict) -> str:
-    """The final retrain's winner per budget, its final and proxy numbers ('' without one)."""
-    fin = summary.get('final')
-    if not fin:
-        return ''
-    metric = summary['metric']
-    parts = []
-    for b, w in fin['winners'].items():
-        if w is None:
-            parts.append(f'{b} ms: no final retrain finished')
-            continue
-        proxy = f'{w["proxy_metric"]:.4f}' if w['proxy_metric'] is not None else '-'
-        ep = f' after {w["proxy_epochs"]} epochs' if w.get('proxy_epochs') else ''
-        parts.append(
-            f'{b} ms: {w["arch_hash"]} (trial {w["trial_id"]}) {metric} {w["final_metric"]:.4f} '
-            f'on the full schedule (proxy {proxy}{ep})'
-        )
-    return ' | FINAL ' + '; '.join(parts)
-
-
-def neighbour_text(nb: Optional[dict], metric: str) -> str:
-    """The winner's Pareto neighbours, as a user would weigh them against it."""
-    if not nb:
-        return ''
-    out = []
-    for key, what in (
-        ('fastest_near_best', f'fastest within {nb["tolerance"]:g} {metric}'),
-        ('next_faster', 'next faster'),
-    ):
-        n = nb.get(key)
-        if n:
-            out.append(
-                f'{what}: {n["arch_hash"]} (trial {n["trial_id"]}) at {n["latency_ratio"]:.2f}x '
-                f'the latency, {n["metric_delta"]:+.4f} {metric}'
-            )
-    return f' [{"; ".join(out)}]' if out else ''
 
 
 if __name__ == '__main__':

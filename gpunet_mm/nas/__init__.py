@@ -9,6 +9,9 @@ Build everything from mmengine-style dicts::
     opt.tell(trials[3], 81.2, cost=0.93)   # any order; measured latency optional
     opt.save('search_state.json')          # atomic; opt.load(...) resumes exactly
 
+The trials live in the optimiser's store (``opt.store``, a :class:`MemoryTrialStore` unless
+one is passed as ``store=``); ``opt.trials`` is a read-only view of it.
+
 Spaces and optimisers are classes registered in the mmengine registries of
 :mod:`gpunet_mm.nas.registry` (``NAS_SPACES``, ``NAS_OPTIMIZERS``); ``type`` names one.
 """
@@ -38,6 +41,7 @@ from .space import (
     StageSpec,
     build_space,
 )
+from .store import MemoryTrialStore, TrialsView
 
 #: short names for the registered optimisers (tools/benchmark_search.py, search configs)
 METHODS = {
@@ -73,6 +77,8 @@ def build_optimizer(
 
 
 __all__ = [
+    'MemoryTrialStore',
+    'TrialsView',
     'SearchSpace',
     'BoxSpace',
     'Dim',

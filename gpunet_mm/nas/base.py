@@ -6,6 +6,11 @@ crashed runs (``failed=True``) and restarts (``save``/``load``). The subclasses 
 implement :meth:`Optimizer._propose`; everything that guarantees the contract (no
 duplicates, nothing predicted over the latency budget, a clean state on bad input) lives
 here so the baselines and LA-MCTS-BO are held to exactly the same rules.
+
+The trials themselves live in a store (:mod:`gpunet_mm.nas.store`), not in the optimiser:
+``opt.trials`` is a read-only view of it. The optimiser holds its settings, its RNG and
+small adaptive state (the cost calibration, a trust region); a search hands each optimiser
+a store backed by its journal, so the journal is the one place a search's trials live.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import numpy as np
 
 from ..atomic_write import atomic_write_text
 from .space import InfeasibleSpaceError, SearchSpace
+from .store import STATUSES, MemoryTrialStore, TrialsView, trials_from_dicts
 
-STATUSES = ('pending', 'complete', 'failed', 'infeasible')
 STATE_FORMAT = 1
 
 
@@ -108,6 +113,8 @@ class Optimizer:
         budget: the cost budget (e.g. latency in ms).
         calibration_quantile: which quantile of the measured/predicted cost ratios shrinks
             the budget (see :meth:`_calibrate`).
+        store: where the trials live (:mod:`gpunet_mm.nas.store`); default a new
+            :class:`MemoryTrialStore`. A search passes its journal's store.
     """
 
     name = 'base'
@@ -121,6 +128,7 @@ class Optimizer:
         constraint_fn: Optional[Callable[[Any], float]] = None,
         budget: Optional[float] = None,
         calibration_quantile: float = 0.8,
+        store: Optional[MemoryTrialStore] = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f'space: got {type(space).__name__}; allowed: a SearchSpace')
@@ -134,11 +142,10 @@ class Optimizer:
         self.constraint_fn = constraint_fn
         self.budget = None if budget is None else float(budget)
         self.rng = np.random.default_rng(self.seed)
-        self.trials: List[Trial] = []
-        self._keys: Dict[str, int] = {}
+        #: the trials' one owner; ``self.trials`` is a read-only view of it
+        self.store = MemoryTrialStore() if store is None else store
         self._cost_cache: Dict[str, float] = {}
         self._n_asks = 0
-        self._n_told = 0
         #: measured/predicted ratio learnt from measurements (> 1 shrinks the budget)
         self.cost_scale = 1.0
         #: point key -> value the model learns instead of the told values (see
@@ -193,13 +200,19 @@ class Optimizer:
                 f'(tried sampling and repair): {e}'
             ) from e
 
+    @property
+    def trials(self) -> TrialsView:
+        """Every trial this optimiser asked or learnt, in that order (read-only: a view of
+        :attr:`store`; ``trials[i].id == i``)."""
+        return self.store.view()
+
     def is_new(self, x: np.ndarray) -> bool:
-        return self.space.key(x) not in self._keys
+        return self.store.id_of(self.space.key(x)) is None
 
     def admissible(self, x: np.ndarray, taken: Optional[set] = None) -> bool:
         """Valid, never asked before (nor in ``taken``) and predicted within budget."""
         k = self.space.key(x)
-        if k in self._keys or (taken is not None and k in taken):
+        if self.store.id_of(k) is not None or (taken is not None and k in taken):
             return False
         return self.space.contains(x) and self.cost_ok(x, k)
 
@@ -223,7 +236,7 @@ class Optimizer:
         for x in X:
             x = self.space.canonical(x[None])[0]
             t = Trial(
-                id=len(self.trials),
+                id=len(self.store),
                 x=[float(v) for v in x],
                 key=self.space.key(x),
                 params=self.space.to_json(x),
@@ -231,8 +244,7 @@ class Optimizer:
                 ask_index=self._n_asks,
                 obj=self.space.decode(x),
             )
-            self.trials.append(t)
-            self._keys[t.key] = t.id
+            self.store.add(t)
             out.append(t)
         self._n_asks += 1
         self._on_ask(out)
@@ -255,7 +267,7 @@ class Optimizer:
         all measured costs calibrate the predictor (:attr:`cost_scale`).
         """
         tid = trial.id if isinstance(trial, Trial) else trial
-        if not isinstance(tid, (int, np.integer)) or not 0 <= tid < len(self.trials):
+        if not isinstance(tid, (int, np.integer)) or not 0 <= tid < len(self.store):
             raise ValueError(f'tell: unknown trial id {tid!r}; allowed: 0..{len(self.trials) - 1}')
         t = self.trials[int(tid)]
         if isinstance(trial, Trial) and trial.key != t.key:
@@ -281,8 +293,8 @@ class Optimizer:
             if self.budget is not None and cost > self.budget and t.status == 'complete':
                 t.status = 'infeasible'
             self._calibrate()
-        t.tell_index = self._n_told
-        self._n_told += 1
+        t.tell_index = self.store.n_told()
+        self.store.told(t)
         self._on_tell(t)
         return t
 
@@ -306,13 +318,13 @@ class Optimizer:
         """
         x = self.space.canonical(self.space.encode(obj)[None])[0]
         key = self.space.key(x)
-        if key in self._keys:
+        if self.store.id_of(key) is not None:
             raise ValueError(
-                f'add_trial: this point is already trial {self._keys[key]}; '
+                f'add_trial: this point is already trial {self.store.id_of(key)}; '
                 'each point is recorded once'
             )
         t = Trial(
-            id=len(self.trials),
+            id=len(self.store),
             x=[float(v) for v in x],
             key=key,
             params=self.space.to_json(x),
@@ -322,8 +334,7 @@ class Optimizer:
         )
         # validate the outcome before anything is stored: a bad value leaves no trace
         _check_outcome('add_trial', value, failed, cost)
-        self.trials.append(t)
-        self._keys[key] = t.id
+        self.store.add(t)
         return self.tell(t, value, failed=failed, cost=cost, error=error)
 
     def _calibrate(self) -> None:
@@ -353,7 +364,7 @@ class Optimizer:
 
     @property
     def n_told(self) -> int:
-        return self._n_told
+        return self.store.n_told()
 
     @property
     def pending(self) -> List[Trial]:
@@ -481,8 +492,8 @@ class Optimizer:
     # ---------------------------------------------------------------- persistence
     def state_dict(self, with_trials: bool = True) -> Dict[str, Any]:
         """Everything needed to continue identically. ``with_trials=False`` leaves the
-        trials out: a storage that keeps them (the search journal) adds them back as
-        ``state['trials']`` before :meth:`load_state_dict`."""
+        trials out: the optimiser's own state only, for a store that keeps the trials
+        itself (the search journal's)."""
         state = dict(
             format=STATE_FORMAT,
             optimizer=self.config(),
@@ -494,7 +505,7 @@ class Optimizer:
             cost_scale=self.cost_scale,
             rng=self.rng.bit_generator.state,
             n_asks=self._n_asks,
-            n_told=self._n_told,
+            n_told=self.store.n_told(),
             extra=self._extra_state(),
         )
         if with_trials:
@@ -502,7 +513,10 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a saved search into this (identically configured) optimiser."""
+        """Restore a saved search into this (identically configured) optimiser.
+
+        With ``state['trials']`` the store is given those trials; without, the store
+        already holds them (a journal's store, reopened) and must agree with ``n_told``."""
         if state.get('format') != STATE_FORMAT:
             raise ValueError(f'state format: got {state.get("format")!r}; allowed: {STATE_FORMAT}')
         for what, mine in (
@@ -519,20 +533,21 @@ class Optimizer:
                     f"saved {what} {state[what]!r} differs from this optimiser's {mine!r}; "
                     'build the optimiser with the same settings before loading'
                 )
-        missing = [
-            k for k in ('trials', 'seed', 'cost_scale', 'rng', 'n_asks', 'n_told') if k not in state
-        ]
+        missing = [k for k in ('seed', 'cost_scale', 'rng', 'n_asks', 'n_told') if k not in state]
         if missing:
             raise ValueError(f'optimizer state lacks {", ".join(missing)}; nothing was loaded')
         # everything is built aside first: a bad state leaves this optimiser as it was
         try:
-            trials = [Trial.from_dict(d) for d in state['trials']]
-            for i, t in enumerate(trials):
-                if t.status not in STATUSES:
-                    raise ValueError(f'trial {t.id} status: got {t.status!r}; allowed: {STATUSES}')
-                if t.id != i:
-                    raise ValueError(f'trial at position {i} has id {t.id}')
-                t.obj = self.space.decode(np.asarray(t.x))
+            trials = None
+            if 'trials' in state:
+                trials = trials_from_dicts(self.space, state['trials'])
+                n_told = sum(1 for t in trials if t.tell_index is not None)
+            else:
+                n_told = self.store.n_told()
+            if int(state['n_told']) != n_told:
+                raise ValueError(
+                    f'n_told {state["n_told"]!r} but {n_told} told trials in the store'
+                )
             rng = np.random.default_rng()
             rng.bit_generator.state = state['rng']
             scalars = (
@@ -544,9 +559,9 @@ class Optimizer:
         except (TypeError, KeyError, ValueError) as e:
             raise ValueError(f'optimizer state is invalid ({e}); nothing was loaded') from e
         backup = self.state_dict()
-        self.trials = trials
-        self._keys = {t.key: t.id for t in trials}
-        self.seed, self.cost_scale, self._n_asks, self._n_told = scalars
+        if trials is not None:
+            self.store.replace(trials)
+        self.seed, self.cost_scale, self._n_asks, _ = scalars
         self.rng = rng
         try:
             self._load_extra_state(state.get('extra', {}))

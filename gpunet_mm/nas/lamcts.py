@@ -175,6 +175,7 @@ class LaMCTSBO(Optimizer):
         constraint_fn=None,
         budget: Optional[float] = None,
         calibration_quantile: float = 0.8,
+        store: Optional[Any] = None,
         n_init: Optional[int] = None,
         priors: Any = 'auto',
         n_prior_trials: int = 3,
@@ -233,6 +234,7 @@ class LaMCTSBO(Optimizer):
             constraint_fn=constraint_fn,
             budget=budget,
             calibration_quantile=calibration_quantile,
+            store=store,
         )
         d = space.dims
         self.n_init = int(n_init) if n_init is not None else 10

@@ -14,6 +14,7 @@ See ``configs/nas/`` and docs/distributed_search.md for every key.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import os.path as osp
@@ -29,9 +30,9 @@ from ..schema import (
     PredictorSettings,
     SchemaError,
     SearchSpaceSettings,
-    defaults,
     validate,
 )
+from .controller import NAS_DEFAULTS as NAS_DEFAULTS  # the public name of the nas defaults
 from .controller import ControllerOptions, SearchController, SearchError
 from .journal import JournalError, SearchJournal, config_diff
 from .trainer import SearchConfigError, backbone_of
@@ -52,10 +53,6 @@ RESUMABLE = (
     '_base_schedule',  # the final retrain's schedule, read from the base config file
 )
 
-#: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
-#: (the multi-fidelity keys ``fidelity``, ``compute_budget``, ``final`` and
-#: ``simulate.objective`` are checked further in gpunet_mm.search.fidelity.check_settings)
-NAS_DEFAULTS: Dict[str, Any] = defaults(NasSettings)
 BUDGET_RE = re.compile(r'^\s*(?:(?P<f>[0-9.]+)\s*\*\s*)?(?P<ref>[A-Za-z][\w-]*)\s*$')
 
 
@@ -319,23 +316,26 @@ def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], fl
 
 
 def make_optimizers(
-    cfg: Mapping[str, Any], budgets: Sequence[float], predict: Callable, seed: int
+    cfg: Mapping[str, Any],
+    budgets: Sequence[float],
+    predict: Callable,
+    seed: int,
+    journal: SearchJournal,
 ) -> List[Any]:
+    """One optimiser per budget, each on its journal store (reopened with its saved state
+    when the search resumes)."""
     from ..nas import build_optimizer, build_space
+    from .trial_store import open_optimizer
 
     out = []
     for i, b in enumerate(budgets):
         ocfg = dict(cfg['search_optimizer'])
         ocfg['seed'] = int(ocfg.get('seed', seed)) + i
-        out.append(
-            build_optimizer(
-                ocfg,
-                build_space(cfg['search_space']),
-                constraint_fn=predict,
-                budget=float(b),
-                minimize=False,
-            )
+        space = build_space(cfg['search_space'])
+        build = functools.partial(
+            build_optimizer, ocfg, space, constraint_fn=predict, budget=float(b), minimize=False
         )
+        out.append(open_optimizer(build, journal, i, space))
     return out
 
 
@@ -498,6 +498,22 @@ def run_search(
             journal.close()
 
 
+@dataclass
+class _Services:
+    """What a search runs on: the trainings, the latency measurement, the schedule."""
+
+    executor: Any
+    latency: Any
+    #: built here (so shut down here) rather than given by the caller
+    owned_executor: bool
+    #: the ``nas`` settings as this run uses them (a simulation reports the surrogate's metric)
+    nas: Dict[str, Any]
+    #: ``nas.budgets`` as written (ms or tier factors), resolved by :func:`_calibrate`
+    raw_budgets: Sequence[Any]
+    rungs: Any
+    full_epochs: Optional[int]
+
+
 def _run(
     cfg: Dict[str, Any],
     nas: Dict[str, Any],
@@ -505,15 +521,41 @@ def _run(
     work_dir: str,
     run: _RunSettings,
 ) -> Dict[str, Any]:
-    from ..models.arch_spec import GPUNetArch
+    """The search, step by step: build its services, calibrate the predictor and the
+    budgets on the target, build the controller (reopening the optimisers and seeding the
+    pool), run it, report."""
     from ..nas import build_space
 
     space = build_space(cfg['search_space'])
-    executor, latency = run.executor, run.latency
-    seed = int(nas['seed'])
-    owned_executor = executor is None
+    services = _build_services(cfg, nas, work_dir, run)
+    base = base_predictor(cfg, run.simulate)
+    refs = {n: reference_arch(n, space) for n in services.nas['references']}
+    calib, budgets = _calibrate(journal, space, services, base, refs)
+    ctrl = _build_controller(cfg, journal, work_dir, run, services, base, calib, budgets)
+    if journal.meta('seeded') is None:
+        for name, arch in refs.items():
+            ctrl.add_reference(name, arch)
+        if run.warm_start is not None:
+            _warm_start(ctrl, run.warm_start)
+        journal.set_meta('seeded', True)
+    try:
+        summary = ctrl.run()
+    finally:
+        if services.owned_executor:
+            services.executor.shutdown()
+    return _report(summary, ctrl, cfg, work_dir, run, services)
+
+
+def _build_services(
+    cfg: Dict[str, Any], nas: Dict[str, Any], work_dir: str, run: _RunSettings
+) -> _Services:
+    """The executor and the latency service: the caller's, the simulator's (``--simulate``)
+    or Ray trainings and the exported model's timing on the target."""
+    from ..models.arch_spec import GPUNetArch
     from .fidelity import full_epochs, load_objective, rungs_of
 
+    executor, latency = run.executor, run.latency
+    owned_executor = executor is None
     rungs = rungs_of(cfg, nas, run.simulate)
     epochs = full_epochs(cfg, nas, run.simulate)
     if run.simulate:
@@ -541,7 +583,7 @@ def _run(
             mean_trial_s=float(sim['mean_trial_s']),
             duration_sigma=float(sim['duration_sigma']),
             failure_rate=float(sim['failure_rate']),
-            seed=seed,
+            seed=int(nas['seed']),
             metric=nas['metric'],
             full_epochs=epochs,
         )
@@ -551,22 +593,13 @@ def _run(
         if executor is None or latency is None:
             from .ray_executor import init_ray
 
-            res = nas['resources']
             init_ray(run.ray_address, run.dashboard)
         if latency is None:
-            from .latency_service import LatencyService, RayLatency, latency_paths
-
-            target = dict(cfg['latency_target'])
-            paths = latency_paths(work_dir, target)
-            if target.get('exclusive') and target.get('resources'):
-                latency = RayLatency(
-                    target['resources'], LatencyService, cfg, target, paths['cache'], paths['onnx']
-                )
-            else:
-                latency = LatencyService(cfg, target, paths['cache'], paths['onnx'])
+            latency = _latency_service(cfg, work_dir)
         if executor is None:
             from .ray_executor import RayExecutor
 
+            res = nas['resources']
             executor = RayExecutor(
                 'gpunet_mm.search.worker.run_trial',
                 nas['num_workers'],
@@ -574,19 +607,49 @@ def _run(
                 num_gpus=res.get('num_gpus', 0),
                 threads=nas['threads'],
             )
+    return _Services(executor, latency, owned_executor, nas, raw_budgets, rungs, epochs)
 
-    base = base_predictor(cfg, run.simulate)
-    refs = {n: reference_arch(n, space) for n in nas['references']}
+
+def _latency_service(cfg: Mapping[str, Any], work_dir: str) -> Any:
+    """The exported detector's (or classifier's) timing on ``latency_target``: the one
+    :class:`~gpunet_mm.search.latency_service.LatencyService`, in a Ray actor on a device of
+    its own when the target reserves one."""
+    from .latency_service import LatencyService, RayLatency, latency_paths
+
+    target = dict(cfg['latency_target'])
+    paths = latency_paths(work_dir, target)
+    if target.get('exclusive') and target.get('resources'):
+        return RayLatency(
+            target['resources'], LatencyService, cfg, target, paths['cache'], paths['onnx']
+        )
+    return LatencyService(cfg, target, paths['cache'], paths['onnx'])
+
+
+def _calibrate(
+    journal: SearchJournal,
+    space: Any,
+    services: _Services,
+    base: Callable[[Any], float],
+    refs: Mapping[str, Dict[str, Any]],
+) -> Tuple[Dict[str, Any], List[float]]:
+    """``(calibration, budgets in ms)``: measured on the target by a new search, read from
+    the journal by a resumed one."""
+    nas = services.nas
     calib = journal.meta('calibration')
     if calib is None:  # a new search: anchor the predictor and the budgets on the target
         calib = calibrate(
-            space, latency, base, list(refs.values()), int(nas['calibration_samples']), seed
+            space,
+            services.latency,
+            base,
+            list(refs.values()),
+            int(nas['calibration_samples']),
+            int(nas['seed']),
         )
         journal.set_meta('calibration', calib)
     ref_lat = {n: r['measured_ms'] for n, r in zip(refs, calib['references'])}
     budgets = journal.meta('budgets')
     if budgets is None:
-        budgets = resolve_budgets(raw_budgets, ref_lat)
+        budgets = resolve_budgets(services.raw_budgets, ref_lat)
         fastest = calib['fastest']
         if min(budgets) < fastest['measured_ms']:
             raise SearchError(
@@ -597,8 +660,24 @@ def _run(
                 'target); raise the budget or shrink the space'
             )
         journal.set_meta('budgets', budgets)
+    return calib, budgets
+
+
+def _build_controller(
+    cfg: Dict[str, Any],
+    journal: SearchJournal,
+    work_dir: str,
+    run: _RunSettings,
+    services: _Services,
+    base: Callable[[Any], float],
+    calib: Mapping[str, Any],
+    budgets: List[float],
+) -> SearchController:
+    """The controller with its optimisers (reopened from the journal) and the refitted
+    latency predictor they prune with."""
+    nas = services.nas
     model = latency_model(cfg, base, calib, run.simulate)
-    optimizers = make_optimizers(cfg, budgets, model.predict, seed)
+    optimizers = make_optimizers(cfg, budgets, model.predict, int(nas['seed']), journal)
     model.on_refit = lambda: [o.constraint_changed() for o in optimizers]
     payload = dict(
         cfg=cfg,
@@ -606,27 +685,20 @@ def _run(
         threads=nas['threads'],
         nproc=int(nas['nproc_per_trial']),
     )
-    opts = ControllerOptions(
-        num_trials=int(nas['num_trials']),
-        max_attempts=int(nas['max_attempts']),
-        trial_timeout_s=nas['trial_timeout_s'],
-        lease_s=float(nas['lease_s']),
-        propose_ahead=int(nas['propose_ahead']),
-        ask_batch=int(nas['ask_batch']),
-        ask_min=int(nas['ask_min']),
+    opts = ControllerOptions.from_nas(
+        nas,
         poll_s=0.5,
         payload={} if run.simulate else payload,
-        rungs=rungs,
-        compute_budget=nas['compute_budget'],
-        full_epochs=epochs,
+        rungs=services.rungs,
+        full_epochs=services.full_epochs,
         final=None if nas['final'] is None else _final(cfg, nas['final']),
     )
     ctrl = SearchController(
         journal,
         optimizers,
         budgets,
-        executor,
-        latency,
+        services.executor,
+        services.latency,
         arch_hash,
         nas['metric'],
         opts,
@@ -636,24 +708,27 @@ def _run(
         if t.latency_ms is not None:
             model.observe(t.arch, float(t.latency_ms), not t.origin.startswith('optimizer'))
     ctrl.latency_model = model
-    if journal.meta('seeded') is None:
-        for name, arch in refs.items():
-            ctrl.add_reference(name, arch)
-        if run.warm_start is not None:
-            _warm_start(ctrl, run.warm_start)
-        journal.set_meta('seeded', True)
-    try:
-        summary = ctrl.run()
-    finally:
-        if owned_executor:
-            executor.shutdown()
+    return ctrl
+
+
+def _report(
+    summary: Dict[str, Any],
+    ctrl: SearchController,
+    cfg: Dict[str, Any],
+    work_dir: str,
+    run: _RunSettings,
+    services: _Services,
+) -> Dict[str, Any]:
+    """The summary completed (simulator figures, predictor, Pareto neighbours, dataset),
+    the reports written, and ``summary.json``."""
+    executor = services.executor
     if run.simulate and hasattr(executor, 'dispatch_efficiency'):
         summary['dispatch_efficiency'] = executor.dispatch_efficiency()
         summary['utilisation_with_drain'] = executor.utilisation()
         summary['virtual_wall_s'] = executor.clock()
         summary['num_workers'] = executor.num_workers
     summary['mode'] = 'simulate' if run.simulate else 'train'
-    summary['latency_predictor'] = model.state()
+    summary['latency_predictor'] = ctrl.latency_model.state()
     summary['neighbours'] = _neighbours(ctrl)
     if not run.simulate:
         from .report import dataset_of
@@ -662,7 +737,7 @@ def _run(
     if run.write_reports:
         from .report import write_reports as _write
 
-        summary['files'] = _write(ctrl, cfg, work_dir, nas, run.simulate)
+        summary['files'] = _write(ctrl, cfg, work_dir, services.nas, run.simulate)
     import json
 
     from ..atomic_write import atomic_write_text

@@ -3,13 +3,16 @@
 The controller owns no state that the journal does not hold. Each step is written to the
 journal before it is acted on, so a controller killed at any instant (``kill -9``) resumes
 from the journal: finished trials are kept (never re-trained), trials that were running
-are dispatched again, the optimisers are rebuilt from their stored states and ask exactly
-what they would have asked.
+are dispatched again, and the optimisers, whose trials live in the journal
+(:class:`~gpunet_mm.search.trial_store.JournalTrialStore`), are reopened from it and ask
+exactly what they would have asked.
 
 Rooms and doors:
 
-* optimisers (:mod:`gpunet_mm.nas`): one per latency budget, ``ask``/``tell`` only;
-* the journal (:class:`SearchJournal`): every trial, attempt and event;
+* optimisers (:mod:`gpunet_mm.nas`): one per latency budget, ``ask``/``tell`` only, each
+  reading and writing its trials through its journal store;
+* the journal (:class:`SearchJournal`): every trial, attempt and event, and each
+  optimiser's trials and state;
 * a latency service: ``measure(archs) -> [dict(latency_ms=...)]``, the exact end-to-end
   latency on the target; ``exclusive`` says whether it owns its device (else it is only
   called while no training runs, so trainings never disturb a timing);
@@ -26,10 +29,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..schema import NasSettings, defaults
 from .executor import Executor, TrialOutcome, TrialTask
-from .fidelity import Rungs
+from .fidelity import FINAL_DEFAULTS, Rungs
 from .journal import FINISHED, PoolTrial, SearchJournal
 
 logger = logging.getLogger('gpunet_mm.search')
@@ -39,25 +43,48 @@ class SearchError(RuntimeError):
     """The search cannot go on (the message says why and what to change)."""
 
 
+#: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
+#: (the multi-fidelity keys ``fidelity``, ``compute_budget``, ``final`` and
+#: ``simulate.objective`` are checked further in gpunet_mm.search.fidelity.check_settings);
+#: :class:`ControllerOptions` takes its defaults from it
+NAS_DEFAULTS: Dict[str, Any] = defaults(NasSettings)
+_NAS = NAS_DEFAULTS
+#: the ``nas`` keys that are controller options of the same name
+_FROM_NAS = (
+    'num_trials',
+    'max_attempts',
+    'trial_timeout_s',
+    'lease_s',
+    'propose_ahead',
+    'ask_batch',
+    'ask_min',
+    'compute_budget',
+)
+
+
 @dataclass
 class ControllerOptions:
+    """How the controller runs a search. The settings that are also ``nas`` keys take
+    their defaults from the ``nas`` schema (one table); :meth:`from_nas` builds them from a
+    checked ``nas`` dict."""
+
     num_trials: int
-    max_attempts: int = 2
-    trial_timeout_s: Optional[float] = None
-    lease_s: float = 600.0
-    propose_ahead: int = 0
-    ask_batch: int = 8
+    max_attempts: int = _NAS['max_attempts']
+    trial_timeout_s: Optional[float] = _NAS['trial_timeout_s']
+    lease_s: float = _NAS['lease_s']
+    propose_ahead: int = _NAS['propose_ahead']
+    ask_batch: int = _NAS['ask_batch']
     #: refill the look-ahead queue only once this many proposals are missing from it (unless
     #: a free worker would wait): the points of one ask share a model fit, so a controller
     #: serving hundreds of workers asks for many at once instead of one per finished trial
-    ask_min: int = 1
+    ask_min: int = _NAS['ask_min']
     poll_s: float = 1.0
     max_infeasible_ratio: float = 10.0
     payload: Dict[str, Any] = field(default_factory=dict)
     #: multi-fidelity rungs (``nas.fidelity``); None: every candidate trains to the end
     rungs: Optional[Rungs] = None
     #: epochs summed over every attempt after which nothing new starts (``nas.compute_budget``)
-    compute_budget: Optional[float] = None
+    compute_budget: Optional[float] = _NAS['compute_budget']
     #: epochs of the full proxy schedule (compute accounting without rungs; None: unknown)
     full_epochs: Optional[int] = None
     #: the final retrain (``nas.final``: ``top_k`` per budget on the full schedule)
@@ -73,6 +100,18 @@ class ControllerOptions:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f'{name}: got {v!r}; allowed: integers >= 1')
 
+    @classmethod
+    def from_nas(cls, nas: Mapping[str, Any], **run: Any) -> ControllerOptions:
+        """The options of a checked ``nas`` dict (:func:`gpunet_mm.search.api.nas_settings`)
+        plus the run's own (``payload``, ``rungs``, ``full_epochs``, ``poll_s``, and
+        ``final`` where the run resolves its schedule); else ``nas.final`` is completed with
+        :data:`~gpunet_mm.search.fidelity.FINAL_DEFAULTS`."""
+        given = {k: nas[k] for k in _FROM_NAS if k in nas}
+        if 'final' not in run:
+            final = nas.get('final')
+            run['final'] = None if final is None else dict(FINAL_DEFAULTS, **final)
+        return cls(**given, **run)
+
 
 def _brief(t: PoolTrial, **extra: Any) -> Dict[str, Any]:
     """A trial as the summary names it (best per budget, references)."""
@@ -86,7 +125,8 @@ class SearchController:
 
     Args:
         journal: where everything is recorded (created or opened by the caller).
-        optimizers: one per budget, built with the calibrated predictor as ``constraint_fn``.
+        optimizers: one per budget, built with the calibrated predictor as ``constraint_fn``
+            and the journal's store of that budget (``trial_store.open_optimizer``).
         budgets: latency budgets in ms, one per optimiser.
         executor: runs trainings.
         latency: the latency service (see module docstring).
@@ -135,11 +175,10 @@ class SearchController:
         self.latency_model: Optional[Any] = None
 
     # ------------------------------------------------------------------ bookkeeping
-    def _save_opt(self, b: int, trials: Sequence[Any]) -> None:
+    def _save_opt(self, b: int) -> None:
+        """Commit budget ``b``'s optimiser: its state and the trials it changed, at once."""
         opt = self.optimizers[b]
-        self.journal.save_optimizer(
-            b, opt.state_dict(with_trials=False), (t.to_dict() for t in trials)
-        )
+        opt.store.commit(opt.state_dict(with_trials=False))
 
     def committed(self) -> int:
         """Training slots the search has spent or promised (the trial budget's count)."""
@@ -304,11 +343,9 @@ class SearchController:
 
     # ------------------------------------------------------------------ recovery
     def recover(self) -> None:
-        """Make the pool and the optimisers consistent after a (possibly violent) stop."""
-        for b, opt in enumerate(self.optimizers):
-            state = self.journal.load_optimizer(b)
-            if state is not None:
-                opt.load_state_dict(state)
+        """Continue after a (possibly violent) stop. The optimisers were reopened from the
+        journal with their stores; what is left is the pool's: re-dispatch what was running,
+        and tell what finished between the pool's write and an optimiser's."""
         lost = self.journal.trials(('running',))
         for t in lost:
             self.journal.end_attempt(
@@ -352,7 +389,7 @@ class SearchController:
             n = min(k - len(new), max(1, self.opts.ask_batch))
             self._show_rung(opt)
             asked = opt.ask(n)
-            self._save_opt(b, asked)
+            self._save_opt(b)
             for ot in asked:
                 arch = ot.params
                 h = self.arch_hash(arch)
@@ -458,7 +495,7 @@ class SearchController:
                 if opt.is_new(opt.space.canonical(x[None])[0]):
                     changed.append(opt.add_trial(pt.arch, value, **kwargs))
             if changed:
-                self._save_opt(b, changed)
+                self._save_opt(b)
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:

@@ -57,8 +57,9 @@ OPTIMIZER_CONFIGS = {
 }
 
 #: constructor settings a state keeps beside ``config()`` (Optimizer.state_dict), or that
-#: ``config()`` spells another way (LaMCTSBO's ``length`` / ``tols``)
-KEPT_ELSEWHERE = {'seed', 'minimize', 'constraint_fn', 'budget', 'calibration_quantile'}
+#: ``config()`` spells another way (LaMCTSBO's ``length`` / ``tols``); ``store`` is where the
+#: trials live, not a setting
+KEPT_ELSEWHERE = {'seed', 'minimize', 'constraint_fn', 'budget', 'calibration_quantile', 'store'}
 SPELLED_AS = {'LaMCTSBO': {'length_init', 'length_min', 'length_max', 'success_tol', 'failure_tol'}}
 
 

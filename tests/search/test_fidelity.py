@@ -13,6 +13,7 @@ from gpunet_mm.nas.objectives import surrogate_accuracy, surrogate_curve
 from gpunet_mm.search import LocalExecutor, SearchJournal
 from gpunet_mm.search.api import run_search
 from gpunet_mm.search.fidelity import Rungs, make_rungs
+from gpunet_mm.search.report import final_line
 from gpunet_mm.search.trainer import SearchConfigError
 
 from .conftest import FakeLatency, rung_trainer, surrogate_trainer
@@ -245,18 +246,6 @@ def test_the_final_stretch_starts_nothing_that_could_not_reach_the_top(sim_cfg, 
     assert top >= top_asha
 
 
-def _cli():
-    import importlib.util
-    import os.path as osp
-
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    return cli
-
-
 def test_the_references_reach_the_top_rung_on_compute_kept_for_them(sim_cfg, tmp_path, monkeypatch):
     """A tight compute budget on 8 virtual workers: the reference tier still climbs every
     rung (its epochs are kept from the start; new candidates and other promotions use the
@@ -273,13 +262,13 @@ def test_the_references_reach_the_top_rung_on_compute_kept_for_them(sim_cfg, tmp
     assert j.top_rungs()[ref.id] == 2 and s['references']['GPUNet-0']['epochs'] == 9
     assert s['compute_epochs'] <= 24 and s['stop_reason'] == 'compute budget spent'
     assert s['fidelity']['rung_occupancy'][0] >= 4  # the rest went to candidates
-    assert 'not the full proxy schedule' not in _cli().final_line(s)
+    assert 'not the full proxy schedule' not in final_line(s)
 
     monkeypatch.setattr(SearchController, '_reserved', lambda self: 0.0)
     s = run_search(cfg, str(tmp_path / 'not_kept'), simulate=True, write_reports=False)
     short = s['references']['GPUNet-0']['epochs']
     assert short < 9
-    assert f'after {short} of 9 epochs (not the full proxy schedule)' in _cli().final_line(s)
+    assert f'after {short} of 9 epochs (not the full proxy schedule)' in final_line(s)
 
 
 def test_a_failed_promotion_keeps_the_rungs_the_trial_finished(sim_cfg, tmp_path):
@@ -458,15 +447,7 @@ def test_final_retrain_of_the_top_k_per_budget_reports_final_next_to_proxy(sim_c
     assert res['final']['winners'] == json.loads(json.dumps(fin['winners']))
     for row in res['winners']:
         assert row['metric_kind'] == 'proxy' and row['final_metric'] == 100.0 + row['trial_id']
-    import importlib.util
-    import os.path as osp
-
-    from .conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    line = cli.final_line(s)
+    line = final_line(s)
     w = fin['winners'][next(iter(fin['winners']))]
     assert f'| FINAL {next(iter(fin["winners"]))} ms: {w["arch_hash"]} (trial {w["trial_id"]})' in (
         line

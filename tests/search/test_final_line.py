@@ -1,15 +1,6 @@
 """The last line of tools/nas_search.py: what was found, against GPUNet-0 from the same run."""
 
-import importlib.util
-import os.path as osp
-
-from .conftest import ROOT
-
-_spec = importlib.util.spec_from_file_location(
-    'nas_search_cli', osp.join(ROOT, 'tools', 'nas_search.py')
-)
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
+from gpunet_mm.search import report
 
 REF = dict(trial_id=1, arch_hash='aaaa', latency_ms=16.0, metric=0.140, status='complete')
 
@@ -20,7 +11,7 @@ def _summary(best):
 
 def test_a_searched_winner_is_compared_with_the_reference():
     w = dict(trial_id=4, arch_hash='bbbb', latency_ms=12.0, metric=0.152, origin='optimizer:0')
-    line = cli.final_line(_summary({'17.6': w, '10': None}))
+    line = report.final_line(_summary({'17.6': w, '10': None}))
     assert line.startswith('FOUND 17.6 ms: bbbb at 12.000 ms, coco/bbox_mAP 0.1520 (trial 4')
     assert '= +0.0120 coco/bbox_mAP at 0.75x the latency of GPUNet-0' in line
     assert '10 ms: nothing trained within budget' in line
@@ -29,14 +20,14 @@ def test_a_searched_winner_is_compared_with_the_reference():
 
 def test_the_reference_winning_is_said_plainly():
     w = dict(REF, origin='reference:GPUNet-0')
-    line = cli.final_line(_summary({'17.6': w}))
+    line = report.final_line(_summary({'17.6': w}))
     assert '(trial 1, reference:GPUNet-0) = GPUNet-0 itself: no searched candidate' in line
     assert 'x the latency' not in line
 
 
 def test_without_references_the_winner_stands_alone():
     w = dict(trial_id=4, arch_hash='bbbb', latency_ms=12.0, metric=0.152, origin='optimizer:0')
-    line = cli.final_line(dict(metric='accuracy/top1', best_per_budget={'2': w}))
+    line = report.final_line(dict(metric='accuracy/top1', best_per_budget={'2': w}))
     assert line == 'FOUND 2 ms: bbbb at 12.000 ms, accuracy/top1 0.1520 (trial 4, optimizer:0)'
 
 
@@ -88,7 +79,7 @@ def test_the_last_line_shows_the_neighbours():
         next_faster=None,
     )  # fmt: skip
     summary = dict(_summary({'17': w}), neighbours={'17': nb})
-    line = cli.final_line(summary)
+    line = report.final_line(summary)
     assert (
         '[fastest within 0.01 coco/bbox_mAP: bbbb (trial 2) at 0.78x the latency, '
         '-0.0030 coco/bbox_mAP]' in line
@@ -99,9 +90,9 @@ def test_the_last_line_shows_the_neighbours():
 def test_all_failed_and_the_summary_table(tmp_path):
     from gpunet_mm.search.report import summary_table
 
-    assert cli.all_failed(dict(trials_by_status=dict(complete=3, failed=2))) is None
-    assert cli.all_failed(dict(trials_by_status=dict(infeasible=4))) is None
-    msg = cli.all_failed(dict(trials_by_status=dict(failed=5, infeasible=1)))
+    assert report.all_failed(dict(trials_by_status=dict(complete=3, failed=2))) is None
+    assert report.all_failed(dict(trials_by_status=dict(infeasible=4))) is None
+    msg = report.all_failed(dict(trials_by_status=dict(failed=5, infeasible=1)))
     assert msg.startswith('every trial failed (5): no result')
     w = dict(trial_id=4, arch_hash='bbbb', latency_ms=12.0, metric=0.152, origin='optimizer:0')
     s = dict(_summary({'17.6': w, '10': None}), trials_by_status=dict(complete=3), mode='train')

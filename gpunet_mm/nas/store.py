@@ -1,0 +1,124 @@
+"""Where an optimiser's trials live: a store it writes through and reads a view of.
+
+Optuna's split: the storage owns the trials; a sampler holds its settings, its RNG and a
+little adaptive state, and reads the observations it needs (points, values, costs,
+statuses) from the storage when asked. :class:`~gpunet_mm.nas.base.Optimizer` keeps no
+trial list of its own: ``opt.trials`` is a read-only view of its store, and ``ask``,
+``tell`` and ``add_trial`` write through the store.
+
+Two stores have this interface: :class:`MemoryTrialStore` (the default, for library users
+calling ``ask``/``tell`` without a search) and the search journal's per-budget store
+(:class:`gpunet_mm.search.trial_store.JournalTrialStore`), which reads its trials from the
+journal when it is opened, so resuming a search is reopening its stores.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, overload
+
+import numpy as np
+
+STATUSES = ('pending', 'complete', 'failed', 'infeasible')
+
+
+class TrialsView(Sequence):
+    """A read-only sequence over a store's trials (no copy; ``view[i]`` is trial ``i``)."""
+
+    __slots__ = ('_trials',)
+
+    def __init__(self, trials: List[Any]) -> None:
+        self._trials = trials
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> List[Any]: ...
+
+    def __getitem__(self, i):
+        return self._trials[i]
+
+    def __len__(self) -> int:
+        return len(self._trials)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._trials)
+
+    def __repr__(self) -> str:
+        return f'TrialsView({len(self._trials)} trials)'
+
+
+class MemoryTrialStore:
+    """Trials in memory, in the order the optimiser learnt them (a trial's id is its index).
+
+    The interface every store has: :meth:`view`, :meth:`id_of`, :meth:`add`, :meth:`told`,
+    :meth:`replace`, :meth:`n_told`. ``add`` and ``told`` are the only writes; a store
+    backed by a database overrides :meth:`_changed` to persist them.
+    """
+
+    def __init__(self) -> None:
+        self._trials: List[Any] = []
+        self._keys: Dict[str, int] = {}
+        self._n_told = 0
+
+    # ---------------------------------------------------------------- reads
+    def view(self) -> TrialsView:
+        return TrialsView(self._trials)
+
+    def id_of(self, key: str) -> Optional[int]:
+        """The id of the trial at this point key, or None (never asked nor added)."""
+        return self._keys.get(key)
+
+    def n_told(self) -> int:
+        """How many trials were told (the next one's ``tell_index``)."""
+        return self._n_told
+
+    def __len__(self) -> int:
+        return len(self._trials)
+
+    # ---------------------------------------------------------------- writes
+    def add(self, trial: Any) -> None:
+        """Append a new trial (its ``id`` must be the next index)."""
+        if trial.id != len(self._trials):
+            raise ValueError(f'trial id {trial.id}: allowed: the next id {len(self._trials)}')
+        self._trials.append(trial)
+        self._keys[trial.key] = trial.id
+        self._changed(trial)
+
+    def told(self, trial: Any) -> None:
+        """The outcome of a stored trial was set (``tell``)."""
+        self._n_told += 1
+        self._changed(trial)
+
+    def replace(self, trials: Iterable[Any]) -> None:
+        """Hold exactly these trials (a loaded state); ids must be 0, 1, ... in order."""
+        trials = list(trials)
+        for i, t in enumerate(trials):
+            if t.id != i:
+                raise ValueError(f'trial at position {i} has id {t.id}')
+        self._trials = trials
+        self._keys = {t.key: t.id for t in trials}
+        self._n_told = sum(1 for t in trials if t.tell_index is not None)
+
+    def _changed(self, trial: Any) -> None:
+        """Hook for a persistent store: ``trial`` was added or told."""
+
+
+def trials_from_dicts(space: Any, dicts: Iterable[Mapping[str, Any]]) -> List[Any]:
+    """Stored trial dicts as :class:`~gpunet_mm.nas.base.Trial` (decoded, validated), or a
+    ValueError naming the first bad one."""
+    from .base import Trial
+
+    out = []
+    for i, d in enumerate(dicts):
+        t = Trial.from_dict(d)
+        if t.status not in STATUSES:
+            raise ValueError(f'trial {t.id} status: got {t.status!r}; allowed: {STATUSES}')
+        if t.id != i:
+            raise ValueError(f'trial at position {i} has id {t.id}')
+        t.obj = space.decode(np.asarray(t.x))
+        out.append(t)
+    return out
+
+
+__all__ = ['MemoryTrialStore', 'TrialsView', 'STATUSES', 'trials_from_dicts']

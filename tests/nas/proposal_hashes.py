@@ -1,0 +1,126 @@
+"""Hashes of what the optimisers propose, to prove a refactor changed no proposal.
+
+Each hash covers, in order, every point an optimiser proposed and every outcome it was
+told: on the committed benchmark problems (:func:`gpunet_mm.nas.benchmark.run_one`'s
+loop), and in a short ``--simulate`` search with and without ``nas.fidelity`` (every pool
+trial's architecture, origin, budget, status, latency and metric, and every rung result).
+``python tests/nas/proposal_hashes.py --record`` rewrites ``proposal_hashes.json``; do
+that only for a change that is meant to change proposals, and say so in its commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from typing import Any, Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RECORD = os.path.join(HERE, 'proposal_hashes.json')
+
+#: (problem, dims, method, batch, trials): the benchmarks' methods and batch sizes, runs
+#: long enough for every optimiser to leave its initial design
+BENCH_CASES = [
+    (problem, method, batch, trials)
+    for problem, trials in (('ackley', 40), ('gpunet-surrogate', 30))
+    for method in ('lamcts', 'random', 'evolution', 'tpe')
+    for batch in (1, 8)
+]
+
+SIM_CFG: Dict[str, Any] = dict(
+    search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320, 384]),
+    search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=200),
+    nas=dict(
+        metric='metric',
+        num_trials=30,
+        references=['GPUNet-0'],
+        calibration_samples=1,
+        ask_batch=4,
+        simulate=dict(budgets=[1.0, 1.6], num_workers=4, mean_trial_s=60.0, failure_rate=0.15),
+    ),
+)
+FIDELITY = dict(min_epochs=1, eta=3, max_epochs=9, min_observations=3)
+
+
+def _digest(rows: List[Any]) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def bench_hash(problem: str, method: str, batch: int, trials: int, seed: int = 0) -> str:
+    """The proposals and tells of one benchmark run (``run_one``'s loop)."""
+    from gpunet_mm.nas.benchmark import make_optimizer
+    from gpunet_mm.nas.objectives import make_problem
+
+    prob = make_problem(problem, 10)
+    opt = make_optimizer(prob, method, seed)
+    rows: List[Any] = []
+    n = 0
+    while n < trials:
+        asked = opt.ask(min(batch, trials - n))
+        for t in asked:
+            value, cost = prob.evaluate(t.obj)
+            t = opt.tell(t, value, cost=cost)
+            rows.append([t.id, t.key, t.predicted_cost, t.status, t.value, t.measured_cost])
+            n += 1
+    return _digest(rows)
+
+
+def sim_hash(fidelity: bool) -> str:
+    """The pool of a short simulated search (the controller, two budgets, four workers).
+
+    The simulator's clock is advanced by the controller's real time; that is held at zero
+    here, so the order of completions (and so the proposals) cannot depend on the host's
+    speed."""
+    from gpunet_mm.search.api import run_search
+    from gpunet_mm.search.journal import SearchJournal
+    from gpunet_mm.search.simulate import SimulatedExecutor
+
+    cfg = copy.deepcopy(SIM_CFG)
+    if fidelity:
+        cfg['nas']['fidelity'] = dict(FIDELITY)
+        cfg['train_cfg'] = dict(max_epochs=9)
+    charge = SimulatedExecutor.charge
+    SimulatedExecutor.charge = lambda self, seconds: None
+    try:
+        with tempfile.TemporaryDirectory() as work_dir:
+            run_search(cfg, work_dir, simulate=True, write_reports=False)
+            j = SearchJournal.open(work_dir)
+            try:
+                rows: List[Any] = [
+                    [
+                        t.id,
+                        t.arch_hash,
+                        t.origin,
+                        t.budget_idx,
+                        t.status,
+                        t.predicted_ms,
+                        t.latency_ms,
+                        t.metric,
+                    ]
+                    for t in j.trials()
+                ]
+                rows.append([[r['trial_id'], r['rung'], r['metric']] for r in j.rung_results()])
+            finally:
+                j.close()
+    finally:
+        SimulatedExecutor.charge = charge
+    return _digest(rows)
+
+
+def all_hashes() -> Dict[str, str]:
+    out = {f'{p}/{m}/b{b}/{n}': bench_hash(p, m, b, n) for p, m, b, n in BENCH_CASES}
+    out['simulate'] = sim_hash(False)
+    out['simulate/fidelity'] = sim_hash(True)
+    return out
+
+
+if __name__ == '__main__':
+    got = all_hashes()
+    print(json.dumps(got, indent=1))
+    if '--record' in sys.argv:
+        with open(RECORD, 'w') as f:
+            json.dump(got, f, indent=1, sort_keys=True)
+            f.write('\n')
