@@ -53,7 +53,7 @@ class MemoryTrialStore:
 
     The interface every store has: :meth:`view`, :meth:`id_of`, :meth:`add`, :meth:`told`,
     :meth:`replace`, :meth:`n_told`. ``add`` and ``told`` are the only writes; a store
-    backed by a database overrides :meth:`_changed` to persist them.
+    backed by a database overrides ``_changed`` to persist them.
     """
 
     def __init__(self) -> None:
@@ -63,6 +63,7 @@ class MemoryTrialStore:
 
     # ---------------------------------------------------------------- reads
     def view(self) -> TrialsView:
+        """A read-only sequence over the trials (no copy): what ``opt.trials`` returns."""
         return TrialsView(self._trials)
 
     def id_of(self, key: str) -> Optional[int]:
