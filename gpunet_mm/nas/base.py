@@ -316,12 +316,16 @@ class Optimizer:
         the pool trials finished since, in the order they finished), running the tell hooks
         in that order. Runs before each :meth:`ask`; returns how many were learnt."""
         n = 0
-        for kind, what, value, kwargs in self.store.unlearnt():
-            if kind == 'tell':
-                self.tell(what, value, **kwargs)
-            else:
-                self.add_trial(what, value, **kwargs)
-            n += 1
+        pending = self.store.unlearnt()
+        try:
+            for kind, what, value, kwargs in pending:
+                if kind == 'tell':
+                    self.tell(what, value, **kwargs)
+                else:
+                    self.add_trial(what, value, **kwargs)
+                n += 1
+        finally:
+            getattr(pending, 'close', lambda: None)()  # a store's generator ends its learning
         return n
 
     def add_trial(

@@ -69,7 +69,7 @@ class JournalTrialStore(MemoryTrialStore):
         journal: SearchJournal,
         budget_idx: int,
         space: Any,
-        arch_hash: Optional[Callable[[Any], str]] = None,
+        arch_hash: Callable[[Any], str],
         rungs: Optional[Any] = None,
     ) -> None:
         super().__init__()
@@ -160,7 +160,7 @@ class JournalTrialStore(MemoryTrialStore):
                     f'{STATUSES})'
                 )
             pool = by_key.get(d['key'])
-            if pool is None and self.arch_hash is not None and d['ask_index'] >= 0:
+            if pool is None and d['ask_index'] >= 0:
                 pool = self.arch_hash(d['params'])  # its pool row was not written yet
             out.append(dict({k: d[k] for k in OWN_FIELDS if k != 'pool'}, pool=pool))
         return out
@@ -214,9 +214,7 @@ class JournalTrialStore(MemoryTrialStore):
 
     # ---------------------------------------------------------------- writes
     def add(self, trial: Any) -> None:
-        pool = self._adding
-        if pool is None and self.arch_hash is not None:
-            pool = self.arch_hash(trial.params)
+        pool = self._adding if self._adding is not None else self.arch_hash(trial.params)
         super().add(trial)
         self._pool_of[trial.id] = pool
         if pool is not None:
@@ -261,7 +259,7 @@ def open_optimizer(
     journal: SearchJournal,
     budget_idx: int,
     space: Any,
-    arch_hash: Optional[Callable[[Any], str]] = None,
+    arch_hash: Callable[[Any], str],
     rungs: Optional[Any] = None,
 ) -> Any:
     """``build(store=...)`` with budget ``budget_idx``'s journal store, its saved state

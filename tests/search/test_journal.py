@@ -165,7 +165,7 @@ def test_every_table_results_or_state_come_from_is_covered(tmp_path, edit, messa
 def test_a_trial_records_the_event_it_first_finished_at(tmp_path):
     """The optimisers learn finished trials in this order: a rung result finishes a trial
     once; a promotion and a later rung do not move it."""
-    path = _full_journal(tmp_path)
+    _full_journal(tmp_path)
     with SearchJournal.open(str(tmp_path)) as j:
         first = [e['seq'] for e in j.events('rung_complete')][0]
         assert j.trial(1).finished_seq == first
