@@ -68,8 +68,10 @@ class MemoryTrialStore:
     """Trials in memory, in the order the optimiser learnt them (a trial's id is its index).
 
     The interface every store has: :meth:`view`, :meth:`id_of`, :meth:`add`, :meth:`told`,
-    :meth:`replace`, :meth:`n_told`. ``add`` and ``told`` are the only writes; a store
-    backed by a database overrides ``_changed`` to persist them.
+    :meth:`replace`, :meth:`n_told`, and what a store that owns no outcomes overrides:
+    :meth:`unlearnt` (outcomes to learn), :meth:`refresh` / :meth:`modelled_values` (the
+    values to model), :meth:`before_tell` (refuse a tell). ``add`` and ``told`` are the
+    only writes; a store backed by a database overrides ``_changed`` to persist them.
     """
 
     def __init__(self) -> None:
