@@ -148,9 +148,6 @@ class Optimizer:
         self._n_asks = 0
         #: measured/predicted ratio learnt from measurements (> 1 shrinks the budget)
         self.cost_scale = 1.0
-        #: point key -> value the model learns instead of the told values (see
-        #: :meth:`set_observed_values`); not part of the state: its owner sets it before asks
-        self._observed: Optional[Dict[str, float]] = None
         if not 0.0 < calibration_quantile <= 1.0:
             raise ValueError(
                 f'calibration_quantile: got {calibration_quantile!r}; allowed: 0 < q <= 1'
@@ -221,6 +218,8 @@ class Optimizer:
         """``n`` distinct new proposals (one per free worker)."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f'ask n: got {n!r}; allowed: integers >= 1')
+        self.learn()
+        self.store.refresh()
         X = np.asarray(self._propose(int(n)), dtype=float).reshape(-1, self.space.dims)
         if len(X) != n:
             raise RuntimeError(f'{self.name} proposed {len(X)} points, {n} were asked')
@@ -281,7 +280,26 @@ class Optimizer:
                 'each trial is told exactly once'
             )
         value, cost = _check_outcome(f'tell trial {t.id}', value, failed, cost)
+        self.store.before_tell(t)
         # validated: now mutate
+        self.set_outcome(t, value, failed, cost, error)
+        if t.measured_cost is not None:
+            self._calibrate()
+        t.tell_index = self.store.n_told()
+        self.store.told(t)
+        self._on_tell(t)
+        return t
+
+    def set_outcome(
+        self,
+        t: Trial,
+        value: Optional[float],
+        failed: bool = False,
+        cost: Optional[float] = None,
+        error: Optional[str] = None,
+    ) -> None:
+        """Set a trial's status, value, measured cost and error from a checked outcome (what
+        :meth:`tell` records; a journal store rebuilds its reopened trials with it)."""
         if failed:
             t.status, t.error = 'failed', error or 'reported failed'
         elif not math.isfinite(value):
@@ -292,11 +310,23 @@ class Optimizer:
             t.measured_cost = cost
             if self.budget is not None and cost > self.budget and t.status == 'complete':
                 t.status = 'infeasible'
-            self._calibrate()
-        t.tell_index = self.store.n_told()
-        self.store.told(t)
-        self._on_tell(t)
-        return t
+
+    def learn(self) -> int:
+        """Learn the outcomes the store holds that this optimiser has not (a search's store:
+        the pool trials finished since, in the order they finished), running the tell hooks
+        in that order. Runs before each :meth:`ask`; returns how many were learnt."""
+        n = 0
+        pending = self.store.unlearnt()
+        try:
+            for kind, what, value, kwargs in pending:
+                if kind == 'tell':
+                    self.tell(what, value, **kwargs)
+                else:
+                    self.add_trial(what, value, **kwargs)
+                n += 1
+        finally:
+            getattr(pending, 'close', lambda: None)()  # a store's generator ends its learning
+        return n
 
     def add_trial(
         self,
@@ -378,25 +408,13 @@ class Optimizer:
             return None
         return min(done, key=lambda t: (self.internal(t.value), t.id))
 
-    def set_observed_values(self, values: Optional[Mapping[str, float]]) -> None:
-        """Model these values (point key -> value) instead of the told ones; ``None``: the
-        told values again.
-
-        Why: a multi-fidelity search tells each point once, after its first (shortest)
-        training, and later trains the best points longer. A model should learn from one
-        fidelity at a time (BOHB: the highest rung with enough results), so the search hands
-        the optimiser that rung's points and values before it asks. Only known points are
-        modelled; the others (trained at a lower rung only) stay known, so they are never
-        proposed again. The optimiser still sees points and values, nothing about epochs.
-        """
-        self._observed = None if values is None else {str(k): float(v) for k, v in values.items()}
-
     def modelled_value(self, t: Trial) -> Optional[float]:
-        """The value a model learns for a told trial: the observed one (see
-        :meth:`set_observed_values`) where one is set, else the told value; None: not
-        modelled."""
-        if self._observed is not None:
-            return self._observed.get(t.key)
+        """The value a model learns for a told trial: the one the store offers
+        (:meth:`MemoryTrialStore.modelled_values`, e.g. a multi-fidelity search's rung)
+        where it offers any, else the told value; None: not modelled."""
+        offered = self.store.modelled_values()
+        if offered is not None:
+            return offered.get(t.key)
         return t.value
 
     def observations(self, with_infeasible: bool = True) -> Tuple[np.ndarray, np.ndarray]:
@@ -412,10 +430,11 @@ class Optimizer:
         """
         keep = ('complete', 'infeasible') if with_infeasible else ('complete',)
         done = [t for t in self.trials if t.status in keep and t.value is not None]
-        if self._observed is not None:
-            done = [t for t in done if t.key in self._observed]
+        offered = self.store.modelled_values()
+        if offered is not None:
+            done = [t for t in done if t.key in offered]
             X = [t.x for t in done]
-            y = [self.internal(self._observed[t.key]) for t in done]
+            y = [self.internal(offered[t.key]) for t in done]
             return np.array(X, dtype=float).reshape(-1, self.space.dims), np.array(y, dtype=float)
         X = [t.x for t in done]
         y = [self.internal(t.value) for t in done]

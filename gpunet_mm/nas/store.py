@@ -7,14 +7,30 @@ trial list of its own: ``opt.trials`` is a read-only view of its store, and ``as
 ``tell`` and ``add_trial`` write through the store.
 
 Two stores have this interface: :class:`MemoryTrialStore` (the default, for library users
-calling ``ask``/``tell`` without a search) and the search journal's per-budget store
-(:class:`gpunet_mm.search.trial_store.JournalTrialStore`), which reads its trials from the
-journal when it is opened, so resuming a search is reopening its stores.
+calling ``ask``/``tell`` without a search; it owns the outcomes it is told) and the search
+journal's per-budget store (:class:`gpunet_mm.search.trial_store.JournalTrialStore`). That
+one keeps only what is the optimiser's own (its points, the predicted cost each was asked
+with, the order it learnt them) and reads every outcome from the search's pool trial: the
+optimiser learns finished trials from it (:meth:`MemoryTrialStore.unlearnt`, run by
+``Optimizer.learn`` before each ask) and models the values it offers
+(:meth:`MemoryTrialStore.modelled_values`: a multi-fidelity search's rung). Resuming a
+search is reopening its stores.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, overload
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    overload,
+)
 
 import numpy as np
 
@@ -52,14 +68,17 @@ class MemoryTrialStore:
     """Trials in memory, in the order the optimiser learnt them (a trial's id is its index).
 
     The interface every store has: :meth:`view`, :meth:`id_of`, :meth:`add`, :meth:`told`,
-    :meth:`replace`, :meth:`n_told`. ``add`` and ``told`` are the only writes; a store
-    backed by a database overrides ``_changed`` to persist them.
+    :meth:`replace`, :meth:`n_told`, and what a store that owns no outcomes overrides:
+    :meth:`unlearnt` (outcomes to learn), :meth:`refresh` / :meth:`modelled_values` (the
+    values to model), :meth:`before_tell` (refuse a tell). ``add`` and ``told`` are the
+    only writes; a store backed by a database overrides ``_changed`` to persist them.
     """
 
     def __init__(self) -> None:
         self._trials: List[Any] = []
         self._keys: Dict[str, int] = {}
         self._n_told = 0
+        self._modelled: Optional[Dict[str, float]] = None
 
     # ---------------------------------------------------------------- reads
     def view(self) -> TrialsView:
@@ -77,7 +96,32 @@ class MemoryTrialStore:
     def __len__(self) -> int:
         return len(self._trials)
 
+    def unlearnt(self) -> Iterator[Tuple[str, Any, Optional[float], Dict[str, Any]]]:
+        """Outcomes this store holds that its optimiser has not learnt, in the order to learn
+        them: ``('tell', trial, value, kwargs)`` for a trial of its own, ``('add', obj,
+        value, kwargs)`` for one evaluated elsewhere (``kwargs``: ``failed``, ``cost``,
+        ``error``). None here: a library user tells the outcomes."""
+        return iter(())
+
+    def refresh(self) -> None:
+        """Read what :meth:`modelled_values` offers anew (before an ask); nothing here."""
+
+    def modelled_values(self) -> Optional[Dict[str, float]]:
+        """Point key -> the value a model learns instead of the told one, or None (the told
+        values). Why: a multi-fidelity search tells each point once, after its first
+        (shortest) training, and trains the best points longer; a model learns from one
+        fidelity at a time (BOHB: the highest rung with enough results). Only the points
+        given are modelled; the others stay known, so they are never proposed again."""
+        return self._modelled
+
+    def set_modelled_values(self, values: Optional[Mapping[str, float]]) -> None:
+        """Offer these values (point key -> value) to the model; None: the told values."""
+        self._modelled = None if values is None else {str(k): float(v) for k, v in values.items()}
+
     # ---------------------------------------------------------------- writes
+    def before_tell(self, trial: Any) -> None:
+        """Called before a stored trial's outcome is set (a store may refuse the tell)."""
+
     def add(self, trial: Any) -> None:
         """Append a new trial (its ``id`` must be the next index)."""
         if trial.id != len(self._trials):

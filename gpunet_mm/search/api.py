@@ -313,9 +313,10 @@ def make_optimizers(
     predict: Callable,
     seed: int,
     journal: SearchJournal,
+    rungs: Optional[Any] = None,
 ) -> List[Any]:
     """One optimiser per budget, each on its journal store (reopened with its saved state
-    when the search resumes)."""
+    when the search resumes; ``rungs``: the store offers the values of the rung to model)."""
     from ..nas import build_optimizer, build_space
     from .trial_store import open_optimizer
 
@@ -327,7 +328,7 @@ def make_optimizers(
         build = functools.partial(
             build_optimizer, ocfg, space, constraint_fn=predict, budget=float(b), minimize=False
         )
-        out.append(open_optimizer(build, journal, i, space))
+        out.append(open_optimizer(build, journal, i, space, arch_hash, rungs))
     return out
 
 
@@ -669,7 +670,9 @@ def _build_controller(
     latency predictor they prune with."""
     nas = services.nas
     model = latency_model(cfg, base, calib, run.simulate)
-    optimizers = make_optimizers(cfg, budgets, model.predict, int(nas['seed']), journal)
+    optimizers = make_optimizers(
+        cfg, budgets, model.predict, int(nas['seed']), journal, services.rungs
+    )
     model.on_refit = lambda: [o.constraint_changed() for o in optimizers]
     payload = dict(
         cfg=cfg,

@@ -9,18 +9,18 @@ exactly what they would have asked.
 
 Rooms and doors:
 
-* optimisers (:mod:`gpunet_mm.nas`): one per latency budget, ``ask``/``tell`` only, each
-  reading and writing its trials through its journal store;
-* the journal (:class:`SearchJournal`): every trial, attempt and event, and each
-  optimiser's trials and state;
+* optimisers (:mod:`gpunet_mm.nas`): one per latency budget, each asking through its
+  journal store and learning the finished pool trials from it;
+* the journal (:class:`SearchJournal`): every trial, attempt and event (the pool trial is
+  the one owner of an outcome), and each optimiser's own part of its trials and state;
 * a latency service: ``measure(archs) -> [dict(latency_ms=...)]``, the exact end-to-end
   latency on the target; ``exclusive`` says whether it owns its device (else it is only
   called while no training runs, so trainings never disturb a timing);
 * an :class:`Executor`: trains (Ray workers, the simulator, or in-process).
 
-One pool, many budgets: every trained architecture is told to every budget's optimiser
-(an optimiser that did not propose it learns it through ``add_trial``), and each new
-proposal comes from the budget that has the fewest architectures within it so far.
+One pool, many budgets: every finished architecture is learnt by every budget's optimiser
+from its store (an optimiser that did not propose it adds it), and each new proposal comes
+from the budget that has the fewest architectures within it so far.
 """
 
 from __future__ import annotations
@@ -160,8 +160,6 @@ class SearchController:
         self.metric = metric
         self.opts = options
         self.on_update = on_update
-        #: pool trial id -> [(budget index, optimiser trial id)] still waiting for its outcome
-        self.waiters: Dict[int, List[Tuple[int, int]]] = {}
         self.controller_cpu_s = 0.0
         self.controller_wall_s = 0.0
         self.started = executor.clock()
@@ -170,7 +168,6 @@ class SearchController:
         self.latest: List[int] = []  # pool ids, most recently finished last
         self.stop_reason: Optional[str] = None
         self.model_rung = 0  # the rung the optimisers learnt from at the last ask
-        self._keys: Dict[int, Optional[str]] = {}  # pool id -> the space's key of its arch
         #: refitted from every measurement (:class:`~gpunet_mm.deploy.refit.RefitPredictor`)
         self.latency_model: Optional[Any] = None
 
@@ -345,7 +342,7 @@ class SearchController:
     def recover(self) -> None:
         """Continue after a (possibly violent) stop. The optimisers were reopened from the
         journal with their stores; what is left is the pool's: re-dispatch what was running,
-        and tell what finished between the pool's write and an optimiser's."""
+        and write the pool rows of proposals asked just before the stop."""
         lost = self.journal.trials(('running',))
         for t in lost:
             self.journal.end_attempt(
@@ -356,19 +353,12 @@ class SearchController:
             logger.info(
                 're-dispatching %d trial(s) that were running: %s', len(lost), [t.id for t in lost]
             )
-        # pending optimiser trials wait for their pool trial; a proposal whose pool row
-        # was not written before the stop is added now
+        # a proposal whose pool row was not written before the stop is added now (the
+        # optimisers learn what finished from their stores, reopened with them)
         for b, opt in enumerate(self.optimizers):
             for ot in opt.pending:
-                arch = ot.params
-                h = self.arch_hash(arch)
-                pt = self.journal.trial_by_hash(h)
-                if pt is None:
-                    pt = self.journal.add_trial(h, arch, f'optimizer:{b}', b, ot.predicted_cost)
-                self.waiters.setdefault(pt.id, []).append((b, ot.id))
-        # finished trials some optimiser has not heard of (a stop between two writes)
-        for pt in self.journal.trials(FINISHED):
-            self._tell_all(pt)
+                if self.journal.trial_by_hash(opt.store.pool_of(ot.id)) is None:
+                    self._add_proposal(b, ot)
 
     # ------------------------------------------------------------------ proposing
     def _pick_budget(self, cover: List[int]) -> int:
@@ -387,46 +377,19 @@ class SearchController:
             b = self._pick_budget(cover)
             opt = self.optimizers[b]
             n = min(k - len(new), max(1, self.opts.ask_batch))
-            self._show_rung(opt)
-            asked = opt.ask(n)
+            asked = opt.ask(n)  # it learns the finished pool trials first (its store)
+            self.model_rung = getattr(opt.store, 'model_rung', 0)
             self._save_opt(b)
             for ot in asked:
-                arch = ot.params
-                h = self.arch_hash(arch)
-                pt = self.journal.trial_by_hash(h)
+                pt = self.journal.trial_by_hash(opt.store.pool_of(ot.id))
                 if pt is None:
-                    pt = self.journal.add_trial(h, arch, f'optimizer:{b}', b, ot.predicted_cost)
-                    new.append(pt)
-                self.waiters.setdefault(pt.id, []).append((b, ot.id))
-                if pt.status in FINISHED:
-                    self._tell_all(pt)
+                    new.append(self._add_proposal(b, ot))
         return new
 
-    def _show_rung(self, opt: Any) -> None:
-        """Hand the optimiser the points and values of the rung it should learn from (BOHB:
-        the highest rung with ``min_observations`` results). Recomputed from the journal
-        before every ask, so nothing about rungs lives in the optimiser's state."""
-        rungs = self.opts.rungs
-        if rungs is None:
-            return
-        by_rung: Dict[int, Dict[str, float]] = {}
-        for r in self.journal.rung_results():
-            key = self._space_key(opt, r['trial_id'])
-            if key is not None and r['metric'] is not None:  # a point the optimiser models
-                by_rung.setdefault(r['rung'], {})[key] = float(r['metric'])
-        k = rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
-        self.model_rung = k
-        # rung 0: the told values are the first rung's
-        opt.set_observed_values(rungs.model_values(by_rung, k) if k else None)
-
-    def _space_key(self, opt: Any, trial_id: int) -> Optional[str]:
-        if trial_id not in self._keys:
-            try:
-                x = opt.space.encode(self.journal.trial(trial_id).arch)
-                self._keys[trial_id] = opt.space.key(opt.space.canonical(x[None])[0])
-            except (ValueError, KeyError, TypeError):  # outside the space (a reference)
-                self._keys[trial_id] = None
-        return self._keys[trial_id]
+    def _add_proposal(self, b: int, ot: Any) -> PoolTrial:
+        """The pool trial of budget ``b``'s optimiser trial ``ot`` (its store names the hash)."""
+        h = self.optimizers[b].store.pool_of(ot.id)
+        return self.journal.add_trial(h, ot.params, f'optimizer:{b}', b, ot.predicted_cost)
 
     def _measure(self, trials: Sequence[PoolTrial]) -> None:
         """Exact latency of each, then ``queued`` (within a budget) or ``infeasible``."""
@@ -442,7 +405,7 @@ class SearchController:
                     status='failed',
                     error=f'latency measurement failed: {e}',
                 )
-                self._tell_all(pt)
+                self._learn()
             return
         for t, r in zip(trials, results):
             lat = float(r['latency_ms'])
@@ -469,32 +432,15 @@ class SearchController:
                 )
                 self._infeasible_streak += 1
             if pt.status in FINISHED:
-                self._tell_all(pt)
+                self._learn()
 
-    # ------------------------------------------------------------------ telling
-    def _tell_all(self, pt: PoolTrial) -> None:
-        """Tell a finished pool trial to every optimiser (once each)."""
-        waiting = self.waiters.pop(pt.id, [])
+    # ------------------------------------------------------------------ learning
+    def _learn(self) -> None:
+        """A pool trial finished: each optimiser learns it from its store now (not only at
+        its next ask), so its adaptive state and the predicted costs of the points it adds
+        are those of this moment, as they were when the controller told them."""
         for b, opt in enumerate(self.optimizers):
-            mine = [tid for bb, tid in waiting if bb == b]
-            kwargs: Dict[str, Any] = dict(cost=pt.latency_ms)
-            if pt.status == 'complete' and pt.metric is not None and math.isfinite(pt.metric):
-                value = pt.metric
-            else:
-                value, kwargs['failed'] = None, True
-                kwargs['error'] = (pt.error or pt.status)[:500]
-            changed = []
-            for tid in mine:
-                if opt.trials[tid].status == 'pending':
-                    changed.append(opt.tell(opt.trials[tid], value, **kwargs))
-            if not mine:
-                try:
-                    x = opt.space.encode(pt.arch)
-                except (ValueError, KeyError, TypeError):
-                    continue  # e.g. a reference tier outside the search space
-                if opt.is_new(opt.space.canonical(x[None])[0]):
-                    changed.append(opt.add_trial(pt.arch, value, **kwargs))
-            if changed:
+            if opt.learn():
                 self._save_opt(b)
 
     # ------------------------------------------------------------------ dispatch
@@ -590,7 +536,7 @@ class SearchController:
     def _finished(self, pt: PoolTrial) -> None:
         self.latest.append(pt.id)
         self.latest = self.latest[-20:]
-        self._tell_all(pt)
+        self._learn()
 
     def handle(self, o: TrialOutcome) -> None:
         t = self.journal.trial(o.trial_id)
@@ -657,7 +603,7 @@ class SearchController:
         pt = self.journal.complete_rung(
             t.id, o.attempt, rung, epochs, trained, metric, o.result, rung == rungs.last
         )
-        if first:  # the optimisers learn the point at its first rung (later rungs: _show_rung)
+        if first:  # the optimisers learn the point at its first rung (later rungs: their stores)
             self._finished(pt)
         else:
             self.latest.append(pt.id)

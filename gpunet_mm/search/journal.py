@@ -39,7 +39,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-JOURNAL_FORMAT = 1
+#: the journal's layout. 2: a pool trial records when it first finished (``finished_seq``)
+#: and an optimiser's stored trials hold only what is the optimiser's own (the outcome is
+#: the pool trial's); 1 (before) is migrated on open (:meth:`SearchJournal._migrate`)
+JOURNAL_FORMAT = 2
 JOURNAL_NAME = 'journal.sqlite'
 #: meta key of the chain's head, written with every event
 CHAIN_HEAD = 'chain_head'
@@ -104,7 +107,8 @@ CREATE TABLE IF NOT EXISTS trials (
     error TEXT,
     lease_until REAL,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    finished_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS attempts (
     trial_id INTEGER NOT NULL,
@@ -193,6 +197,8 @@ class PoolTrial:
     lease_until: Optional[float] = None
     created: float = 0.0
     updated: float = 0.0
+    #: the event at which it first finished (the order every optimiser learns it in)
+    finished_seq: Optional[int] = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> PoolTrial:
@@ -321,12 +327,16 @@ class SearchJournal:
             ) from e
         if ok != 'ok':
             raise JournalError(f'journal {path} failed its integrity check: {ok}')
-        if fmt != JOURNAL_FORMAT:
+        if fmt not in (1, JOURNAL_FORMAT):
             raise JournalError(
-                f'journal {path} format {fmt!r}; this version reads {JOURNAL_FORMAT}'
+                f'journal {path} has layout version {fmt!r}; this version of gpunet_mm reads '
+                f'layout {JOURNAL_FORMAT} (and migrates layout 1). Open it with the gpunet_mm '
+                'that wrote it, or start a new --work-dir'
             )
         con.executescript(_SCHEMA)  # tables added since (rungs): empty in an older journal
-        j = cls(path, con)
+        j = cls(path, con)  # verified as written, before anything is migrated
+        if fmt == 1:
+            j._migrate()
         if config is not None:
             diff = config_diff(j.config, config)
             if diff:
@@ -473,6 +483,73 @@ class SearchJournal:
                 )
         return prev
 
+    def _finish_order(self) -> Dict[int, int]:
+        """trial id -> the event at which its status first became finished, replayed from
+        the chain (what ``finished_seq`` must hold)."""
+        status: Dict[int, str] = {}
+        out: Dict[int, int] = {}
+        for row in self.con.execute(
+            'SELECT seq, kind, trial_id, data FROM events WHERE trial_id IS NOT NULL ORDER BY seq'
+        ):
+            kind, tid, data = row['kind'], row['trial_id'], json.loads(row['data'])
+            if not isinstance(data, dict) or kind.startswith('final_'):
+                continue
+            if kind == 'propose':
+                status[tid] = data.get('status', 'proposed')
+            elif kind == 'dispatch':
+                status[tid] = 'running'
+            elif kind == 'promote':
+                status[tid] = 'queued'
+            elif 'epochs_trained' in data:
+                status[tid] = 'complete'
+            elif 'status' in data:
+                status[tid] = data['status']
+            if tid not in out and status.get(tid) in FINISHED:
+                out[tid] = int(row['seq'])
+        return out
+
+    def _migrate(self) -> None:
+        """Layout 1 -> 2, in one transaction: the pool trials get ``finished_seq`` (replayed
+        from the verified chain) and the format becomes 2. The optimisers' stored trials of
+        layout 1 (full trial dicts) are converted by their store when it is opened
+        (:class:`~gpunet_mm.search.trial_store.JournalTrialStore`), which has the space."""
+        cols = {r[1] for r in self.con.execute('PRAGMA table_info(trials)')}
+        with self._tx():
+            if 'finished_seq' not in cols:
+                self.con.execute('ALTER TABLE trials ADD COLUMN finished_seq INTEGER')
+            self.con.executemany(
+                'UPDATE trials SET finished_seq=? WHERE id=?',
+                [(seq, tid) for tid, seq in self._finish_order().items()],
+            )
+            self.con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('format', ?)", (_dumps(JOURNAL_FORMAT),)
+            )
+            self._event('meta', None, dict(key='format', value=JOURNAL_FORMAT))
+            self._event('migrate', None, dict(layout=[1, JOURNAL_FORMAT]))
+
+    def _finished(self, trial_id: int) -> None:
+        """Within a write's transaction, after its event: a trial that just finished for the
+        first time records that event (the order the optimisers learn it in)."""
+        marks = ','.join('?' * len(FINISHED))
+        self.con.execute(
+            f'UPDATE trials SET finished_seq=? WHERE id=? AND finished_seq IS NULL AND '
+            f'status IN ({marks})',
+            (self._last_seq, trial_id, *FINISHED),
+        )
+
+    def finished_since(self, seq: int) -> List[Dict[str, Any]]:
+        """The pool trials that first finished after event ``seq``, in that order: what an
+        optimiser learns (id, arch_hash, arch, status, metric, latency_ms, error,
+        finished_seq, and ``first_metric``: the metric of its first rung, None without
+        rungs)."""
+        rows = self.con.execute(
+            'SELECT t.id, t.arch_hash, t.arch, t.status, t.metric, t.latency_ms, t.error, '
+            't.finished_seq, r.metric AS first_metric FROM trials t LEFT JOIN rung_results r '
+            'ON r.trial_id=t.id AND r.rung=0 WHERE t.finished_seq > ? ORDER BY t.finished_seq',
+            (seq,),
+        )
+        return [dict(r, arch=json.loads(r['arch'])) for r in rows]
+
     def _optimizer_event(self, budget_idx: int, state: str, rows: Sequence[tuple]) -> None:
         """The chain's record of an optimiser save: digests of its state and changed rows
         (the blobs stay in their tables; the digests show an edit)."""
@@ -571,10 +648,13 @@ class SearchJournal:
                 if 'result' in data:
                     want.pop('result_digest', None)
         found = {r['id']: dict(r) for r in self.con.execute('SELECT * FROM trials')}
+        first_finish = self._finish_order()
         for tid in sorted(set(found) | set(trials)):
             want, got = trials.get(tid), found.get(tid)
             if want is None or got is None:
                 self._edited(f'trial {tid} is {"missing" if got is None else "not in the events"}')
+            if 'finished_seq' in got:  # layout 1 lacks it until migrated
+                want['finished_seq'] = first_finish.get(tid)
             got = dict(got, arch_digest=_digest(got['arch']), result_digest=_digest(got['result']))
             for k, v in want.items():
                 if k == 'arch':
@@ -688,6 +768,7 @@ class SearchJournal:
                     arch_digest=_digest(_dumps(arch)),
                 ),
             )
+            self._finished(tid)
         return self.trial(tid)
 
     def update_trial(self, trial_id: int, event: str, **fields: Any) -> PoolTrial:
@@ -702,6 +783,7 @@ class SearchJournal:
         with self._tx():
             self.con.execute(f'UPDATE trials SET {cols} WHERE id=?', (*fields.values(), trial_id))
             self._event(event, trial_id, {k: v for k, v in fields.items() if k != 'updated'})
+            self._finished(trial_id)
         return self.trial(trial_id)
 
     def start_attempt(
@@ -830,6 +912,7 @@ class SearchJournal:
                     result_digest=_digest(_dumps(dict(result))),
                 ),
             )
+            self._finished(trial_id)
         return self.trial(trial_id)
 
     def promote(self, trial_id: int, rung: int) -> PoolTrial:
@@ -860,9 +943,10 @@ class SearchJournal:
 
     def rung_results(self, trial_id: Optional[int] = None) -> List[Dict[str, Any]]:
         """Rung results (``trial_id``, ``rung``, ``epochs``, ``metric``, ``checkpoint``,
-        ``latency_ms``), by trial then rung."""
+        ``latency_ms``, ``arch_hash``), by trial then rung."""
         q = (
-            'SELECT r.trial_id, r.rung, r.epochs, r.metric, r.checkpoint, t.latency_ms '
+            'SELECT r.trial_id, r.rung, r.epochs, r.metric, r.checkpoint, t.latency_ms, '
+            't.arch_hash '
             'FROM rung_results r JOIN trials t ON t.id=r.trial_id'
         )
         args: Tuple[Any, ...] = ()

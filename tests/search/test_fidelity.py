@@ -104,11 +104,11 @@ def test_the_optimiser_models_the_rung_it_is_shown_and_keeps_the_others_known():
         opt.tell(t, float(i))  # first-rung values
     X, y = opt.observations()
     assert sorted(-y) == [0.0, 1.0, 2.0, 3.0]
-    opt.set_observed_values({trials[1].key: 10.0, trials[3].key: 30.0})  # rung 1 holds two
+    opt.store.set_modelled_values({trials[1].key: 10.0, trials[3].key: 30.0})  # rung 1 holds two
     X, y = opt.observations()
     assert sorted(-y) == [10.0, 30.0] and len(X) == 2
     assert not opt.is_new(np.asarray(trials[0].x))  # still known: never proposed again
-    opt.set_observed_values(None)
+    opt.store.set_modelled_values(None)
     assert len(opt.observations()[1]) == 4
 
 
@@ -194,17 +194,18 @@ def test_compute_budget_without_rungs_counts_full_trainings(sim_cfg, tmp_path):
 def test_the_optimisers_learn_from_the_highest_rung_with_enough_results(
     sim_cfg, tmp_path, monkeypatch
 ):
-    from gpunet_mm.nas.base import Optimizer
+    from gpunet_mm.search.trial_store import JournalTrialStore
 
     seen = []
-    ask = Optimizer.ask
+    refresh = JournalTrialStore.refresh
 
-    def recording_ask(self, n=1):
-        X, y = self.observations()
-        seen.append((None if self._observed is None else dict(self._observed), len(y)))
-        return ask(self, n)
+    def recording_refresh(self):  # what the store offers the optimiser at each ask
+        refresh(self)
+        X, y = self.opt.observations()
+        offered = self.modelled_values()
+        seen.append((None if offered is None else dict(offered), len(y)))
 
-    monkeypatch.setattr(Optimizer, 'ask', recording_ask)
+    monkeypatch.setattr(JournalTrialStore, 'refresh', recording_refresh)
     cfg = _fid_cfg(sim_cfg, min_observations=2)
     cfg['nas'].update(num_trials=16, ask_batch=1)
     s = _run(cfg, tmp_path, rung_trainer(), workers=1)

@@ -149,6 +149,9 @@ def _sql(path, *statements):
         ('UPDATE finals SET metric=0.99', 'final retrain of trial 1: metric is 0.99'),
         ('UPDATE finals SET failures=0', 'final retrain of trial 1: failures is 0'),
         ("UPDATE trials SET result='{}'", 'trial 1 result_digest'),
+        # the order the optimisers learn finished trials in is covered too
+        ('UPDATE trials SET finished_seq=finished_seq+1', 'trial 1 finished_seq is'),
+        ('UPDATE trials SET finished_seq=NULL', 'trial 1 finished_seq is None'),
     ],
 )
 def test_every_table_results_or_state_come_from_is_covered(tmp_path, edit, message):
@@ -157,6 +160,18 @@ def test_every_table_results_or_state_come_from_is_covered(tmp_path, edit, messa
     _sql(path, edit)
     with pytest.raises(JournalError, match=message):
         SearchJournal.open(str(tmp_path))
+
+
+def test_a_trial_records_the_event_it_first_finished_at(tmp_path):
+    """The optimisers learn finished trials in this order: a rung result finishes a trial
+    once; a promotion and a later rung do not move it."""
+    _full_journal(tmp_path)
+    with SearchJournal.open(str(tmp_path)) as j:
+        first = [e['seq'] for e in j.events('rung_complete')][0]
+        assert j.trial(1).finished_seq == first
+        assert [r['id'] for r in j.finished_since(0)] == [1]
+        assert j.finished_since(first) == []
+        assert j.finished_since(0)[0]['first_metric'] == 0.3  # rung 0's, not the top rung's
 
 
 def test_deleted_last_events_and_their_head_are_found(tmp_path):
