@@ -559,3 +559,54 @@ def test_the_final_retrain_trains_the_base_configs_full_schedule_by_default(sim_
     cfg['nas']['final'] = dict(top_k=1, schedule=dict(train_cfg=dict(max_epochs=24)))
     seen = finals_of(cfg, tmp_path / 'given')
     assert seen and all(s == dict(train_cfg=dict(max_epochs=24)) for s in seen)
+
+
+# ---------------------------------------------------------------------- promotion by prediction
+def _climbers():
+    """Six candidates that trained rungs 0 and 2: the top-rung value is the rung-0 value
+    plus a climb that grows with latency (the bigger networks climb further)."""
+    res = []
+    for i, (v0, lat) in enumerate(
+        [(0.50, 0.2), (0.40, 0.4), (0.45, 0.6), (0.30, 0.8), (0.35, 1.0), (0.20, 1.2)]
+    ):
+        res.append(dict(trial_id=i, rung=0, metric=v0, latency_ms=lat))
+        res.append(dict(trial_id=i, rung=2, metric=v0 + 2.0 * lat, latency_ms=lat))
+    return res
+
+
+def test_promotion_by_the_predicted_top_rung_value_lets_the_slow_climber_up():
+    from gpunet_mm.search.fidelity import predicted_values
+
+    res = _climbers()
+    # a fast starter that stays low (top 0.62) and a slow climber that ends high (top 2.3);
+    # with the six above already promoted, rung 0 holds 8 results: 2 may go up
+    res += [
+        dict(trial_id=10, rung=0, metric=0.60, latency_ms=0.1),
+        dict(trial_id=11, rung=0, metric=0.30, latency_ms=1.1),
+    ]
+    done = {(i, 1) for i in range(6)}
+    pred = predicted_values(res, 0, min_pairs=6)
+    assert pred[11] > pred[10]  # learnt from the six: the slow climber ends higher
+    assert pred[11] == pytest.approx(2.5, abs=0.4) and pred[10] == pytest.approx(0.8, abs=0.4)
+    predicted = Rungs((1, 3, 9), 3, 6, promote='predicted')
+    assert predicted.promotable(res, done, [2.0]) == [(11, 1)]
+    # ASHA's rule ranks by the rung's own number: the fast starter goes first
+    assert Rungs((1, 3, 9), 3, 6, promote='rung').promotable(res, done, [2.0]) == [(10, 1)]
+
+
+def test_promotion_falls_back_to_the_rung_value_until_enough_candidates_climbed():
+    from gpunet_mm.search.fidelity import predicted_values
+
+    res = _climbers()[:10]  # five pairs, fewer than min_pairs=6
+    res += [
+        dict(trial_id=10, rung=0, metric=0.60, latency_ms=0.1),
+        dict(trial_id=11, rung=0, metric=0.30, latency_ms=1.1),
+    ]
+    assert predicted_values(res, 0, min_pairs=6) == {}
+    done = {(i, 1) for i in range(5)}
+    r = Rungs((1, 3, 9), 3, 6, promote='predicted')
+    assert r.promotable(res, done, [2.0]) == [(10, 1)]  # 7 results: quota 2, trial 0 is done
+    # when the top rung has too few pairs, a lower rung above with enough is the target
+    res += [dict(r, rung=1) for r in _climbers() if r['rung'] == 2]
+    pred = predicted_values(res, 0, min_pairs=6)
+    assert pred[11] > pred[10]
