@@ -11,10 +11,14 @@ what is compared is the winner's value after the *full* schedule (what the user 
 Methods:
 
 * ``ours``: ``tools/nas_search.py --simulate`` (the real controller and journal) with
-  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, ASHA promotions, the final stretch of the
-  budget spent on promotions) and ``nas.compute_budget``;
+  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, asynchronous promotions ranked by the
+  predicted higher-rung value, the final stretch of the budget spent on promotions) and
+  ``nas.compute_budget``; its simulated clock charges a fixed ``CONTROLLER_S`` per
+  controller step, not the host's time, so each run is a function of its seed;
 * ``ours-asha``: the same with ``final_stretch=False`` (plain ASHA to the end: the
   ablation of the final stretch);
+* ``ours-rung``: ``ours`` with ``promote='rung'`` (a rung ranks by its own metric, as
+  ASHA does: the ablation of the promotion by a learnt prediction of the higher rung);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
@@ -484,6 +488,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         json.dump(dict(runs=rows, done=i, of=len(jobs)), f)
     result = dict(
         epochs=EPOCHS,
+        controller_s=CONTROLLER_S,
         rungs=list(RUNGS),
         eta=ETA,
         full_compute=full,

@@ -155,7 +155,7 @@ class Rungs:
 
 
 def predicted_values(
-    results: Sequence[Mapping[str, Any]], rung: int, min_pairs: int
+    results: Sequence[Mapping[str, Any]], rung: int, min_pairs: int, target: Optional[int] = None
 ) -> Dict[int, float]:
     """``trial_id -> predicted value at a higher rung`` for every result of ``rung``, learnt
     from the candidates that climbed; empty until enough of them have.
@@ -171,7 +171,8 @@ def predicted_values(
     highest rung above ``k`` with at least ``min_pairs`` candidates that trained both (and
     more than the features + 2); none: nothing is predicted (the caller ranks by the
     metric). Only journal facts go in (metrics per rung, measured latency), never the
-    objective's own form, so it works the same for a real detector.
+    objective's own form, so it works the same for a real detector. ``target``: predict
+    that rung only (none: the highest with enough pairs).
     """
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
@@ -188,6 +189,8 @@ def predicted_values(
     have = [t for t, v in vals.items() if all(i in v for i in range(rung + 1))]
     need = max(int(min_pairs), rung + 4)  # features (rung + 2) + 2
     targets = sorted({k for v in vals.values() for k in v if k > rung}, reverse=True)
+    if target is not None:
+        targets = [target] if target > rung else []
     for j in targets:
         pairs = [t for t in have if j in vals[t]]
         if len(pairs) < need:

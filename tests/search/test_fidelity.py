@@ -567,7 +567,7 @@ def _climbers():
     plus a climb that grows with latency (the bigger networks climb further)."""
     res = []
     for i, (v0, lat) in enumerate(
-        [(0.50, 0.2), (0.40, 0.4), (0.45, 0.6), (0.30, 0.8), (0.35, 1.0), (0.20, 1.2)]
+        [(0.50, 0.2), (0.30, 0.4), (0.45, 0.6), (0.35, 0.8), (0.50, 1.0), (0.30, 1.2)]
     ):
         res.append(dict(trial_id=i, rung=0, metric=v0, latency_ms=lat))
         res.append(dict(trial_id=i, rung=2, metric=v0 + 2.0 * lat, latency_ms=lat))
@@ -578,20 +578,24 @@ def test_promotion_by_the_predicted_top_rung_value_lets_the_slow_climber_up():
     from gpunet_mm.search.fidelity import predicted_values
 
     res = _climbers()
-    # a fast starter that stays low (top 0.62) and a slow climber that ends high (top 2.3);
-    # with the six above already promoted, rung 0 holds 8 results: 2 may go up
+    # a fast starter that stays low (top 0.62) and a slow climber that ends high (top 2.3),
+    # and 13 poor starts: rung 0 holds 21 results, 7 may climb, the six above already did
     res += [
         dict(trial_id=10, rung=0, metric=0.60, latency_ms=0.1),
         dict(trial_id=11, rung=0, metric=0.30, latency_ms=1.1),
     ]
+    res += [dict(trial_id=100 + i, rung=0, metric=0.0, latency_ms=0.1) for i in range(13)]
     done = {(i, 1) for i in range(6)}
     pred = predicted_values(res, 0, min_pairs=6)
     assert pred[11] > pred[10]  # learnt from the six: the slow climber ends higher
     assert pred[11] == pytest.approx(2.5, abs=0.4) and pred[10] == pytest.approx(0.8, abs=0.4)
-    predicted = Rungs((1, 3, 9), 3, 6, promote='predicted')
-    assert predicted.promotable(res, done, [2.0]) == [(11, 1)]
-    # ASHA's rule ranks by the rung's own number: the fast starter goes first
-    assert Rungs((1, 3, 9), 3, 6, promote='rung').promotable(res, done, [2.0]) == [(10, 1)]
+    # one place left (7 - 6 promoted): the slow climber takes it
+    assert Rungs((1, 3, 9), 3, 6, promote='predicted').promotable(res, done, [2.0]) == [(11, 1)]
+    # ASHA's rule ranks by the rung's own number (and counts no places): the fast starter first
+    assert Rungs((1, 3, 9), 3, 6, promote='rung').promotable(res, done, [2.0]) == [
+        (10, 1),
+        (11, 1),
+    ]
 
 
 def test_promotion_falls_back_to_the_rung_value_until_enough_candidates_climbed():
@@ -603,10 +607,17 @@ def test_promotion_falls_back_to_the_rung_value_until_enough_candidates_climbed(
         dict(trial_id=11, rung=0, metric=0.30, latency_ms=1.1),
     ]
     assert predicted_values(res, 0, min_pairs=6) == {}
-    done = {(i, 1) for i in range(5)}
+    asha = Rungs((1, 3, 9), 3, 6, promote='rung')
     r = Rungs((1, 3, 9), 3, 6, promote='predicted')
-    assert r.promotable(res, done, [2.0]) == [(10, 1)]  # 7 results: quota 2, trial 0 is done
+    # the whole order (the stretch: no quota) is the rung's own: the fast starter first
+    order = asha.promotable(res, set(), [2.0], stretch=True)
+    assert r.promotable(res, set(), [2.0], stretch=True) == order
+    assert order.index((10, 1)) < order.index((11, 1))
+    # the sixth pair: now the prediction orders them, the slow climber first
+    res += [dict(x, trial_id=5) for x in _climbers()[10:]]
+    order = r.promotable(res, set(), [2.0], stretch=True)
+    assert order.index((11, 1)) < order.index((10, 1))
     # when the top rung has too few pairs, a lower rung above with enough is the target
-    res += [dict(r, rung=1) for r in _climbers() if r['rung'] == 2]
-    pred = predicted_values(res, 0, min_pairs=6)
-    assert pred[11] > pred[10]
+    low = [x if x['rung'] == 0 else dict(x, rung=1) for x in _climbers()]
+    low += [dict(x, rung=2) for x in low[:4] if x['rung'] == 1]  # two at the top
+    assert set(predicted_values(low, 0, min_pairs=6)) == {0, 1, 2, 3, 4, 5}
