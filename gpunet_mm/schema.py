@@ -287,7 +287,7 @@ class FidelitySettings(BaseModel):
     #: how a rung ranks its candidates for promotion: 'rung' (ASHA: by the rung's metric) or
     #: 'predicted' (by the value they are predicted to reach higher up, learnt from the
     #: candidates that climbed; gpunet_mm.search.fidelity.predicted_values)
-    promote: Literal['rung', 'predicted'] = 'predicted'
+    promote: Literal['rung', 'predicted'] = 'rung'
 
 
 class FinalSettings(BaseModel):

@@ -46,7 +46,7 @@ class Rungs:
     min_observations: int
     model: str = 'rung'
     final_stretch: bool = True
-    promote: str = 'predicted'
+    promote: str = 'rung'
 
     @property
     def last(self) -> int:
@@ -75,8 +75,8 @@ class Rungs:
         is promotable when it ranks in the top ``floor(n / eta)`` of the ``n`` results rung
         ``k`` holds among the candidates within some budget (ranked by score, then lower
         latency, then the older trial: ties resolve the same way on every call). The score
-        is the metric (``promote='rung'``, ASHA), or with ``promote='predicted'`` (the
-        default) the value the candidate is predicted to reach higher up
+        is the metric (``promote='rung'``, ASHA, the default), or with ``promote='predicted'``
+        the value the candidate is predicted to reach higher up
         (:func:`predicted_values`), once enough candidates have climbed to learn it from. Trials in
         ``always`` (the reference tiers) climb every rung, so the comparison with them is
         at the same schedule. Higher rungs go first (ASHA): the sooner a candidate reaches
