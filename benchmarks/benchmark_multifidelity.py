@@ -11,10 +11,15 @@ what is compared is the winner's value after the *full* schedule (what the user 
 Methods:
 
 * ``ours``: ``tools/nas_search.py --simulate`` (the real controller and journal) with
-  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, ASHA promotions, the final stretch of the
-  budget spent on promotions) and ``nas.compute_budget``;
+  ``nas.fidelity`` (rungs 1/3/9 epochs, eta 3, asynchronous promotions ranked by the
+  predicted higher-rung value, the final stretch of the budget spent on promotions) and
+  ``nas.compute_budget``; its simulated clock charges a fixed ``CONTROLLER_S`` per
+  controller step, not the host's time, so each run is a function of its seed;
 * ``ours-asha``: the same with ``final_stretch=False`` (plain ASHA to the end: the
   ablation of the final stretch);
+* ``ours-rung``: ``ours`` with ``promote='rung'`` (a rung ranks by its own metric, as
+  ASHA does; the library's default, since the prediction did not pay overall in the
+  2026-12-03 run);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
@@ -56,6 +61,11 @@ from gpunet_mm.models.arch_spec import GPUNetArch  # noqa: E402
 from gpunet_mm.nas.objectives import learning_curve, make_problem  # noqa: E402
 
 EPOCHS = 9
+#: virtual seconds charged per controller step (``SimulatedExecutor.controller_s``): a
+#: modelled cost, not the host's wall time, so a run is a function of its seed alone (the
+#: controller's speed is measured by benchmark_search, not here); 0.05 s against a full
+#: training of 60 s (the simulator's default ``mean_trial_s``)
+CONTROLLER_S = 0.05
 RUNGS = (1, 3, 9)
 ETA = 3
 METHODS = ('ours', 'ours-full', 'dehb', 'tpe-hb', 'random-sh')
@@ -133,7 +143,11 @@ def run_ours(
     if fidelity:
         cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, **fid)
     executor = SimulatedExecutor(
-        partial(_curve_of, obj.name), num_workers=4, seed=seed, full_epochs=EPOCHS
+        partial(_curve_of, obj.name),
+        num_workers=4,
+        seed=seed,
+        full_epochs=EPOCHS,
+        controller_s=CONTROLLER_S,
     )
     with tempfile.TemporaryDirectory(prefix='mf_bench_') as wd:
         s = run_search(
@@ -334,10 +348,15 @@ def run_dehb(obj: Objective, budget: float, compute: float, seed: int) -> Dict:
 
 
 RUNNERS: Dict[str, Callable[..., Dict]] = {
-    'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True),
+    # promotion by the predicted higher-rung value (fidelity.promote='predicted')
+    'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, promote='predicted'),
     'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
     # ablation: plain ASHA to the end of the budget (no final stretch)
-    'ours-asha': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, final_stretch=False),
+    'ours-asha': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, final_stretch=False, promote='predicted'
+    ),
+    # ablation: promotion by the rung's own metric (ASHA's rule) instead of the prediction
+    'ours-rung': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, promote='rung'),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
     'dehb': run_dehb,
     'tpe-hb': run_tpe_hb,
@@ -473,6 +492,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         json.dump(dict(runs=rows, done=i, of=len(jobs)), f)
     result = dict(
         epochs=EPOCHS,
+        controller_s=CONTROLLER_S,
         rungs=list(RUNGS),
         eta=ETA,
         full_compute=full,

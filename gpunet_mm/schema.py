@@ -235,6 +235,11 @@ class SimulateSettings(BaseModel):
         float, Field(ge=0, lt=1, allow_inf_nan=False, description='a fraction in [0, 1)')
     ] = 0.0
     num_workers: Annotated[int, Field(ge=1, le=100_000, description='1 to 100000')] = 64
+    #: virtual seconds charged per controller step; None: the controller's real time (a run
+    #: then depends on the host's load); a number makes a run a function of its seed alone
+    controller_s: Optional[
+        Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False, description='seconds >= 0')]
+    ] = Field(None, description='None (real time) or virtual seconds >= 0 per controller step')
     #: a learning-curve function ``(arch, epochs, seed) -> metric``; None: the surrogate.
     #: Its form is checked here; that it imports and takes those arguments, by
     #: gpunet_mm.search.fidelity.load_objective
@@ -279,6 +284,10 @@ class FidelitySettings(BaseModel):
     #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
     #: new candidate to the top rung, start nothing new and promote below the top instead
     final_stretch: bool = True
+    #: how a rung ranks its candidates for promotion: 'rung' (ASHA: by the rung's metric) or
+    #: 'predicted' (by the value they are predicted to reach higher up, learnt from the
+    #: candidates that climbed; gpunet_mm.search.fidelity.predicted_values)
+    promote: Literal['rung', 'predicted'] = 'rung'
 
 
 class FinalSettings(BaseModel):

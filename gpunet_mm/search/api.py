@@ -579,6 +579,7 @@ def _build_services(
             seed=int(nas['seed']),
             metric=nas['metric'],
             full_epochs=epochs,
+            controller_s=sim.get('controller_s'),
         )
         raw_budgets = sim['budgets']
     else:

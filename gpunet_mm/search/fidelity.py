@@ -21,6 +21,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..schema import FidelitySettings, FinalSettings, SchemaError, defaults, validate
 from .continuation import schedule_epochs
 from .trainer import SearchConfigError
@@ -44,6 +46,7 @@ class Rungs:
     min_observations: int
     model: str = 'rung'
     final_stretch: bool = True
+    promote: str = 'rung'
 
     @property
     def last(self) -> int:
@@ -70,8 +73,11 @@ class Rungs:
         ``results``: every rung result (``trial_id``, ``rung``, ``metric``, ``latency_ms``);
         ``promoted``: ``(trial_id, rung)`` promotions already decided. A result of rung ``k``
         is promotable when it ranks in the top ``floor(n / eta)`` of the ``n`` results rung
-        ``k`` holds among the candidates within some budget (ranked by metric, then lower
-        latency, then the older trial: ties resolve the same way on every call). Trials in
+        ``k`` holds among the candidates within some budget (ranked by score, then lower
+        latency, then the older trial: ties resolve the same way on every call). The score
+        is the metric (``promote='rung'``, ASHA, the default), or with ``promote='predicted'``
+        the value the candidate is predicted to reach higher up
+        (:func:`predicted_values`), once enough candidates have climbed to learn it from. Trials in
         ``always`` (the reference tiers) climb every rung, so the comparison with them is
         at the same schedule. Higher rungs go first (ASHA): the sooner a candidate reaches
         the full schedule, the sooner the search has a result to report. Within a rung the
@@ -92,17 +98,33 @@ class Rungs:
         out: List[Tuple[int, int]] = []
         for k in sorted(by_rung, reverse=True):
             rows = by_rung[k]
-            # trial -> (its best place in a budget's order, -value, id): the sort key
+            score = {int(r['trial_id']): float(r['metric']) for r in rows}
+            if self.promote == 'predicted':
+                score.update(predicted_values(results, k, self.min_observations))
+            # trial -> (its best place in a budget's order, -score, id): the sort key
             chosen: Dict[int, Tuple[int, float, int]] = {}
             ranked: List[Tuple[Mapping[str, Any], int]] = []
             for b in budgets:
                 within = [r for r in rows if r['latency_ms'] is not None and r['latency_ms'] <= b]
-                within.sort(key=lambda r: (-r['metric'], r['latency_ms'], r['trial_id']))
+                within.sort(key=lambda r: (-score[r['trial_id']], r['latency_ms'], r['trial_id']))
                 quota = len(within) if stretch else len(within) // self.eta
-                ranked += [(r, pos) for pos, r in enumerate(within[:quota])]
+                top = within[:quota]
+                if self.promote == 'predicted' and not stretch:
+                    # the predictions move as more candidates climb, so the top 1/eta is a
+                    # different set after each refit: promote into the places the rung
+                    # has left (1/eta of it, all promotions counted), not each new top
+                    # third, or the search spends its compute climbing and explores less
+                    done = sum(
+                        (r['trial_id'], k + 1) in promoted
+                        for r in within
+                        if r['trial_id'] not in always
+                    )
+                    top = [r for r in top if (r['trial_id'], k + 1) not in promoted]
+                    top = top[: max(0, quota - done)]
+                ranked += [(r, pos) for pos, r in enumerate(top)]
             ranked += [(r, 0) for r in rows if r['trial_id'] in always]
             for r, pos in ranked:
-                key = (pos, -float(r['metric']), int(r['trial_id']))
+                key = (pos, -score[r['trial_id']], int(r['trial_id']))
                 chosen[r['trial_id']] = min(chosen.get(r['trial_id'], key), key)
             for tid, _key in sorted(chosen.items(), key=lambda kv: kv[1]):
                 if (tid, k + 1) not in promoted:
@@ -130,6 +152,58 @@ class Rungs:
             for p, v in lower.items():
                 out.setdefault(p, v + gain)
         return out
+
+
+def predicted_values(
+    results: Sequence[Mapping[str, Any]], rung: int, min_pairs: int, target: Optional[int] = None
+) -> Dict[int, float]:
+    """``trial_id -> predicted value at a higher rung`` for every result of ``rung``, learnt
+    from the candidates that climbed; empty until enough of them have.
+
+    Why: a short rung ranks candidates by how fast they learn, and at a latency budget the
+    best networks are often the larger ones, which learn slower; ranking rung ``k`` by its
+    own number sends the fast starters up and leaves the best late climbers at the bottom.
+    The candidates that reached a higher rung ``j`` show how rung-``k`` numbers turn into
+    rung-``j`` numbers, so the ranking uses that (learning-curve extrapolation learnt from
+    the search's own data, in the spirit of Freeze-Thaw BO and DyHPO): a ridge regression
+    of the rung-``j`` value on the candidate's values at rungs ``0..k`` (the slope of its
+    curve so far) and its measured latency (its size, as the target sees it). ``j`` is the
+    highest rung above ``k`` with at least ``min_pairs`` candidates that trained both (and
+    more than the features + 2); none: nothing is predicted (the caller ranks by the
+    metric). Only journal facts go in (metrics per rung, measured latency), never the
+    objective's own form, so it works the same for a real detector. ``target``: predict
+    that rung only (none: the highest with enough pairs).
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    vals: Dict[int, Dict[int, float]] = {}
+    lat: Dict[int, float] = {}
+    for r in results:
+        if r['metric'] is None or r['latency_ms'] is None:
+            continue
+        tid = int(r['trial_id'])
+        vals.setdefault(tid, {})[int(r['rung'])] = float(r['metric'])
+        lat[tid] = float(r['latency_ms'])
+    have = [t for t, v in vals.items() if all(i in v for i in range(rung + 1))]
+    need = max(int(min_pairs), rung + 4)  # features (rung + 2) + 2
+    targets = sorted({k for v in vals.values() for k in v if k > rung}, reverse=True)
+    if target is not None:
+        targets = [target] if target > rung else []
+    for j in targets:
+        pairs = [t for t in have if j in vals[t]]
+        if len(pairs) < need:
+            continue
+
+        def feats(ids: List[int]) -> np.ndarray:
+            return np.array([[vals[t][i] for i in range(rung + 1)] + [lat[t]] for t in ids])
+
+        model = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+        model.fit(feats(pairs), np.array([vals[t][j] for t in pairs]))
+        ask = [t for t in have if rung in vals[t]]
+        return dict(zip(ask, (float(p) for p in model.predict(feats(ask)))))
+    return {}
 
 
 def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
@@ -186,7 +260,12 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
         epochs.pop()
     epochs.append(hi)
     return Rungs(
-        tuple(epochs), eta, int(fid['min_observations']), fid['model'], fid['final_stretch']
+        tuple(epochs),
+        eta,
+        int(fid['min_observations']),
+        fid['model'],
+        fid['final_stretch'],
+        fid['promote'],
     )
 
 

@@ -32,6 +32,10 @@ class SimulatedExecutor(Executor):
             result carries ``epochs``, ``epochs_trained`` and a (virtual) ``checkpoint``.
         failure_rate: share of attempts that fail (an injected worker error), to exercise
             the retry path at scale.
+        controller_s: None (default): the controller's real time is charged to the virtual
+            clock (its speed on this host is part of what is simulated); a number: each
+            controller step (each :meth:`charge`) costs exactly that many virtual seconds,
+            whatever it really took, so two runs with the same seed are identical.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class SimulatedExecutor(Executor):
         seed: int = 0,
         metric: str = 'metric',
         full_epochs: Optional[int] = None,
+        controller_s: Optional[float] = None,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f'num_workers: got {num_workers!r}; allowed: integers >= 1')
@@ -56,6 +61,11 @@ class SimulatedExecutor(Executor):
         self.metric = metric
         self.seed = int(seed)
         self.full_epochs = full_epochs
+        if controller_s is not None and not (0 <= float(controller_s) < math.inf):
+            raise ValueError(
+                f'controller_s: got {controller_s!r}; allowed: None or a finite number >= 0'
+            )
+        self.controller_s = None if controller_s is None else float(controller_s)
         self.now = 0.0
         self._heap: List[Any] = []
         self._seq = 0
@@ -68,7 +78,10 @@ class SimulatedExecutor(Executor):
         return self.now
 
     def charge(self, seconds: float) -> None:
-        self.now += max(0.0, float(seconds))
+        """Advance the clock by the controller's step: ``seconds`` (its real time), or the
+        fixed ``controller_s`` when one was given."""
+        step = seconds if self.controller_s is None else self.controller_s
+        self.now += max(0.0, float(step))
 
     # -------------------------------------------------------------- executor
     @property

@@ -71,42 +71,37 @@ def bench_hash(problem: str, method: str, batch: int, trials: int, seed: int = 0
 def sim_hash(fidelity: bool) -> str:
     """The pool of a short simulated search (the controller, two budgets, four workers).
 
-    The simulator's clock is advanced by the controller's real time; that is held at zero
-    here, so the order of completions (and so the proposals) cannot depend on the host's
-    speed."""
+    The simulator's clock is advanced by the controller's real time by default; here each
+    controller step costs zero virtual seconds (``nas.simulate.controller_s=0``), so the
+    order of completions (and so the proposals) cannot depend on the host's speed."""
     from gpunet_mm.search.api import run_search
     from gpunet_mm.search.journal import SearchJournal
-    from gpunet_mm.search.simulate import SimulatedExecutor
 
     cfg = copy.deepcopy(SIM_CFG)
     if fidelity:
         cfg['nas']['fidelity'] = dict(FIDELITY)
         cfg['train_cfg'] = dict(max_epochs=9)
-    charge = SimulatedExecutor.charge
-    SimulatedExecutor.charge = lambda self, seconds: None
-    try:
-        with tempfile.TemporaryDirectory() as work_dir:
-            run_search(cfg, work_dir, simulate=True, write_reports=False)
-            j = SearchJournal.open(work_dir)
-            try:
-                rows: List[Any] = [
-                    [
-                        t.id,
-                        t.arch_hash,
-                        t.origin,
-                        t.budget_idx,
-                        t.status,
-                        t.predicted_ms,
-                        t.latency_ms,
-                        t.metric,
-                    ]
-                    for t in j.trials()
+    cfg['nas']['simulate']['controller_s'] = 0.0
+    with tempfile.TemporaryDirectory() as work_dir:
+        run_search(cfg, work_dir, simulate=True, write_reports=False)
+        j = SearchJournal.open(work_dir)
+        try:
+            rows: List[Any] = [
+                [
+                    t.id,
+                    t.arch_hash,
+                    t.origin,
+                    t.budget_idx,
+                    t.status,
+                    t.predicted_ms,
+                    t.latency_ms,
+                    t.metric,
                 ]
-                rows.append([[r['trial_id'], r['rung'], r['metric']] for r in j.rung_results()])
-            finally:
-                j.close()
-    finally:
-        SimulatedExecutor.charge = charge
+                for t in j.trials()
+            ]
+            rows.append([[r['trial_id'], r['rung'], r['metric']] for r in j.rung_results()])
+        finally:
+            j.close()
     return _digest(rows)
 
 

@@ -251,10 +251,11 @@ def test_the_references_reach_the_top_rung_on_compute_kept_for_them(sim_cfg, tmp
     """A tight compute budget on 8 virtual workers: the reference tier still climbs every
     rung (its epochs are kept from the start; new candidates and other promotions use the
     rest). Without that reserve the same search leaves it at rung 1, and the last line
-    says so."""
+    says so (under ASHA's rule, whose promotions fill the budget before the reference's
+    last rung; the predicted rule promotes fewer and may leave it room by chance)."""
     from gpunet_mm.search.controller import SearchController
 
-    cfg = _fid_cfg(sim_cfg)
+    cfg = _fid_cfg(sim_cfg, promote='rung')
     cfg['nas'].update(num_trials=100, compute_budget=24)
     cfg['nas']['simulate'].update(num_workers=8, duration_sigma=0.0)
     s = run_search(cfg, str(tmp_path / 'kept'), simulate=True, write_reports=False)
@@ -560,3 +561,65 @@ def test_the_final_retrain_trains_the_base_configs_full_schedule_by_default(sim_
     cfg['nas']['final'] = dict(top_k=1, schedule=dict(train_cfg=dict(max_epochs=24)))
     seen = finals_of(cfg, tmp_path / 'given')
     assert seen and all(s == dict(train_cfg=dict(max_epochs=24)) for s in seen)
+
+
+# ---------------------------------------------------------------------- promotion by prediction
+def _climbers():
+    """Six candidates that trained rungs 0 and 2: the top-rung value is the rung-0 value
+    plus a climb that grows with latency (the bigger networks climb further)."""
+    res = []
+    for i, (v0, lat) in enumerate(
+        [(0.50, 0.2), (0.30, 0.4), (0.45, 0.6), (0.35, 0.8), (0.50, 1.0), (0.30, 1.2)]
+    ):
+        res.append(dict(trial_id=i, rung=0, metric=v0, latency_ms=lat))
+        res.append(dict(trial_id=i, rung=2, metric=v0 + 2.0 * lat, latency_ms=lat))
+    return res
+
+
+def test_promotion_by_the_predicted_top_rung_value_lets_the_slow_climber_up():
+    from gpunet_mm.search.fidelity import predicted_values
+
+    res = _climbers()
+    # a fast starter that stays low (top 0.62) and a slow climber that ends high (top 2.3),
+    # and 13 poor starts: rung 0 holds 21 results, 7 may climb, the six above already did
+    res += [
+        dict(trial_id=10, rung=0, metric=0.60, latency_ms=0.1),
+        dict(trial_id=11, rung=0, metric=0.30, latency_ms=1.1),
+    ]
+    res += [dict(trial_id=100 + i, rung=0, metric=0.0, latency_ms=0.1) for i in range(13)]
+    done = {(i, 1) for i in range(6)}
+    pred = predicted_values(res, 0, min_pairs=6)
+    assert pred[11] > pred[10]  # learnt from the six: the slow climber ends higher
+    assert pred[11] == pytest.approx(2.5, abs=0.4) and pred[10] == pytest.approx(0.8, abs=0.4)
+    # one place left (7 - 6 promoted): the slow climber takes it
+    assert Rungs((1, 3, 9), 3, 6, promote='predicted').promotable(res, done, [2.0]) == [(11, 1)]
+    # ASHA's rule ranks by the rung's own number (and counts no places): the fast starter first
+    assert Rungs((1, 3, 9), 3, 6, promote='rung').promotable(res, done, [2.0]) == [
+        (10, 1),
+        (11, 1),
+    ]
+
+
+def test_promotion_falls_back_to_the_rung_value_until_enough_candidates_climbed():
+    from gpunet_mm.search.fidelity import predicted_values
+
+    res = _climbers()[:10]  # five pairs, fewer than min_pairs=6
+    res += [
+        dict(trial_id=10, rung=0, metric=0.60, latency_ms=0.1),
+        dict(trial_id=11, rung=0, metric=0.30, latency_ms=1.1),
+    ]
+    assert predicted_values(res, 0, min_pairs=6) == {}
+    asha = Rungs((1, 3, 9), 3, 6, promote='rung')
+    r = Rungs((1, 3, 9), 3, 6, promote='predicted')
+    # the whole order (the stretch: no quota) is the rung's own: the fast starter first
+    order = asha.promotable(res, set(), [2.0], stretch=True)
+    assert r.promotable(res, set(), [2.0], stretch=True) == order
+    assert order.index((10, 1)) < order.index((11, 1))
+    # the sixth pair: now the prediction orders them, the slow climber first
+    res += [dict(x, trial_id=5) for x in _climbers()[10:]]
+    order = r.promotable(res, set(), [2.0], stretch=True)
+    assert order.index((11, 1)) < order.index((10, 1))
+    # when the top rung has too few pairs, a lower rung above with enough is the target
+    low = [x if x['rung'] == 0 else dict(x, rung=1) for x in _climbers()]
+    low += [dict(x, rung=2) for x in low[:4] if x['rung'] == 1]  # two at the top
+    assert set(predicted_values(low, 0, min_pairs=6)) == {0, 1, 2, 3, 4, 5}

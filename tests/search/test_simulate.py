@@ -123,3 +123,54 @@ def test_dispatch_benchmark_keeps_committed_results(tmp_path):
         env=dict(__import__('os').environ, PYTHONPATH=ROOT),
     ).stdout  # fmt: skip
     assert 'work_dirs/benchmark_nas_dispatch/nas_dispatch.json' in help_text
+
+
+def test_a_modelled_controller_cost_replaces_the_hosts_time():
+    ex = SimulatedExecutor(lambda a: 1.0, num_workers=1, controller_s=0.25)
+    ex.charge(4.0)  # however long the controller really took
+    ex.charge(0.0)
+    assert ex.clock() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r'controller_s: got -1.0; allowed: None or a finite'):
+        SimulatedExecutor(lambda a: 1.0, num_workers=1, controller_s=-1.0)
+
+
+def _jittery_clock(monkeypatch, seed):
+    """``time.perf_counter`` that jumps by up to 20 s per call: a host under heavy, varying
+    load (each real training lasts 60 virtual seconds here)."""
+    import random
+    import time
+
+    rng, now = random.Random(seed), [0.0]
+
+    def perf_counter():
+        now[0] += rng.uniform(0.0, 20.0)
+        return now[0]
+
+    monkeypatch.setattr(time, 'perf_counter', perf_counter)
+
+
+def _pool(sim_cfg, work_dir):
+    from gpunet_mm.search.journal import SearchJournal
+
+    s = run_search(sim_cfg, str(work_dir), simulate=True, write_reports=False)
+    with SearchJournal.open(str(work_dir)) as j:
+        rows = [(t.id, t.arch_hash, t.status, t.metric, t.latency_ms) for t in j.trials()]
+        rungs = [(r['trial_id'], r['rung'], r['metric']) for r in j.rung_results()]
+    return rows, rungs, s['wall_s']
+
+
+def test_a_simulated_search_with_a_modelled_controller_cost_is_a_function_of_its_seed(
+    sim_cfg, tmp_path, monkeypatch
+):
+    """Two runs of the same seed on hosts of different (and varying) speed: the same trials,
+    the same rung results, the same virtual duration."""
+    sim_cfg['nas'].update(num_trials=14, compute_budget=60)
+    sim_cfg['nas']['simulate']['controller_s'] = 0.05
+    sim_cfg['nas']['fidelity'] = dict(min_epochs=1, eta=3, max_epochs=9, min_observations=4)
+    sim_cfg['train_cfg'] = dict(max_epochs=9)
+    runs = []
+    for i in range(2):
+        _jittery_clock(monkeypatch, seed=i)
+        runs.append(_pool(sim_cfg, tmp_path / f'run{i}'))
+    assert len(runs[0][0]) > 10 and runs[0][1]  # a real search with rungs ran
+    assert runs[0] == runs[1]
