@@ -368,6 +368,7 @@ class LatencyTargetSettings(BaseModel):
     ] = 0.002
     clock: Literal['wall', 'cpu'] = 'wall'
     exclusive: bool = False
+    rounds: Annotated[int, Field(ge=1, le=100, description='1 to 100')] = 1
     resources: Optional[Dict[str, Any]] = None
     cache: Optional[Name] = None
 
