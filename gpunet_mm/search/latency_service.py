@@ -24,7 +24,6 @@ import shutil
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional
 
-
 #: ``latency_target`` keys the service reads itself (not :class:`LatencyTarget` fields)
 SERVICE_KEYS = ('exclusive', 'resources', 'cache', 'rounds')
 

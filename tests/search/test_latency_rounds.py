@@ -44,9 +44,9 @@ def service(tmp_path):
 
 def _archs():
     import numpy as np
+    from mmengine.config import Config
 
     from gpunet_mm.nas import build_space
-    from mmengine.config import Config
 
     space = build_space(Config.fromfile(SEARCH_CFG).search_space)
     return [space.decode(x).to_dict() for x in space.sample(2, np.random.default_rng(0))]
