@@ -369,6 +369,7 @@ class LatencyTargetSettings(BaseModel):
     clock: Literal['wall', 'cpu'] = 'wall'
     exclusive: bool = False
     rounds: Annotated[int, Field(ge=1, le=100, description='1 to 100')] = 1
+    anchor: Optional[Name] = None
     resources: Optional[Dict[str, Any]] = None
     cache: Optional[Name] = None
 

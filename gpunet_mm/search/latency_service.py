@@ -15,6 +15,15 @@ search's detectors in 5 rounds under load moved single rounds by 3-5 % (coeffici
 variation) and their first recorded values by up to 21 %, which is what the refitted
 predictor's error was measured against (``docs/search_fidelity.md``). A device of its own
 needs one round.
+
+A burst is not the only load: on that machine the load level drifts over minutes, and a
+detector's CPU time drifted with it by up to 25 % between measurement windows of one
+search, every detector of a window alike (re-timed together under two loads, 20 demo
+detectors slowed by 1.09x with a spread of 1.7 % between them). ``latency_target.anchor``
+(a published tier, e.g. ``'GPUNet-0'``) re-times that tier in the rounds of every window
+that times something new and scales the window's new latencies by the tier's cached
+latency over its latency now (``env['load_scale']``), so every latency is in the units of
+the tier's first timing, as a budget of ``'1.1*GPUNet-0'`` is.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional
 
 #: ``latency_target`` keys the service reads itself (not :class:`LatencyTarget` fields)
-SERVICE_KEYS = ('exclusive', 'resources', 'cache', 'rounds')
+SERVICE_KEYS = ('exclusive', 'resources', 'cache', 'rounds', 'anchor')
 
 
 def make_target(cfg: Mapping[str, Any]):
@@ -52,9 +61,20 @@ def _row(r: Any, cached: bool) -> Dict[str, Any]:
         cached=cached,
         env=r.env,
     )
-    if 'rounds_ms' in r.env:
-        out['rounds_ms'] = list(r.env['rounds_ms'])
+    for k in ('rounds_ms', 'load_scale'):
+        if k in r.env:
+            out[k] = r.env[k]
     return out
+
+
+def rescaled(r: Any, scale: float) -> Any:
+    """``r`` (a ``LatencyResult``) with its times multiplied by ``scale`` (the anchor's
+    drift), the unscaled median kept in ``env``."""
+    import dataclasses
+
+    env = dict(r.env, load_scale=round(scale, 5), unscaled_ms=round(float(r.median_ms), 4))
+    times = {k: getattr(r, k) * scale for k in ('median_ms', 'p90_ms', 'mean_ms', 'min_ms')}
+    return dataclasses.replace(r, std_ms=r.std_ms * scale, env=env, **times)
 
 
 def median_round(rounds: List[Any]) -> Any:
@@ -94,6 +114,8 @@ class LatencyService:
         self.target = make_target(target)
         self.exclusive = bool(target.get('exclusive', False))
         self.rounds = int(target.get('rounds') or 1)
+        self.anchor = target.get('anchor')
+        self._anchor_arch: Any = None
         if self.rounds < 1:
             raise ValueError(f'latency_target.rounds: got {self.rounds!r}; allowed: integers >= 1')
         self.cache = LatencyCache(cache_path)
@@ -105,7 +127,7 @@ class LatencyService:
         from ..deploy.latency import measure_latency
         from ..models.arch_spec import GPUNetArch
 
-        if self.rounds > 1:
+        if self.rounds > 1 or self.anchor:
             return self._measure_rounds([GPUNetArch.from_dict(d) for d in archs])
         out = []
         for d in archs:
@@ -135,11 +157,16 @@ class LatencyService:
                 out[i] = _row(hit, True)
             else:
                 todo.append(i)
+        ref = self._anchor_base(keys, todo, backend) if todo else None
+        timed = list(todo)
+        if ref is not None:  # the anchor is re-timed along, as one more architecture
+            archs = [*archs, ref[0]]
+            timed.append(len(archs) - 1)
         tmp = tempfile.mkdtemp(prefix='gpunet_lat_') if self.onnx_dir is None else None
         try:
-            got: Dict[int, List[Any]] = {i: [] for i in todo}
+            got: Dict[int, List[Any]] = {i: [] for i in timed}
             for _ in range(self.rounds):
-                for i in todo:
+                for i in timed:
                     r, _ = measure_latency(
                         archs[i],
                         self.template,
@@ -150,8 +177,17 @@ class LatencyService:
                         backend=backend,
                     )
                     got[i].append(r)
+            scale = None
+            if ref is not None:
+                now = median_round(got[timed[-1]])
+                if ref[1] is None:  # its first timing: the unit from now on
+                    self.cache.put(ref[2], now)
+                else:
+                    scale = ref[1] / now.median_ms
             for i in todo:
                 r = median_round(got[i])
+                if scale is not None:
+                    r = rescaled(r, scale)
                 if tmp is not None:
                     r.env['onnx'] = None
                 self.cache.put(keys[i], r)
@@ -160,6 +196,26 @@ class LatencyService:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
         return [o for o in out if o is not None]
+
+    def _anchor_base(self, keys: List[Any], todo: List[int], backend: Any) -> Optional[tuple]:
+        """(anchor arch, its cached latency or None, its key) when this window must re-time
+        the anchor: it is configured and not itself among the new architectures (then it is
+        timed as one of them). Its first timing is cached and is the unit."""
+        if not self.anchor:
+            return None
+        from ..deploy.latency import latency_key
+        from ..models.arch_spec import GPUNetArch
+        from ..nas import build_space
+        from .api import reference_arch
+
+        if self._anchor_arch is None:
+            space = build_space(self.cfg['search_space'])
+            self._anchor_arch = GPUNetArch.from_dict(reference_arch(self.anchor, space))
+        key = latency_key(self._anchor_arch, self.template, self.target, backend, self.task)
+        if any(keys[i].digest() == key.digest() for i in todo):
+            return None
+        base = self.cache.get(key)
+        return (self._anchor_arch, None if base is None else float(base.median_ms), key)
 
 
 class RayLatency:

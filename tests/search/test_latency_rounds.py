@@ -99,3 +99,37 @@ def test_bad_rounds_are_refused_by_the_schema():
 
     with pytest.raises(SchemaError, match='rounds'):
         validate(LatencyTargetSettings, dict(rounds=0), 'latency_target')
+
+
+def test_the_anchor_is_re_timed_with_each_window_and_its_drift_divided_out(service, monkeypatch):
+    """Load that lasts a whole window slows every detector in it alike: the anchor tier
+    timed in the same rounds measures it, and the new latencies are scaled back to the
+    anchor's first timing."""
+    from gpunet_mm.search.latency_service import LatencyService
+
+    a, b = _archs()
+    slow = {'x': 1.0}  # the load factor of the current window
+    true = {}
+
+    def fake(arch, template, target, cache=None, work_dir=None, task='detection', backend=None):
+        d = arch.to_dict()
+        key = 'anchor' if d not in (a, b) else ('a' if d == a else 'b')
+        return _result(true[key] * slow['x']), False
+
+    monkeypatch.setattr(latency, 'measure_latency', fake)
+    true.update(anchor=10.0, a=20.0, b=15.0)
+    svc = service(3)
+    svc = LatencyService(svc.cfg, dict(svc.target_cfg, anchor='GPUNet-0'), svc.cache.path, None)
+    (ra,) = svc.measure([a])  # first window: the anchor's first timing is the unit
+    assert ra['latency_ms'] == pytest.approx(20.0) and 'load_scale' not in ra
+    slow['x'] = 1.25  # a later window under 25 % more load
+    (rb,) = svc.measure([b])
+    assert rb['latency_ms'] == pytest.approx(15.0) and rb['load_scale'] == pytest.approx(0.8)
+    assert rb['rounds_ms'] == [pytest.approx(15.0 * 1.25)] * 3  # the raw rounds are kept
+
+
+def test_an_empty_anchor_is_refused():
+    from gpunet_mm.schema import LatencyTargetSettings, SchemaError, validate
+
+    with pytest.raises(SchemaError, match='anchor'):
+        validate(LatencyTargetSettings, dict(anchor=''), 'latency_target')
