@@ -36,7 +36,7 @@ def service(tmp_path):
     cfg = Config.fromfile(SEARCH_CFG).to_dict()
 
     def make(rounds):
-        target = dict(cfg['latency_target'], rounds=rounds)
+        target = dict(cfg['latency_target'], rounds=rounds, anchor=None)  # rounds alone
         return LatencyService(cfg, target, str(tmp_path / 'lat.sqlite'), str(tmp_path / 'onnx'))
 
     return make
