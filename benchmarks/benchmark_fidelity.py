@@ -190,6 +190,21 @@ def summarise(results: Dict[str, Any], rungs: List[int], top_k: int) -> Dict[str
                 )
         if rows:
             out[kind] = rows
+    # does an inherited rung rank the candidate or its parent? (tau against the parent's
+    # full metric, and against the share of weights inherited)
+    inh = results.get('inherit') or {}
+    for e in rungs[:-1]:
+        low = {n: c['rungs'][str(e)] for n, c in inh.items() if str(e) in c['rungs']}
+        parents = {n: full.get(inh[n]['parent']['name']) for n in low}
+        if len(low) >= 3 and None not in parents.values():
+            frac = {n: inh[n]['inherited']['fraction'] for n in low if 'inherited' in inh[n]}
+            out['inherit'][str(e)]['tau_vs_parent_full'] = rank_agreement(low, parents, top_k)[
+                'kendall_tau'
+            ]
+            if len(frac) >= 3:
+                out['inherit'][str(e)]['tau_vs_fraction'] = rank_agreement(low, frac, top_k)[
+                    'kendall_tau'
+                ]
     return out
 
 
