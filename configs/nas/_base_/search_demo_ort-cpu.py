@@ -31,7 +31,6 @@ latency_target = dict(
     clock='cpu',  # one ORT thread: CPU time per run is wall time without the neighbours' load
     exclusive=False,  # shares the CPU with the trainings: timed only while none runs
     rounds=3,  # 3 rounds of 30 runs, the median round kept: a burst of load is outvoted
-    anchor='GPUNet-0',  # re-timed with every window: load that lasts minutes is divided out
 )
 
 # pruning model: the analytic proxy scaled to this target by measured calibration points
