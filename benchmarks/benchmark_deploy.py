@@ -36,11 +36,11 @@ sys.path.insert(0, ROOT)
 
 
 def bench_detectors(args) -> dict:
-    import numpy as np
     import torch
 
     from gpunet_mm.datasets import generate_detection_demo
     from gpunet_mm.deploy.backends import OnnxRuntimeBackend, TorchBackend, time_ort_vs_torch
+    from gpunet_mm.deploy.backends.side_by_side import side_by_side_record
     from gpunet_mm.deploy.export import build_detector, export_onnx
     from gpunet_mm.deploy.parity import (
         DEMO_DETECTORS,
@@ -94,15 +94,7 @@ def bench_detectors(args) -> dict:
             f'  torch {row["torch_predict_median_ms"]:7.1f} ms  x{row["speedup_ort_vs_torch"]:.2f}'
             f'  parity {parity["matched"]}/{parity["compared"]}'
         )
-    return dict(
-        rows=rows,
-        env=ort_b.environment(),
-        threads=args.threads,
-        rounds=args.rounds,
-        iters_per_round=args.iters,
-        torch=torch.__version__,
-        numpy=np.__version__,
-    )
+    return side_by_side_record(ort_b, rows, args.rounds, args.iters, args.threads)
 
 
 def _interleave(a: list, b: list) -> list:

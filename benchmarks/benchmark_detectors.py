@@ -53,13 +53,13 @@ def _step(row: dict, name: str, fn):
 
 
 def bench(args, on_row=None) -> dict:
-    import numpy as np
     import torch
     from mmengine.config import Config
 
     from gpunet_mm.datasets import generate_detection_demo
     from gpunet_mm.deploy import build_detector, export_onnx
     from gpunet_mm.deploy.backends import OnnxRuntimeBackend, TorchBackend, time_ort_vs_torch
+    from gpunet_mm.deploy.backends.side_by_side import side_by_side_record
     from gpunet_mm.deploy.parity import (
         HEAD_DEMOS,
         demo_trained_detector,
@@ -186,15 +186,9 @@ def bench(args, on_row=None) -> dict:
         if on_row is not None:  # write as it goes: a long run keeps what it measured
             on_row(rows)
     return dict(
-        rows=rows,
-        env=ort_b.environment(),
-        threads=args.threads,
-        rounds=args.rounds,
-        iters_per_round=args.iters,
+        side_by_side_record(ort_b, rows, args.rounds, args.iters, args.threads),
         train=dict(epochs=args.epochs, size=args.train_size, images=64, tier='GPUNet-0'),
         latency_shape=[args.shape, args.shape],
-        torch=torch.__version__,
-        numpy=np.__version__,
     )
 
 

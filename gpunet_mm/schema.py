@@ -341,6 +341,18 @@ class NasSettings(BaseModel):
     simulate: SimulateSettings = SimulateSettings()
 
 
+def _registered_backend(name: str) -> str:
+    """A name in the ``LATENCY_BACKENDS`` registry (the one list of backend names, which a
+    plugin extends by registering a class). Read when a value is validated, not when this
+    module is imported: the backends' modules import numpy and torch, and the schema stays
+    torch-free to import (the NAS and the hub import it)."""
+    from .deploy.backends import LATENCY_BACKENDS, allowed_backends
+
+    if name not in LATENCY_BACKENDS.module_dict:
+        raise ValueError(allowed_backends())
+    return name
+
+
 class LatencyTargetSettings(BaseModel):
     """``latency_target``: the device a search (or a measurement) times on.
 
@@ -349,7 +361,7 @@ class LatencyTargetSettings(BaseModel):
     """
 
     model_config = STRICT
-    backend: Literal['onnxruntime', 'torch', 'tensorrt'] = 'onnxruntime'
+    backend: Annotated[Name, AfterValidator(_registered_backend)] = 'onnxruntime'
     device: Literal['cpu', 'cuda'] = 'cpu'
     precision: Literal['fp32', 'fp16', 'bf16', 'int8'] = 'fp32'
     batch: Annotated[int, Field(ge=1, le=4096, description='1 to 4096')] = 1

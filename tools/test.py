@@ -7,16 +7,15 @@ import sys
 from typing import Any, Mapping, Optional
 
 from gpunet_mm.apis import (
+    USER_ERRORS,
     CfgOptionsAction,
-    CheckpointMismatchError,
+    add_runner_args,
     check_dataset_files,
     codebase_of,
-    cpu_process_group,
     load_config,
-    make_runner,
-    set_cpu_threads,
+    parse_tool_args,
+    tool_runner,
 )
-from gpunet_mm.safe_checkpoint import CorruptCheckpointError, UntrustedCheckpointError
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,29 +32,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction, help='override config settings'
     )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher',
-    )
-    parser.add_argument(
-        '--trust-checkpoint',
-        action='store_true',
-        help='allow checkpoints that need full unpickling (arbitrary code: only files you '
-        'trust); same as trust_checkpoint=True in the config',
-    )
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='CPU intra-op threads per process (default without GPU: one per core left after '
-        'the data-loader workers; see docs/install.md)',
-    )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_tool_args(parser)
 
 
 def enable_show_dir(cfg, show_dir: str) -> None:
@@ -65,16 +43,6 @@ def enable_show_dir(cfg, show_dir: str) -> None:
         vis.update(draw=True, test_out_dir=show_dir)
     else:
         vis.update(enable=True, out_dir=show_dir)
-
-
-#: errors that are the user's input, not a bug: one line, non-zero exit, no traceback
-USER_ERRORS = (
-    FileNotFoundError,
-    CheckpointMismatchError,
-    CorruptCheckpointError,
-    UntrustedCheckpointError,
-    ValueError,
-)
 
 
 def main() -> None:
@@ -100,12 +68,9 @@ def run(args: argparse.Namespace) -> None:
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
-    if args.trust_checkpoint:
-        cfg.trust_checkpoint = True
     check_dataset_files(cfg, ('test',))
-    set_cpu_threads(cfg, args.threads)
-    with cpu_process_group(cfg, args.launcher):
-        metrics = make_runner(cfg, args.launcher).test()
+    with tool_runner(cfg, args) as runner:
+        metrics = runner.test()
     check_metrics(metrics, args.checkpoint)
 
 

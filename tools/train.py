@@ -1,19 +1,17 @@
 """Train a detector (mmdet) or classifier (mmpretrain) from a config; the OpenMMLab CLI."""
 
 import argparse
-import os
 import sys
 
 from gpunet_mm.apis import (
+    USER_ERRORS,
     CfgOptionsAction,
-    CheckpointMismatchError,
+    add_runner_args,
     check_dataset_files,
-    cpu_process_group,
     load_config,
-    make_runner,
-    set_cpu_threads,
+    parse_tool_args,
+    tool_runner,
 )
-from gpunet_mm.safe_checkpoint import CorruptCheckpointError, UntrustedCheckpointError
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,39 +36,8 @@ def parse_args() -> argparse.Namespace:
         action=CfgOptionsAction,
         help='override config settings, e.g. train_cfg.max_epochs=2',
     )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher',
-    )
-    parser.add_argument(
-        '--trust-checkpoint',
-        action='store_true',
-        help='allow checkpoints that need full unpickling (arbitrary code: only files you '
-        'trust); same as trust_checkpoint=True in the config',
-    )
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='CPU intra-op threads per process (default without GPU: one per core left after '
-        'the data-loader workers; see docs/install.md)',
-    )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
-
-
-#: errors that are the user's input, not a bug: one line, non-zero exit, no traceback
-USER_ERRORS = (
-    FileNotFoundError,
-    CheckpointMismatchError,
-    CorruptCheckpointError,
-    UntrustedCheckpointError,
-    ValueError,  # bad config values: the schema layer's errors name the key and the value
-)
+    add_runner_args(parser)
+    return parse_tool_args(parser)
 
 
 def main() -> None:
@@ -93,12 +60,9 @@ def run(args: argparse.Namespace) -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    if args.trust_checkpoint:
-        cfg.trust_checkpoint = True
     check_dataset_files(cfg, ('train', 'val'))
-    set_cpu_threads(cfg, args.threads)
-    with cpu_process_group(cfg, args.launcher):
-        make_runner(cfg, args.launcher).train()
+    with tool_runner(cfg, args) as runner:
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -6,7 +6,9 @@ from .checkpoint import (
     resolve_resume,
 )
 from .runner import (
+    USER_ERRORS,
     CfgOptionsAction,
+    add_runner_args,
     annotation_problem,
     build_model,
     check_dataset_files,
@@ -19,11 +21,14 @@ from .runner import (
     init_cpu_distributed,
     load_config,
     make_runner,
+    parse_tool_args,
     set_cpu_threads,
+    tool_runner,
 )
 
 __all__ = [
     'CfgOptionsAction',
+    'add_runner_args',
     'annotation_problem',
     'CheckpointMismatchError',
     'GPUNetCheckpointHook',
@@ -40,6 +45,9 @@ __all__ = [
     'init_cpu_distributed',
     'load_config',
     'make_runner',
+    'parse_tool_args',
     'resolve_resume',
     'set_cpu_threads',
+    'tool_runner',
+    'USER_ERRORS',
 ]

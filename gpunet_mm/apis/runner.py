@@ -13,6 +13,9 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..safe_checkpoint import CorruptCheckpointError, UntrustedCheckpointError
+from .checkpoint import CheckpointMismatchError
+
 CODEBASES = ('mmdet', 'mmpretrain')
 
 
@@ -374,3 +377,62 @@ def make_runner(cfg: Config, launcher: str = 'none') -> Runner:
 
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+# ------------------------------------------------------------------ the two tools' shared CLI
+def add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The options ``tools/train.py`` and ``tools/test.py`` share (as mmdet's two tools do):
+    the launcher, checkpoint trust, CPU threads and the launcher's ``--local-rank``."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='allow checkpoints that need full unpickling (arbitrary code: only files you '
+        'trust); same as trust_checkpoint=True in the config',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='CPU intra-op threads per process (default without GPU: one per core left after '
+        'the data-loader workers; see docs/install.md)',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
+) -> argparse.Namespace:
+    """Parse a tool's arguments; ``LOCAL_RANK`` from ``--local-rank`` where the launcher
+    (``torch.distributed.launch``) passes it only as an argument."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+@contextlib.contextmanager
+def tool_runner(cfg: Config, args: argparse.Namespace) -> Iterator[Runner]:
+    """The runner of a tool's run with the shared options applied: checkpoint trust, CPU
+    threads, and the CPU process group for the run's duration."""
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
+    set_cpu_threads(cfg, args.threads)
+    with cpu_process_group(cfg, args.launcher):
+        yield make_runner(cfg, args.launcher)
+
+
+#: the errors that are the user's input, not a bug: a tool prints them as one line and exits
+#: non-zero, without a traceback (``ValueError``: bad config values; the schema layer's
+#: errors name the key and the value)
+USER_ERRORS: Tuple[type, ...] = (
+    FileNotFoundError,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+    ValueError,
+)

@@ -57,7 +57,7 @@ from ..arch_config import ARCH_KEYS, is_classifier, is_gpunet, with_arch
 from ..complexity import TensorMode
 from ..models.arch_spec import GPUNetArch
 from ..models.classifiers import release_classifier_cfg
-from .backends import LATENCY_BACKENDS, get_backend
+from .backends import LATENCY_BACKENDS, allowed_backends, get_backend
 from .backends.base import CLOCKS, LatencyBackend, LatencyResult, check_cpu_clock
 from .cache import LatencyCache, LatencyKey, config_hash
 from .config import PRECISIONS, DeployConfig, as_hw
@@ -114,8 +114,7 @@ class LatencyTarget:
     def __post_init__(self) -> None:
         if self.backend not in LATENCY_BACKENDS.module_dict:
             raise ValueError(
-                f'latency target backend: got {self.backend!r}; allowed: '
-                + ', '.join(sorted(LATENCY_BACKENDS.module_dict))
+                f'latency target backend: got {self.backend!r}; allowed: {allowed_backends()}'
             )
         if self.device not in ('cpu', 'cuda'):
             raise ValueError(f'latency target device: got {self.device!r}; allowed: cpu, cuda')

@@ -172,6 +172,18 @@ class End2EndDetector(nn.Module):
         """Anchor deltas of a ``DeltaXYWHBBoxCoder`` head decoded and clipped (level 0)."""
         return self._decode(0, anchors, deltas, max_xy)
 
+    def _nms(self, boxes: Tensor, scores: Tensor) -> Tuple[Tensor, Tensor]:
+        """The graph's one NMS call, with the post-processing settings; scores are already
+        thresholded (below-threshold ones are zero), so ``score_thr`` is 0."""
+        return multiclass_nms(
+            boxes,
+            scores,
+            iou_thr=self.post.iou_threshold,
+            score_thr=0.0,
+            max_detections=self.post.max_detections,
+            flavour=self.nms_flavour,
+        )
+
     def _clip(self, boxes: Tensor, max_xy: Tensor) -> Tensor:
         if not self.clip_border:
             return boxes
@@ -207,14 +219,7 @@ class End2EndDetector(nn.Module):
             scores = torch.where(
                 scores > self.post.score_threshold, scores, torch.zeros_like(scores)
             )
-            dets, labels = multiclass_nms(
-                boxes,
-                scores,
-                iou_thr=self.post.iou_threshold,
-                score_thr=0.0,
-                max_detections=self.post.max_detections,
-                flavour=self.nms_flavour,
-            )
+            dets, labels = self._nms(boxes, scores)
             if not self.with_masks:
                 return dets, labels
             return dets, labels, self.two_stage.masks(feats, dets[..., :4], labels)
@@ -264,14 +269,7 @@ class End2EndDetector(nn.Module):
             all_scores.append(final)
         boxes = torch.cat(all_boxes, dim=1)
         scores = torch.cat(all_scores, dim=1)
-        return multiclass_nms(
-            boxes,
-            scores,
-            iou_thr=self.post.iou_threshold,
-            score_thr=0.0,
-            max_detections=self.post.max_detections,
-            flavour=self.nms_flavour,
-        )
+        return self._nms(boxes, scores)
 
 
 def make_wrapper(model: nn.Module, deploy_cfg: DeployConfig) -> End2EndDetector:

@@ -30,7 +30,7 @@ import numpy as np
 
 from gpunet_mm.models.arch_spec import GPUNetArch
 
-from .latency_proxy import T4_PROXY, arch_flops, latency_proxy
+from .latency_proxy import T4_PROXY, arch_flops, conv_ops, latency_proxy, tail_ops
 from .registry import TEST_FUNCTIONS
 from .space import BoxSpace, GPUNetSpace, SearchSpace
 
@@ -100,22 +100,11 @@ def rastrigin(x: np.ndarray) -> np.ndarray:
 def arch_params(arch: GPUNetArch, with_tail: bool = True) -> float:
     """Parameters (M) of the blocks (and the tail): the overfitting measure of the det score."""
     n = 0.0
-    for layer in arch.layers():
-        k2, cin, cout, mid = (
-            layer.kernel**2,
-            layer.in_channels,
-            layer.out_channels,
-            layer.mid_channels,
-        )
-        if layer.type == 'conv':
-            n += k2 * cin * cout
-        elif layer.type == 'fused':
-            n += k2 * cin * mid + mid * cout
-        else:
-            n += cin * mid + k2 * mid + mid * cout
-        n += 2 * mid * layer.se_channels
+    for layer in arch.placed_layers():
+        n += sum(op.weights for op in conv_ops(layer))
+        n += 2 * layer.mid_channels * layer.se_channels
     if with_tail:
-        n += arch.out_channels * arch.tail_channels[0]
+        n += sum(op.weights for op in tail_ops(arch))
     return n / 1e6
 
 

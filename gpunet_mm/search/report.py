@@ -14,7 +14,7 @@ import io
 import json
 import os.path as osp
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..atomic_write import atomic_write_text
 from ..pareto import pareto_front as front
@@ -459,11 +459,8 @@ def final_line(summary: Mapping[str, Any]) -> str:
     refs = summary.get('references') or {}
     ref_name, ref = next(iter(refs.items()), (None, None))
     metric = summary['metric']
-    parts = []
-    for b, w in summary['best_per_budget'].items():
-        if w is None:
-            parts.append(f'{b} ms: nothing trained within budget')
-            continue
+
+    def winner_text(b: Any, w: Mapping[str, Any]) -> str:
         text = (
             f'{b} ms: {w["arch_hash"]} at {w["latency_ms"]:.3f} ms, {metric} {w["metric"]:.4f} '
             f'(trial {w["trial_id"]}, {w["origin"]})'
@@ -475,9 +472,11 @@ def final_line(summary: Mapping[str, Any]) -> str:
                 f' = {w["metric"] - ref["metric"]:+.4f} {metric} at '
                 f'{w["latency_ms"] / ref["latency_ms"]:.2f}x the latency of {ref_name}'
             )
-        text += neighbour_text((summary.get('neighbours') or {}).get(b), metric)
-        parts.append(text)
-    line = 'FOUND ' + '; '.join(parts)
+        return text + neighbour_text((summary.get('neighbours') or {}).get(b), metric)
+
+    line = 'FOUND ' + per_budget(
+        summary['best_per_budget'], 'nothing trained within budget', winner_text
+    )
     full = ((summary.get('fidelity') or {}).get('rung_epochs') or [None])[-1]
     for name, r in refs.items():
         m = '-' if r['metric'] is None else f'{r["metric"]:.4f}'
@@ -495,18 +494,29 @@ def final_part(summary: Mapping[str, Any]) -> str:
     if not fin:
         return ''
     metric = summary['metric']
-    parts = []
-    for b, w in fin['winners'].items():
-        if w is None:
-            parts.append(f'{b} ms: no final retrain finished')
-            continue
+
+    def winner_text(b: Any, w: Mapping[str, Any]) -> str:
         proxy = f'{w["proxy_metric"]:.4f}' if w['proxy_metric'] is not None else '-'
         ep = f' after {w["proxy_epochs"]} epochs' if w.get('proxy_epochs') else ''
-        parts.append(
+        return (
             f'{b} ms: {w["arch_hash"]} (trial {w["trial_id"]}) {metric} {w["final_metric"]:.4f} '
             f'on the full schedule (proxy {proxy}{ep})'
         )
-    return ' | FINAL ' + '; '.join(parts)
+
+    return ' | FINAL ' + per_budget(fin['winners'], 'no final retrain finished', winner_text)
+
+
+def per_budget(
+    winners: Mapping[Any, Optional[Mapping[str, Any]]],
+    none_text: str,
+    winner_text: Callable[[Any, Mapping[str, Any]], str],
+) -> str:
+    """One text per budget, in the budgets' order, joined by ``'; '``: ``winner_text(b, w)``
+    for a budget with a winner, ``'<b> ms: <none_text>'`` for one without (the final line's
+    FOUND and FINAL parts both read this way)."""
+    return '; '.join(
+        f'{b} ms: {none_text}' if w is None else winner_text(b, w) for b, w in winners.items()
+    )
 
 
 def neighbour_text(nb: Optional[Mapping[str, Any]], metric: str) -> str:

@@ -41,6 +41,7 @@ def test_onnxruntime_cuda_without_provider_is_clear():
 def test_backends_are_registered_and_a_plugin_one_builds_by_name():
     from gpunet_mm.deploy import LatencyTarget
     from gpunet_mm.deploy.backends import LATENCY_BACKENDS, TensorRTBackend, get_backend
+    from gpunet_mm.schema import LatencyTargetSettings, SchemaError, validate
 
     assert LATENCY_BACKENDS.module_dict == dict(
         onnxruntime=OnnxRuntimeBackend, tensorrt=TensorRTBackend, torch=TorchBackend
@@ -53,14 +54,24 @@ def test_backends_are_registered_and_a_plugin_one_builds_by_name():
     try:
         assert type(get_backend('fake', threads=1)) is FakeBackend
         assert LatencyTarget(backend='fake').backend == 'fake'
+        # the schema of a config's latency_target reads the same registry (no literal list)
+        assert validate(LatencyTargetSettings, dict(backend='fake'), 'latency_target').backend
         with pytest.raises(ValueError, match=r"got 'tvm'; allowed: onnxruntime.*, fake \("):
             get_backend('tvm')
+        with pytest.raises(
+            SchemaError, match="backend: got 'tvm'; allowed: fake, onnxruntime, tensorrt, torch$"
+        ):
+            validate(LatencyTargetSettings, dict(backend='tvm'), 'latency_target')
     finally:
         LATENCY_BACKENDS.module_dict.pop('fake')
-    with pytest.raises(
-        ValueError, match="backend: got 'fake'; allowed: onnxruntime, tensorrt, torch"
+    for build in (
+        lambda: LatencyTarget(backend='fake'),
+        lambda: validate(LatencyTargetSettings, dict(backend='fake'), 'latency_target'),
     ):
-        LatencyTarget(backend='fake')
+        with pytest.raises(
+            ValueError, match="backend: got 'fake'; allowed: onnxruntime, tensorrt, torch$"
+        ):
+            build()
 
 
 def test_torch_backend_eager_and_bad_modes():

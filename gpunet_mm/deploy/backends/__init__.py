@@ -23,6 +23,12 @@ def available_backends() -> Dict[str, bool]:
     return {name: cls.available() for name, cls in LATENCY_BACKENDS.module_dict.items()}
 
 
+def allowed_backends() -> str:
+    """The registered backend names, sorted and comma-separated: what an error about a
+    backend name lists as allowed (the latency target's and the schema's)."""
+    return ', '.join(sorted(LATENCY_BACKENDS.module_dict))
+
+
 def get_backend(name: str, **kwargs: Any) -> LatencyBackend:
     """Instantiate a backend; unknown or missing ones say what exists and how to install."""
     backends = LATENCY_BACKENDS.module_dict
@@ -47,6 +53,7 @@ __all__ = [
     'OnnxRuntimeBackend',
     'TensorRTBackend',
     'TorchBackend',
+    'allowed_backends',
     'available_backends',
     'get_backend',
     'plan_engine_build',

@@ -92,6 +92,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_name() -> str:
+    """The first CUDA device's name, for the environment record and the device key of the
+    backends that run on a GPU without torch timing them (ONNX Runtime, TensorRT);
+    ``'unknown-gpu'`` where torch cannot tell."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - a label only
+        return 'unknown-gpu'
+
+
 def host_env() -> Dict[str, Any]:
     return dict(
         cpu=cpu_name(),

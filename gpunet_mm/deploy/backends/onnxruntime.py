@@ -25,6 +25,7 @@ from .base import (
     LatencyBackend,
     LatencyResult,
     check_cpu_clock,
+    gpu_name,
     host_env,
     time_calls_ms,
 )
@@ -88,7 +89,7 @@ class OnnxRuntimeBackend(LatencyBackend):
         import onnxruntime as ort
 
         env = host_env()
-        dev = env['cpu'] if self.device == 'cpu' else _cuda_name()
+        dev = env['cpu'] if self.device == 'cpu' else gpu_name()
         env.update(
             backend='onnxruntime',
             onnxruntime=ort.__version__,
@@ -164,12 +165,3 @@ class OnnxRuntimeBackend(LatencyBackend):
             binding.synchronize_outputs()
 
         return run
-
-
-def _cuda_name() -> str:
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - only for the environment label
-        return 'cuda'

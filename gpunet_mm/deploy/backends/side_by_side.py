@@ -55,3 +55,21 @@ def time_ort_vs_torch(
         torch_rounds_ms=[round(t, 2) for t in torch_t],
         speedup_ort_vs_torch=torch_ms / ort_ms,
     )
+
+
+def side_by_side_record(
+    ort: OnnxRuntimeBackend, rows: list, rounds: int, iters: int, threads: Optional[int]
+) -> Dict[str, Any]:
+    """A side-by-side benchmark's result file: its rows and how they were timed (the ORT
+    environment, threads, rounds, runs per round, the torch and numpy versions)."""
+    import numpy as np
+
+    return dict(
+        rows=rows,
+        env=ort.environment(),
+        threads=threads,
+        rounds=rounds,
+        iters_per_round=iters,
+        torch=torch.__version__,
+        numpy=np.__version__,
+    )

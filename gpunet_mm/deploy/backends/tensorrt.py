@@ -31,7 +31,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ...atomic_write import atomic_write_bytes
-from .base import BackendUnavailableError, LatencyBackend, LatencyResult, host_env, time_calls_ms
+from .base import (
+    BackendUnavailableError,
+    LatencyBackend,
+    LatencyResult,
+    gpu_name,
+    host_env,
+    time_calls_ms,
+)
 from .registry import LATENCY_BACKENDS
 
 SUPPORTED_MAJORS = (10, 11)
@@ -225,7 +232,7 @@ def build_engine(
     if _major(trt.__version__) != _major(plan.trt_version):
         raise ValueError(f'plan is for TensorRT {plan.trt_version}, installed {trt.__version__}')
     os.makedirs(cache_dir, exist_ok=True)
-    gpu = _gpu_name().replace(' ', '_')
+    gpu = gpu_name().replace(' ', '_')
     with open(onnx_path, 'rb') as f:
         onnx_bytes = f.read()
     key = hashlib.sha256(
@@ -276,15 +283,6 @@ def build_engine(
     return engine
 
 
-def _gpu_name() -> str:
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - a label only
-        return 'unknown-gpu'
-
-
 @LATENCY_BACKENDS.register_module(name='tensorrt')
 class TensorRTBackend(LatencyBackend):
     name = 'tensorrt'
@@ -321,7 +319,7 @@ class TensorRTBackend(LatencyBackend):
             tensorrt=self.trt.__version__,
             cuda_runtime=torch.version.cuda,
             cuda_driver=driver,
-            device=f'cuda:{_gpu_name()}',
+            device=f'cuda:{gpu_name()}',
         )
         return env
 
