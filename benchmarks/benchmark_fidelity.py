@@ -75,6 +75,11 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument('--workers', type=int, default=2, help='parallel trainings (1 thread each)')
     p.add_argument('--per-rung', action='store_true', help='also one schedule per rung')
+    p.add_argument(
+        '--per-rung-at',
+        default=None,
+        help='the rungs (of --rungs) the per-rung schedules train to (default: all of them)',
+    )
     p.add_argument('--inherit', action='store_true', help='also with weight inheritance')
     p.add_argument(
         '--inherit-rungs', type=int, default=1, help='how many rungs the inheritance runs train'
@@ -179,9 +184,27 @@ def summarise(results: Dict[str, Any], rungs: List[int], top_k: int) -> Dict[str
         for e in rungs[:-1]:
             low = {n: c['rungs'][str(e)] for n, c in chains.items() if str(e) in c['rungs']}
             if len(low) >= 3 and len(full) >= 3:
-                rows[str(e)] = rank_agreement(low, full, top_k)
+                # the mean metric says how far a rung got (inheritance starts ahead)
+                rows[str(e)] = dict(
+                    rank_agreement(low, full, top_k), mean_metric=sum(low.values()) / len(low)
+                )
         if rows:
             out[kind] = rows
+    # does an inherited rung rank the candidate or its parent? (tau against the parent's
+    # full metric, and against the share of weights inherited)
+    inh = results.get('inherit') or {}
+    for e in rungs[:-1]:
+        low = {n: c['rungs'][str(e)] for n, c in inh.items() if str(e) in c['rungs']}
+        parents = {n: full.get(inh[n]['parent']['name']) for n in low}
+        if len(low) >= 3 and None not in parents.values():
+            frac = {n: inh[n]['inherited']['fraction'] for n in low if 'inherited' in inh[n]}
+            out['inherit'][str(e)]['tau_vs_parent_full'] = rank_agreement(low, parents, top_k)[
+                'kendall_tau'
+            ]
+            if len(frac) >= 3:
+                out['inherit'][str(e)]['tau_vs_fraction'] = rank_agreement(low, frac, top_k)[
+                    'kendall_tau'
+                ]
     return out
 
 
@@ -281,9 +304,12 @@ def main() -> None:
 
     jobs = [job(a, 'prefix', rungs) for a in archs if a['name'] not in results['prefix']]
     if args.per_rung:
-        jobs += [
-            job(a, 'per_rung', rungs[:-1]) for a in archs if a['name'] not in results['per_rung']
-        ]
+        at = low
+        if args.per_rung_at:
+            at = sorted({int(e) for e in args.per_rung_at.split(',') if e.strip()})
+            if not set(at) <= set(low):
+                raise SystemExit(f'--per-rung-at: got {at}; allowed: a subset of --rungs {low}')
+        jobs += [job(a, 'per_rung', at) for a in archs if a['name'] not in results['per_rung']]
     run_jobs(jobs)
     if args.inherit:
         from gpunet_mm.search.inherit import closest_parent

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import os.path as osp
+import sqlite3
+import time
 
 import numpy as np
 
@@ -35,7 +38,11 @@ def main() -> None:
     p.add_argument('--orders', type=int, default=10, help='random measurement orders')
     p.add_argument('--proposals', type=int, default=40)
     p.add_argument('--out', default='benchmarks/results/refit_demo.json')
+    p.add_argument('--journal', default=None, help="a search's journal.sqlite (see above)")
+    p.add_argument('--rounds', type=int, default=5, help='--journal: re-timing rounds')
     args = p.parse_args()
+    if args.journal:
+        return from_journal(args)
     with open(args.recorded) as f:
         rec = json.load(f)
     measured = {
@@ -90,6 +97,121 @@ def main() -> None:
     )
     atomic_write_text(args.out, json.dumps(out, indent=1))
     print(json.dumps(summary, indent=1))
+
+
+def from_journal(args: argparse.Namespace) -> None:
+    """The ``--journal`` mode (module docstring)."""
+    from gpunet_mm.models.arch_spec import GPUNetArch
+    from gpunet_mm.search.api import base_predictor, latency_model
+    from gpunet_mm.search.latency_service import make_target
+
+    con = sqlite3.connect(f'file:{args.journal}?mode=ro', uri=True)
+    meta = {k: json.loads(v) for k, v in con.execute('SELECT key, value FROM meta')}
+    cfg, calib = meta['config'], meta['calibration']
+    rows = con.execute(
+        'SELECT id, origin, arch, latency_ms, latency FROM trials '
+        'WHERE latency_ms IS NOT NULL ORDER BY id'
+    ).fetchall()
+    con.close()
+    trials = [
+        dict(id=i, origin=o, arch=GPUNetArch.from_dict(json.loads(a)), recorded_ms=lat, **_where(j))
+        for i, o, a, lat, j in rows
+    ]
+    missing = [t['id'] for t in trials if not (t['onnx'] and osp.isfile(t['onnx']))]
+    if missing:
+        raise SystemExit(f'--journal: the exported detectors of trials {missing} are gone')
+    target = make_target(cfg['latency_target'])
+    backend = target.make_backend()
+    sessions = {t['id']: backend.session(t['onnx']) for t in trials}
+    rounds: dict = {t['id']: [] for t in trials}
+    load = []
+    t0 = time.perf_counter()
+    for _ in range(args.rounds):  # round-robin: a burst of load hits one round of several
+        for t in trials:
+            r = backend.measure(
+                t['onnx'],
+                shape=t['shape'],
+                iters=target.iters,
+                warmup=target.warmup,
+                session=sessions[t['id']],
+            )
+            rounds[t['id']].append(float(r.median_ms))
+        load.append(os.getloadavg()[0])
+    for t in trials:
+        t['rounds_ms'] = rounds[t['id']]
+        t['retimed_ms'] = float(np.median(t['rounds_ms']))
+
+    def replay_against(truth_key: str) -> list:
+        """Train on the recorded values as the search did; score each prediction made
+        before a proposal's measurement against ``truth_key``."""
+        model = latency_model(cfg, base_predictor(cfg, False), calib, False)
+        errs = []
+        for t in trials:
+            proposal = t['origin'].startswith('optimizer')
+            if proposal:
+                errs.append(abs(model.predict(t['arch']) - t[truth_key]) / t[truth_key])
+            model.observe(t['arch'], t['recorded_ms'], not proposal)
+        return errs
+
+    def retimed_replay() -> list:
+        """Train and score on the re-timed medians: what the predictor would have reported
+        had every measurement been the median of the rounds."""
+        model = latency_model(cfg, base_predictor(cfg, False), calib, False)
+        return [
+            model.observe(t['arch'], t['retimed_ms'], not t['origin'].startswith('optimizer'))
+            for t in trials
+        ]
+
+    props = [t for t in trials if t['origin'].startswith('optimizer')]
+    vs_recorded = replay_against('recorded_ms')
+    vs_retimed = replay_against('retimed_ms')
+    clean = [e for t, e in zip(trials, retimed_replay()) if t['origin'].startswith('optimizer')]
+    cv = [float(np.std(t['rounds_ms']) / np.mean(t['rounds_ms'])) for t in trials]
+    dev = [abs(t['recorded_ms'] - t['retimed_ms']) / t['retimed_ms'] for t in trials]
+
+    def med(x: list, start: int = 0) -> float:
+        return round(float(np.median(x[start:])), 4) if len(x) > start else None
+
+    summary = dict(
+        proposals=len(props),
+        recorded_error=med(vs_recorded),
+        recorded_error_after_10=med(vs_recorded, 10),
+        error_vs_retimed=med(vs_retimed),
+        error_vs_retimed_after_10=med(vs_retimed, 10),
+        retimed_replay_error=med(clean),
+        retimed_replay_error_after_10=med(clean, 10),
+        rounds_cv_median=med(cv),
+        rounds_cv_max=round(max(cv), 4),
+        recorded_vs_retimed_median=med(dev),
+        recorded_vs_retimed_max=round(max(dev), 4),
+    )
+    out = dict(
+        what="a search's latency-predictor error taken apart: the measurements' noise floor "
+        '(re-timed rounds of its own exported detectors) and the error against recorded and '
+        're-timed values',
+        journal=osp.abspath(args.journal),
+        target=cfg['latency_target'],
+        rounds=args.rounds,
+        load_average=load,
+        wall_s=round(time.perf_counter() - t0, 1),
+        summary=summary,
+        trials=[
+            dict(
+                id=t['id'],
+                origin=t['origin'],
+                recorded_ms=round(t['recorded_ms'], 4),
+                rounds_ms=[round(x, 4) for x in t['rounds_ms']],
+            )
+            for t in trials
+        ],
+    )
+    atomic_write_text(args.out, json.dumps(out, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+def _where(latency_json: str) -> dict:
+    j = json.loads(latency_json or '{}')
+    return dict(onnx=(j.get('env') or {}).get('onnx'), shape=tuple(j.get('shape') or (0, 0)))
 
 
 if __name__ == '__main__':

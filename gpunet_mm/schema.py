@@ -389,6 +389,8 @@ class LatencyTargetSettings(BaseModel):
     ] = 0.002
     clock: Literal['wall', 'cpu'] = 'wall'
     exclusive: bool = False
+    rounds: Annotated[int, Field(ge=1, le=100, description='1 to 100')] = 1
+    anchor: Optional[Name] = None
     resources: Optional[Dict[str, Any]] = None
     cache: Optional[Name] = None
 
