@@ -80,3 +80,20 @@ def rung_trainer(log=None, fail=None):
         }
 
     return fn
+
+
+def run_simulated(cfg, work_dir, log=None, fail=None, workers=2, **kw):
+    """A simulated search on the surrogate worker with fake latency, in-process executor."""
+    from gpunet_mm.search import LocalExecutor
+    from gpunet_mm.search.api import run_search
+
+    ex = LocalExecutor(surrogate_trainer(log, fail), num_workers=workers)
+    return run_search(
+        cfg,
+        str(work_dir),
+        simulate=True,
+        executor=ex,
+        latency=FakeLatency(),
+        write_reports=kw.pop('write_reports', False),
+        **kw,
+    )

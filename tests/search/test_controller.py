@@ -10,19 +10,7 @@ from gpunet_mm.search.api import run_search
 from gpunet_mm.search.journal import JournalError
 
 from .conftest import FakeLatency, surrogate_trainer
-
-
-def _run(cfg, work_dir, log=None, fail=None, workers=2, **kw):
-    ex = LocalExecutor(surrogate_trainer(log, fail), num_workers=workers)
-    return run_search(
-        cfg,
-        str(work_dir),
-        simulate=True,
-        executor=ex,
-        latency=FakeLatency(),
-        write_reports=kw.pop('write_reports', False),
-        **kw,
-    )
+from .conftest import run_simulated as _run
 
 
 def test_search_trains_the_requested_trials_and_tells_every_budget(sim_cfg, tmp_path):

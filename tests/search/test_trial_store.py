@@ -10,12 +10,11 @@ import pytest
 
 from gpunet_mm.nas import build_optimizer, build_space
 from gpunet_mm.nas.objectives import surrogate_accuracy
-from gpunet_mm.search import LocalExecutor
-from gpunet_mm.search.api import arch_hash, run_search
+from gpunet_mm.search.api import arch_hash
 from gpunet_mm.search.journal import JOURNAL_FORMAT, JournalError, SearchJournal
 from gpunet_mm.search.trial_store import OWN_FIELDS, JournalTrialStore, open_optimizer
 
-from .conftest import ROOT, FakeLatency, surrogate_trainer
+from .conftest import ROOT, run_simulated
 
 SPACE = dict(type='GPUNetSpace', variant='detection', resolutions=[320, 384])
 #: a search journal written by the layout-1 code (6 of 10 trials of ``sim_cfg``, one worker)
@@ -39,16 +38,7 @@ def _pool(journal, opt, trials, metric=surrogate_accuracy):
 
 
 def _run(cfg, work_dir, **kw):
-    ex = LocalExecutor(surrogate_trainer(), num_workers=1)
-    return run_search(
-        cfg,
-        str(work_dir),
-        simulate=True,
-        executor=ex,
-        latency=FakeLatency(),
-        write_reports=False,
-        **kw,
-    )
+    return run_simulated(cfg, work_dir, workers=1, **kw)
 
 
 def test_reopening_the_journal_reopens_the_optimiser(tmp_path):
