@@ -41,7 +41,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 #: the journal's layout. 2: a pool trial records when it first finished (``finished_seq``)
 #: and an optimiser's stored trials hold only what is the optimiser's own (the outcome is
-#: the pool trial's); 1 (before) is migrated on open (:meth:`SearchJournal._migrate`)
+#: the pool trial's); 1 (before) is migrated on open (``SearchJournal._migrate``)
 JOURNAL_FORMAT = 2
 JOURNAL_NAME = 'journal.sqlite'
 #: meta key of the chain's head, written with every event
