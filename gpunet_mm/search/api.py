@@ -212,6 +212,14 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
     from .fidelity import check_settings
 
     check_settings(cfg, nas, simulate)
+    if nas['inherit'] is not None:
+        from .fidelity import rungs_of
+        from .inherit import check_parent_rung
+
+        try:
+            check_parent_rung(nas['inherit']['parent_rung'], rungs_of(cfg, nas, simulate))
+        except ValueError as e:
+            raise SearchConfigError(str(e)) from None
     return nas
 
 
