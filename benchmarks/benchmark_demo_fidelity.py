@@ -95,7 +95,7 @@ def run_search(mode: str, work_dir: str, cfg_options: List[str], rerun: bool) ->
         cmd += ['--cfg-options', *cfg_options]
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    with open(osp.join(osp.dirname(work_dir), f'{mode}.log'), 'a') as log:
+    with open(osp.normpath(work_dir) + '.log', 'a') as log:
         out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
         log.write(out.stdout)
     wall = time.perf_counter() - t0
