@@ -293,7 +293,11 @@ def run_tpe_hb(obj: Objective, budget: float, compute: float, seed: int) -> Dict
             start = end
         return v
 
+    # HyperbandPruner puts a trial in a bracket by a hash of the study's name and the trial
+    # number; an unnamed study gets a random name, so name it after the seed or a rerun of
+    # the seed differs
     study = optuna.create_study(
+        study_name=f'tpe-hb-{seed}',
         direction='maximize',
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(
