@@ -17,7 +17,7 @@ def surrogate():
     return obj, bench.budgets_at(obj, [70])[0]
 
 
-@pytest.mark.parametrize('method', ['tpe-hb', 'random-sh'])
+@pytest.mark.parametrize('method', ['tpe-hb', 'dehb', 'random-sh'])
 def test_a_peer_run_is_a_function_of_its_seed(surrogate, method):
     obj, budget = surrogate
     run = bench.RUNNERS[method]
