@@ -288,6 +288,13 @@ class FidelitySettings(BaseModel):
     #: 'predicted' (by the value they are predicted to reach higher up, learnt from the
     #: candidates that climbed; gpunet_mm.search.fidelity.predicted_values)
     promote: Literal['rung', 'predicted'] = 'rung'
+    #: BOHB's random fraction: the share of LA-MCTS-BO's model-based proposals drawn
+    #: uniformly from the space (repaired onto the budget) instead of from its model, which
+    #: a multi-fidelity search fits to a short rung's noisy values (LaMCTSBO's
+    #: ``random_fraction``; docs/distributed_search.md has the measurement behind the default)
+    random_fraction: Annotated[
+        float, Field(ge=0, le=1, allow_inf_nan=False, description='a number in [0, 1]')
+    ] = 1 / 3
 
 
 class FinalSettings(BaseModel):
