@@ -9,6 +9,7 @@ from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from gpunet_mm.atomic_write import atomic_write_text  # noqa: E402
 from gpunet_mm.models.arch_spec import GPUNetArch  # noqa: E402
 from gpunet_mm.nas.objectives import surrogate_accuracy  # noqa: E402
 from gpunet_mm.search import LocalExecutor  # noqa: E402
@@ -18,8 +19,10 @@ from tests.search.conftest import FakeLatency  # noqa: E402
 #: where ``--kill-at`` kills the controller (SIGKILL to itself), at the first promoted
 #: attempt (``resume_from`` set) sent after ``KILL_AFTER_FIRST_RUNGS`` first-rung attempts:
 #: ``dispatch``: the attempt is in the journal (dispatched) and handed to the executor, and
-#: its worker has not started it; ``train``: its worker has started it (logged ``start``).
-KILL_POINTS = ('dispatch', 'train')
+#: its worker has not started it; ``train``: its worker has started it (logged ``start``);
+#: ``returned``: its worker finished and saved its result, and the controller has not yet
+#: written it to the journal.
+KILL_POINTS = ('dispatch', 'train', 'returned')
 KILL_AFTER_FIRST_RUNGS = 4
 
 
@@ -46,21 +49,44 @@ class KillAt:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def saved_path(log_path, trial_id, attempt):
+    """Where the rung worker saves an attempt's result (as the real worker saves it in the
+    attempt's folder, :data:`gpunet_mm.search.worker.RESULT_FILE`)."""
+    return f'{log_path}.results/{trial_id}_{attempt}.json'
+
+
 class KillingExecutor(LocalExecutor):
     """The in-process executor, telling ``kill_at`` of each task it is handed (the
-    controller has written the dispatch to the journal before it submits)."""
+    controller has written the dispatch to the journal before it submits) and of each
+    result it returns, and giving a resumed controller the results the worker saved."""
 
-    def __init__(self, fn, kill_at, num_workers=1):
+    def __init__(self, fn, kill_at, log_path, num_workers=1):
         super().__init__(fn, num_workers)
-        self.kill_at = kill_at
+        self.kill_at, self.log_path = kill_at, log_path
 
     def submit(self, task):
         super().submit(task)
         self.kill_at.sent(task)
 
+    def poll(self, timeout):
+        task = self._queue[0] if self._queue else None
+        out = super().poll(timeout)
+        if task is not None:
+            self.kill_at.check(task, 'returned')
+        return out
+
+    def recovered(self, task):
+        path = saved_path(self.log_path, task.trial_id, task.attempt)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
 
 def rung_train(log_path, kill_at=None):
-    """The rung contract (payload epochs / resume_from), slowly, logging start and end."""
+    """The rung contract (payload epochs / resume_from), slowly, logging start and end;
+    the result is saved (:func:`saved_path`) before ``end`` is logged, as the real worker
+    saves it before it returns: ``end`` is logged once the training can no longer be lost."""
     from gpunet_mm.nas.objectives import surrogate_curve
 
     def train(task):
@@ -73,15 +99,16 @@ def rung_train(log_path, kill_at=None):
         if kill_at is not None:
             kill_at.check(task, 'train')
         time.sleep(0.15 * (end - start))
-        value = surrogate_curve(task.arch, end, seed=task.trial_id)
-        with open(log_path, 'a') as f:
-            f.write(json.dumps(['end', *key]) + '\n')
-        return dict(
-            metric=value,
+        result = dict(
+            metric=surrogate_curve(task.arch, end, seed=task.trial_id),
             epochs=end,
             epochs_trained=end - start,
             checkpoint=f'/ckpt/trial_{task.trial_id}/epoch_{end}',
         )
+        atomic_write_text(saved_path(log_path, task.trial_id, task.attempt), json.dumps(result))
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(['end', *key]) + '\n')
+        return result
 
     return train
 
@@ -134,7 +161,7 @@ def main(
         work_dir,
         simulate=True,
         resume=resume,
-        executor=KillingExecutor(train, killer, num_workers=1),
+        executor=KillingExecutor(train, killer, log_path, num_workers=1),
         latency=FakeLatency(),
         write_reports=False,
     )

@@ -91,9 +91,10 @@ def _killed_state(work_dir):
 
 def _check_promotion_resumed(work_dir, log, before, killed):
     """After ``--resume``: no rung result lost or changed, no rung trained to its end twice,
-    each killed attempt ``lost`` and dispatched again from the same epoch (the end of the
-    rung below, whose checkpoint it continues from), and the compute the journal charged is
-    what the workers trained plus the epochs of lost attempts no worker started.
+    each killed attempt either recorded from the result its worker saved (it had finished)
+    or ``lost`` and dispatched again from the same epoch (the end of the rung below, whose
+    checkpoint it continues from), and the compute the journal charged is what the workers
+    trained plus the epochs of lost attempts no worker started.
 
     The controller writes a dispatch to the journal before it hands the attempt to a worker,
     so a kill can land after the write and before the worker starts (or logs anything): a
@@ -101,7 +102,9 @@ def _check_promotion_resumed(work_dir, log, before, killed):
     only where the worker got that far. Such an attempt is charged the epochs it was sent
     to train, as one killed mid-training is: the controller cannot tell the two apart (a
     Ray worker may be half-way through a task its driver sent just before dying), and
-    charging it keeps ``nas.compute_budget`` an upper bound."""
+    charging it keeps ``nas.compute_budget`` an upper bound.
+
+    Returns the attempts no worker started and those recovered from a saved result."""
     j = SearchJournal.open(work_dir)
     after = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
     for k, v in before.items():  # no rung result lost or changed
@@ -111,14 +114,19 @@ def _check_promotion_resumed(work_dir, log, before, killed):
     assert len(ended) == len(set(ended))  # no rung trained to its end twice
     started = {(tid, a): s for kind, tid, a, s, _end in events if kind == 'start'}
     sent = {(e['trial_id'], e['data']['attempt']): e['data'] for e in j.events('dispatch')}
+    recovered = []
     for tid, (rung, attempt) in killed.items():
         outcomes = [a['outcome'] for a in j.attempts(tid)]
-        assert outcomes[attempt - 1 : attempt + 1] == ['lost', 'ok'], outcomes  # then it may climb
-        # sent, and sent again, from where the rung below ended (its checkpoint), not from 0
         resumed = RUNG_EPOCHS[rung - 1]
-        assert sent[tid, attempt]['start_epochs'] == sent[tid, attempt + 1]['start_epochs']
-        assert sent[tid, attempt + 1]['start_epochs'] == started[tid, attempt + 1] == resumed
+        assert sent[tid, attempt]['start_epochs'] == resumed
         assert started.get((tid, attempt), resumed) == resumed
+        if outcomes[attempt - 1] == 'ok':  # it had finished: its saved result, not a retrain
+            assert (tid, RUNG_EPOCHS[rung]) in ended and (tid, rung) in after
+            recovered.append((tid, attempt))
+            continue
+        assert outcomes[attempt - 1 : attempt + 1] == ['lost', 'ok'], outcomes  # then it may climb
+        # sent again from where the rung below ended (its checkpoint), not from 0
+        assert sent[tid, attempt + 1]['start_epochs'] == started[tid, attempt + 1] == resumed
     unstarted = [k for k in sent if k not in started]
     for tid, a in unstarted:  # only a killed attempt may never have reached its worker
         assert j.attempts(tid)[a - 1]['outcome'] == 'lost'
@@ -127,7 +135,7 @@ def _check_promotion_resumed(work_dir, log, before, killed):
         end - s for kind, _t, _a, s, end in events if kind == 'start'
     ) + sum(sent[k]['target_epochs'] - sent[k]['start_epochs'] for k in unstarted)
     j.close()
-    return unstarted
+    return unstarted, recovered
 
 
 def test_kill9_during_a_promotion_then_resume(tmp_path):
@@ -156,11 +164,13 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     _check_promotion_resumed(wd, log, before, killed)
 
 
-@pytest.mark.parametrize('point', ['dispatch', 'train'])
+@pytest.mark.parametrize('point', ['dispatch', 'train', 'returned'])
 def test_kill9_at_a_point_of_a_promotion_then_resume(tmp_path, point):
     """The kill -9 of the test above, landed in each window every run: ``dispatch``: the
     promoted attempt is in the journal and handed to the executor, and no worker started it
-    (the window the watcher hit about 1 run in 5); ``train``: its worker is training it."""
+    (the window the watcher hit about 1 run in 5); ``train``: its worker is training it;
+    ``returned``: its worker finished and saved its result, the journal does not have it yet
+    (--resume records the saved result: the rung is not trained again)."""
     wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
     cmd = [sys.executable, SCRIPT, wd, log, '--fidelity']
     p = subprocess.run([*cmd, f'--kill-at={point}'], cwd=ROOT, timeout=300)
@@ -169,9 +179,32 @@ def test_kill9_at_a_point_of_a_promotion_then_resume(tmp_path, point):
     assert len(killed) == 1
 
     subprocess.run([*cmd, '--resume'], cwd=ROOT, check=True, timeout=300)
-    unstarted = _check_promotion_resumed(wd, log, before, killed)
+    unstarted, recovered = _check_promotion_resumed(wd, log, before, killed)
     ((tid, (_rung, attempt)),) = killed.items()
     assert unstarted == ([(tid, attempt)] if point == 'dispatch' else [])
+    assert recovered == ([(tid, attempt)] if point == 'returned' else [])
+
+
+def test_a_worker_saves_its_result_for_a_resumed_controller(tmp_path, monkeypatch):
+    """The real worker leaves its result in the attempt's folder before it returns it, and
+    an executor hands that result (and only that attempt's) to a resumed controller."""
+    from gpunet_mm.search import LocalExecutor, worker
+    from gpunet_mm.search import trainer as trainer_mod
+    from gpunet_mm.search.executor import TrialTask
+
+    result = dict(metric=0.25, epochs=3, epochs_trained=2, checkpoint='/c/epoch_3.pth')
+    seen = []
+    monkeypatch.setattr(
+        trainer_mod, 'train_candidate', lambda cfg, arch, wd, **kw: seen.append(wd) or result
+    )
+    root = str(tmp_path / 'search')
+    task = dict(trial_id=7, attempt=2, arch={}, cfg={}, work_dir=root, epochs=3)
+    assert worker.run_trial(task) == result
+    assert seen == [worker.trial_dir(root, 7, 2)]
+    ex = LocalExecutor(lambda t: {}, 1)
+    assert ex.recovered(TrialTask(7, 2, {}, dict(work_dir=root))) == result
+    assert ex.recovered(TrialTask(7, 3, {}, dict(work_dir=root))) is None  # not finished
+    assert ex.recovered(TrialTask(7, 2, {}, {})) is None  # no folder: nothing saved
 
 
 def _finals(work_dir):
