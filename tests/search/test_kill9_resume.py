@@ -3,6 +3,7 @@ re-trained, the trial that was running is dispatched again."""
 
 import json
 import os
+import pathlib
 import signal
 import sqlite3
 import subprocess
@@ -18,9 +19,18 @@ from .conftest import ROOT
 SCRIPT = os.path.join(ROOT, 'tests', 'search', 'crash_search.py')
 
 
+def _existing_journal(work_dir):
+    """A connection to the journal of the search being watched, never creating it: a
+    ``sqlite3.connect`` of a missing file creates an empty one, and one made between the
+    search's ``makedirs`` and its ``SearchJournal.create`` made the search refuse a work_dir
+    that "already holds a search journal" (raises ``sqlite3.Error`` while there is none)."""
+    path = pathlib.Path(work_dir, 'journal.sqlite').absolute()
+    return sqlite3.connect(f'{path.as_uri()}?mode=rw', uri=True, timeout=1)
+
+
 def _complete(work_dir):
     try:
-        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
+        con = _existing_journal(work_dir)
         n = con.execute("SELECT COUNT(*) FROM trials WHERE status='complete'").fetchone()[0]
         running = con.execute("SELECT COUNT(*) FROM trials WHERE status='running'").fetchone()[0]
         con.close()
@@ -62,7 +72,7 @@ def test_kill9_then_resume(tmp_path):
 def _promoted_running(work_dir):
     """Finished rung results, and whether an attempt of a promoted rung is running."""
     try:
-        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
+        con = _existing_journal(work_dir)
         n = con.execute('SELECT COUNT(*) FROM rung_results').fetchone()[0]
         running = con.execute(
             'SELECT COUNT(*) FROM attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id '
@@ -138,11 +148,12 @@ def _check_promotion_resumed(work_dir, log, before, killed):
     return unstarted, recovered
 
 
+@pytest.mark.slow  # the windows it lands in are each tested every run below
 def test_kill9_during_a_promotion_then_resume(tmp_path):
     """Killed while a promoted candidate trains its next rung (wherever the watcher's kill
-    lands: before or after the worker starts it): --resume loses no rung result, re-trains
-    no rung that finished, and continues the killed one from the same checkpoint (its
-    previous rung's), not from scratch."""
+    lands: before or after the worker starts it, or after it finished): --resume loses no
+    rung result, re-trains no rung that finished, and continues the killed one from the
+    same checkpoint (its previous rung's), not from scratch."""
     wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
     p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity'], cwd=ROOT)
     t0 = time.time()
@@ -210,7 +221,7 @@ def test_a_worker_saves_its_result_for_a_resumed_controller(tmp_path, monkeypatc
 def _finals(work_dir):
     """Final retrains finished and running (from the journal, while the search runs)."""
     try:
-        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
+        con = _existing_journal(work_dir)
         rows = con.execute('SELECT status FROM finals').fetchall()
         con.close()
         return sum(r[0] == 'complete' for r in rows), sum(r[0] == 'running' for r in rows)
