@@ -72,7 +72,7 @@ class Executor(ABC):
         """Cancel what still runs."""
 
     def recovered(self, task: TrialTask) -> Optional[Dict[str, Any]]:
-        """The result ``task`` 's worker left when it finished, for a controller that
+        """The result the worker of ``task`` left when it finished, for a controller that
         stopped before it journaled that result (``--resume`` then records it instead of
         training the attempt again), or None. The workers of
         :mod:`~gpunet_mm.search.worker` leave it in the attempt's folder under the payload's
