@@ -341,10 +341,17 @@ class SearchController:
     # ------------------------------------------------------------------ recovery
     def recover(self) -> None:
         """Continue after a (possibly violent) stop. The optimisers were reopened from the
-        journal with their stores; what is left is the pool's: re-dispatch what was running,
-        and write the pool rows of proposals asked just before the stop."""
-        lost = self.journal.trials(('running',))
-        for t in lost:
+        journal with their stores; what is left is the pool's: record what was running and
+        finished before the stop (its worker's saved result, :meth:`Executor.recovered`),
+        re-dispatch the rest, and write the pool rows of proposals asked just before it."""
+        lost, finished = [], []
+        for t in self.journal.trials(('running',)):
+            task = TrialTask(t.id, t.attempts, t.arch, dict(self.opts.payload))
+            result = self.executor.recovered(task)
+            if result is not None:  # it finished; only the journal's record of it was lost
+                finished.append(TrialOutcome(t.id, t.attempts, 'ok', result))
+                continue
+            lost.append(t)
             self.journal.end_attempt(
                 t.id, t.attempts, 'lost', 'the controller stopped; re-dispatched'
             )
@@ -359,6 +366,9 @@ class SearchController:
             for ot in opt.pending:
                 if self.journal.trial_by_hash(opt.store.pool_of(ot.id)) is None:
                     self._add_proposal(b, ot)
+        for o in finished:
+            logger.info('trial %d attempt %d finished before the stop', o.trial_id, o.attempt)
+            self.handle(o)
 
     # ------------------------------------------------------------------ proposing
     def _pick_budget(self, cover: List[int]) -> int:
