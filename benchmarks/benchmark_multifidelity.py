@@ -174,6 +174,7 @@ def run_ours(
         compute=s['compute_epochs'],
         candidates=len(done),
         top_rung=(fid.get('rung_occupancy') or [len(done)])[-1],
+        start_rungs=fid.get('start_rungs'),
         oracle=oracle,
     )
 
@@ -358,6 +359,10 @@ RUNNERS: Dict[str, Callable[..., Dict]] = {
     # ablation: promotion by the rung's own metric (ASHA's rule) instead of the prediction
     'ours-rung': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, promote='rung'),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
+    # the starting rung: Hyperband's fixed brackets, or weighted by each rung's measured
+    # rank consistency with the top rung (fidelity.brackets; Hyper-Tune's bracket choice)
+    'ours-hb': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, brackets='hyperband'),
+    'ours-adaptive': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, brackets='adaptive'),
     'dehb': run_dehb,
     'tpe-hb': run_tpe_hb,
     'random-sh': run_random_sh,
