@@ -40,7 +40,12 @@ def rung_train(log_path):
 
 
 def main(
-    work_dir: str, log_path: str, resume: bool, fidelity: bool = False, final: bool = False
+    work_dir: str,
+    log_path: str,
+    resume: bool,
+    fidelity: bool = False,
+    final: bool = False,
+    brackets: str = 'asha',
 ) -> None:
     def train(task):
         if task.payload.get('final'):  # the final retrain: slower, logged as such
@@ -74,7 +79,9 @@ def main(
     if final:  # two finals on one worker: one finishes while the other trains
         cfg['nas'].update(num_trials=6, final=dict(top_k=2))
     if fidelity:
-        cfg['nas']['fidelity'] = dict(min_epochs=1, eta=3, max_epochs=9, min_observations=3)
+        cfg['nas']['fidelity'] = dict(
+            min_epochs=1, eta=3, max_epochs=9, min_observations=3, brackets=brackets
+        )
         train = rung_train(log_path)  # noqa: F811 (the rung contract instead)
     run_search(
         cfg,
@@ -94,4 +101,5 @@ if __name__ == '__main__':
         '--resume' in sys.argv,
         '--fidelity' in sys.argv,
         '--final' in sys.argv,
+        'hyperband' if '--brackets' in sys.argv else 'asha',
     )

@@ -119,6 +119,74 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     )
 
 
+def _start_running(work_dir):
+    """Rung results, and whether a candidate that started above the first rung (a
+    bracket) is training its first attempt from scratch."""
+    try:
+        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
+        n = con.execute('SELECT COUNT(*) FROM rung_results').fetchone()[0]
+        running = con.execute(
+            'SELECT COUNT(*) FROM attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id '
+            'AND a.attempt=r.attempt WHERE a.outcome IS NULL AND r.rung >= 1 '
+            'AND r.start_epochs = 0'
+        ).fetchone()[0]
+        con.close()
+        return n, running
+    except sqlite3.Error:
+        return 0, 0
+
+
+def test_kill9_while_a_candidate_starts_at_a_later_rung_then_resume(tmp_path):
+    """Brackets (``nas.fidelity.brackets``): killed while a candidate trains from scratch
+    to the later rung it starts at, ``--resume`` keeps every start decided (none is
+    decided again), trains the killed one from scratch to the same rung, and neither
+    loses nor re-trains a finished rung."""
+    wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
+    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity', '--brackets'], cwd=ROOT)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        n, running = _start_running(wd)
+        if n >= 3 and running:
+            break
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    j = SearchJournal.open(wd)
+    before = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
+    starts_before = j.start_rungs()
+    killed = [t.id for t in j.trials(('running',))]
+    j.close()
+    assert len(before) >= 3 and killed and set(killed) <= set(starts_before)
+
+    subprocess.run(
+        [sys.executable, SCRIPT, wd, log, '--resume', '--fidelity', '--brackets'],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+    j = SearchJournal.open(wd)
+    after = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
+    for k, v in before.items():  # no rung result lost or changed
+        assert after[k] == v
+    starts = j.start_rungs()
+    for tid, k in starts_before.items():  # the starts decided before the kill stand
+        assert starts[tid] == k
+    events = [json.loads(line) for line in open(log)]
+    ended = [(tid, end) for kind, tid, _a, _s, end in events if kind == 'end']
+    assert len(ended) == len(set(ended))  # no rung trained to its end twice
+    for tid in killed:
+        outcomes = [a['outcome'] for a in j.attempts(tid)]
+        lost = outcomes.index('lost')
+        assert outcomes[lost + 1] == 'ok', outcomes
+        runs = {a: (s, end) for kind, t, a, s, end in events if kind == 'start' and t == tid}
+        # the re-dispatched attempt trains from scratch to the same rung as the killed one
+        assert runs[lost + 2] == runs[lost + 1] == (0, (1, 3, 9)[starts[tid]])
+    assert len([t for t in j.trials() if t.attempts > 0]) == 12
+    assert j.compute_epochs()[0] == sum(
+        end - s for kind, _t, _a, s, end in events if kind == 'start'
+    )
+
+
 def _finals(work_dir):
     """Final retrains finished and running (from the journal, while the search runs)."""
     try:
