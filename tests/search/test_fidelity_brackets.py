@@ -27,9 +27,7 @@ def _table(rung0, rung1, top, latency=1.0):
 
 TOP = [float(v) for v in range(8)]
 #: rung 0 orders the candidates exactly as the top rung does; rung 1 in reverse
-FAITHFUL_AND_INVERTED = _table(
-    rung0=[v / 10 for v in TOP], rung1=[-v for v in TOP], top=TOP
-)
+FAITHFUL_AND_INVERTED = _table(rung0=[v / 10 for v in TOP], rung1=[-v for v in TOP], top=TOP)
 
 
 def test_hyperband_shares_follow_the_brackets():
