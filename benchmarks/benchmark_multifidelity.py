@@ -21,6 +21,10 @@ Methods:
   ASHA does; the library's default, since the prediction did not pay overall in the
   2026-12-03 run);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
+* ``ours-hb`` / ``ours-adaptive``: ``ours-rung`` with ``brackets='hyperband'`` (a fixed
+  share of new candidates starts at the later rungs, from scratch) or ``'adaptive'``
+  (those shares weighted by each rung's measured rank consistency with the top rung);
+  ``start_rungs`` in each run's row counts the candidates that started at each rung;
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
 * ``tpe-hb``: Optuna TPE with ``HyperbandPruner`` (a trial reports after each rung and
