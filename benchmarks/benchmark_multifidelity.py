@@ -20,6 +20,8 @@ Methods:
 * ``ours-rung``: ``ours`` with ``promote='rung'`` (a rung ranks by its own metric, as
   ASHA does; the library's default, since the prediction did not pay overall in the
   2026-12-03 run);
+* ``ours-norandom``: ``ours`` with ``random_fraction=0`` (every LA-MCTS-BO proposal from
+  its model of the rung values: the ablation of BOHB's random share);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
 * ``ours-hb`` / ``ours-adaptive``: ``ours-rung`` with ``brackets='hyperband'`` (a fixed
   share of new candidates starts at the later rungs, from scratch) or ``'adaptive'``
@@ -296,7 +298,11 @@ def run_tpe_hb(obj: Objective, budget: float, compute: float, seed: int) -> Dict
             start = end
         return v
 
+    # HyperbandPruner puts a trial in a bracket by a hash of the study's name and the trial
+    # number; an unnamed study gets a random name, so name it after the seed or a rerun of
+    # the seed differs
     study = optuna.create_study(
+        study_name=f'tpe-hb-{seed}',
         direction='maximize',
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(
@@ -362,6 +368,10 @@ RUNNERS: Dict[str, Callable[..., Dict]] = {
     ),
     # ablation: promotion by the rung's own metric (ASHA's rule) instead of the prediction
     'ours-rung': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, promote='rung'),
+    # ablation: no random share (every LA-MCTS-BO proposal from its model of the rung values)
+    'ours-norandom': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, promote='predicted', random_fraction=0.0
+    ),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
     # the starting rung: Hyperband's fixed brackets, or weighted by each rung's measured
     # rank consistency with the top rung (fidelity.brackets; Hyper-Tune's bracket choice)

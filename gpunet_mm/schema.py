@@ -294,6 +294,13 @@ class FidelitySettings(BaseModel):
     #: each rung has ranked the top rung so far, as Hyper-Tune does; a rung that misranks
     #: stops being an entry point); gpunet_mm.search.fidelity.Rungs.start_rung
     brackets: Literal['asha', 'hyperband', 'adaptive'] = 'asha'
+    #: BOHB's random fraction: the share of LA-MCTS-BO's model-based proposals drawn
+    #: uniformly from the space (repaired onto the budget) instead of from its model, which
+    #: a multi-fidelity search fits to a short rung's noisy values (LaMCTSBO's
+    #: ``random_fraction``; docs/distributed_search.md has the measurement behind the default)
+    random_fraction: Annotated[
+        float, Field(ge=0, le=1, allow_inf_nan=False, description='a number in [0, 1]')
+    ] = 1 / 3
 
 
 class FinalSettings(BaseModel):

@@ -162,6 +162,15 @@ class LaMCTSBO(Optimizer):
         length / tols: the same as lists, ``[init, min, max]`` and ``[success, failure]``:
             the spelling ``config()`` writes (and saved states hold), so a config
             rebuilds its optimiser. Give either spelling of a group, not both.
+        random_fraction: share of the model-based proposals drawn uniformly from the
+            space instead (repaired onto the budget where over it, as the multi-fidelity
+            peers draw theirs), BOHB's random fraction. The model is fitted to what the
+            store offers; in a multi-fidelity search that is a short rung's noisy values,
+            and the random share keeps the search from locking onto their noise. Which
+            proposals are random is a function of the trial id alone (every id where
+            ``floor(id * f)`` steps up), so the share is exact over any run of asks and a
+            resumed search draws the same ones. Default 0 (every proposal from the model);
+            a multi-fidelity search sets it from ``nas.fidelity.random_fraction``.
     """
 
     name = 'lamcts'
@@ -199,6 +208,7 @@ class LaMCTSBO(Optimizer):
         failure_tol: Optional[int] = None,
         length: Optional[Sequence[float]] = None,
         tols: Optional[Sequence[Optional[int]]] = None,
+        random_fraction: float = 0.0,
     ) -> None:
         length_init, length_min, length_max = _one_spelling(
             'length',
@@ -212,6 +222,14 @@ class LaMCTSBO(Optimizer):
         if batch_strategy not in BATCH_STRATEGIES:
             raise ValueError(
                 f'batch_strategy: got {batch_strategy!r}; allowed: {", ".join(BATCH_STRATEGIES)}'
+            )
+        if (
+            not isinstance(random_fraction, (int, float, np.floating, np.integer))
+            or isinstance(random_fraction, bool)
+            or not 0.0 <= float(random_fraction) <= 1.0
+        ):
+            raise ValueError(
+                f'random_fraction: got {random_fraction!r}; allowed: a number in [0, 1]'
             )
         if leaf_size < 2:
             raise ValueError(f'leaf_size: got {leaf_size!r}; allowed: integers >= 2')
@@ -277,6 +295,7 @@ class LaMCTSBO(Optimizer):
         # its gradient dominates the proposal time
         self.ard = bool(ard) if ard is not None else d <= 20
         self.batch_strategy = batch_strategy
+        self.random_fraction = float(random_fraction)
         self.length_init, self.length_min = float(length_init), float(length_min)
         self.length_max = float(length_max)
         self.success_tol = int(success_tol)
@@ -292,6 +311,9 @@ class LaMCTSBO(Optimizer):
         self._design_pos = 0
         self._design_end: Optional[int] = None  # trial ids below it belong to the design
         self.last_leaf_depth = 0  # diagnostics
+        #: ids of the proposals drawn at random (``random_fraction``; diagnostics, this
+        #: process only)
+        self.random_ids: List[int] = []
 
     def config(self) -> Dict[str, Any]:
         return dict(
@@ -314,6 +336,7 @@ class LaMCTSBO(Optimizer):
             batch_strategy=self.batch_strategy,
             length=[self.length_init, self.length_min, self.length_max],
             tols=[self.success_tol, self.failure_tol],
+            random_fraction=self.random_fraction,
         )
 
     # ------------------------------------------------------------------ state
@@ -399,10 +422,13 @@ class LaMCTSBO(Optimizer):
         y_f = [self._liars.get(t.id, fallback) for t in pend]
         y_f += [float(np.mean(y_obs))] * len(chosen)  # design points chosen in this call
         while len(chosen) < n:
-            X = np.vstack([X_obs, np.array(X_f).reshape(-1, self.space.dims)])
-            y = np.concatenate([y_obs, np.array(y_f, dtype=float)])
-            n_real = len(y_obs)
-            x, mu = self._propose_one(X, y, n_real, taken)
+            if self.is_random_slot(len(self.trials) + len(chosen)):
+                x, mu = self._random_point(taken), float(np.mean(y_obs))
+                self.random_ids.append(len(self.trials) + len(chosen))
+            else:
+                X = np.vstack([X_obs, np.array(X_f).reshape(-1, self.space.dims)])
+                y = np.concatenate([y_obs, np.array(y_f, dtype=float)])
+                x, mu = self._propose_one(X, y, len(y_obs), taken)
             chosen.append(x)
             taken.add(self.space.key(x))
             X_f.append(x)
@@ -410,6 +436,30 @@ class LaMCTSBO(Optimizer):
             y_f.append(liar)
             self._pending_liars.append(liar)
         return np.array(chosen)
+
+    def is_random_slot(self, trial_id: int) -> bool:
+        """Whether the model-based proposal that gets ``trial_id`` is drawn at random
+        (``random_fraction``): ids where ``floor(id * f)`` steps up, so any ``N``
+        consecutive ids hold ``floor(N * f)`` or one more, and a resumed search agrees."""
+        f = self.random_fraction
+        return f > 0 and math.floor((trial_id + 1) * f) > math.floor(trial_id * f)
+
+    def _random_point(self, taken: set) -> np.ndarray:
+        """A uniform point of the space, repaired onto the budget where predicted over it
+        (as the multi-fidelity peers draw theirs: over-budget draws land on the boundary,
+        where the best networks are); rejection sampling of feasible points if that
+        fails."""
+        cost_fn, budget = self._cost_fn(), self.effective_budget
+        for _ in range(30):
+            x = self.space.sample(1, self.rng, 'uniform')[0]
+            if cost_fn is not None and not self.cost_ok(x):
+                x = self.space.repair(x, cost_fn, budget)
+                if x is None:
+                    continue
+            x = self.space.canonical(np.asarray(x, dtype=float)[None])[0]
+            if self.admissible(x, taken):
+                return x
+        return self._sample_new(1, taken)[0]
 
     def _prior_points(self) -> List[np.ndarray]:
         """The configured priors as points of the space (before the budget projection)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import logging
 import os
 import os.path as osp
@@ -212,6 +213,8 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
     from .fidelity import check_settings
 
     check_settings(cfg, nas, simulate)
+    if (cfg.get('nas') or {}).get('fidelity') is not None:
+        with_random_fraction(cfg)  # a contradiction is named before the journal exists
     return nas
 
 
@@ -307,6 +310,39 @@ def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], fl
     return lambda a: float(pred.predict(a))
 
 
+def with_random_fraction(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """``search_optimizer`` of a multi-fidelity search, given ``nas.fidelity.random_fraction``
+    (BOHB's random share of proposals) where the optimiser takes one. An explicit
+    ``search_optimizer.random_fraction`` stands, but not one that contradicts an explicit
+    ``nas.fidelity.random_fraction``; an explicit share for an optimiser without one is an
+    error (the schema's default is not: the baselines propose without a model to hedge)."""
+    from ..nas import METHODS, NAS_OPTIMIZERS
+    from .fidelity import fidelity_settings
+
+    ocfg = dict(cfg['search_optimizer'])
+    given = cfg['nas']['fidelity']
+    f = fidelity_settings(given)['random_fraction']
+    cls = NAS_OPTIMIZERS.get(METHODS.get(ocfg['type'], ocfg['type']))
+    takes = cls is not None and 'random_fraction' in inspect.signature(cls).parameters
+    if not takes:
+        if 'random_fraction' in given and f > 0:
+            raise SearchConfigError(
+                f'nas.fidelity.random_fraction: got {f!r}, but search_optimizer.type '
+                f'{ocfg["type"]!r} takes no random share; allowed: 0, or an optimiser '
+                'that models (LaMCTSBO)'
+            )
+        return ocfg
+    if 'random_fraction' in ocfg:
+        if 'random_fraction' in given and float(ocfg['random_fraction']) != f:
+            raise SearchConfigError(
+                f'search_optimizer.random_fraction {ocfg["random_fraction"]!r} contradicts '
+                f'nas.fidelity.random_fraction {f!r}; allowed: give one of them (or the same)'
+            )
+        return ocfg
+    ocfg['random_fraction'] = f
+    return ocfg
+
+
 def make_optimizers(
     cfg: Mapping[str, Any],
     budgets: Sequence[float],
@@ -320,9 +356,10 @@ def make_optimizers(
     from ..nas import build_optimizer, build_space
     from .trial_store import open_optimizer
 
+    base_ocfg = with_random_fraction(cfg) if rungs is not None else cfg['search_optimizer']
     out = []
     for i, b in enumerate(budgets):
-        ocfg = dict(cfg['search_optimizer'])
+        ocfg = dict(base_ocfg)
         ocfg['seed'] = int(ocfg.get('seed', seed)) + i
         space = build_space(cfg['search_space'])
         build = functools.partial(

@@ -393,8 +393,12 @@ def test_reported_latency_is_wall_latency_at_1_and_2_threads(threads, tmp_path):
     wall = latency.time_onnx(path, target, (96, 96), session=sess, backend=backend)
     per_run_ms = (time.perf_counter() - t0) * 1e3 / (kw['iters'] + kw['warmup'])
     assert wall.env['clock'] == 'wall' and wall.env['threads'] == threads
-    # the median run is not longer than the mean of the whole bracket (which adds overhead)
-    assert 0.3 * per_run_ms < wall.median_ms <= 1.5 * per_run_ms
+    # the timed runs are the bracket's runs: 15 of its 18 runs, so their mean cannot exceed
+    # 18/15 of the bracket's per-run time; the lower bound leaves room for slow warm-up
+    # runs. Mean against mean, not the median, so a few runs slowed by neighbours' load
+    # (they move the mean of both sides alike) cannot fail it.
+    assert 0.3 * per_run_ms < wall.mean_ms <= 1.2 * per_run_ms * 1.001
+    assert 0.0 < wall.median_ms <= wall.p90_ms
 
 
 @pytest.mark.parametrize(
