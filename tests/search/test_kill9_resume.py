@@ -57,19 +57,37 @@ def test_kill9_then_resume(tmp_path):
     assert any(e['kind'] == 'resume' for e in j.events())
 
 
-def _promoted_running(work_dir):
-    """Finished rung results, and whether an attempt of a promoted rung is running."""
+def _training(work_dir, log, where):
+    """Finished rung results, and whether an open attempt matching ``where`` (SQL on the
+    rung attempt ``r``) is training: dispatched in the journal *and* started by its worker
+    (its 'start' line is in the log), so a kill lands inside the training, not between
+    the dispatch and the worker's first line (a window a loaded machine widens)."""
     try:
         con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
         n = con.execute('SELECT COUNT(*) FROM rung_results').fetchone()[0]
-        running = con.execute(
-            'SELECT COUNT(*) FROM attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id '
-            'AND a.attempt=r.attempt WHERE a.outcome IS NULL AND r.rung >= 1'
-        ).fetchone()[0]
+        open_ = con.execute(
+            'SELECT a.trial_id, a.attempt FROM attempts a JOIN rung_attempts r ON '
+            'a.trial_id=r.trial_id AND a.attempt=r.attempt WHERE a.outcome IS NULL AND ' + where
+        ).fetchall()
         con.close()
-        return n, running
     except sqlite3.Error:
-        return 0, 0
+        return 0, False
+    started = set()
+    if open_ and os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:  # a line being written
+                    continue
+                if e[0] == 'start':
+                    started.add((e[1], e[2]))
+    return n, any((t, a) in started for t, a in open_)
+
+
+def _promoted_running(work_dir, log):
+    """Finished rung results, and whether an attempt of a promoted rung is training."""
+    return _training(work_dir, log, 'r.rung >= 1')
 
 
 def test_kill9_during_a_promotion_then_resume(tmp_path):
@@ -80,7 +98,7 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity'], cwd=ROOT)
     t0 = time.time()
     while time.time() - t0 < 120:
-        n, running = _promoted_running(wd)
+        n, running = _promoted_running(wd, log)
         if n >= 4 and running:
             break
         time.sleep(0.02)
@@ -119,21 +137,10 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     )
 
 
-def _start_running(work_dir):
+def _start_running(work_dir, log):
     """Rung results, and whether a candidate that started above the first rung (a
     bracket) is training its first attempt from scratch."""
-    try:
-        con = sqlite3.connect(os.path.join(work_dir, 'journal.sqlite'), timeout=1)
-        n = con.execute('SELECT COUNT(*) FROM rung_results').fetchone()[0]
-        running = con.execute(
-            'SELECT COUNT(*) FROM attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id '
-            'AND a.attempt=r.attempt WHERE a.outcome IS NULL AND r.rung >= 1 '
-            'AND r.start_epochs = 0'
-        ).fetchone()[0]
-        con.close()
-        return n, running
-    except sqlite3.Error:
-        return 0, 0
+    return _training(work_dir, log, 'r.rung >= 1 AND r.start_epochs = 0')
 
 
 def test_kill9_while_a_candidate_starts_at_a_later_rung_then_resume(tmp_path):
@@ -145,7 +152,7 @@ def test_kill9_while_a_candidate_starts_at_a_later_rung_then_resume(tmp_path):
     p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity', '--brackets'], cwd=ROOT)
     t0 = time.time()
     while time.time() - t0 < 120:
-        n, running = _start_running(wd)
+        n, running = _start_running(wd, log)
         if n >= 3 and running:
             break
         time.sleep(0.02)
