@@ -120,6 +120,7 @@ def main(
     fidelity: bool = False,
     final: bool = False,
     kill_at: Optional[str] = None,
+    brackets: str = 'asha',
 ) -> None:
     def train(task):
         if task.payload.get('final'):  # the final retrain: slower, logged as such
@@ -154,7 +155,9 @@ def main(
         cfg['nas'].update(num_trials=6, final=dict(top_k=2))
     killer = KillAt(kill_at)
     if fidelity:
-        cfg['nas']['fidelity'] = dict(min_epochs=1, eta=3, max_epochs=9, min_observations=3)
+        cfg['nas']['fidelity'] = dict(
+            min_epochs=1, eta=3, max_epochs=9, min_observations=3, brackets=brackets
+        )
         train = rung_train(log_path, killer)  # noqa: F811 (the rung contract instead)
     run_search(
         cfg,
@@ -176,4 +179,5 @@ if __name__ == '__main__':
         '--fidelity' in sys.argv,
         '--final' in sys.argv,
         kill[0] if kill else None,
+        'hyperband' if '--brackets' in sys.argv else 'asha',
     )

@@ -69,19 +69,37 @@ def test_kill9_then_resume(tmp_path):
     assert any(e['kind'] == 'resume' for e in j.events())
 
 
-def _promoted_running(work_dir):
-    """Finished rung results, and whether an attempt of a promoted rung is running."""
+def _training(work_dir, log, where):
+    """Finished rung results, and whether an open attempt matching ``where`` (SQL on the
+    rung attempt ``r``) is training: dispatched in the journal *and* started by its worker
+    (its 'start' line is in the log), so a kill lands inside the training, not between
+    the dispatch and the worker's first line (a window a loaded machine widens)."""
     try:
         con = _existing_journal(work_dir)
         n = con.execute('SELECT COUNT(*) FROM rung_results').fetchone()[0]
-        running = con.execute(
-            'SELECT COUNT(*) FROM attempts a JOIN rung_attempts r ON a.trial_id=r.trial_id '
-            'AND a.attempt=r.attempt WHERE a.outcome IS NULL AND r.rung >= 1'
-        ).fetchone()[0]
+        open_ = con.execute(
+            'SELECT a.trial_id, a.attempt FROM attempts a JOIN rung_attempts r ON '
+            'a.trial_id=r.trial_id AND a.attempt=r.attempt WHERE a.outcome IS NULL AND ' + where
+        ).fetchall()
         con.close()
-        return n, running
     except sqlite3.Error:
-        return 0, 0
+        return 0, False
+    started = set()
+    if open_ and os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:  # a line being written
+                    continue
+                if e[0] == 'start':
+                    started.add((e[1], e[2]))
+    return n, any((t, a) in started for t, a in open_)
+
+
+def _promoted_running(work_dir, log):
+    """Finished rung results, and whether an attempt of a promoted rung is training."""
+    return _training(work_dir, log, 'r.rung >= 1')
 
 
 #: the epoch each rung of crash_search.py's ``--fidelity`` search ends at
@@ -158,7 +176,7 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity'], cwd=ROOT)
     t0 = time.time()
     while time.time() - t0 < 120:
-        n, running = _promoted_running(wd)
+        n, running = _promoted_running(wd, log)
         if n >= 4 and running:
             break
         time.sleep(0.02)
@@ -216,6 +234,66 @@ def test_a_worker_saves_its_result_for_a_resumed_controller(tmp_path, monkeypatc
     assert ex.recovered(TrialTask(7, 2, {}, dict(work_dir=root))) == result
     assert ex.recovered(TrialTask(7, 3, {}, dict(work_dir=root))) is None  # not finished
     assert ex.recovered(TrialTask(7, 2, {}, {})) is None  # no folder: nothing saved
+
+
+def _start_running(work_dir, log):
+    """Rung results, and whether a candidate that started above the first rung (a
+    bracket) is training its first attempt from scratch."""
+    return _training(work_dir, log, 'r.rung >= 1 AND r.start_epochs = 0')
+
+
+def test_kill9_while_a_candidate_starts_at_a_later_rung_then_resume(tmp_path):
+    """Brackets (``nas.fidelity.brackets``): killed while a candidate trains from scratch
+    to the later rung it starts at, ``--resume`` keeps every start decided (none is
+    decided again), trains the killed one from scratch to the same rung, and neither
+    loses nor re-trains a finished rung."""
+    wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
+    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity', '--brackets'], cwd=ROOT)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        n, running = _start_running(wd, log)
+        if n >= 3 and running:
+            break
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    j = SearchJournal.open(wd)
+    before = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
+    starts_before = j.start_rungs()
+    killed = [t.id for t in j.trials(('running',))]
+    j.close()
+    assert len(before) >= 3 and killed and set(killed) <= set(starts_before)
+
+    subprocess.run(
+        [sys.executable, SCRIPT, wd, log, '--resume', '--fidelity', '--brackets'],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+    j = SearchJournal.open(wd)
+    after = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
+    for k, v in before.items():  # no rung result lost or changed
+        assert after[k] == v
+    starts = j.start_rungs()
+    for tid, k in starts_before.items():  # the starts decided before the kill stand
+        assert starts[tid] == k
+    events = [json.loads(line) for line in open(log)]
+    ended = [(tid, end) for kind, tid, _a, _s, end in events if kind == 'end']
+    assert len(ended) == len(set(ended))  # no rung trained to its end twice
+    for tid in killed:
+        outcomes = [a['outcome'] for a in j.attempts(tid)]
+        if 'lost' not in outcomes:  # it finished before the kill: its saved result recorded
+            assert outcomes[0] == 'ok' and (tid, (1, 3, 9)[starts[tid]]) in ended, outcomes
+            continue
+        lost = outcomes.index('lost')
+        assert outcomes[lost + 1] == 'ok', outcomes
+        runs = {a: (s, end) for kind, t, a, s, end in events if kind == 'start' and t == tid}
+        # the re-dispatched attempt trains from scratch to the same rung as the killed one
+        assert runs[lost + 2] == runs[lost + 1] == (0, (1, 3, 9)[starts[tid]])
+    assert len([t for t in j.trials() if t.attempts > 0]) == 12
+    assert j.compute_epochs()[0] == sum(
+        end - s for kind, _t, _a, s, end in events if kind == 'start'
+    )
 
 
 def _finals(work_dir):
