@@ -23,6 +23,10 @@ Methods:
 * ``ours-norandom``: ``ours`` with ``random_fraction=0`` (every LA-MCTS-BO proposal from
   its model of the rung values: the ablation of BOHB's random share);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
+* ``ours-hb`` / ``ours-adaptive``: ``ours-rung`` with ``brackets='hyperband'`` (a fixed
+  share of new candidates starts at the later rungs, from scratch) or ``'adaptive'``
+  (those shares weighted by each rung's measured rank consistency with the top rung);
+  ``start_rungs`` in each run's row counts the candidates that started at each rung;
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
 * ``tpe-hb``: Optuna TPE with ``HyperbandPruner`` (a trial reports after each rung and
@@ -176,6 +180,7 @@ def run_ours(
         compute=s['compute_epochs'],
         candidates=len(done),
         top_rung=(fid.get('rung_occupancy') or [len(done)])[-1],
+        start_rungs=fid.get('start_rungs'),
         oracle=oracle,
     )
 
@@ -368,6 +373,10 @@ RUNNERS: Dict[str, Callable[..., Dict]] = {
         o, b, c, s, fidelity=True, promote='predicted', random_fraction=0.0
     ),
     'ours-full': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=False),
+    # the starting rung: Hyperband's fixed brackets, or weighted by each rung's measured
+    # rank consistency with the top rung (fidelity.brackets; Hyper-Tune's bracket choice)
+    'ours-hb': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, brackets='hyperband'),
+    'ours-adaptive': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, brackets='adaptive'),
     'dehb': run_dehb,
     'tpe-hb': run_tpe_hb,
     'random-sh': run_random_sh,

@@ -288,6 +288,12 @@ class FidelitySettings(BaseModel):
     #: 'predicted' (by the value they are predicted to reach higher up, learnt from the
     #: candidates that climbed; gpunet_mm.search.fidelity.predicted_values)
     promote: Literal['rung', 'predicted'] = 'rung'
+    #: the rung a new candidate starts at, per latency budget: 'asha' (always the first),
+    #: 'hyperband' (Hyperband's brackets: a fixed share starts higher up, a hedge against
+    #: a first rung that misranks) or 'adaptive' (Hyperband's shares weighted by how well
+    #: each rung has ranked the top rung so far, as Hyper-Tune does; a rung that misranks
+    #: stops being an entry point); gpunet_mm.search.fidelity.Rungs.start_rung
+    brackets: Literal['asha', 'hyperband', 'adaptive'] = 'asha'
     #: BOHB's random fraction: the share of LA-MCTS-BO's model-based proposals drawn
     #: uniformly from the space (repaired onto the budget) instead of from its model, which
     #: a multi-fidelity search fits to a short rung's noisy values (LaMCTSBO's

@@ -258,15 +258,23 @@ class SearchController:
             return math.inf
         spent, inflight = self.compute()
         queued = 0.0
+        rungs = self.opts.rungs
+        top = self.journal.top_rungs() if rungs is not None else {}
         for r in self.journal.columns('id', ('queued',)):
-            rungs = self.opts.rungs
             queued += (
-                rungs.cost(self.journal.target_rung(r[0]))
-                if rungs is not None
-                else (self.opts.full_epochs or 0)
+                self._next_cost(r[0], top) if rungs is not None else (self.opts.full_epochs or 0)
             )
         left = self.opts.compute_budget - (spent or 0.0) - inflight - queued
         return left - self._reserved() if reserve else left
+
+    def _next_cost(self, trial_id: int, top: Mapping[int, int]) -> float:
+        """Epochs a queued trial's next attempt trains: from its highest finished rung (or
+        from scratch: a new candidate, or one that starts at a later rung) to its target."""
+        rungs = self.opts.rungs
+        done = top.get(trial_id)
+        return rungs.epochs[self.journal.target_rung(trial_id)] - (
+            rungs.epochs[done] if done is not None else 0
+        )
 
     def _affordable(self, epochs: float, reserve: bool = True) -> bool:
         """Whether ``epochs`` more fit in ``nas.compute_budget`` (with what is in flight and,
@@ -345,10 +353,17 @@ class SearchController:
     # ------------------------------------------------------------------ recovery
     def recover(self) -> None:
         """Continue after a (possibly violent) stop. The optimisers were reopened from the
-        journal with their stores; what is left is the pool's: re-dispatch what was running,
-        and write the pool rows of proposals asked just before the stop."""
-        lost = self.journal.trials(('running',))
-        for t in lost:
+        journal with their stores; what is left is the pool's: record what was running and
+        finished before the stop (its worker's saved result, :meth:`Executor.recovered`),
+        re-dispatch the rest, and write the pool rows of proposals asked just before it."""
+        lost, finished = [], []
+        for t in self.journal.trials(('running',)):
+            task = TrialTask(t.id, t.attempts, t.arch, dict(self.opts.payload))
+            result = self.executor.recovered(task)
+            if result is not None:  # it finished; only the journal's record of it was lost
+                finished.append(TrialOutcome(t.id, t.attempts, 'ok', result))
+                continue
+            lost.append(t)
             self.journal.end_attempt(
                 t.id, t.attempts, 'lost', 'the controller stopped; re-dispatched'
             )
@@ -363,6 +378,9 @@ class SearchController:
             for ot in opt.pending:
                 if self.journal.trial_by_hash(opt.store.pool_of(ot.id)) is None:
                     self._add_proposal(b, ot)
+        for o in finished:
+            logger.info('trial %d attempt %d finished before the stop', o.trial_id, o.attempt)
+            self.handle(o)
 
     # ------------------------------------------------------------------ proposing
     def _pick_budget(self, cover: List[int]) -> int:
@@ -461,19 +479,22 @@ class SearchController:
             ):
                 self._fail(t, t.error or 'no attempts left')
                 continue
-            now = self.executor.clock()
             extra: Dict[str, Any] = {}
             if rungs is None:
                 span = (0, self.opts.full_epochs)
             else:
                 prev = self.journal.rung_results(t.id)
-                resume = [r['checkpoint'] for r in prev if r['rung'] == rung - 1]
-                span = (rungs.epochs[rung - 1] if rung else 0, rungs.epochs[rung])
-                extra = dict(epochs=span[1], resume_from=resume[0] if resume else None)
+                if not prev and not rung and t.attempts == 0:
+                    rung = self._start(t)  # journalled before its dispatch
+                below = [r for r in prev if r['rung'] < rung]
+                resume = below[-1]['checkpoint'] if below else None
+                span = (rungs.epochs[below[-1]['rung']] if below else 0, rungs.epochs[rung])
+                extra = dict(epochs=span[1], resume_from=resume)
             if self.opts.inherit is not None and not extra.get('resume_from'):
                 parent = self._parent(t)
                 if parent is not None:
                     extra['inherit_from'] = parent
+            now = self.executor.clock()
             attempt = self.journal.start_attempt(
                 t.id,
                 now + self.opts.lease_s,
@@ -524,6 +545,38 @@ class SearchController:
             trial_id=best['trial_id'],
             fraction=round(best['fraction'], 4),
         )
+
+    def _start(self, t: PoolTrial) -> int:
+        """The rung a new candidate starts at (``nas.fidelity.brackets``; 0 with ``'asha'``,
+        for the references and for anything not proposed for a budget). A start above the
+        first is recorded as a promotion to that rung before the dispatch, so a resumed
+        search keeps it; a start at the first records nothing (an undecided candidate is
+        decided again from the same journal facts, with the same answer)."""
+        rungs = self.opts.rungs
+        if rungs.brackets == 'asha' or t.budget_idx is None or not t.origin.startswith('optimizer'):
+            return 0
+        started = self._started(t.budget_idx)
+        left = self._left()  # counts this candidate's first rung already (it is queued)
+        extra = [rungs.epochs[k] - rungs.epochs[0] for k in range(len(rungs.epochs))]
+        highest = max(k for k, e in enumerate(extra) if k == 0 or e <= left + 1e-9)
+        k = rungs.start_rung(
+            self.journal.rung_results(), started, self.budgets[t.budget_idx], highest
+        )
+        if k:
+            self.journal.promote(t.id, k)
+        return k
+
+    def _started(self, budget_idx: Optional[int] = None) -> List[int]:
+        """The starting rung of every candidate (of ``budget_idx``'s optimiser, if given)
+        that has been dispatched, in trial order."""
+        starts = self.journal.start_rungs()
+        return [
+            starts.get(r['id'], 0)
+            for r in self.journal.columns(
+                'id, budget_idx, attempts', ('queued', 'running', 'complete', 'failed')
+            )
+            if r['attempts'] > 0 and (budget_idx is None or r['budget_idx'] == budget_idx)
+        ]
 
     def _fail(self, t: PoolTrial, error: str) -> None:
         if self.opts.rungs is not None and self.journal.rung_results(t.id):
@@ -899,11 +952,15 @@ class SearchController:
         if fin is not None:
             extra['final'] = fin
         if self.opts.rungs is not None:
+            started = self._started()
             extra['fidelity'] = dict(
                 rung_epochs=list(self.opts.rungs.epochs),
                 eta=self.opts.rungs.eta,
                 rung_occupancy=self.rung_occupancy(),
-                promotions=len(self.journal.promotions()),
+                promotions=len(self.journal.promotions()) - len(self.journal.start_rungs()),
+                brackets=self.opts.rungs.brackets,
+                # candidates that started at each rung (all at the first with 'asha')
+                start_rungs=[started.count(k) for k in range(len(self.opts.rungs.epochs))],
                 model_rung=self.model_rung,
             )
         return dict(

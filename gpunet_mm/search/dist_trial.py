@@ -15,7 +15,7 @@ def main(spec: str) -> None:
     from ..apis.runner import close_process_group
     from ..atomic_write import atomic_write_text
     from .trainer import train_candidate
-    from .worker import fidelity_kwargs
+    from .worker import RESULT_FILE, fidelity_kwargs
 
     with open(spec) as f:
         task = json.load(f)
@@ -32,7 +32,7 @@ def main(spec: str) -> None:
         if int(os.environ.get('RANK', '0')) == 0:
             result['world_size'] = int(os.environ.get('WORLD_SIZE', '1'))
             atomic_write_text(
-                osp.join(task['work_dir'], 'trial_result.json'), json.dumps(result, default=str)
+                osp.join(task['work_dir'], RESULT_FILE), json.dumps(result, default=str)
             )
         completed = True
     finally:

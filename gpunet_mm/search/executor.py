@@ -71,6 +71,19 @@ class Executor(ABC):
     def shutdown(self) -> None:  # noqa: B027 (nothing to release by default)
         """Cancel what still runs."""
 
+    def recovered(self, task: TrialTask) -> Optional[Dict[str, Any]]:
+        """The result the worker of ``task`` left when it finished, for a controller that
+        stopped before it journaled that result (``--resume`` then records it instead of
+        training the attempt again), or None. The workers of
+        :mod:`~gpunet_mm.search.worker` leave it in the attempt's folder under the payload's
+        ``work_dir``; a result that lived only in the stopped process is gone."""
+        root = task.payload.get('work_dir')
+        if not root:
+            return None
+        from .worker import saved_result
+
+        return saved_result(root, task.trial_id, task.attempt)
+
 
 def classify_exception(exc: BaseException) -> str:
     """Map a worker's exception to an outcome kind."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -47,6 +48,7 @@ class Rungs:
     model: str = 'rung'
     final_stretch: bool = True
     promote: str = 'rung'
+    brackets: str = 'asha'
 
     @property
     def last(self) -> int:
@@ -131,6 +133,76 @@ class Rungs:
                     out.append((tid, k + 1))
         return out
 
+    # ------------------------------------------------------------------ brackets
+    def hyperband_shares(self) -> List[float]:
+        """Hyperband's allocation over the starting rung: the share of new candidates that
+        start at each rung.
+
+        Hyperband (Li et al., 2018) runs brackets ``s = s_max .. 0``; bracket ``s`` starts
+        ``ceil((s_max + 1) / (s + 1) * eta**s)`` candidates at rung ``s_max - s`` and spends
+        about the same compute as every other bracket. A candidate's starting rung is drawn
+        in those proportions (rungs 1/3/9 with eta 3: 9, 5 and 3 candidates of 17 start at
+        1, 3 and 9 epochs)."""
+        s_max = self.last
+        n = [
+            math.ceil((s_max + 1) / (s_max - k + 1) * self.eta ** (s_max - k))
+            for k in range(s_max + 1)
+        ]
+        return [v / sum(n) for v in n]
+
+    def start_weights(
+        self, results: Sequence[Mapping[str, Any]], budget: Optional[float] = None
+    ) -> List[float]:
+        """The share of new candidates (within ``budget``) that start at each rung.
+
+        ``'asha'``: every candidate starts at the first rung. ``'hyperband'``:
+        :meth:`hyperband_shares`. ``'adaptive'``: Hyperband's share of rung ``k`` times how
+        well rung ``k`` has ranked the top rung so far (:func:`rank_consistency`: Kendall's
+        tau over the candidates within ``budget`` that finished both, clipped at 0; the top
+        rung ranks itself perfectly). This is Hyper-Tune's bracket selection (Li et al.,
+        VLDB 2022; MFES-HB weighs fidelities the same way): a rung whose order says nothing
+        about the full schedule (tau <= 0) stops being an entry point, and its share goes
+        to the rungs that rank well, while a rung that ranks well keeps its full share (it
+        is the cheapest way to find the good candidates). Until a rung has
+        ``min_observations`` such pairs its consistency is unknown and taken as 1
+        (Hyperband's hedge). Only journal facts go in (rung results, measured latency).
+        """
+        if self.brackets == 'asha':
+            return [1.0] + [0.0] * self.last
+        shares = self.hyperband_shares()
+        if self.brackets == 'adaptive':
+            for k in range(self.last):
+                tau, n = rank_consistency(results, k, self.last, budget)
+                if n >= self.min_observations and tau is not None:
+                    shares[k] *= max(0.0, tau)
+        total = sum(shares)
+        return [v / total for v in shares]
+
+    def start_rung(
+        self,
+        results: Sequence[Mapping[str, Any]],
+        started: Sequence[int],
+        budget: Optional[float] = None,
+        highest: Optional[int] = None,
+    ) -> int:
+        """The rung the next new candidate of a budget starts at (0 with ``'asha'``).
+
+        ``started``: the starting rungs of that budget's candidates so far (the journal's
+        facts); ``highest``: the highest rung the compute left affords. Deterministic
+        (deficit round robin, no random draw): the rung whose share of the starts is
+        furthest below its weight (:meth:`start_weights`) takes the next one, the lower rung
+        on ties, so a search and its resume choose the same. A candidate that starts at
+        rung ``k`` trains from scratch to rung ``k``'s epochs in one training, then climbs
+        by promotion as any other."""
+        top = self.last if highest is None else max(0, min(int(highest), self.last))
+        w = self.start_weights(results, budget)[: top + 1]
+        if sum(w) <= 0:
+            return 0
+        w = [v / sum(w) for v in w]
+        n = len(started) + 1
+        counts = [sum(1 for s in started if s == k) for k in range(top + 1)]
+        return max(range(top + 1), key=lambda k: (w[k] * n - counts[k], -k))
+
     def model_rung(self, counts: Mapping[int, int]) -> int:
         """The highest rung with at least ``min_observations`` results (BOHB), else 0."""
         ok = [k for k, n in counts.items() if n >= self.min_observations]
@@ -206,6 +278,30 @@ def predicted_values(
     return {}
 
 
+def rank_consistency(
+    results: Sequence[Mapping[str, Any]], rung: int, top: int, budget: Optional[float] = None
+) -> Tuple[Optional[float], int]:
+    """``(Kendall's tau, n)`` between the metrics at ``rung`` and at ``top`` over the ``n``
+    candidates (within ``budget``, if given) that finished both; tau is None below 2
+    candidates or when either side is constant. How far a rung's order can be trusted as
+    the full schedule's, measured on the search's own candidates (Hyper-Tune, MFES-HB)."""
+    from scipy.stats import kendalltau
+
+    at: Dict[int, Dict[int, float]] = {rung: {}, top: {}}
+    for r in results:
+        k = int(r['rung'])
+        if k not in at or r['metric'] is None:
+            continue
+        if budget is not None and (r['latency_ms'] is None or r['latency_ms'] > budget):
+            continue
+        at[k][int(r['trial_id'])] = float(r['metric'])
+    both = sorted(set(at[rung]) & set(at[top]))
+    if len(both) < 2:
+        return None, len(both)
+    tau = kendalltau([at[rung][t] for t in both], [at[top][t] for t in both]).statistic
+    return (None if tau is None or not math.isfinite(tau) else float(tau)), len(both)
+
+
 def fidelity_settings(fid: Mapping[str, Any]) -> Dict[str, Any]:
     """``nas.fidelity`` with its defaults, checked by its schema (types, ranges, unknown
     keys; a caller may hand it the user's dict as it is)."""
@@ -266,6 +362,7 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
         fid['model'],
         fid['final_stretch'],
         fid['promote'],
+        fid['brackets'],
     )
 
 

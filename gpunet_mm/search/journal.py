@@ -955,6 +955,16 @@ class SearchJournal:
             args = (trial_id,)
         return [dict(r) for r in self.con.execute(q + ' ORDER BY r.trial_id, r.rung', args)]
 
+    def start_rungs(self) -> Dict[int, int]:
+        """trial id -> the rung it started at, for the trials that started above the first
+        (``nas.fidelity.brackets``): a start is recorded as a promotion to that rung with no
+        rung result below it, so it is in the journal before its dispatch, like any other."""
+        rows = self.con.execute(
+            'SELECT p.trial_id, MIN(p.rung) FROM promotions p WHERE NOT EXISTS (SELECT 1 FROM '
+            'rung_results r WHERE r.trial_id=p.trial_id AND r.rung < p.rung) GROUP BY p.trial_id'
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
     def top_rungs(self) -> Dict[int, int]:
         """trial id -> the highest rung it finished."""
         rows = self.con.execute('SELECT trial_id, MAX(rung) FROM rung_results GROUP BY trial_id')

@@ -210,7 +210,11 @@ class JournalTrialStore(MemoryTrialStore):
                 by_rung.setdefault(r['rung'], {})[self._trials[own].key] = float(r['metric'])
         k = self.rungs.model_rung({rung: len(v) for rung, v in by_rung.items()})
         self.model_rung = k
-        self._modelled = self.rungs.model_values(by_rung, k) if k else None
+        # at rung 0 the told values are rung 0's, unless some points started higher up
+        # (nas.fidelity.brackets): their first value is after another schedule, so the
+        # model is then given rung 0's values only, as at any other rung
+        mixed = any(p not in by_rung.get(0, {}) for v in by_rung.values() for p in v)
+        self._modelled = self.rungs.model_values(by_rung, k) if k or mixed else None
 
     # ---------------------------------------------------------------- writes
     def add(self, trial: Any) -> None:

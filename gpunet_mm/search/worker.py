@@ -14,11 +14,27 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 
 def trial_dir(root: str, trial_id: int, attempt: int) -> str:
     return osp.join(root, 'trials', f'{trial_id:04d}', f'attempt_{attempt}')
+
+
+#: the result an attempt leaves in its folder when it finishes, written before it is
+#: returned: a controller killed after the training ended and before it journaled the
+#: result finds it there on ``--resume`` (:func:`saved_result`) instead of training again
+RESULT_FILE = 'trial_result.json'
+
+
+def saved_result(root: str, trial_id: int, attempt: int) -> Optional[Dict[str, Any]]:
+    """The result attempt ``attempt`` of trial ``trial_id`` left under the search folder
+    ``root``, or None (it did not finish, or it ran before results were saved)."""
+    path = osp.join(trial_dir(root, trial_id, attempt), RESULT_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 #: payload keys of a multi-fidelity attempt, passed to :func:`~.trainer.train_candidate`
@@ -44,11 +60,14 @@ def run_trial(task: Dict[str, Any]) -> Dict[str, Any]:
     nproc = int(task.get('nproc') or 1)
     if nproc > 1:
         return run_distributed(task, work_dir, nproc)
+    from ..atomic_write import atomic_write_text
     from .trainer import train_candidate
 
-    return train_candidate(
+    result = train_candidate(
         task['cfg'], task['arch'], work_dir, threads=task.get('threads'), **fidelity_kwargs(task)
     )
+    atomic_write_text(osp.join(work_dir, RESULT_FILE), json.dumps(result, default=str))
+    return result
 
 
 def _free_port() -> int:
@@ -75,7 +94,7 @@ def run_distributed(task: Dict[str, Any], work_dir: str, nproc: int) -> Dict[str
         spec,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-    result_file = osp.join(work_dir, 'trial_result.json')
+    result_file = osp.join(work_dir, RESULT_FILE)
     if proc.returncode != 0 or not osp.isfile(result_file):
         tail = (proc.stderr or '')[-3000:]
         if 'FloatingPointError' in tail:
