@@ -317,6 +317,23 @@ class FinalSettings(BaseModel):
     )
 
 
+class InheritSettings(BaseModel):
+    """``nas.inherit``: a new candidate starts from the weights of the closest candidate that
+    finished a rung (``gpunet_mm.search.inherit``); off by default, because the fidelity study
+    found that inherited rungs rank the parents more than the children (docs/search_fidelity.md)."""
+
+    model_config = STRICT
+    #: the rung a parent must have finished (its checkpoint of that rung is inherited); -1:
+    #: the top rung (without rungs: a candidate that finished the proxy schedule)
+    parent_rung: Annotated[
+        int, Field(ge=-1000, le=1000, description='a rung index; -1: the top')
+    ] = -1
+    #: least share of the new backbone's weight elements the parent must give, else scratch
+    min_fraction: Annotated[
+        float, Field(ge=0, le=1, allow_inf_nan=False, description='a share in [0, 1]')
+    ] = 0.0
+
+
 class NasSettings(BaseModel):
     """The ``nas`` dict of a search config (docs/distributed_search.md has every key's meaning)."""
 
@@ -360,6 +377,10 @@ class NasSettings(BaseModel):
     ] = Field(None, description='None or a positive number of epochs')
     #: retrain the top-k per budget in full; None: no final retrain
     final: Optional[FinalSettings] = Field(None, description='None or dict(top_k=2, schedule=None)')
+    #: weight inheritance for new candidates; None: every candidate starts from scratch
+    inherit: Optional[InheritSettings] = Field(
+        None, description='None or dict(parent_rung=-1, min_fraction=0.0)'
+    )
     simulate: SimulateSettings = SimulateSettings()
 
 

@@ -215,6 +215,14 @@ def validate_config(cfg: Dict[str, Any], simulate: bool = False) -> Dict[str, An
     check_settings(cfg, nas, simulate)
     if (cfg.get('nas') or {}).get('fidelity') is not None:
         with_random_fraction(cfg)  # a contradiction is named before the journal exists
+    if nas['inherit'] is not None:
+        from .fidelity import rungs_of
+        from .inherit import check_parent_rung
+
+        try:
+            check_parent_rung(nas['inherit']['parent_rung'], rungs_of(cfg, nas, simulate))
+        except ValueError as e:
+            raise SearchConfigError(str(e)) from None
     return nas
 
 

@@ -59,6 +59,7 @@ _FROM_NAS = (
     'ask_batch',
     'ask_min',
     'compute_budget',
+    'inherit',
 )
 
 
@@ -89,6 +90,9 @@ class ControllerOptions:
     full_epochs: Optional[int] = None
     #: the final retrain (``nas.final``: ``top_k`` per budget on the full schedule)
     final: Optional[Dict[str, Any]] = None
+    #: weight inheritance of new candidates (``nas.inherit``: ``parent_rung``,
+    #: ``min_fraction``); None: every candidate starts from scratch
+    inherit: Optional[Dict[str, Any]] = _NAS['inherit']
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_trials, int) or self.num_trials < 1:
@@ -486,6 +490,10 @@ class SearchController:
                 resume = below[-1]['checkpoint'] if below else None
                 span = (rungs.epochs[below[-1]['rung']] if below else 0, rungs.epochs[rung])
                 extra = dict(epochs=span[1], resume_from=resume)
+            if self.opts.inherit is not None and not extra.get('resume_from'):
+                parent = self._parent(t)
+                if parent is not None:
+                    extra['inherit_from'] = parent
             now = self.executor.clock()
             attempt = self.journal.start_attempt(
                 t.id,
@@ -502,6 +510,41 @@ class SearchController:
                 **extra,
             )
             self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+
+    def _parent(self, t: PoolTrial) -> Optional[Dict[str, Any]]:
+        """``nas.inherit``: the candidate a new one inherits its weights from
+        (``inherit_from`` of the payload), the one among those that finished
+        ``parent_rung`` (the top rung; without rungs, the proxy schedule) whose checkpoint
+        of that rung gives the largest share of the new backbone's weights
+        (:func:`gpunet_mm.search.inherit.closest_parent`); None: none finished yet, or none
+        gives ``min_fraction``. Chosen at dispatch from what the journal holds then."""
+        from .inherit import check_parent_rung, closest_parent
+
+        inh, rungs = self.opts.inherit, self.opts.rungs
+        if rungs is None:
+            done = [
+                dict(trial_id=p.id, arch=p.arch, checkpoint=(p.result or {}).get('checkpoint'))
+                for p in self.journal.trials(('complete',))
+                if p.id != t.id
+            ]
+        else:  # a parent may be climbing further (queued or running) by now
+            archs = {p.id: p.arch for p in self.journal.trials() if p.id != t.id}
+            k = check_parent_rung(inh['parent_rung'], rungs)
+            done = [
+                dict(trial_id=r['trial_id'], arch=archs[r['trial_id']], checkpoint=r['checkpoint'])
+                for r in self.journal.rung_results()
+                if r['rung'] == k and r['trial_id'] in archs
+            ]
+        done = [d for d in done if d['checkpoint']]
+        best = closest_parent(t.arch, done, inh['min_fraction'])
+        if best is None:
+            return None
+        return dict(
+            checkpoint=best['checkpoint'],
+            arch=best['arch'],
+            trial_id=best['trial_id'],
+            fraction=round(best['fraction'], 4),
+        )
 
     def _start(self, t: PoolTrial) -> int:
         """The rung a new candidate starts at (``nas.fidelity.brackets``; 0 with ``'asha'``,

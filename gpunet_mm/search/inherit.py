@@ -174,6 +174,18 @@ def closest_parent(
     return dict(best, fraction=best_f)
 
 
+def check_parent_rung(parent_rung: int, rungs: Any) -> int:
+    """The rung index ``nas.inherit.parent_rung`` names (-1: the top) among ``rungs``
+    (:class:`gpunet_mm.search.fidelity.Rungs`, or None: one rung, the proxy schedule)."""
+    n = 1 if rungs is None else len(rungs.epochs)
+    if not -n <= parent_rung < n:
+        raise ValueError(
+            f'nas.inherit.parent_rung: got {parent_rung}; allowed: -{n} to {n - 1} '
+            f'(the search has {n} rung(s); -1: the top)'
+        )
+    return parent_rung % n
+
+
 def inherit_hook(checkpoint: str) -> Any:
     """An mmengine hook that, before training (after the model's own initialisation and
     only when the run does not resume), inherits a finished candidate's weights from

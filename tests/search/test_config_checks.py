@@ -52,3 +52,19 @@ def test_the_full_fidelity_demo_spends_the_demos_compute_without_rungs():
     # everything else (data, detector, schedule, latency target) is the demo's
     for key in ('model', 'train_cfg', 'param_scheduler', 'latency_target', 'search_space'):
         assert full[key] == demo[key], key
+
+
+def test_the_inheritance_demo_is_the_demo_with_inheritance_only():
+    """benchmark_demo_fidelity.py's `inherit` mode: the demo's rungs, compute and final
+    retrain, new candidates inheriting from the closest top-rung parent."""
+    from gpunet_mm.search.api import nas_settings
+
+    demo = load_search_config(DEMO_SEARCH)
+    inh = load_search_config(DEMO_SEARCH.replace('_demo_ort-cpu', '_demo_inherit_ort-cpu'))
+    d, i = nas_settings(demo), nas_settings(inh)
+    assert d['inherit'] is None and i['inherit'] == dict(parent_rung=-1, min_fraction=0.0)
+    assert {k: v for k, v in i.items() if k != 'inherit'} == {
+        k: v for k, v in d.items() if k != 'inherit'
+    }
+    for key in ('model', 'train_cfg', 'param_scheduler', 'latency_target', 'search_space'):
+        assert inh[key] == demo[key], key

@@ -119,3 +119,75 @@ def test_closest_parent_prefers_the_most_weights():
     assert got['checkpoint'] == '/ckpt/near.pth' and got['fraction'] == 1.0
     assert closest_parent(a0.to_dict(), []) is None
     assert closest_parent(a1.to_dict(), pool[1:], min_fraction=0.99) is None
+
+
+# ---------------------------------------------------------------------- in the search
+def _inherit_search(sim_cfg, tmp_path, inherit):
+    from gpunet_mm.search import LocalExecutor, SearchJournal
+    from gpunet_mm.search.api import run_search
+
+    from .conftest import FakeLatency, rung_trainer
+
+    sent = []
+    base = rung_trainer()
+
+    def fn(task):
+        sent.append((task.trial_id, dict(task.payload)))
+        return base(task)
+
+    sim_cfg['nas'].update(
+        num_trials=12,
+        fidelity=dict(min_epochs=1, eta=3, max_epochs=9, min_observations=4),
+        inherit=inherit,
+    )
+    run_search(
+        sim_cfg,
+        str(tmp_path),
+        simulate=True,
+        executor=LocalExecutor(fn, num_workers=2),
+        latency=FakeLatency(),
+        write_reports=False,
+    )
+    return sent, SearchJournal.open(str(tmp_path))
+
+
+def test_the_search_sends_new_candidates_the_closest_top_rung_parent(sim_cfg, tmp_path):
+    sent, j = _inherit_search(sim_cfg, tmp_path, dict())
+    top = {r['checkpoint']: r['trial_id'] for r in j.rung_results() if r['rung'] == 2}
+    archs = {t.id: t.arch for t in j.trials()}
+    inherited = [(tid, p['inherit_from']) for tid, p in sent if 'inherit_from' in p]
+    assert inherited  # the later candidates found a parent that finished the top rung
+    for tid, parent in inherited:
+        assert parent['checkpoint'] in top and top[parent['checkpoint']] == parent['trial_id']
+        assert parent['trial_id'] != tid
+        assert parent['fraction'] == pytest.approx(
+            transfer_fraction(archs[tid], archs[parent['trial_id']]), abs=1e-4
+        )
+    for _tid, p in sent:
+        if p.get('resume_from'):  # a continuation resumes its own weights, never inherits
+            assert 'inherit_from' not in p
+    # the first candidates start from scratch: nothing had finished the top rung yet
+    assert 'inherit_from' not in sent[0][1]
+
+
+def test_the_search_inherits_nothing_unless_asked_or_below_min_fraction(sim_cfg, tmp_path):
+    sent, _ = _inherit_search(sim_cfg, tmp_path / 'off', None)
+    assert sent and not any('inherit_from' in p for _, p in sent)
+    # only a parent that gives all of the backbone qualifies: none among distinct archs
+    sent, _ = _inherit_search(sim_cfg, tmp_path / 'all', dict(min_fraction=1.0, parent_rung=0))
+    assert not any(p.get('inherit_from', {}).get('fraction', 1.0) < 1.0 for _, p in sent)
+
+
+@pytest.mark.parametrize(
+    'inherit, match',
+    [
+        (dict(min_fraction=1.5), r'nas.inherit.min_fraction: got 1.5'),
+        (dict(parent=2), r'nas.inherit.parent: unknown key'),
+        (dict(parent_rung=3), r'nas.inherit.parent_rung: got 3; allowed: -3 to 2'),
+    ],
+)
+def test_bad_inherit_settings_are_refused(inherit, match, sim_cfg, tmp_path):
+    from gpunet_mm.search.trainer import SearchConfigError
+
+    with pytest.raises(SearchConfigError, match=match):
+        _inherit_search(sim_cfg, tmp_path, inherit)
