@@ -354,7 +354,7 @@ class SearchController:
     def recover(self) -> None:
         """Continue after a (possibly violent) stop. The optimisers were reopened from the
         journal with their stores; what is left is the pool's: record what was running and
-        finished before the stop (its worker's saved result, :meth:`Executor.recovered`),
+        finished before the stop (its worker's saved result, ``Executor.recovered``),
         re-dispatch the rest, and write the pool rows of proposals asked just before it."""
         lost, finished = [], []
         for t in self.journal.trials(('running',)):

@@ -75,7 +75,7 @@ class Executor(ABC):
         """The result the worker of ``task`` left when it finished, for a controller that
         stopped before it journaled that result (``--resume`` then records it instead of
         training the attempt again), or None. The workers of
-        :mod:`~gpunet_mm.search.worker` leave it in the attempt's folder under the payload's
+        ``gpunet_mm.search.worker`` leave it in the attempt's folder under the payload's
         ``work_dir``; a result that lived only in the stopped process is gone."""
         root = task.payload.get('work_dir')
         if not root:
