@@ -39,17 +39,26 @@ def _complete(work_dir):
         return 0, 0
 
 
-def test_kill9_then_resume(tmp_path):
-    wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
-    p = subprocess.Popen([sys.executable, SCRIPT, wd, log], cwd=ROOT)
+def _at_least(state, n):
+    """``(count, running)`` of a watcher: at least ``n`` done and one running now."""
+    done, running = state
+    return done >= n and bool(running)
+
+
+def _run_and_kill_when(argv, ready, timeout_s=120):
+    """Start ``argv`` and SIGKILL it as soon as ``ready()`` holds (polled every 20 ms), or
+    after ``timeout_s``; the test's checks then say whether the kill landed where meant."""
+    p = subprocess.Popen(argv, cwd=ROOT)
     t0 = time.time()
-    while time.time() - t0 < 120:
-        n, running = _complete(wd)
-        if n >= 4 and running:
-            break
-        time.sleep(0.05)
+    while time.time() - t0 < timeout_s and not ready():
+        time.sleep(0.02)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
+
+
+def test_kill9_then_resume(tmp_path):
+    wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
+    _run_and_kill_when([sys.executable, SCRIPT, wd, log], lambda: _at_least(_complete(wd), 4))
     before = {t.id: (t.arch_hash, t.metric) for t in SearchJournal.open(wd).trials(('complete',))}
     was_running = [t.id for t in SearchJournal.open(wd).trials(('running',))]
     assert len(before) >= 4 and was_running
@@ -173,15 +182,10 @@ def test_kill9_during_a_promotion_then_resume(tmp_path):
     rung result, re-trains no rung that finished, and continues the killed one from the
     same checkpoint (its previous rung's), not from scratch."""
     wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
-    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity'], cwd=ROOT)
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        n, running = _promoted_running(wd, log)
-        if n >= 4 and running:
-            break
-        time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    _run_and_kill_when(
+        [sys.executable, SCRIPT, wd, log, '--fidelity'],
+        lambda: _at_least(_promoted_running(wd, log), 4),
+    )
     before, killed = _killed_state(wd)
 
     subprocess.run(
@@ -248,15 +252,10 @@ def test_kill9_while_a_candidate_starts_at_a_later_rung_then_resume(tmp_path):
     decided again), trains the killed one from scratch to the same rung, and neither
     loses nor re-trains a finished rung."""
     wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
-    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--fidelity', '--brackets'], cwd=ROOT)
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        n, running = _start_running(wd, log)
-        if n >= 3 and running:
-            break
-        time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    _run_and_kill_when(
+        [sys.executable, SCRIPT, wd, log, '--fidelity', '--brackets'],
+        lambda: _at_least(_start_running(wd, log), 3),
+    )
     j = SearchJournal.open(wd)
     before = {(r['trial_id'], r['rung']): (r['metric'], r['checkpoint']) for r in j.rung_results()}
     starts_before = j.start_rungs()
@@ -312,15 +311,9 @@ def test_kill9_during_the_final_retrain_then_resume(tmp_path):
     retrained trials, keeps the finished final (not retrained, same metric) and trains the
     killed one again, once."""
     wd, log = str(tmp_path / 'search'), str(tmp_path / 'trained.log')
-    p = subprocess.Popen([sys.executable, SCRIPT, wd, log, '--final'], cwd=ROOT)
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        done, running = _finals(wd)
-        if done >= 1 and running:
-            break
-        time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    _run_and_kill_when(
+        [sys.executable, SCRIPT, wd, log, '--final'], lambda: _at_least(_finals(wd), 1)
+    )
     j = SearchJournal.open(wd)
     before = {f['trial_id']: f for f in j.finals()}
     trials_before = {t.id: (t.status, t.metric) for t in j.trials()}
