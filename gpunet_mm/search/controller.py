@@ -563,6 +563,13 @@ class SearchController:
         run = self._failure_run()
         return set() if run is None else run.trials
 
+    def _waiting(self) -> int:
+        """How many queued trials are held (:meth:`_held`) rather than waiting for a worker."""
+        held = self._held()
+        return sum(
+            1 for t in self.journal.trials(('queued',)) if t.id in held and self._exhausted(t)
+        )
+
     def _settle(self) -> None:
         """Fail for good the queued trials with no attempt left that no open run holds."""
         if not self._holding:
@@ -897,7 +904,9 @@ class SearchController:
             self._measure(proposed)  # left over from a stop, or references/warm starts
             if exclusive:
                 self._dispatch()
-        queued = self.journal.count(('queued',))
+        # a held trial waits for its run of failures to end, not for a worker
+        waiting = self._waiting() if self._holding else 0
+        queued = self.journal.count(('queued',)) - waiting
         rounds = 0
         while can_time and rounds < 50 and self.halt_reason is None:
             rounds += 1
@@ -916,7 +925,7 @@ class SearchController:
             self._measure(new)
             if exclusive:
                 self._dispatch()
-            queued = self.journal.count(('queued',))
+            queued = self.journal.count(('queued',)) - waiting
             limit = self.opts.max_infeasible_ratio * self.opts.num_trials
             if self.journal.count(('infeasible',)) > limit:
                 raise SearchError(
