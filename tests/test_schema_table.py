@@ -460,7 +460,7 @@ CASES = [
     (
         'dataset.zero-byte image (search)',
         zero_byte_image('search'),
-        'train_dataloader: annotation file',
+        'train_dataloader.dataset.ann_file',
         'b.jpg, which is empty (0 bytes)',
     ),
     ('image.zero-byte (parity, demo)', zero_byte_image('image'), 'b.jpg', 'empty (0 bytes)'),
