@@ -88,6 +88,7 @@ def test_joins_a_ray_started_with_ray_start(tmp_path):
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0',
         RAY_AUTH_MODE='disabled',
     )
+    temp_dir = tempfile.mkdtemp(prefix='ray', dir='/tmp')
     start = [
         ray_cli,
         'start',
@@ -96,7 +97,7 @@ def test_joins_a_ray_started_with_ray_start(tmp_path):
         f'--port={port}',
         '--num-cpus=1',
         '--include-dashboard=false',
-        f'--temp-dir={tempfile.mkdtemp(prefix="ray", dir="/tmp")}',  # short: socket paths
+        f'--temp-dir={temp_dir}',  # short: socket paths
     ]
     subprocess.run(start, check=True, env=env, capture_output=True, timeout=120)
     try:
@@ -121,7 +122,31 @@ def test_joins_a_ray_started_with_ray_start(tmp_path):
         )
         assert 'RESULT 7 ok 0.25' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     finally:
-        subprocess.run([ray_cli, 'stop', '--force'], env=env, capture_output=True, timeout=120)
+        _stop_cluster(temp_dir, port)
+
+
+def _stop_cluster(temp_dir, port):
+    """Kill this test's own cluster: the processes whose command line names its temp dir
+    or its GCS address. Never ``ray stop``: it kills every Ray on the machine, the local
+    clusters of the other tests and of any search running beside them included (a search
+    then sees its raylet die)."""
+    import os
+    import signal
+
+    marks = (temp_dir.encode(), f'--address=127.0.0.1:{port}'.encode())
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if any(m in cmd for m in marks):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def test_missing_data_in_the_worker_is_named_as_the_setups_fault(local_ray):
