@@ -200,3 +200,27 @@ def test_systemic_causes_are_named():
     assert systemic_cause(RuntimeError('shape mismatch')) is None
     assert systemic_cause(ray.exceptions.WorkerCrashedError()) is None  # the OOM killer
     assert systemic_cause(FileNotFoundError('resume checkpoint')) is None
+
+
+def test_the_command_line_names_the_cause_and_the_resume_command(monkeypatch, capsys, tmp_path):
+    import importlib.util
+    import os.path as osp
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        'nas_search', osp.join(ROOT, 'tools/nas_search.py')
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def halted(*a, **k):
+        raise SearchHalted('the search stopped: the Ray cluster is gone. Fix it, then --resume')
+
+    monkeypatch.setattr('gpunet_mm.search.api.run_search', halted)
+    config = osp.join(ROOT, 'configs/nas/retinanet_gpunet-nas_fpn_demo_ort-cpu.py')
+    rc = tool.main([config, '--work-dir', str(tmp_path / 'wd'), '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'Traceback' not in err
+    assert err.count('nas_search: error:') == 1 and 'the Ray cluster is gone' in err
+    assert f'python tools/nas_search.py {config} --work-dir {tmp_path / "wd"} --resume' in err
