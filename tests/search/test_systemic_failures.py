@@ -224,3 +224,32 @@ def test_the_command_line_names_the_cause_and_the_resume_command(monkeypatch, ca
     assert rc == 2 and 'Traceback' not in err
     assert err.count('nas_search: error:') == 1 and 'the Ray cluster is gone' in err
     assert f'python tools/nas_search.py {config} --work-dir {tmp_path / "wd"} --resume' in err
+
+
+def test_a_dead_latency_actor_stops_the_search_and_leaves_the_proposals(sim_cfg, tmp_path):
+    """The timing service (a Ray actor on a device of its own) died: the proposals it did
+    not measure are not failed; ``--resume`` measures them."""
+    import ray.exceptions
+
+    class DyingLatency(FakeLatency):
+        def measure(self, archs):
+            if len(self.measured) >= 4:
+                raise ray.exceptions.ActorDiedError()
+            return super().measure(archs)
+
+    cfg = _cfg(sim_cfg)
+    with pytest.raises(SearchHalted, match='latency measurement failed: the Ray cluster'):
+        run_search(
+            cfg,
+            str(tmp_path),
+            simulate=True,
+            executor=LocalExecutor(rung_trainer(), num_workers=1),
+            latency=DyingLatency(),
+            write_reports=False,
+        )
+    j = SearchJournal.open(str(tmp_path))
+    assert j.trials(('proposed',)) and not j.trials(('failed',))
+    j.close()
+    s = _run(cfg, tmp_path, rung_trainer(), resume=True)
+    assert s['trials_by_status'].get('failed', 0) == 0
+    assert s['trials_by_status'].get('proposed', 0) == 0
