@@ -183,7 +183,7 @@ class SearchController:
         self._infeasible_streak = 0
         self.latest: List[int] = []  # pool ids, most recently finished last
         self.stop_reason: Optional[str] = None
-        #: set when a failure every attempt would repeat stopped the search (:meth:`_halt`)
+        #: set when a failure every attempt would repeat stopped the search (``_halt``)
         self.halt_reason: Optional[str] = None
         self._halt_signature: Optional[str] = None  # the run's error, for the drain
         self._halted_trials: set = set()
