@@ -102,7 +102,9 @@ class RefitPredictor:
             raise ValueError(f'slope: got {slope!r}; allowed: a finite number > 0')
         bad = [m for m in models if m not in MODELS]
         if bad or not models:
-            raise ValueError(f'models: got {list(models)!r}; allowed: a non-empty subset of {MODELS}')
+            raise ValueError(
+                f'models: got {list(models)!r}; allowed: a non-empty subset of {MODELS}'
+            )
         if halflife is not None and not (math.isfinite(halflife) and halflife > 0):
             raise ValueError(f'halflife: got {halflife!r}; allowed: None or a number > 0')
         if rescale is not None and not (isinstance(rescale, int) and rescale >= 1):

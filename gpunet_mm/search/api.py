@@ -393,6 +393,19 @@ def make_optimizers(
     return out
 
 
+def calibration_fit(pred: Sequence[float], meas: Sequence[float]) -> Tuple[float, float]:
+    """``(slope, intercept)`` of ``measured = intercept + slope * predicted`` over the
+    calibration points; the median ratio through the origin with fewer than three distinct
+    predictions or a fit that is not increasing with a non-negative intercept."""
+    ratios = [m / p for m, p in zip(meas, pred) if p > 0]
+    slope, intercept = (float(np.median(ratios)) if ratios else 1.0), 0.0
+    if len(set(pred)) >= 3:
+        b, a = np.polyfit(pred, meas, 1)
+        if b > 0 and a >= 0:
+            slope, intercept = float(b), float(a)
+    return slope, intercept
+
+
 def calibrate(
     space: Any,
     latency: Any,
@@ -415,12 +428,7 @@ def calibrate(
     res = latency.measure(archs)
     pred = [float(predict(GPUNetArch.from_dict(a))) for a in archs]
     meas = [float(r['latency_ms']) for r in res]
-    ratios = [m / p for m, p in zip(meas, pred) if p > 0]
-    slope, intercept = (float(np.median(ratios)) if ratios else 1.0), 0.0
-    if len(set(pred)) >= 3:
-        b, a = np.polyfit(pred, meas, 1)
-        if b > 0 and a >= 0:
-            slope, intercept = float(b), float(a)
+    slope, intercept = calibration_fit(pred, meas)
     return dict(
         slope=slope,
         intercept=intercept,
