@@ -2,9 +2,10 @@
 # cores, under budgets relative to GPUNet-0's end-to-end ONNX Runtime latency measured on
 # this machine (decoding and NMS included). GPUNet-0 is trained as a trial of the same run
 # (nas.references), so the winner is compared with it in the same detector and schedule.
-_base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './_base_/search_demo_ort-cpu.py']
+_base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './_base_/search_demo_retinanet_ort-cpu.py']
 
-# the shared demo search settings: configs/nas/_base_/search_demo_ort-cpu.py
+# the shared demo search settings: configs/nas/_base_/search_demo_ort-cpu.py, with the
+# RetinaNet demo's own pruning model: configs/nas/_base_/search_demo_retinanet_ort-cpu.py
 
 nas = dict(
     num_trials=20,  # new candidates at most, GPUNet-0 included (compute_budget decides)
@@ -27,17 +28,6 @@ nas = dict(
             param_scheduler={{_base_.proxy_schedule.param_scheduler}},
         ),
     ),
-)
-
-# pruning model: the committed predictor of this detector and target (fitted on 100 random
-# 256 px detectors; used at the search's 128 px), re-anchored on this machine by the ratio
-# model (intercept + slope * predictor) refitted from every measurement. Replayed on seven
-# demo searches' journals it predicted their re-timed latencies within 3.2 % after 10
-# measurements, against 5.3 % for the features model refitted from the search's own
-# measurements (docs/search_fidelity.md, benchmarks/results/refit_demo_journals.json).
-predictor = dict(
-    path='gpunet_mm/deploy/data/predictor_demo_ort_cpu.json',
-    refit=dict(models=['anchor']),
 )
 
 # the candidates' proxy schedule (8 epochs, from scratch), from the shared base
