@@ -34,7 +34,8 @@ def test_the_search_refits_and_reports_the_predictor_error(sim_cfg, tmp_path):
     # the surrogate target is the proxy times an arch-specific factor (+-4 %): within 5 %
     assert 0.0 <= state['recent_median_abs_error'] <= 0.05
     assert 'latency model error' not in lines[0]  # nothing measured yet
-    assert f'latency model error {100 * state["recent_median_abs_error"]:.1f} %' in lines[-1]
+    err = 100 * state['recent_median_abs_error']
+    assert f'latency model error {err:.1f} % (last {state["window"]})' in lines[-1]
 
 
 def test_the_retinanet_demo_prunes_with_its_committed_predictor_at_its_own_shape(
