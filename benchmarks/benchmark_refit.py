@@ -435,8 +435,17 @@ def from_journals(args: argparse.Namespace) -> None:
         retimed=lambda x: quiet[x['onnx']],
         one_round=lambda x: x.get('first', x['y']),
     )
+    from gpunet_mm.deploy.predictor import FEATURES
+
+    fits_others = all(
+        len(set(others) - {x['onnx'] for x in r['seeds'] + r['trials']}) >= len(FEATURES)
+        for r in runs
+    )
     table = {}
     for method in METHODS:
+        if method[1] == 'others' and not fits_others:
+            print(f'| {method[0]} | (too few other detectors to fit it) |')
+            continue
         row = {}
         for vname, value in values.items():
             if vname == 'one_round' and method[1] == 'others':
