@@ -396,6 +396,12 @@ RUNNERS: Dict[str, Callable[..., Dict]] = {
     # promotion by the predicted higher-rung value (fidelity.promote='predicted')
     'ours': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, promote='predicted'),
     'ours-offset': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='offset'),
+    # the optimisers model every point at the top rung, predicted by one GP over (point,
+    # log epochs) fitted to every rung's results (fidelity.model='joint')
+    'ours-joint': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='joint'),
+    'ours-joint-adaptive': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, model='joint', brackets='adaptive'
+    ),
     # ablation: plain ASHA to the end of the budget (no final stretch)
     'ours-asha': lambda o, b, c, s: run_ours(
         o, b, c, s, fidelity=True, final_stretch=False, promote='predicted'

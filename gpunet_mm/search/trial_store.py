@@ -214,7 +214,14 @@ class JournalTrialStore(MemoryTrialStore):
         # (nas.fidelity.brackets): their first value is after another schedule, so the
         # model is then given rung 0's values only, as at any other rung
         mixed = any(p not in by_rung.get(0, {}) for v in by_rung.values() for p in v)
-        self._modelled = self.rungs.model_values(by_rung, k) if k or mixed else None
+        features = None
+        if self.rungs.model == 'joint' and (k or mixed):
+            # the model that takes the rung as an input needs the points themselves
+            keys = {p for v in by_rung.values() for p in v}
+            own = [t for t in self._trials if t.key in keys]
+            F = self.space.features(np.array([t.x for t in own], dtype=float))
+            features = {t.key: row for t, row in zip(own, F.tolist())}
+        self._modelled = self.rungs.model_values(by_rung, k, features) if k or mixed else None
 
     # ---------------------------------------------------------------- writes
     def add(self, trial: Any) -> None:
