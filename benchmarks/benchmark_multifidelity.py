@@ -27,6 +27,9 @@ Methods:
   share of new candidates starts at the later rungs, from scratch) or ``'adaptive'``
   (those shares weighted by each rung's measured rank consistency with the top rung);
   ``start_rungs`` in each run's row counts the candidates that started at each rung;
+* ``ours-joint`` / ``ours-joint-adaptive``: ``ours-rung`` / ``ours-adaptive`` with
+  ``model='joint'`` (the optimisers model every point at the top rung, predicted by one
+  GP over (point, log epochs) fitted to every rung's results);
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
 * ``tpe-hb``: Optuna TPE with ``HyperbandPruner`` (a trial reports after each rung and
