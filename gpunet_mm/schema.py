@@ -439,11 +439,30 @@ class SearchSpaceSettings(BaseModel):
     type: Name
 
 
+class RefitSettings(BaseModel):
+    """``predictor.refit``: how the pruning predictor learns the target from the search's
+    measurements (:class:`~gpunet_mm.deploy.refit.RefitPredictor`'s arguments)."""
+
+    model_config = STRICT
+    models: Annotated[
+        List[Literal['anchor', 'features']],
+        Field(min_length=1, description="a non-empty list of 'anchor' and 'features'"),
+    ] = ['anchor', 'features']
+    halflife: Optional[
+        Annotated[float, Field(gt=0, allow_inf_nan=False, description='None or a number > 0')]
+    ] = None
+    rescale: Optional[
+        Annotated[int, Field(ge=1, le=1000, description='None or an integer 1 to 1000')]
+    ] = None
+
+
 class PredictorSettings(BaseModel):
-    """``predictor``: an optional fitted latency-predictor JSON for pruning."""
+    """``predictor``: an optional fitted latency-predictor JSON for pruning (the prior the
+    search re-anchors on its target), and how it is refitted from the measurements."""
 
     model_config = STRICT
     path: Optional[Name] = None
+    refit: Optional[RefitSettings] = None
 
 
 # ------------------------------------------------------------------ the backbone
@@ -652,6 +671,7 @@ __all__ = [
     'NasSettings',
     'PredictorFile',
     'PredictorSettings',
+    'RefitSettings',
     'ResultsFile',
     'SchemaError',
     'SearchSpaceSettings',

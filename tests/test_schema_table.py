@@ -367,6 +367,24 @@ CASES = [
         'predictor.file',
         'unknown key',
     ),
+    (
+        'predictor.refit.models',
+        schema(PredictorSettings, 'predictor', refit=dict(models=['ratio'])),
+        'predictor.refit.models[0]',
+        "'ratio'",
+    ),
+    (
+        'predictor.refit.halflife=0',
+        schema(PredictorSettings, 'predictor', refit=dict(halflife=0.0)),
+        'predictor.refit.halflife',
+        '0.0',
+    ),
+    (
+        'predictor.refit.rescale=0',
+        schema(PredictorSettings, 'predictor', refit=dict(rescale=0)),
+        'predictor.refit.rescale',
+        '0',
+    ),
     # ---- backbone arguments (the schema; the GPUNet class is in test_hostile_inputs)
     (
         'GPUNet.norm_eval=str',

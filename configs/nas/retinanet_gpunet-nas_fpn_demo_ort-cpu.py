@@ -2,9 +2,10 @@
 # cores, under budgets relative to GPUNet-0's end-to-end ONNX Runtime latency measured on
 # this machine (decoding and NMS included). GPUNet-0 is trained as a trial of the same run
 # (nas.references), so the winner is compared with it in the same detector and schedule.
-_base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './_base_/search_demo_ort-cpu.py']
+_base_ = ['../demo/retinanet_gpunet-0_fpn_demo.py', './_base_/search_demo_retinanet_ort-cpu.py']
 
-# the shared demo search settings: configs/nas/_base_/search_demo_ort-cpu.py
+# the shared demo search settings: configs/nas/_base_/search_demo_ort-cpu.py, with the
+# RetinaNet demo's own pruning model: configs/nas/_base_/search_demo_retinanet_ort-cpu.py
 
 nas = dict(
     num_trials=20,  # new candidates at most, GPUNet-0 included (compute_budget decides)

@@ -304,18 +304,34 @@ def base_predictor(cfg: Mapping[str, Any], simulate: bool) -> Callable[[Any], fl
     from ..nas.latency_proxy import latency_proxy
 
     pcfg = dict(cfg.get('predictor') or {})
-    path = pcfg.get('path')
-    if simulate or not path:
+    if simulate or not pcfg.get('path'):
         return latency_proxy
+    pred = load_search_predictor(cfg)
+    return lambda a: float(pred.predict(a))
+
+
+def load_search_predictor(cfg: Mapping[str, Any]) -> Any:
+    """``predictor.path``'s ``LatencyPredictor``, predicting at the shape the search times
+    each candidate at (``latency_target.shape``, else the candidate's resolution) rather than
+    the shape it was fitted at: the demo's predictor was fitted on 256 px detectors, the
+    demo search times at 128 px. A relative path that is not found from here is looked up
+    from the package's parent folder (the repository root of a checkout), so a config run
+    from elsewhere finds a committed file."""
     from ..deploy import LatencyPredictor
 
+    path = cfg['predictor']['path']
+    if not osp.isabs(path) and not osp.isfile(path):
+        root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+        if osp.isfile(osp.join(root, path)):
+            path = osp.join(root, path)
     if not osp.isfile(path):
         raise SearchConfigError(f'predictor.path: {path} does not exist')
     try:
         pred = LatencyPredictor.load(path)
     except ValueError as e:
         raise SearchConfigError(f'predictor.path: {e}') from None
-    return lambda a: float(pred.predict(a))
+    pred.target = dict(pred.target, shape=(cfg.get('latency_target') or {}).get('shape'))
+    return pred
 
 
 def with_random_fraction(cfg: Mapping[str, Any]) -> Dict[str, Any]:
@@ -377,6 +393,19 @@ def make_optimizers(
     return out
 
 
+def calibration_fit(pred: Sequence[float], meas: Sequence[float]) -> Tuple[float, float]:
+    """``(slope, intercept)`` of ``measured = intercept + slope * predicted`` over the
+    calibration points; the median ratio through the origin with fewer than three distinct
+    predictions or a fit that is not increasing with a non-negative intercept."""
+    ratios = [m / p for m, p in zip(meas, pred) if p > 0]
+    slope, intercept = (float(np.median(ratios)) if ratios else 1.0), 0.0
+    if len(set(pred)) >= 3:
+        b, a = np.polyfit(pred, meas, 1)
+        if b > 0 and a >= 0:
+            slope, intercept = float(b), float(a)
+    return slope, intercept
+
+
 def calibrate(
     space: Any,
     latency: Any,
@@ -399,12 +428,7 @@ def calibrate(
     res = latency.measure(archs)
     pred = [float(predict(GPUNetArch.from_dict(a))) for a in archs]
     meas = [float(r['latency_ms']) for r in res]
-    ratios = [m / p for m, p in zip(meas, pred) if p > 0]
-    slope, intercept = (float(np.median(ratios)) if ratios else 1.0), 0.0
-    if len(set(pred)) >= 3:
-        b, a = np.polyfit(pred, meas, 1)
-        if b > 0 and a >= 0:
-            slope, intercept = float(b), float(a)
+    slope, intercept = calibration_fit(pred, meas)
     return dict(
         slope=slope,
         intercept=intercept,
@@ -427,21 +451,28 @@ def latency_model(
     calibration points and then from every measurement the search makes
     (:class:`~gpunet_mm.deploy.refit.RefitPredictor`; a detector search also fits the whole
     detector's cost features of its own template and target)."""
-    from ..deploy.refit import RefitPredictor, grouped_features
+    from ..deploy.refit import MODELS, RefitPredictor, grouped_features
 
     features = None
+    pcfg = dict(cfg.get('predictor') or {})
     if not simulate and cfg.get('default_scope') == 'mmdet':
         from ..deploy import LatencyPredictor
 
-        path = (cfg.get('predictor') or {}).get('path')
         feat = (
-            LatencyPredictor.load(path)
-            if path
+            load_search_predictor(cfg)
+            if pcfg.get('path')
             else LatencyPredictor.for_target(dict(cfg['model']), dict(cfg['latency_target']))
         )
         features = grouped_features(feat)
+    refit = dict(pcfg.get('refit') or {})
     model = RefitPredictor(
-        base, float(calib['slope']), float(calib['intercept']), features=features
+        base,
+        float(calib['slope']),
+        float(calib['intercept']),
+        features=features,
+        models=tuple(refit.get('models') or MODELS),
+        halflife=refit.get('halflife'),
+        rescale=refit.get('rescale'),
     )
     for p in calib.get('points') or []:
         if p.get('arch') is not None:  # journals from before the refit have hashes only

@@ -66,7 +66,12 @@ class SearchProgress:
         fid = ctrl.fidelity_status() if hasattr(ctrl, 'fidelity_status') else ''
         model = getattr(ctrl, 'latency_model', None)
         err = model.recent_error() if model is not None else None
-        lat = '' if err is None else f' | latency model error {100 * err:.1f} %'
+        # the summary's latency_predictor figure: median over the last <= 20 proposals
+        lat = (
+            ''
+            if err is None
+            else f' | latency model error {100 * err:.1f} % (last {model.state()["window"]})'
+        )
         return (
             f'[search] {s["done"]}/{self.total} trained, {c["running"]} running, '
             f'{c["failed"]} failed, {c["infeasible"]} over budget | best {best}{lat} | '

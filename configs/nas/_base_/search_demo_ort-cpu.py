@@ -31,10 +31,15 @@ latency_target = dict(
     clock='cpu',  # one ORT thread: CPU time per run is wall time without the neighbours' load
     exclusive=False,  # shares the CPU with the trainings: timed only while none runs
     rounds=3,  # 3 rounds of 30 runs, the median round kept: a burst of load is outvoted
+    # GPUNet-0 re-timed in every timing window and each window's latencies scaled by its
+    # drift, so they stay in the units of its first timing (the budget's): the load of a
+    # shared machine moves every detector of a window alike (docs/search_fidelity.md)
+    anchor='GPUNet-0',
 )
 
 # pruning model: the analytic proxy scaled to this target by measured calibration points
-# (a fitted LatencyPredictor JSON for the target can be given as path=...)
+# and refitted from every measurement (a fitted LatencyPredictor JSON for the target can be
+# given as path=...; the RetinaNet demo search does)
 predictor = dict(path=None)
 
 # The candidates' proxy schedule: short, from scratch (overrides the base detector config).
