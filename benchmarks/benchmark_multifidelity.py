@@ -18,8 +18,9 @@ Methods:
 * ``ours-asha``: the same with ``final_stretch=False`` (plain ASHA to the end: the
   ablation of the final stretch);
 * ``ours-rung``: ``ours`` with ``promote='rung'`` (a rung ranks by its own metric, as
-  ASHA does; the library's default, since the prediction did not pay overall in the
-  2026-12-03 run);
+  ASHA does; the library's promotion rule, since the prediction did not pay overall in
+  the 2026-12-03 run); every ``ours*`` column models ``model='rung'`` unless it names
+  ``joint``;
 * ``ours-norandom``: ``ours`` with ``random_fraction=0`` (every LA-MCTS-BO proposal from
   its model of the rung values: the ablation of BOHB's random share);
 * ``ours-full``: the same search without rungs (every candidate trains the full schedule);
@@ -176,6 +177,9 @@ def run_ours(
         ),
     )
     if fidelity:
+        # every column names what it models: the library's default moved from 'rung' to
+        # 'joint' after the 2026-12-03 run, and the earlier columns keep their meaning
+        fid.setdefault('model', 'rung')
         cfg['nas']['fidelity'] = dict(min_epochs=RUNGS[0], eta=ETA, max_epochs=EPOCHS, **fid)
     executor = SimulatedExecutor(
         partial(_curve_of, obj.name),
