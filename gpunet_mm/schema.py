@@ -278,9 +278,13 @@ class FidelitySettings(BaseModel):
     )
     #: results a rung needs before the optimisers learn from it
     min_observations: Annotated[int, Field(ge=1, le=100_000, description='integers >= 1')] = 6
-    #: what the optimisers model: 'rung' (BOHB: only the points of that rung) or 'offset'
-    #: (also the points that stopped lower, shifted by the median gain between the rungs)
-    model: Literal['rung', 'offset'] = 'rung'
+    #: what the optimisers model: 'rung' (BOHB: only the points of that rung), 'offset'
+    #: (also the points that stopped lower, shifted by the median gain between the rungs) or
+    #: 'joint' (every point at the top rung, predicted by one model of every rung's results
+    #: that takes the rung as an input; gpunet_mm.search.fidelity.joint_values). 'joint' is
+    #: the default: at equal compute it led 'rung' in all 6 settings of
+    #: benchmarks/benchmark_multifidelity.py (docs/distributed_search.md)
+    model: Literal['rung', 'offset', 'joint'] = 'joint'
     #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
     #: new candidate to the top rung, start nothing new and promote below the top instead
     final_stretch: bool = True

@@ -208,10 +208,20 @@ class Rungs:
         ok = [k for k, n in counts.items() if n >= self.min_observations]
         return max(ok, default=0)
 
-    def model_values(self, by_rung: Mapping[int, Mapping[str, float]], k: int) -> Dict[str, float]:
+    def model_values(
+        self,
+        by_rung: Mapping[int, Mapping[str, float]],
+        k: int,
+        features: Optional[Mapping[str, Sequence[float]]] = None,
+    ) -> Dict[str, float]:
         """The values the optimisers model at rung ``k``: that rung's (``model='rung'``),
         plus, with ``model='offset'``, every point that stopped below it, shifted by the
-        median gain from its last rung to ``k`` among the points that trained both."""
+        median gain from its last rung to ``k`` among the points that trained both. With
+        ``model='joint'`` (and ``features``: point key -> its model inputs) every point's
+        value at the *top* rung, from one model of every rung's results that takes the
+        rung as an input (:func:`joint_values`)."""
+        if self.model == 'joint' and features is not None:
+            return joint_values(features, by_rung, self.epochs)
         out = dict(by_rung.get(k, {}))
         if self.model != 'offset':
             return out
@@ -276,6 +286,75 @@ def predicted_values(
         ask = [t for t in have if rung in vals[t]]
         return dict(zip(ask, (float(p) for p in model.predict(feats(ask)))))
     return {}
+
+
+def joint_values(
+    features: Mapping[str, Sequence[float]],
+    by_rung: Mapping[int, Mapping[str, float]],
+    epochs: Sequence[int],
+    max_points: int = 400,
+) -> Dict[str, float]:
+    """``point key -> its value at the top rung`` for every point with a rung result: the
+    measured value where it reached the top rung, else the prediction of one Gaussian
+    process over ``(point features, log epochs)`` fitted to every rung's results.
+
+    Why: BOHB's rule shows the optimiser one rung's values, so it models either the many
+    noisy first-rung numbers (which rank near-budget candidates by how fast they learn) or
+    the few top-rung ones. A model with the fidelity as an input (FABOLAS, Klein et al.
+    2017; BOCA, Kandasamy et al. 2017; multi-fidelity BO generally) learns from all of them
+    at once: the points that climbed tell it how a rung's number relates to the top rung's
+    *in that region of the space*, and the rest are read at the top rung through that.
+    The optimiser still sees points and values only (the values on the top rung's
+    scale). The input is ``log(epochs) / log(full)`` (rungs grow geometrically); an ARD
+    Matern-5/2 kernel over the whole input plus white noise (the short rungs are noisy),
+    hyperparameters fitted by marginal likelihood. At most ``max_points`` results go in:
+    every result above the first rung, then the first rung's (in key order, so the fit is
+    a function of the journal). Points without features are ignored."""
+    from scipy.optimize import minimize
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    top = len(epochs) - 1
+    span = math.log(epochs[-1]) if epochs[-1] > 1 else 1.0
+    fid = [math.log(e) / span if epochs[-1] > 1 else 1.0 for e in epochs]
+    rows = [
+        (key, k, float(v))
+        for k in sorted(by_rung, reverse=True)
+        for key, v in sorted(by_rung[k].items())
+        if key in features and 0 <= k <= top
+    ][:max_points]
+    out = {key: float(v) for key, v in by_rung.get(top, {}).items()}
+    if len(rows) < 3:
+        return out
+    X = np.array([list(features[key]) + [fid[k]] for key, k, _ in rows], dtype=float)
+    y = np.array([v for _, _, v in rows])
+    mu, sd = float(y.mean()), float(y.std()) or 1.0
+    D = X.shape[1]
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
+        length_scale=np.full(D, 0.5), length_scale_bounds=(5e-3, 2e1), nu=2.5
+    ) + WhiteKernel(0.1, (1e-6, 1.0))
+
+    def lbfgs(obj_func: Any, theta0: Any, bounds: Any) -> Tuple[Any, float]:
+        r = minimize(
+            obj_func, theta0, jac=True, bounds=bounds, method='L-BFGS-B', options=dict(maxiter=50)
+        )
+        return r.x, r.fun
+
+    import warnings
+
+    gp = GaussianProcessRegressor(kernel=kernel, normalize_y=False, optimizer=lbfgs)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ConvergenceWarning)
+        try:
+            gp.fit(X, (y - mu) / sd)
+        except (np.linalg.LinAlgError, ValueError):
+            return out
+    ask = sorted({key for v in by_rung.values() for key in v if key in features} - set(out))
+    if ask:
+        Q = np.array([list(features[key]) + [1.0] for key in ask], dtype=float)
+        out.update(zip(ask, (float(p) * sd + mu for p in gp.predict(Q))))
+    return out
 
 
 def rank_consistency(

@@ -80,6 +80,8 @@ class JournalTrialStore(MemoryTrialStore):
         self.rungs = rungs
         #: the rung the optimiser models at its last ask (0: the told values)
         self.model_rung = 0
+        #: the rung results the joint model (``nas.fidelity.model='joint'``) was last fitted to
+        self._joint_seen: Optional[tuple] = None
         self._dirty: Dict[int, Any] = {}
         self._pool: Dict[str, int] = {}  # pool arch_hash -> own trial id
         self._pool_of: Dict[int, Optional[str]] = {}  # own trial id -> pool arch_hash
@@ -214,7 +216,19 @@ class JournalTrialStore(MemoryTrialStore):
         # (nas.fidelity.brackets): their first value is after another schedule, so the
         # model is then given rung 0's values only, as at any other rung
         mixed = any(p not in by_rung.get(0, {}) for v in by_rung.values() for p in v)
-        self._modelled = self.rungs.model_values(by_rung, k) if k or mixed else None
+        features = None
+        if self.rungs.model == 'joint' and (k or mixed):
+            # the model that takes the rung as an input needs the points themselves; it is
+            # a function of the rung results, so refitted only when they changed
+            seen = tuple(sorted((r, p, v) for r, d in by_rung.items() for p, v in d.items()))
+            if seen == self._joint_seen:
+                return
+            self._joint_seen = seen
+            keys = {p for v in by_rung.values() for p in v}
+            own = [t for t in self._trials if t.key in keys]
+            F = self.space.features(np.array([t.x for t in own], dtype=float))
+            features = {t.key: row for t, row in zip(own, F.tolist())}
+        self._modelled = self.rungs.model_values(by_rung, k, features) if k or mixed else None
 
     # ---------------------------------------------------------------- writes
     def add(self, trial: Any) -> None:

@@ -44,8 +44,12 @@ SIM_CFG: Dict[str, Any] = dict(
 )
 #: ``random_fraction=0``: the recorded hash predates BOHB's random share (issue 17g), whose
 #: default changes a multi-fidelity search's proposals by design; pinned at 0, the same run
-#: must still hash the same (tests/nas/test_random_fraction.py covers the share itself)
-FIDELITY = dict(min_epochs=1, eta=3, max_epochs=9, min_observations=3, random_fraction=0.0)
+#: must still hash the same (tests/nas/test_random_fraction.py covers the share itself).
+#: ``model='rung'`` likewise: the default became ``'joint'`` after the recording
+#: (tests/search/test_fidelity_joint.py covers that model)
+FIDELITY = dict(
+    min_epochs=1, eta=3, max_epochs=9, min_observations=3, random_fraction=0.0, model='rung'
+)
 
 
 def _digest(rows: List[Any]) -> str:

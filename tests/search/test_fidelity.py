@@ -206,7 +206,7 @@ def test_the_optimisers_learn_from_the_highest_rung_with_enough_results(
         seen.append((None if offered is None else dict(offered), len(y)))
 
     monkeypatch.setattr(JournalTrialStore, 'refresh', recording_refresh)
-    cfg = _fid_cfg(sim_cfg, min_observations=2)
+    cfg = _fid_cfg(sim_cfg, min_observations=2, model='rung')  # BOHB's rule, not the default
     cfg['nas'].update(num_trials=16, ask_batch=1)
     s = _run(cfg, tmp_path, rung_trainer(), workers=1)
     j = SearchJournal.open(str(tmp_path))

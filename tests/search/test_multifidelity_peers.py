@@ -28,3 +28,33 @@ def test_a_peer_run_is_a_function_of_its_seed(surrogate, method):
         assert first == again, seed
         # it spent what it was given, never more (the benchmark's equal-compute premise)
         assert 90.0 - bench.RUNGS[-1] <= first['compute'] <= 90.0
+
+
+def test_the_oracle_column_is_a_labelled_ceiling_over_random_proposals(surrogate):
+    """``oracle-sh`` is random + SH whose rungs rank by the true full-schedule value: at
+    the same seed it trains the same first rung and its winner is the best full-schedule
+    value among what it trained, so never below random + SH's; the tables label it as a
+    diagnostic and the targets never count it as a peer."""
+    obj, budget = surrogate
+    for seed in (100, 101, 102):
+        rsh = bench.RUNNERS['random-sh'](obj, budget, 90.0, seed)
+        orc = bench.RUNNERS['oracle-sh'](obj, budget, 90.0, seed)
+        assert orc['winner'] >= rsh['winner'] and orc['candidates'] == rsh['candidates']
+        assert 90.0 - bench.RUNGS[-1] <= orc['compute'] <= 90.0
+    rows = [
+        dict(problem='p', method=m, budget_ms=1.0, fraction=f, seed=0, winner=v)
+        for m, v in (('ours', 1.0), ('ours-full', 1.0), ('random-sh', 0.5), ('oracle-sh', 9.0))
+        for f in (0.5, 1.0)
+    ]
+    table = bench.markdown(rows, ['ours', 'random-sh', 'oracle-sh'], [0.5, 1.0])
+    assert '| compute | ours | random-sh | oracle-sh (diagnostic) |' in table
+    lines = bench.targets(rows, [0.5, 1.0])
+    # the oracle is far ahead, yet ours is "ahead of every peer": it is not a peer
+    assert all('ahead of every peer: yes' in ln for ln in lines if 'x: ours' in ln)
+    assert any('ceiling (diagnostic) oracle-sh at 0.5x 9.00' in ln for ln in lines)
+
+
+def test_best_of_random_grows_with_the_candidates_a_perfect_ranker_buys(surrogate):
+    obj, budget = surrogate
+    best = bench.best_of_random(obj, budget, [5, 80], pool=400, draws=200)
+    assert best[80] > best[5]
