@@ -96,8 +96,13 @@ def run_search(mode: str, work_dir: str, cfg_options: List[str], rerun: bool) ->
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     with open(osp.normpath(work_dir) + '.log', 'a') as log:
+        # one header per run: the log gathers every run of a mode and seed, each run's stderr
+        # as it comes and its stdout at its end, and without the headers a later run's
+        # first error read as the end of the run before it
+        log.write(f'=== {time.strftime("%Y-%m-%d %H:%M:%S")} {" ".join(cmd)}\n')
+        log.flush()
         out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-        log.write(out.stdout)
+        log.write(f'--- its stdout (exit status {out.returncode}):\n{out.stdout}')
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f'{mode}: {" ".join(cmd)} failed ({out.returncode}); see the log')

@@ -351,6 +351,11 @@ class NasSettings(BaseModel):
     num_workers: Annotated[int, Field(ge=1, le=100_000, description='an integer >= 1')] = 1
     seed: Annotated[int, Field(ge=0, lt=2**32, description='an integer in [0, 2**32)')] = 0
     max_attempts: Annotated[int, Field(ge=1, le=100, description='1 to 100')] = 2
+    #: stop the search when this many distinct candidates in a row fail with the same error
+    #: and none succeeds between (the cause is the setup, not the candidates); None: off
+    max_consecutive_failures: Optional[
+        Annotated[int, Field(ge=1, le=10_000, description='None or an integer >= 1')]
+    ] = 3
     trial_timeout_s: Optional[PosFloat] = None
     lease_s: PosFloat = 600.0
     propose_ahead: Annotated[int, Field(ge=0, le=10_000, description='0 to 10000')] = 0

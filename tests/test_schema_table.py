@@ -222,6 +222,12 @@ CASES = [
     ('nas.num_trials=str', nas(num_trials='5'), 'nas.num_trials', "'5'"),
     ('nas.num_workers=0', nas(num_workers=0), 'nas.num_workers', '0'),
     ('nas.max_attempts=1e9', nas(max_attempts=10**9), 'nas.max_attempts', '1000000000'),
+    (
+        'nas.max_consecutive_failures=0',
+        nas(max_consecutive_failures=0),
+        'nas.max_consecutive_failures',
+        'greater than or equal to 1',
+    ),
     ('nas.lease_s=nan', nas(lease_s=NAN), 'nas.lease_s', 'nan'),
     ('nas.lease_s=-1', nas(lease_s=-1), 'nas.lease_s', '-1'),
     ('nas.trial_timeout_s=0', nas(trial_timeout_s=0), 'nas.trial_timeout_s', '0'),
@@ -478,7 +484,7 @@ CASES = [
     (
         'dataset.zero-byte image (search)',
         zero_byte_image('search'),
-        'train_dataloader: annotation file',
+        'train_dataloader.dataset.ann_file',
         'b.jpg, which is empty (0 bytes)',
     ),
     ('image.zero-byte (parity, demo)', zero_byte_image('image'), 'b.jpg', 'empty (0 bytes)'),

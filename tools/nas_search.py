@@ -93,6 +93,7 @@ def main(argv=None) -> int:
         run_search,
         validate_config,
     )
+    from gpunet_mm.search.controller import SearchHalted
     from gpunet_mm.search.lock import WorkDirBusyError
     from gpunet_mm.search.progress import SearchProgress
     from gpunet_mm.search.trainer import SearchConfigError
@@ -136,6 +137,12 @@ def main(argv=None) -> int:
             warm_start=warm_start,
             on_update=progress,
         )
+    except SearchHalted as e:  # the setup failed (cluster, data): fix it, then --resume
+        again = f'python tools/nas_search.py {args.config or ""} --work-dir {work_dir} --resume'
+        if args.final is not None:
+            again = f'python tools/nas_search.py --final {args.final}'
+        print(f'nas_search: error: {e}: {again.replace("  ", " ")}', file=sys.stderr)
+        return 2
     except user_errors as e:  # a bad input: what is wrong and how to fix it, no traceback
         print(f'nas_search: error: {e}', file=sys.stderr)
         return 2

@@ -7,7 +7,10 @@ from .checkpoint import (
 )
 from .runner import (
     USER_ERRORS,
+    BrokenDatasetError,
     CfgOptionsAction,
+    DatasetFilesError,
+    MissingDatasetError,
     add_runner_args,
     annotation_problem,
     build_model,
@@ -27,7 +30,10 @@ from .runner import (
 )
 
 __all__ = [
+    'BrokenDatasetError',
     'CfgOptionsAction',
+    'DatasetFilesError',
+    'MissingDatasetError',
     'add_runner_args',
     'annotation_problem',
     'CheckpointMismatchError',

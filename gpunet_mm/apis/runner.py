@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 import os.path as osp
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -198,27 +198,53 @@ def set_cpu_threads(cfg: Config, requested: Optional[int] = None) -> Optional[in
     return n
 
 
-def _dataset_paths(cfg: Config) -> List[Tuple[str, str, str]]:
+def _leaf_datasets(ds: Any, key: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """``(config key, dataset dict)`` of every dataset that reads files, through the
+    wrappers: ``dataset=`` (RepeatDataset, ClassBalancedDataset, MultiImageMixDataset) and
+    ``datasets=[...]`` (ConcatDataset)."""
+    if not isinstance(ds, dict):
+        return
+    if isinstance(ds.get('datasets'), (list, tuple)):
+        for i, d in enumerate(ds['datasets']):
+            yield from _leaf_datasets(d, f'{key}.datasets.{i}')
+    elif isinstance(ds.get('dataset'), dict):
+        yield from _leaf_datasets(ds['dataset'], f'{key}.dataset')
+    else:
+        yield key, ds
+
+
+def _dataset_paths(cfg: Mapping[str, Any]) -> List[Tuple[str, str, str]]:
     """(config key, path, image folder) of the annotation files / image folders the
-    dataloaders read."""
+    dataloaders and the evaluators read, resolved as mmengine resolves them (an
+    ``ann_file`` or ``data_prefix`` relative to ``data_root``, else to the working
+    directory; an evaluator's ``ann_file`` as it is). The image folder is '' where there
+    is none."""
     out = []
-    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(split)
-        if not loader or 'dataset' not in loader:
-            continue
-        ds = loader['dataset']
-        while isinstance(ds, dict) and 'dataset' in ds:  # RepeatDataset, ClassBalanced, ...
-            ds = ds['dataset']
-        if not isinstance(ds, dict):
-            continue
-        root = ds.get('data_root') or ''
-        prefix = ds.get('data_prefix') or {}
-        img = prefix.get('img', prefix.get('img_path', '')) if isinstance(prefix, dict) else prefix
-        images = osp.join(root, img if isinstance(img, str) else '')
-        if ds.get('ann_file'):
-            out.append((f'{split}.dataset.ann_file', osp.join(root, ds['ann_file']), images))
-        elif root:
-            out.append((f'{split}.dataset.data_root', root, images))
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if isinstance(loader, dict) and 'dataset' in loader:
+            for key, ds in _leaf_datasets(loader['dataset'], f'{split}_dataloader.dataset'):
+                root = ds.get('data_root') or ''
+                prefix = ds.get('data_prefix') or {}
+                img = (
+                    prefix.get('img', prefix.get('img_path', ''))
+                    if isinstance(prefix, dict)
+                    else prefix
+                )
+                img = img if isinstance(img, str) else ''
+                images = osp.join(root, img)
+                if ds.get('ann_file'):
+                    out.append((f'{key}.ann_file', osp.join(root, ds['ann_file']), images))
+                elif img:  # a folder dataset (mmpretrain's CustomDataset): the folder
+                    out.append((f'{key}.data_prefix', images, images))
+                elif root:
+                    out.append((f'{key}.data_root', root, images))
+        evaluators = cfg.get(f'{split}_evaluator')
+        evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
+        for i, ev in enumerate(evaluators):
+            if isinstance(ev, dict) and isinstance(ev.get('ann_file'), str) and ev['ann_file']:
+                key = f'{split}_evaluator' + (f'.{i}' if len(evaluators) > 1 else '')
+                out.append((f'{key}.ann_file', ev['ann_file'], ''))
     return out
 
 
@@ -310,11 +336,37 @@ def listed_image_problem(ann_path: str, image_dir: str) -> Optional[Tuple[str, s
     return None
 
 
-def check_dataset_files(cfg: Config, splits: Sequence[str] = ('train', 'val', 'test')) -> None:
+class DatasetFilesError(Exception):
+    """The data a config trains or evaluates on is missing or unusable: a fault of the
+    setup, not of a model. The search stops on it at once instead of failing every
+    candidate (``gpunet_mm.search.executor.systemic_cause``)."""
+
+
+class MissingDatasetError(DatasetFilesError, FileNotFoundError):
+    """A file or folder the dataloaders or evaluators read does not exist."""
+
+
+class BrokenDatasetError(DatasetFilesError, ValueError):
+    """An annotation file is empty, cut short or not JSON, or lists an empty image."""
+
+
+def check_dataset_files(
+    cfg: Mapping[str, Any], splits: Sequence[str] = ('train', 'val', 'test')
+) -> None:
     """Fail before building anything when the data a config reads is not there.
 
-    mmdet/pycocotools otherwise fail deep inside dataset construction; the message names the
-    file and the command that creates it (the demo data is rendered locally).
+    The one check of "the data this config reads is there", for ``tools/train.py`` and
+    ``tools/test.py``, the search before its journal exists
+    (``gpunet_mm.search.api.check_data``) and every search worker before it trains (it
+    resolves relative paths against its own working directory, which on another node is
+    not the controller's). Dataset wrappers (Repeat/ClassBalanced/ConcatDataset) and the
+    evaluators' ``ann_file`` are followed. mmdet/pycocotools otherwise fail deep inside
+    dataset construction; the message names the config key, the file and the command
+    that creates it (the demo data is rendered locally).
+
+    Raises:
+        MissingDatasetError: a file or folder is missing (a ``FileNotFoundError``).
+        BrokenDatasetError: an annotation file is unusable (a ``ValueError``).
     """
     for key, path, images in _dataset_paths(cfg):
         if key.split('_')[0] not in splits:
@@ -322,10 +374,10 @@ def check_dataset_files(cfg: Config, splits: Sequence[str] = ('train', 'val', 't
         if osp.exists(path):
             problem = annotation_problem(path)
             if problem:
-                raise ValueError(f'{key}: {path} is {problem}')
-            bad = listed_image_problem(path, images)
+                raise BrokenDatasetError(f'{key}: {path} is {problem}')
+            bad = listed_image_problem(path, images) if images else None
             if bad:
-                raise ValueError(
+                raise BrokenDatasetError(
                     f'{key}: {path} lists the image {bad[0]}, which is {bad[1]}; allowed: '
                     'non-empty image files (copy it again, or remove it from the annotation '
                     'file)'
@@ -341,7 +393,8 @@ def check_dataset_files(cfg: Config, splits: Sequence[str] = ('train', 'val', 't
                 'download/prepare the dataset there (COCO: data/coco/, see docs/model_zoo.md), '
                 'or point the config at it with --cfg-options'
             )
-        raise FileNotFoundError(f'{key}: {path} does not exist; {how}')
+        where = '' if osp.isabs(path) else f' (relative to {os.getcwd()})'
+        raise MissingDatasetError(f'{key}: {path}{where} does not exist; {how}')
 
 
 def make_runner(cfg: Config, launcher: str = 'none') -> Runner:

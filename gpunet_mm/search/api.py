@@ -244,41 +244,16 @@ def check_exportable(cfg: Mapping[str, Any]) -> None:
 
 
 def check_data(cfg: Mapping[str, Any]) -> None:
-    """The annotation files the trainings will read exist (a clear error now beats a
-    traceback from every worker later)."""
-    for key in ('train_dataloader', 'val_dataloader'):
-        ds = (cfg.get(key) or {}).get('dataset') or {}
-        ann = ds.get('ann_file')
-        if not ann:  # folder-based datasets (mmpretrain's CustomDataset)
-            prefix = ds.get('data_prefix')
-            prefix = prefix if isinstance(prefix, str) else ''
-            folder = osp.join(ds.get('data_root') or '', prefix)
-            if folder and not osp.isdir(folder):
-                hint = ''
-                if 'demo' in folder:
-                    hint = '; the demo data is made by: python tools/misc/make_demo_data.py'
-                raise SearchConfigError(f'{key}: data folder {folder} does not exist{hint}')
-            continue
-        path = ann if osp.isabs(ann) or osp.exists(ann) else osp.join(ds.get('data_root', ''), ann)
-        from ..apis.runner import annotation_problem, listed_image_problem
+    """The data the trainings read (the train and val dataloaders, through any dataset
+    wrapper, and the val evaluator's annotation file) is there, before the journal exists:
+    ``gpunet_mm.apis.check_dataset_files``, the one owner of that check, which every
+    worker also runs before it trains. Raises ``SearchConfigError`` naming the key."""
+    from ..apis.runner import DatasetFilesError, check_dataset_files
 
-        problem = annotation_problem(path)
-        if problem:
-            raise SearchConfigError(f'{key}: annotation file {path} is {problem}')
-        prefix = ds.get('data_prefix') or {}
-        img = prefix.get('img', '') if isinstance(prefix, Mapping) else prefix
-        bad = listed_image_problem(path, osp.join(ds.get('data_root') or '', str(img or '')))
-        if bad:
-            raise SearchConfigError(
-                f'{key}: annotation file {path} lists the image {bad[0]}, which is {bad[1]}; '
-                'allowed: non-empty image files (copy it again, or remove it from the '
-                'annotation file)'
-            )
-        if not osp.exists(path):
-            hint = ''
-            if 'demo' in path:
-                hint = '; the demo data is made by: python tools/misc/make_demo_data.py'
-            raise SearchConfigError(f'{key}: annotation file {path} does not exist{hint}')
+    try:
+        check_dataset_files(cfg, ('train', 'val'))
+    except DatasetFilesError as e:
+        raise SearchConfigError(str(e)) from None
 
 
 # ---------------------------------------------------------------------- building blocks

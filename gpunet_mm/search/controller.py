@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..schema import NasSettings, defaults
-from .executor import Executor, TrialOutcome, TrialTask
+from .executor import Executor, TrialOutcome, TrialTask, systemic_cause
+from .faults import open_run, run_reason
 from .fidelity import FINAL_DEFAULTS, Rungs
 from .journal import FINISHED, PoolTrial, SearchJournal
 
@@ -41,6 +42,13 @@ logger = logging.getLogger('gpunet_mm.search')
 
 class SearchError(RuntimeError):
     """The search cannot go on (the message says why and what to change)."""
+
+
+class SearchHalted(SearchError):
+    """A failure that every attempt would repeat stopped the search (the executor is gone,
+    the data is missing, or ``nas.max_consecutive_failures`` distinct candidates failed
+    alike): what finished is kept, the candidates it stopped are queued again, uncharged,
+    and ``--resume`` trains them once the cause is fixed."""
 
 
 #: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
@@ -60,6 +68,7 @@ _FROM_NAS = (
     'ask_min',
     'compute_budget',
     'inherit',
+    'max_consecutive_failures',
 )
 
 
@@ -93,6 +102,9 @@ class ControllerOptions:
     #: weight inheritance of new candidates (``nas.inherit``: ``parent_rung``,
     #: ``min_fraction``); None: every candidate starts from scratch
     inherit: Optional[Dict[str, Any]] = _NAS['inherit']
+    #: stop the search when this many distinct candidates in a row failed with the same
+    #: error, none succeeding between (gpunet_mm.search.faults); None: never on that sign
+    max_consecutive_failures: Optional[int] = _NAS['max_consecutive_failures']
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_trials, int) or self.num_trials < 1:
@@ -171,6 +183,12 @@ class SearchController:
         self._infeasible_streak = 0
         self.latest: List[int] = []  # pool ids, most recently finished last
         self.stop_reason: Optional[str] = None
+        #: set when a failure every attempt would repeat stopped the search (``_halt``)
+        self.halt_reason: Optional[str] = None
+        self._halt_signature: Optional[str] = None  # the run's error, for the drain
+        self._halted_trials: set = set()
+        #: a trial may be held (:meth:`_held`); True at the start, for a resumed search
+        self._holding = True
         self.model_rung = 0  # the rung the optimisers learnt from at the last ask
         #: refitted from every measurement (:class:`~gpunet_mm.deploy.refit.RefitPredictor`)
         self.latency_model: Optional[Any] = None
@@ -420,6 +438,10 @@ class SearchController:
         try:
             results = self.latency.measure([t.arch for t in trials])
         except Exception as e:  # a broken latency service stops nothing already done
+            cause = systemic_cause(e)
+            if cause is not None:  # the service is gone: they are measured on --resume
+                self._halt(f'the latency measurement failed: {cause}')
+                return
             for t in trials:
                 pt = self.journal.update_trial(
                     t.id,
@@ -467,17 +489,17 @@ class SearchController:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:
-        if self.executor.free <= 0:
+        if self.executor.free <= 0 or self.halt_reason is not None:
             return
+        held = self._held()
         for t in self.journal.trials(('queued',)):
-            if self.executor.free <= 0:
+            if self.executor.free <= 0 or self.halt_reason is not None:
                 return
             rungs = self.opts.rungs
             rung = self.journal.target_rung(t.id) if rungs is not None else 0
-            if self.journal.failures(t.id, rung if rungs is not None else None) >= (
-                self.opts.max_attempts
-            ):
-                self._fail(t, t.error or 'no attempts left')
+            if self._exhausted(t):
+                if t.id not in held:
+                    self._fail(t, t.error or 'no attempts left')
                 continue
             extra: Dict[str, Any] = {}
             if rungs is None:
@@ -509,7 +531,103 @@ class SearchController:
                 timeout_s=self.opts.trial_timeout_s,
                 **extra,
             )
-            self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+            try:
+                self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+            except Exception as e:  # the executor refused it: gone (halt), or a bug (raise)
+                cause = systemic_cause(e)
+                if cause is None:
+                    raise
+                self._halt_trial(t.id, attempt, cause)
+                self._halt(cause)
+                return
+
+    # ------------------------------------------------------------------ systemic failures
+    def _exhausted(self, t: PoolTrial) -> bool:
+        """Whether a queued trial has no attempt left (at its target rung)."""
+        rung = self.journal.target_rung(t.id) if self.opts.rungs is not None else None
+        return self.journal.failures(t.id, rung) >= self.opts.max_attempts
+
+    def _failure_run(self) -> Any:
+        """The run of identical plain errors the journal's newest ended attempts end with
+        (:func:`gpunet_mm.search.faults.open_run`), or None."""
+        k = self.opts.max_consecutive_failures
+        if k is None:
+            return None
+        return open_run(self.journal.recent_ends(k * self.opts.max_attempts + 1))
+
+    def _held(self) -> set:
+        """Trials whose attempts are spent but that are not failed for good yet: their last
+        failure is in the open run of identical errors, which may still turn out to be the
+        setup's fault (then the search stops and they are trained on ``--resume``). A
+        success or a different failure ends the run and they fail as before."""
+        run = self._failure_run()
+        return set() if run is None else run.trials
+
+    def _waiting(self) -> int:
+        """How many queued trials are held (:meth:`_held`) rather than waiting for a worker."""
+        held = self._held()
+        return sum(
+            1 for t in self.journal.trials(('queued',)) if t.id in held and self._exhausted(t)
+        )
+
+    def _settle(self) -> None:
+        """Fail for good the queued trials with no attempt left that no open run holds."""
+        if not self._holding:
+            return
+        held = self._held()
+        still = False
+        for t in self.journal.trials(('queued',)):
+            if self._exhausted(t):
+                if t.id in held:
+                    still = True
+                else:
+                    self._fail(t, t.error or 'no attempts left')
+        self._holding = still
+
+    def _release_holds(self) -> bool:
+        """Nothing runs and nothing new starts: a held trial cannot wait for the run to
+        end, so it fails as before (True if one did)."""
+        if not self._holding:
+            return False
+        held = self._held()
+        out = False
+        for t in self.journal.trials(('queued',)):
+            if t.id in held and self._exhausted(t):
+                self._fail(t, t.error or 'no attempts left')
+                out = True
+        return out
+
+    def _halt_trial(self, trial_id: int, attempt: int, reason: str) -> None:
+        """An attempt stopped by a failure that is not its trial's: ``halted`` (no failure,
+        no compute) and the trial queued again for ``--resume``."""
+        self.journal.halt_attempt(trial_id, attempt, reason[:2000])
+        self.journal.update_trial(
+            trial_id, 'halted', status='queued', lease_until=None, error=f'halted: {reason}'[:2000]
+        )
+        self._halted_trials.add(trial_id)
+
+    def _halt(self, reason: str) -> None:
+        """Stop the search on a failure that every attempt would repeat: nothing new is
+        proposed or dispatched, what still runs is waited for (its result is kept), the
+        stop and its reason go to the journal, and :meth:`run` raises
+        :class:`SearchHalted`."""
+        if self.halt_reason is not None:
+            return
+        self.halt_reason = self.stop_reason = reason
+        self.journal.log('halt', data=dict(reason=reason[:2000]))
+        logger.error('stopping the search: %s', reason)
+
+    def _halt_message(self) -> str:
+        import os.path as osp
+
+        n = len(self._halted_trials)
+        return (
+            f'the search stopped: {self.halt_reason}. Nothing that finished is lost (the '
+            f'journal in {osp.dirname(osp.abspath(self.journal.path))} keeps it); '
+            f'{n} candidate(s) this stopped are queued again, not failed, and their attempts '
+            'are not charged to the compute. Fix the cause, then continue the search with '
+            '--resume'
+        )
 
     def _parent(self, t: PoolTrial) -> Optional[Dict[str, Any]]:
         """``nas.inherit``: the candidate a new one inherits its weights from
@@ -640,6 +758,16 @@ class SearchController:
             logger.info('ignoring a late outcome of trial %d attempt %d', o.trial_id, o.attempt)
             return
         outcome, error = o.outcome, o.error
+        if outcome != 'ok' and o.systemic:  # not the trial's failure: stop the search
+            self._halt_trial(t.id, o.attempt, o.systemic)
+            self._halt(o.systemic)
+            return
+        if outcome != 'ok' and self._halt_signature is not None:  # the run's error again
+            from .faults import error_signature
+
+            if error_signature(error) == self._halt_signature:
+                self._halt_trial(t.id, o.attempt, self.halt_reason or '')
+                return
         metric = o.result.get(self.metric) if outcome == 'ok' else None
         if outcome == 'ok':
             if metric is None:
@@ -668,6 +796,8 @@ class SearchController:
                 error=None,
             )
             self._finished(pt)
+        elif self._run_stops(t):
+            return
         elif self.journal.failures(t.id, rung) < self.opts.max_attempts:
             logger.warning(
                 'trial %d attempt %d: %s (%s); retrying',
@@ -679,6 +809,19 @@ class SearchController:
             self.journal.update_trial(
                 t.id, 'retry', status='queued', lease_until=None, error=f'{outcome}: {error}'
             )
+        elif t.id in self._held():
+            logger.warning(
+                'trial %d attempt %d: %s (%s); no attempt left, but other candidates just '
+                'failed alike: held until one does not',
+                t.id,
+                o.attempt,
+                outcome,
+                (error or '')[-300:],
+            )
+            self.journal.update_trial(
+                t.id, 'hold', status='queued', lease_until=None, error=f'{outcome}: {error}'
+            )
+            self._holding = True
         else:
             logger.warning(
                 'trial %d failed after %d attempt(s): %s (%s)',
@@ -688,6 +831,29 @@ class SearchController:
                 (error or '')[-300:],
             )
             self._fail(t, f'{outcome}: {error}')
+
+    def _run_stops(self, t: PoolTrial) -> bool:
+        """After a failure of ``t`` was recorded: if it completes a run of
+        ``nas.max_consecutive_failures`` distinct candidates failing alike, every attempt of
+        the run becomes ``halted`` (not failures, not compute), their trials are queued
+        again and the search stops (True)."""
+        run = self._failure_run()
+        k = self.opts.max_consecutive_failures
+        if run is None or k is None or len(run.trials) < k:
+            return False
+        status = {r['id']: r['status'] for r in self.journal.columns('id, status', ('failed',))}
+        reason = run_reason(run, k)
+        for tid, attempt in run.attempts:
+            if tid in status:  # failed for good before this controller held runs
+                continue
+            self.journal.halt_attempt(tid, attempt, reason[:2000])
+            self._halted_trials.add(tid)
+        self.journal.update_trial(
+            t.id, 'halted', status='queued', lease_until=None, error=f'halted: {reason}'[:2000]
+        )
+        self._halt_signature = run.signature
+        self._halt(reason)
+        return True
 
     def _complete_rung(self, t: PoolTrial, o: TrialOutcome, metric: float) -> None:
         rungs = self.opts.rungs
@@ -725,7 +891,10 @@ class SearchController:
         train. A shared device (one CPU machine) is timed only in a window with no
         training running: everything is measured first, then dispatched.
         """
+        if self.halt_reason is not None:
+            return
         exclusive = bool(getattr(self.latency, 'exclusive', False))
+        self._settle()
         self._promote()
         if exclusive:
             self._dispatch()
@@ -735,9 +904,11 @@ class SearchController:
             self._measure(proposed)  # left over from a stop, or references/warm starts
             if exclusive:
                 self._dispatch()
-        queued = self.journal.count(('queued',))
+        # a held trial waits for its run of failures to end, not for a worker
+        waiting = self._waiting() if self._holding else 0
+        queued = self.journal.count(('queued',)) - waiting
         rounds = 0
-        while can_time and rounds < 50:
+        while can_time and rounds < 50 and self.halt_reason is None:
             rounds += 1
             need = self._need()
             free = self.executor.free
@@ -754,7 +925,7 @@ class SearchController:
             self._measure(new)
             if exclusive:
                 self._dispatch()
-            queued = self.journal.count(('queued',))
+            queued = self.journal.count(('queued',)) - waiting
             limit = self.opts.max_infeasible_ratio * self.opts.num_trials
             if self.journal.count(('infeasible',)) > limit:
                 raise SearchError(
@@ -773,6 +944,8 @@ class SearchController:
         self.journal.renew_leases(ids, now + self.opts.lease_s)
 
     def done(self) -> bool:
+        if self.halt_reason is not None:  # stopped: done once what still runs has ended
+            return not self.executor.running
         if self.executor.running or self.journal.count(('queued',)):
             return False
         return self._need() <= 0 or self.stop_reason is not None
@@ -784,6 +957,8 @@ class SearchController:
         self._notify()
         while True:
             self._fill()
+            if self.halt_reason is None and not self.executor.running and self._release_holds():
+                continue  # nothing could end the run of failures: its trials failed
             self._renew()
             self._notify()
             if self.done():
@@ -796,8 +971,12 @@ class SearchController:
                 self.handle(o)
         self.journal.log('end', data=dict(reason=self.stop_reason or 'trials done'))
         self._notify()
+        if self.halt_reason is not None:
+            raise SearchHalted(self._halt_message())
         if self.opts.final:
             self.run_final()
+            if self.halt_reason is not None:
+                raise SearchHalted(self._halt_message())
         return self.summary()
 
     # ------------------------------------------------------------------ final retrain
@@ -835,7 +1014,7 @@ class SearchController:
         self._mark()
         while True:
             for f in self.journal.finals():
-                if self.executor.free <= 0:
+                if self.executor.free <= 0 or self.halt_reason is not None:
                     break
                 if f['status'] != 'queued' or f['trial_id'] in inflight:
                     continue
@@ -860,6 +1039,13 @@ class SearchController:
                 if inflight.get(o.trial_id) != o.attempt:
                     continue
                 del inflight[o.trial_id]
+                if o.outcome != 'ok' and o.systemic:  # no failure: retrained on --resume
+                    self.journal.end_final(
+                        o.trial_id, o.attempt, 'lost', error=o.systemic[-2000:], retry=True
+                    )
+                    self._halted_trials.add(o.trial_id)
+                    self._halt(o.systemic)
+                    continue
                 metric = o.result.get(self.metric) if o.outcome == 'ok' else None
                 if metric is not None and math.isfinite(float(metric)):
                     self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)

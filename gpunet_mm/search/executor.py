@@ -17,8 +17,11 @@ from typing import Any, Callable, Dict, List, Optional
 #: how an attempt ended. ``error``: the worker raised; ``nan``: the loss became NaN/inf;
 #: ``timeout``: over the per-trial limit (cancelled); ``crash``: the worker process or its
 #: node died (SIGKILL, out of memory, node lost); ``lost``: the controller died while it
-#: ran (not the trial's fault: it does not count towards ``max_attempts``).
-OUTCOMES = ('ok', 'error', 'nan', 'timeout', 'crash', 'lost')
+#: ran (not the trial's fault: it does not count towards ``max_attempts``); ``halted``: a
+#: failure that every attempt would repeat stopped the search (the executor is gone, the
+#: data is missing, K distinct candidates failed alike): not the trial's fault, and no
+#: compute (the journal's ``compute_epochs`` charges it nothing).
+OUTCOMES = ('ok', 'error', 'nan', 'timeout', 'crash', 'lost', 'halted')
 
 
 @dataclass
@@ -39,6 +42,10 @@ class TrialOutcome:
     result: Dict[str, Any] = field(default_factory=dict)
     error: Optional[str] = None
     busy_s: float = 0.0
+    #: why the attempt failed when the cause is not the trial but something every attempt
+    #: would hit (the executor or its cluster is gone, the data is missing); None: the
+    #: trial's own failure (or a success). The controller stops the search on it.
+    systemic: Optional[str] = None
 
 
 class Executor(ABC):
@@ -91,9 +98,31 @@ def classify_exception(exc: BaseException) -> str:
         return 'nan'
     if isinstance(exc, (TimeoutError,)):
         return 'timeout'
-    if isinstance(exc, MemoryError):
-        return 'crash'
+    if isinstance(exc, MemoryError) or type(exc).__name__ == 'OutOfMemoryError':
+        return 'crash'  # torch's CUDA OOM is a RuntimeError: the candidate's size, not a bug
     return 'error'
+
+
+#: Ray's exceptions (by class name, so that nothing here imports Ray) that say the cluster
+#: itself is gone or broken, not a task: every later attempt fails the same way. A worker
+#: that crashed (``WorkerCrashedError``, the OOM killer) or a node lost among many
+#: (``NodeDiedError``) is the attempt's loss, retried as before.
+SYSTEMIC_RAY_ERRORS = ('LocalRayletDiedError', 'RaySystemError', 'RayActorError')
+
+
+def systemic_cause(exc: BaseException) -> Optional[str]:
+    """Why ``exc`` is a failure every attempt would repeat (a reason to stop the search,
+    naming the cause), or None when it may be the trial's own: Ray's cluster is gone
+    (:data:`SYSTEMIC_RAY_ERRORS`), or the data is missing or broken
+    (``gpunet_mm.apis.DatasetFilesError``, raised by the worker's check before it trains)."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    text = format_exception(exc, 600)
+    if 'DatasetFilesError' in names:
+        return f'the training data is not usable: {text}'
+    hit = names.intersection(SYSTEMIC_RAY_ERRORS)
+    if hit:
+        return f'the Ray cluster that runs the trainings is gone or broken: {text}'
+    return None
 
 
 def format_exception(exc: BaseException, limit: int = 2000) -> str:
@@ -141,5 +170,6 @@ class LocalExecutor(Executor):
                     classify_exception(e),
                     error=format_exception(e),
                     busy_s=time.perf_counter() - t0,
+                    systemic=systemic_cause(e),
                 )
             ]

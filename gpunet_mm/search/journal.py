@@ -612,7 +612,8 @@ class SearchJournal:
                 attempts[(tid, data['attempt'])] = dict(
                     outcome=data.get('outcome'), error=data.get('error')
                 )
-                ended[tid] = data['attempt']
+                # the newest attempt (a halted one is re-ended later, not re-run)
+                ended[tid] = max(ended.get(tid, 0), data['attempt'])
             elif kind == 'promote':
                 trials.setdefault(tid, {}).update(status='queued')
                 promotions.add((tid, data['rung']))
@@ -836,6 +837,32 @@ class SearchJournal:
                 'attempt_end', trial_id, dict(attempt=attempt, outcome=outcome, error=error)
             )
 
+    def halt_attempt(self, trial_id: int, attempt: int, reason: str) -> None:
+        """Record attempt ``attempt`` of ``trial_id`` as ``halted``: it failed (or would have)
+        through a cause every attempt repeats, which stopped the search. Also for an
+        attempt already ended as a failure (the first ones of a run of identical failures,
+        recognised only at the K-th): not the trial's failure, and no compute."""
+        with self._tx():
+            self.con.execute(
+                'UPDATE attempts SET ended=COALESCE(ended, ?), outcome=?, error=? WHERE '
+                'trial_id=? AND attempt=?',
+                (time.time(), 'halted', reason, trial_id, attempt),
+            )
+            self._event(
+                'attempt_end', trial_id, dict(attempt=attempt, outcome='halted', error=reason)
+            )
+
+    def recent_ends(self, limit: int) -> List[Dict[str, Any]]:
+        """The newest ``limit`` ended attempts that count (not ``lost``, not ``halted``),
+        newest first: ``trial_id``, ``attempt``, ``outcome``, ``error``. The controller reads
+        its run of identical failures from them, so a resumed search sees the same run."""
+        rows = self.con.execute(
+            'SELECT trial_id, attempt, outcome, error FROM attempts WHERE outcome IS NOT NULL '
+            "AND outcome NOT IN ('lost', 'halted') ORDER BY ended DESC, rowid DESC LIMIT ?",
+            (int(limit),),
+        )
+        return [dict(r) for r in rows]
+
     def renew_leases(self, trial_ids: Sequence[int], lease_until: float) -> None:
         if not trial_ids:
             return
@@ -847,11 +874,12 @@ class SearchJournal:
 
     def failures(self, trial_id: int, rung: Optional[int] = None) -> int:
         """Attempts that failed through the trial's own fault (not ``lost`` with a dead
-        controller, not ones still open); with ``rung``, only that rung's attempts."""
+        controller, not ``halted`` by a failure of the whole search, not ones still open);
+        with ``rung``, only that rung's attempts."""
         q = (
             'SELECT COUNT(*) FROM attempts a LEFT JOIN rung_attempts r ON '
             'a.trial_id=r.trial_id AND a.attempt=r.attempt WHERE a.trial_id=? AND '
-            "a.outcome IS NOT NULL AND a.outcome NOT IN ('ok', 'lost')"
+            "a.outcome IS NOT NULL AND a.outcome NOT IN ('ok', 'lost', 'halted')"
         )
         args: List[Any] = [trial_id]
         if rung is not None:
@@ -1044,7 +1072,8 @@ class SearchJournal:
     def compute_epochs(self) -> Tuple[float, float]:
         """``(spent, in flight)`` epochs over every attempt: a finished attempt counts the
         epochs it added (what its worker reported), a failed or lost one the epochs it was
-        sent to train (its work is gone), an open one its planned epochs."""
+        sent to train (its work is gone), an open one its planned epochs, and a ``halted``
+        one nothing (it failed through the executor or the data, not by training)."""
         spent = inflight = 0.0
         for r in self.con.execute(
             'SELECT a.outcome, r.start_epochs, r.target_epochs, r.epochs_trained FROM '
@@ -1053,6 +1082,8 @@ class SearchJournal:
             planned = (r['target_epochs'] or 0) - r['start_epochs']
             if r['outcome'] is None:
                 inflight += planned
+            elif r['outcome'] == 'halted':
+                continue
             elif r['outcome'] == 'ok' and r['epochs_trained'] is not None:
                 spent += r['epochs_trained']
             else:

@@ -18,7 +18,14 @@ import socket
 import time
 from typing import Any, Dict, List, Optional
 
-from .executor import Executor, TrialOutcome, TrialTask, classify_exception, format_exception
+from .executor import (
+    Executor,
+    TrialOutcome,
+    TrialTask,
+    classify_exception,
+    format_exception,
+    systemic_cause,
+)
 
 
 def init_ray(
@@ -170,7 +177,12 @@ class RayExecutor(Executor):
             cause = e.cause if getattr(e, 'cause', None) is not None else e
             kind = classify_exception(cause)
             return TrialOutcome(
-                task.trial_id, task.attempt, kind, error=format_exception(cause), busy_s=busy
+                task.trial_id,
+                task.attempt,
+                kind,
+                error=format_exception(cause),
+                busy_s=busy,
+                systemic=systemic_cause(cause),
             )
         except ray.exceptions.TaskCancelledError:
             return TrialOutcome(
@@ -192,6 +204,7 @@ class RayExecutor(Executor):
                 'crash',
                 error=f'{type(e).__name__}: {str(e)[-1500:]}',
                 busy_s=busy,
+                systemic=systemic_cause(e),
             )
 
     def poll(self, timeout: float) -> List[TrialOutcome]:
@@ -214,9 +227,25 @@ class RayExecutor(Executor):
                 )
         if out or not self._running:
             return out
-        ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
-        if ready:
-            ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
+        try:
+            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+            if ready:
+                ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
+        except ray.exceptions.RayError as e:  # the cluster itself: every attempt in it is gone
+            why = systemic_cause(e) or f'Ray failed to wait for the trainings: {e}'[:1000]
+            out = [
+                TrialOutcome(
+                    task.trial_id,
+                    task.attempt,
+                    'crash',
+                    error=why,
+                    busy_s=now - start,
+                    systemic=why,
+                )
+                for task, start, _ in self._running.values()
+            ]
+            self._running.clear()
+            return out
         return [self._outcome(r) for r in ready]
 
     def shutdown(self) -> None:

@@ -30,8 +30,10 @@ class SimulatedExecutor(Executor):
         full_epochs: epochs of the full schedule. Given, each task may carry the rung
             contract of the real workers (payload ``epochs``, ``resume_from``) and its
             result carries ``epochs``, ``epochs_trained`` and a (virtual) ``checkpoint``.
-        failure_rate: share of attempts that fail (an injected worker error), to exercise
-            the retry path at scale.
+        failure_rate: share of attempts that fail (an injected worker crash, at random per
+            attempt), to exercise the retry path at scale. A ``crash``, not an ``error``:
+            random losses are no run of identical errors (``gpunet_mm.search.faults``),
+            which would stop the search as a fault of its setup.
         controller_s: None (default): the controller's real time is charged to the virtual
             clock (its speed on this host is part of what is simulated); a number: each
             controller step (each :meth:`charge`) costs exactly that many virtual seconds,
@@ -118,7 +120,7 @@ class SimulatedExecutor(Executor):
                     TrialOutcome(
                         task.trial_id,
                         task.attempt,
-                        'error',
+                        'crash',
                         error='injected failure (simulate.failure_rate)',
                         busy_s=duration,
                     )

@@ -54,6 +54,12 @@ def run_trial(task: Dict[str, Any]) -> Dict[str, Any]:
     ``trial_id``, ``attempt``, ``arch`` and the controller's payload (``cfg``, ``work_dir``,
     ``threads``, ``nproc``; for multi-fidelity :data:`FIDELITY_KEYS`).
     """
+    from ..apis.runner import check_dataset_files
+
+    # here, where the paths resolve (this worker's working directory and disks): missing
+    # data raises DatasetFilesError, on which the controller stops the search at once
+    # instead of failing (and charging) every candidate after it
+    check_dataset_files(task['cfg'], ('train', 'val'))
     work_dir = trial_dir(task['work_dir'], int(task['trial_id']), int(task['attempt']))
     if task.get('final'):  # the final retrain: its own folder, never the search's attempts
         work_dir = osp.join(osp.dirname(work_dir), f'final_{int(task["attempt"])}')

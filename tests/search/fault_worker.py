@@ -11,6 +11,11 @@ def run(task):
         raise RuntimeError('worker raised on purpose')
     if mode == 'nan':
         raise FloatingPointError('loss is nan at iteration 7: training diverged')
+    if mode == 'nodata':  # the data is not where this worker looks
+        from gpunet_mm.apis.runner import check_dataset_files
+
+        missing = dict(data_root='/nonexistent/demo_det/', ann_file='annotations/a.json')
+        check_dataset_files(dict(train_dataloader=dict(dataset=missing)))
     if mode == 'sleep':
         time.sleep(60)
     if mode == 'sigkill':

@@ -88,6 +88,7 @@ def test_joins_a_ray_started_with_ray_start(tmp_path):
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0',
         RAY_AUTH_MODE='disabled',
     )
+    temp_dir = tempfile.mkdtemp(prefix='ray', dir='/tmp')
     start = [
         ray_cli,
         'start',
@@ -96,7 +97,7 @@ def test_joins_a_ray_started_with_ray_start(tmp_path):
         f'--port={port}',
         '--num-cpus=1',
         '--include-dashboard=false',
-        f'--temp-dir={tempfile.mkdtemp(prefix="ray", dir="/tmp")}',  # short: socket paths
+        f'--temp-dir={temp_dir}',  # short: socket paths
     ]
     subprocess.run(start, check=True, env=env, capture_output=True, timeout=120)
     try:
@@ -121,4 +122,90 @@ def test_joins_a_ray_started_with_ray_start(tmp_path):
         )
         assert 'RESULT 7 ok 0.25' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     finally:
-        subprocess.run([ray_cli, 'stop', '--force'], env=env, capture_output=True, timeout=120)
+        _stop_cluster(temp_dir, port)
+
+
+def _stop_cluster(temp_dir, port):
+    """Kill this test's own cluster: the processes whose command line names its temp dir
+    or its GCS address. Never ``ray stop``: it kills every Ray on the machine, the local
+    clusters of the other tests and of any search running beside them included (a search
+    then sees its raylet die)."""
+    import os
+    import signal
+
+    marks = (temp_dir.encode(), f'--address=127.0.0.1:{port}'.encode())
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if any(m in cmd for m in marks):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_missing_data_in_the_worker_is_named_as_the_setups_fault(local_ray):
+    ex = RayExecutor('tests.search.fault_worker.run', num_workers=2, num_cpus=0.1)
+    ex.submit(TrialTask(0, 1, dict(mode='nodata'), {}))
+    ex.submit(TrialTask(1, 1, dict(mode='raise'), {}))
+    got = _collect(ex, 2)
+    assert got[0].outcome == 'error' and 'does not exist' in got[0].error
+    assert 'training data is not usable' in got[0].systemic
+    assert 'make_demo_data.py' in got[0].systemic
+    assert got[1].systemic is None  # a worker's own error stays the trial's
+
+
+RAYLET_KILL = """
+import os, signal, sys, time
+from gpunet_mm.search.executor import TrialTask
+from gpunet_mm.search.ray_executor import RayExecutor, init_ray
+import ray
+init_ray(num_cpus=2)
+ex = RayExecutor('tests.search.fault_worker.run', num_workers=2, num_cpus=0.1)
+ex.submit(TrialTask(0, 1, dict(value=0.5), {}))
+out = []
+while not out:
+    out = ex.poll(1.0)
+print('BEFORE', out[0].outcome, out[0].systemic)
+raylet = ray._private.worker._global_node.all_processes['raylet'][0].process.pid
+os.kill(raylet, signal.SIGKILL)  # this test's own raylet, started above
+time.sleep(1)
+ex.submit(TrialTask(1, 1, dict(value=0.5), {}))
+out, t0 = [], time.time()
+while not out and time.time() - t0 < 60:
+    out = ex.poll(1.0)
+print('AFTER', out[0].outcome, '|', out[0].systemic)
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_a_dead_raylet_is_named_as_the_clusters_fault(tmp_path):
+    """The failure of the session-9 demo: the raylet dies mid-search; every attempt sent
+    after it fails at once. Each such outcome carries the cause the controller stops on.
+    In a process of its own: the test kills that process's raylet."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    r = subprocess.run(
+        [sys.executable, '-c', RAYLET_KILL],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=dict(__import__('os').environ, RAY_ADDRESS=DEAD_ADDRESS),
+    )
+    lines = {
+        ln.split(' ', 1)[0]: ln for ln in r.stdout.splitlines() if ln[:5] in ('BEFOR', 'AFTER')
+    }
+    assert lines.get('BEFORE') == 'BEFORE ok None', r.stdout + r.stderr[-2000:]
+    assert lines['AFTER'].startswith('AFTER crash | the Ray cluster'), lines['AFTER']
+    assert 'raylet died' in lines['AFTER']
