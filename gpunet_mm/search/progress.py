@@ -15,6 +15,13 @@ def _fmt(v: Optional[float], spec: str = '.3f') -> str:
     return '-' if v is None else format(v, spec)
 
 
+def _eta(elapsed: float, done: Optional[float], total: Optional[float]) -> Optional[float]:
+    """Seconds left at the rate so far (``done`` of ``total`` in ``elapsed``), or None."""
+    if not done or total is None or total <= done:
+        return None
+    return elapsed / done * (total - done)
+
+
 class SearchProgress:
     """``on_update`` callback of the controller."""
 
@@ -49,9 +56,14 @@ class SearchProgress:
         counts = ctrl.journal.counts()
         done = sum(1 for r in ctrl.journal.columns('attempts', ('complete', 'failed')) if r[0])
         elapsed = time.time() - self.t0
-        eta = None
-        if done and self.total > done:
-            eta = elapsed / done * (self.total - done)
+        eta = _eta(elapsed, done, self.total)
+        # a search with nas.compute_budget ends at whichever of its two limits comes first;
+        # with promotions the trial count is the far one (a few candidates reach the top)
+        spent, _ = ctrl.compute() if hasattr(ctrl, 'compute') else (None, 0.0)
+        budget = getattr(getattr(ctrl, 'opts', None), 'compute_budget', None)
+        by_compute = _eta(elapsed, spent, budget)
+        if by_compute is not None:
+            eta = by_compute if eta is None else min(eta, by_compute)
         best = {b: ctrl.best(b) for b in ctrl.budgets}
         return dict(counts=counts, done=done, elapsed=elapsed, eta=eta, best=best)
 

@@ -1,5 +1,6 @@
 """The controller with fakes of everything around it (no Ray, no training)."""
 
+import io
 import json
 import os.path as osp
 
@@ -188,3 +189,34 @@ def test_pareto_plot_with_degenerate_metrics(tmp_path):
     path = str(tmp_path / 'p.png')
     plot_pareto(trials, [6.0, 7.5], {6.0: trials[0], 7.5: trials[3]}, 'coco/bbox_mAP', path)
     assert (tmp_path / 'p.png').stat().st_size > 10_000
+
+
+def test_progress_eta_follows_the_compute_budget_when_it_ends_the_search_first():
+    """With promotions most candidates stop at a short rung, so ``num_trials`` is far away:
+    the ETA is whichever limit the rate so far reaches first."""
+    from types import SimpleNamespace
+
+    from gpunet_mm.search.progress import SearchProgress
+
+    def ctrl(spent, budget):
+        journal = SimpleNamespace(
+            counts=lambda: dict(running=2, failed=0, infeasible=0),
+            columns=lambda cols, statuses: [(1,)] * 2,  # 2 candidates trained
+        )
+        return SimpleNamespace(
+            journal=journal,
+            budgets=[1.0],
+            best=lambda b: None,
+            compute=lambda: (spent, 0.0),
+            opts=SimpleNamespace(compute_budget=budget),
+        )
+
+    p = SearchProgress(20, live=False, stream=io.StringIO())
+    p.t0 -= 60.0  # one minute in
+    by_trials = p._state(ctrl(12.0, None))['eta']  # 2 of 20 trials in 60 s: 18 more
+    assert by_trials == pytest.approx(540.0, rel=0.02)
+    # 12 of 48 epochs in 60 s: 36 more epochs, 180 s, sooner than 18 more trials
+    assert p._state(ctrl(12.0, 48.0))['eta'] == pytest.approx(180.0, rel=0.02)
+    # a compute budget further away than the trial count leaves the trial count's ETA
+    assert p._state(ctrl(1.0, 480.0))['eta'] == pytest.approx(540.0, rel=0.02)
+    assert p._state(ctrl(48.0, 48.0))['eta'] == pytest.approx(540.0, rel=0.02)  # spent
