@@ -204,6 +204,8 @@ def test_truncated_predictor_file_is_named_before_anything_starts(tmp_path):
     )
     for key in ('train_dataloader', 'val_dataloader'):
         cfg[key]['dataset']['data_root'] = str(root) + '/'
+    # the data check also reads the evaluator's file (a fresh clone has no data/demo_det)
+    cfg['val_evaluator']['ann_file'] = str(root / 'annotations/instances_val.json')
     pred = tmp_path / 'pred.json'
     pred.write_text('{"coef": [1.0, 2')
     cfg['predictor'] = dict(path=str(pred))
