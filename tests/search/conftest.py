@@ -82,12 +82,14 @@ def rung_trainer(log=None, fail=None):
     return fn
 
 
-def run_simulated(cfg, work_dir, log=None, fail=None, workers=2, **kw):
-    """A simulated search on the surrogate worker with fake latency, in-process executor."""
+def run_simulated(cfg, work_dir, log=None, fail=None, workers=2, trainer=None, **kw):
+    """A simulated search with fake latency on an in-process executor: ``trainer`` per
+    attempt (default: the surrogate worker with ``log`` and ``fail``)."""
     from gpunet_mm.search import LocalExecutor
     from gpunet_mm.search.api import run_search
 
-    ex = LocalExecutor(surrogate_trainer(log, fail), num_workers=workers)
+    fn = trainer if trainer is not None else surrogate_trainer(log, fail)
+    ex = LocalExecutor(fn, num_workers=workers)
     return run_search(
         cfg,
         str(work_dir),

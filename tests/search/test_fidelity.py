@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from gpunet_mm.nas.objectives import surrogate_accuracy, surrogate_curve
-from gpunet_mm.search import LocalExecutor, SearchJournal
+from gpunet_mm.search import SearchJournal
 from gpunet_mm.search.api import run_search
 from gpunet_mm.search.fidelity import Rungs, make_rungs
 from gpunet_mm.search.report import final_line
 from gpunet_mm.search.trainer import SearchConfigError
 
-from .conftest import FakeLatency, rung_trainer, surrogate_trainer
+from .conftest import run_simulated, rung_trainer, surrogate_trainer
 
 
 def _fid_cfg(sim_cfg, **fid):
@@ -28,15 +28,7 @@ def _fid_cfg(sim_cfg, **fid):
 
 
 def _run(cfg, work_dir, trainer, workers=2, **kw):
-    return run_search(
-        cfg,
-        str(work_dir),
-        simulate=True,
-        executor=LocalExecutor(trainer, num_workers=workers),
-        latency=FakeLatency(),
-        write_reports=kw.pop('write_reports', False),
-        **kw,
-    )
+    return run_simulated(cfg, work_dir, workers=workers, trainer=trainer, **kw)
 
 
 # ---------------------------------------------------------------------- rungs and rules

@@ -15,7 +15,7 @@ from gpunet_mm.search.controller import SearchHalted
 from gpunet_mm.search.executor import systemic_cause
 from gpunet_mm.search.faults import error_signature, open_run
 
-from .conftest import FakeLatency, rung_trainer
+from .conftest import FakeLatency, run_simulated, rung_trainer
 
 
 def _cfg(sim_cfg, **nas):
@@ -29,15 +29,7 @@ def _cfg(sim_cfg, **nas):
 
 
 def _run(cfg, work_dir, fn, workers=1, **kw):
-    return run_search(
-        cfg,
-        str(work_dir),
-        simulate=True,
-        executor=LocalExecutor(fn, num_workers=workers),
-        latency=FakeLatency(),
-        write_reports=False,
-        **kw,
-    )
+    return run_simulated(cfg, work_dir, workers=workers, trainer=fn, **kw)
 
 
 def _trained_epochs(j):
