@@ -406,6 +406,15 @@ RUNNERS: Dict[str, Callable[..., Dict]] = {
     # the optimisers model every point at the top rung, predicted by one GP over (point,
     # log epochs) fitted to every rung's results (fidelity.model='joint')
     'ours-joint': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='joint'),
+    # the joint model with promotion by the ridge-predicted higher-rung value
+    'ours-joint-pred': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, model='joint', promote='predicted'
+    ),
+    # the joint model ranks each rung too: by its prediction of the top-rung value
+    # (fidelity.promote='joint')
+    'ours-joint-promote': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, model='joint', promote='joint'
+    ),
     'ours-joint-adaptive': lambda o, b, c, s: run_ours(
         o, b, c, s, fidelity=True, model='joint', brackets='adaptive'
     ),
