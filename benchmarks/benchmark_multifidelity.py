@@ -31,6 +31,10 @@ Methods:
 * ``ours-joint`` / ``ours-joint-adaptive``: ``ours-rung`` / ``ours-adaptive`` with
   ``model='joint'`` (the optimisers model every point at the top rung, predicted by one
   GP over (point, log epochs) fitted to every rung's results);
+* ``ours-joint-pred``: ``ours-joint`` with ``promote='predicted'`` (a rung ranked by the
+  ridge prediction of a higher rung's value, into the places it has left);
+* ``ours-joint-promote``: ``ours-joint`` with ``promote='joint'`` (a rung ranked by the
+  joint model's value at the top rung: the same fit the optimiser is offered);
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
 * ``tpe-hb``: Optuna TPE with ``HyperbandPruner`` (a trial reports after each rung and
