@@ -150,15 +150,14 @@ def disk_full(exc: BaseException) -> Optional[DiskFull]:
     path is the first ``filename`` an exception of the chain names (``OSError``'s, the
     journal's and the latency cache's errors set it), outermost first."""
     chain = list(_chain(exc))
-    for e in chain:
-        code = _says_full(e)
-        if code is None:
-            continue
-        names = (getattr(c, 'filename', None) for c in chain)
-        path = next((n for n in names if isinstance(n, (str, os.PathLike)) and str(n)), None)
-        text = f'{type(e).__name__}: {e}'
-        return DiskFull(text[-600:], None if path is None else os.fspath(path), code)
-    return None
+    said = [(e, code) for e in chain for code in [_says_full(e)] if code is not None]
+    if not said:
+        return None
+    e, code = said[-1]  # the innermost: the error itself, not a wrapper's retelling
+    names = (getattr(c, 'filename', None) for c in chain)
+    path = next((n for n in names if isinstance(n, (str, os.PathLike)) and str(n)), None)
+    text = f'{type(e).__name__}: {e}'
+    return DiskFull(text[-600:], None if path is None else os.fspath(path), code)
 
 
 def disk_full_reason(exc: BaseException) -> Optional[str]:
