@@ -395,6 +395,42 @@ def test_a_full_latency_cache_halts_and_leaves_the_proposals(sim_cfg, tmp_path, 
     assert s['trials_by_status'].get('proposed', 0) == 0
 
 
+@pytest.mark.skipif(not os.path.exists('/dev/full'), reason='needs /dev/full (Linux)')
+def test_a_full_disk_while_writing_the_reports_halts_and_resume_writes_them(
+    sim_cfg, tmp_path, monkeypatch
+):
+    """The search finished; ``trials.csv`` does not fit. The journal keeps every result:
+    ``--resume`` trains nothing and writes the reports."""
+    from gpunet_mm import atomic_write
+
+    cfg = _cfg(sim_cfg)
+    write = atomic_write.atomic_write_bytes
+
+    def full(path, data):
+        if path.endswith('trials.csv'):
+            with atomic_write.atomic_path(path), open('/dev/full', 'wb') as f:
+                f.write(data)  # the write() of a full disk: ENOSPC, no file named
+                f.flush()
+        return write(path, data)
+
+    monkeypatch.setattr(atomic_write, 'atomic_write_bytes', full)
+    with pytest.raises(SearchHalted) as info:
+        run_simulated(cfg, tmp_path, workers=1, trainer=rung_trainer(), write_reports=True)
+    assert f'could not write {tmp_path / "trials.csv"}' in str(info.value)
+    assert not (tmp_path / 'trials.csv').exists() and not (tmp_path / 'summary.json').exists()
+    done = _rung_results(tmp_path)
+    assert done
+
+    monkeypatch.setattr(atomic_write, 'atomic_write_bytes', write)
+    log = []
+    s = run_simulated(
+        cfg, tmp_path, workers=1, trainer=rung_trainer(log), write_reports=True, resume=True
+    )
+    assert log == [] and _rung_results(tmp_path) == done
+    assert (tmp_path / 'trials.csv').exists() and (tmp_path / 'summary.json').exists()
+    assert s['trials_by_status'].get('failed', 0) == 0
+
+
 def test_the_command_line_stops_with_the_path_and_the_command_that_continues(
     tmp_path, monkeypatch, capsys
 ):
