@@ -1051,22 +1051,23 @@ class SearchController:
         inflight: Dict[int, int] = {}
         self._mark()
         while True:
-            for f in self.journal.finals():
-                if self.executor.free <= 0 or self.halt_reason is not None:
-                    break
-                if f['status'] != 'queued' or f['trial_id'] in inflight:
-                    continue
-                t = self.journal.trial(f['trial_id'])
-                attempt = self.journal.start_final(t.id)
-                inflight[t.id] = attempt
-                payload = dict(
-                    self.opts.payload,
-                    final=True,
-                    final_schedule=fin.get('schedule'),
-                    budget_ms=None,
-                    timeout_s=self.opts.trial_timeout_s,
-                )
-                self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+            with self._disk_guard():
+                for f in self.journal.finals():
+                    if self.executor.free <= 0 or self.halt_reason is not None:
+                        break
+                    if f['status'] != 'queued' or f['trial_id'] in inflight:
+                        continue
+                    t = self.journal.trial(f['trial_id'])
+                    attempt = self.journal.start_final(t.id)
+                    inflight[t.id] = attempt
+                    payload = dict(
+                        self.opts.payload,
+                        final=True,
+                        final_schedule=fin.get('schedule'),
+                        budget_ms=None,
+                        timeout_s=self.opts.trial_timeout_s,
+                    )
+                    self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
             self._notify()
             if not inflight:
                 break
@@ -1077,26 +1078,31 @@ class SearchController:
                 if inflight.get(o.trial_id) != o.attempt:
                     continue
                 del inflight[o.trial_id]
-                if o.outcome != 'ok' and o.systemic:  # no failure: retrained on --resume
-                    self.journal.end_final(
-                        o.trial_id, o.attempt, 'lost', error=o.systemic[-2000:], retry=True
-                    )
-                    self._halted_trials.add(o.trial_id)
-                    self._halt(o.systemic)
-                    continue
-                metric = o.result.get(self.metric) if o.outcome == 'ok' else None
-                if metric is not None and math.isfinite(float(metric)):
-                    self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)
-                    continue
-                f = next(f for f in self.journal.finals() if f['trial_id'] == o.trial_id)
-                self.journal.end_final(
-                    o.trial_id,
-                    o.attempt,
-                    o.outcome if o.outcome != 'ok' else 'error',
-                    error=(o.error or f'no finite {self.metric} in the result')[-2000:],
-                    retry=f['failures'] + 1 < self.opts.max_attempts,
-                )
+                with self._disk_guard():  # one outcome's failed write loses no other
+                    self._end_final(o)
         self.journal.log('final_end', data={})
+
+    def _end_final(self, o: TrialOutcome) -> None:
+        """Record the outcome of a final retrain (a systemic failure: no failure, halt)."""
+        if o.outcome != 'ok' and o.systemic:  # no failure: retrained on --resume
+            self.journal.end_final(
+                o.trial_id, o.attempt, 'lost', error=o.systemic[-2000:], retry=True
+            )
+            self._halted_trials.add(o.trial_id)
+            self._halt(o.systemic)
+            return
+        metric = o.result.get(self.metric) if o.outcome == 'ok' else None
+        if metric is not None and math.isfinite(float(metric)):
+            self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)
+            return
+        f = next(f for f in self.journal.finals() if f['trial_id'] == o.trial_id)
+        self.journal.end_final(
+            o.trial_id,
+            o.attempt,
+            o.outcome if o.outcome != 'ok' else 'error',
+            error=(o.error or f'no finite {self.metric} in the result')[-2000:],
+            retry=f['failures'] + 1 < self.opts.max_attempts,
+        )
 
     def final_summary(self) -> Optional[Dict[str, Any]]:
         """Each final retrain next to its proxy number, and each budget's final winner."""
