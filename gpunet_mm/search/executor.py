@@ -117,7 +117,7 @@ def systemic_cause(exc: BaseException) -> Optional[str]:
     naming the cause), or None when it may be the trial's own: Ray's cluster is gone
     (:data:`SYSTEMIC_RAY_ERRORS`), or the data is missing or broken
     (``gpunet_mm.apis.DatasetFilesError``, raised by the worker's check before it trains),
-    or a disk is full (:func:`gpunet_mm.search.faults.disk_full`: the next candidate's
+    or a disk is full (``gpunet_mm.search.faults.disk_full``: the next candidate's
     checkpoint would not fit either)."""
     full = disk_full_reason(exc)
     if full is not None:
