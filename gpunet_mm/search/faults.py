@@ -113,7 +113,9 @@ class DiskFull:
         """An ``OSError`` with this errno naming ``self.path`` (else ``path``): what a
         worker raises so that the errno and the file survive the trip to the controller
         (pickling keeps an ``OSError``'s fields, not its ``__cause__``)."""
-        return OSError(self.errno, f'{os.strerror(self.errno)}: {self.error}', self.path or path)
+        said = os.strerror(self.errno)
+        text = said if self.error.endswith(said) else self.error  # no "[Errno 28]" twice
+        return OSError(self.errno, text, self.path or path)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -184,7 +184,7 @@ class JournalWriteError(JournalError):
     """A change could not be written (the disk is full) and was rolled back: the journal
     is as it was before it. ``filename`` is the file, as on an ``OSError``."""
 
-    def __init__(self, message: str, filename: str) -> None:
+    def __init__(self, message: str, filename: Optional[str] = None) -> None:
         super().__init__(message)
         self.filename = filename
 

@@ -131,6 +131,7 @@ def test_the_worker_error_keeps_errno_and_path_across_processes(tmp_path):
     back = pickle.loads(pickle.dumps(err))
     assert back.errno == errno.ENOSPC and back.filename == '/wd/trials/0004/attempt_1'
     assert disk_full(back).path == '/wd/trials/0004/attempt_1'
+    assert str(back).count(ENOSPC_TEXT) == 1
 
 
 def test_run_trial_names_its_folder_when_the_disk_fills(tmp_path, monkeypatch):
@@ -180,6 +181,32 @@ def test_a_failed_commit_is_rolled_back_and_names_the_journal(tmp_path):
     j.close()
     with SearchJournal.open(str(tmp_path)) as j:  # its chain and tables verify
         assert j.trial(t.id).latency_ms == 1.5
+
+
+def test_a_head_file_that_does_not_fit_leaves_the_commit_and_a_journal_that_opens(
+    tmp_path, monkeypatch
+):
+    """The change is committed; only the head file (replaced after each commit) is behind,
+    which opening accepts (the same state as a kill between the two)."""
+    from gpunet_mm.search import journal
+
+    j = SearchJournal.create(str(tmp_path), {'a': 1})
+    t = j.add_trial('h1', {'x': 1}, 'optimizer:0', 0, 1.0)
+    write_head = journal._write_head
+
+    def no_space(path, seq, digest):
+        raise OSError(errno.ENOSPC, ENOSPC_TEXT)
+
+    monkeypatch.setattr(journal, '_write_head', no_space)
+    with pytest.raises(JournalWriteError, match='the change itself is committed') as info:
+        j.update_trial(t.id, 'measured', status='queued', latency_ms=1.5)
+    assert info.value.filename == journal.head_path(j.path)
+    monkeypatch.setattr(journal, '_write_head', write_head)
+    j.close()
+    with SearchJournal.open(str(tmp_path)) as j:
+        assert j.trial(t.id).status == 'queued' and j.trial(t.id).latency_ms == 1.5
+        j.log('next')  # the next commit brings the head file up to date
+    SearchJournal.open(str(tmp_path)).close()
 
 
 def test_a_journal_that_cannot_be_created_leaves_nothing_behind(tmp_path, monkeypatch):
