@@ -392,7 +392,8 @@ def test_a_full_latency_cache_halts_and_leaves_the_proposals(sim_cfg, tmp_path, 
             return out
 
     cfg = _cfg(sim_cfg)
-    ex = LocalExecutor(rung_trainer(), num_workers=1)
+    first, log = [], []
+    ex = LocalExecutor(rung_trainer(first), num_workers=1)
     with pytest.raises(SearchHalted) as info:
         run_search(
             cfg,
@@ -407,19 +408,26 @@ def test_a_full_latency_cache_halts_and_leaves_the_proposals(sim_cfg, tmp_path, 
     with SearchJournal.open(str(tmp_path / 'wd')) as j:
         assert not j.trials(('failed',))
         assert all(t.error is None or 'latency' not in t.error for t in j.trials())
+        assert j.trials(('proposed',))  # left for --resume to measure
+    before = _rung_results(tmp_path / 'wd')
+    assert before and first
 
     disk['full'] = False
     s = run_search(
         cfg,
         str(tmp_path / 'wd'),
         simulate=True,
-        executor=ex,
+        executor=LocalExecutor(rung_trainer(log), num_workers=1),
         latency=CachedLatency(),
         write_reports=False,
         resume=True,
     )
     assert s['trials_by_status'].get('failed', 0) == 0
     assert s['trials_by_status'].get('proposed', 0) == 0
+    trained = {(t, end) for t, _, _, end in first}
+    assert log and not {(t, end) for t, _, _, end in log} & trained  # nothing trained again
+    after = _rung_results(tmp_path / 'wd')
+    assert all(after[k] == v for k, v in before.items())
 
 
 @pytest.mark.skipif(not os.path.exists('/dev/full'), reason='needs /dev/full (Linux)')
