@@ -273,7 +273,9 @@ class SearchJournal:
         except sqlite3.DatabaseError as e:
             if disk_full(e) is not None:  # WAL mode writes; a full disk is not corruption
                 raise JournalWriteError(
-                    f'the search journal {path} could not be opened for writing: {e}', path
+                    f'the search journal {path} could not be opened for writing ({e}); free '
+                    'space on that disk, then run the same command again',
+                    path,
                 ) from e
             raise JournalError(
                 f'journal {path} is not a readable SQLite database ({e}); it was left as '
