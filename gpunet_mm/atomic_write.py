@@ -38,9 +38,11 @@ def atomic_path(path: str) -> Iterator[str]:
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            e.filename = path  # a failed write() names no file (a full disk): name it
         raise
     _fsync_dir(folder)
 

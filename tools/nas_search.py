@@ -94,6 +94,7 @@ def main(argv=None) -> int:
         validate_config,
     )
     from gpunet_mm.search.controller import SearchHalted
+    from gpunet_mm.search.faults import disk_full_reason
     from gpunet_mm.search.lock import WorkDirBusyError
     from gpunet_mm.search.progress import SearchProgress
     from gpunet_mm.search.trainer import SearchConfigError
@@ -137,14 +138,19 @@ def main(argv=None) -> int:
             warm_start=warm_start,
             on_update=progress,
         )
-    except SearchHalted as e:  # the setup failed (cluster, data): fix it, then --resume
-        again = f'python tools/nas_search.py {args.config or ""} --work-dir {work_dir} --resume'
-        if args.final is not None:
-            again = f'python tools/nas_search.py --final {args.final}'
-        print(f'nas_search: error: {e}: {again.replace("  ", " ")}', file=sys.stderr)
+    except SearchHalted as e:  # the setup failed (cluster, data, disk): fix it, then --resume
+        print(f'nas_search: error: {e}: {resume_command(args, work_dir)}', file=sys.stderr)
         return 2
     except user_errors as e:  # a bad input: what is wrong and how to fix it, no traceback
         print(f'nas_search: error: {e}', file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk before the search began (its lock, its folder)
+        if disk_full_reason(e) is None:
+            raise
+        print(
+            f'nas_search: error: {disk_full_reason(e)}, then run the same command again',
+            file=sys.stderr,
+        )
         return 2
     finally:
         if progress is not None:
@@ -152,8 +158,8 @@ def main(argv=None) -> int:
     from gpunet_mm.search.report import all_failed, final_line, summary_table
 
     print(summary_table(summary, work_dir))
-    if not (simulate or args.no_hub):
-        add_to_hub(args, work_dir)
+    if not (simulate or args.no_hub) and not add_to_hub(args, work_dir):
+        return 2
     print(final_line(summary))
     failed = all_failed(summary)
     if failed:
@@ -162,12 +168,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def add_to_hub(args: argparse.Namespace, work_dir: str) -> None:
+def resume_command(args: argparse.Namespace, work_dir: str) -> str:
+    """The command that continues this search (or its final retrain) where it stopped."""
+    if args.final is not None:
+        return f'python tools/nas_search.py --final {args.final}'
+    again = f'python tools/nas_search.py {args.config or ""} --work-dir {work_dir} --resume'
+    return again.replace('  ', ' ')
+
+
+def add_to_hub(args: argparse.Namespace, work_dir: str) -> bool:
     """The winners go to the work_dir's own hub file; to the user hub only when asked
-    (``--add-to-hub``, ``--hub-file``), so a demo or a trial run never answers a query."""
+    (``--add-to-hub``, ``--hub-file``), so a demo or a trial run never answers a query.
+    False when the disk was full (the error says how to add them once space is freed)."""
     import os.path as osp
 
     from gpunet_mm.hub import HubError, import_search
+    from gpunet_mm.search.faults import disk_full_reason
 
     shared = args.add_to_hub or args.hub_file is not None
     path = args.hub_file if shared else osp.join(work_dir, 'hub.jsonl')
@@ -175,12 +191,25 @@ def add_to_hub(args: argparse.Namespace, work_dir: str) -> None:
         added = import_search(work_dir, replace=True, path=path)
     except HubError as e:  # the search's results stand; only the hub row is missing
         print(f'nas_search: warning: not added to the model hub: {e}', file=sys.stderr)
-        return
+        return True
+    except OSError as e:  # the hub file was left as it was (an atomic write)
+        reason = disk_full_reason(e)
+        if reason is None:
+            raise
+        where = f' --hub-file {path}' if path else ''
+        print(
+            f'nas_search: error: the search finished, but its winners are not in the model '
+            f'hub{where and " " + path}: {reason}, then add them: python tools/hub.py{where} '
+            f'import {work_dir} --replace',
+            file=sys.stderr,
+        )
+        return False
     names = ', '.join(e.name for e in added) or 'nothing (no winner)'
     cmd = f'tools/hub.py --hub-file {path}' if path else 'tools/hub.py'
     print(f'hub rows: {names} ({cmd} list --provenance search --include-toy)')
     if not shared:
         print(f'add them to your hub: tools/hub.py import {work_dir}')
+    return True
 
 
 def final_config(work_dir: str, opts: dict) -> tuple:

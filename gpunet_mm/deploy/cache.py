@@ -65,7 +65,12 @@ class LatencyKey:
 
 
 class LatencyCacheError(RuntimeError):
-    """The cache database cannot be used; the message names its path."""
+    """The cache database cannot be used; the message names its path, and ``filename`` is
+    it (as on an ``OSError``: the search names the file when the disk is full)."""
+
+    def __init__(self, message: str, filename: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.filename = filename
 
 
 class LatencyCache:
@@ -124,9 +129,11 @@ class LatencyCache:
                 why = 'cannot be written (read-only file or folder?)'
             elif 'no such table' in reason:
                 why = 'has no latency table (deleted and re-created while in use?)'
+            elif 'disk is full' in reason:
+                why = 'cannot be written: the disk is full (free space on it)'
             else:
                 why = 'failed'
-            raise LatencyCacheError(f'latency cache {self.path} {why}: {reason}') from e
+            raise LatencyCacheError(f'latency cache {self.path} {why}: {reason}', self.path) from e
         finally:
             if con is not None:
                 con.close()

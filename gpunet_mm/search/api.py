@@ -34,7 +34,8 @@ from ..schema import (
     validate,
 )
 from .controller import NAS_DEFAULTS as NAS_DEFAULTS  # the public name of the nas defaults
-from .controller import ControllerOptions, SearchController, SearchError
+from .controller import ControllerOptions, SearchController, SearchError, SearchHalted, halt_message
+from .faults import disk_full_reason
 from .journal import JournalError, SearchJournal, config_diff
 from .trainer import SearchConfigError, backbone_of
 
@@ -533,11 +534,18 @@ def run_search(
                     f'was started with, at: {", ".join(diff)}. Resume with the same config '
                     '(or start a new --work-dir)'
                 )
-            journal.log('resume', data=dict(pid=os.getpid()))
         else:
             journal = SearchJournal.create(work_dir, stored)
         try:
+            if resume:
+                journal.log('resume', data=dict(pid=os.getpid()))
             return _run(cfg, nas, journal, work_dir, run)
+        except Exception as e:  # a full disk outside the controller's loop (calibration,
+            reason = disk_full_reason(e)  # seeding, reports): the same stop as inside it
+            if reason is None or isinstance(e, SearchHalted):
+                raise
+            logger.error('stopping the search: %s', reason)
+            raise SearchHalted(halt_message(reason, osp.abspath(work_dir))) from e
         finally:
             journal.close()
 

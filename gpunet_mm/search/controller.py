@@ -25,15 +25,16 @@ from the budget that has the fewest architectures within it so far.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..schema import NasSettings, defaults
 from .executor import Executor, TrialOutcome, TrialTask, systemic_cause
-from .faults import open_run, run_reason
+from .faults import disk_full_reason, open_run, run_reason
 from .fidelity import FINAL_DEFAULTS, Rungs
 from .journal import FINISHED, PoolTrial, SearchJournal
 
@@ -49,6 +50,21 @@ class SearchHalted(SearchError):
     the data is missing, or ``nas.max_consecutive_failures`` distinct candidates failed
     alike): what finished is kept, the candidates it stopped are queued again, uncharged,
     and ``--resume`` trains them once the cause is fixed."""
+
+
+def halt_message(reason: str, work_dir: str, requeued: int = 0) -> str:
+    """What :class:`SearchHalted` says: the cause, that nothing finished is lost, what
+    happened to the ``requeued`` candidates it stopped, and to continue with ``--resume``."""
+    stopped = (
+        f'{requeued} candidate(s) this stopped are queued again, not failed, and their '
+        'attempts are not charged to the compute. '
+        if requeued
+        else ''
+    )
+    return (
+        f'the search stopped: {reason}. Nothing that finished is lost (the journal in '
+        f'{work_dir} keeps it). {stopped}Fix the cause, then continue the search with --resume'
+    )
 
 
 #: every ``nas`` key with its default; declared once, in :class:`gpunet_mm.schema.NasSettings`
@@ -614,19 +630,20 @@ class SearchController:
         if self.halt_reason is not None:
             return
         self.halt_reason = self.stop_reason = reason
-        self.journal.log('halt', data=dict(reason=reason[:2000]))
         logger.error('stopping the search: %s', reason)
+        try:
+            self.journal.log('halt', data=dict(reason=reason[:2000]))
+        except Exception as e:  # the disk is full: the stop is in the log, not the journal
+            if disk_full_reason(e) is None:
+                raise
 
     def _halt_message(self) -> str:
         import os.path as osp
 
-        n = len(self._halted_trials)
-        return (
-            f'the search stopped: {self.halt_reason}. Nothing that finished is lost (the '
-            f'journal in {osp.dirname(osp.abspath(self.journal.path))} keeps it); '
-            f'{n} candidate(s) this stopped are queued again, not failed, and their attempts '
-            'are not charged to the compute. Fix the cause, then continue the search with '
-            '--resume'
+        return halt_message(
+            self.halt_reason or '',
+            osp.dirname(osp.abspath(self.journal.path)),
+            len(self._halted_trials),
         )
 
     def _parent(self, t: PoolTrial) -> Optional[Dict[str, Any]]:
@@ -959,15 +976,18 @@ class SearchController:
         return self._need() <= 0 or self.stop_reason is not None
 
     def run(self) -> Dict[str, Any]:
-        self.journal.log('start', data=dict(budgets=self.budgets))
+        with self._disk_guard():
+            self.journal.log('start', data=dict(budgets=self.budgets))
         self._mark()
-        self.recover()
+        with self._disk_guard():
+            self.recover()
         self._notify()
         while True:
-            self._fill()
-            if self.halt_reason is None and not self.executor.running and self._release_holds():
-                continue  # nothing could end the run of failures: its trials failed
-            self._renew()
+            with self._disk_guard():
+                self._fill()
+                if self.halt_reason is None and not self.executor.running and self._release_holds():
+                    continue  # nothing could end the run of failures: its trials failed
+                self._renew()
             self._notify()
             if self.done():
                 self._charge()
@@ -976,16 +996,34 @@ class SearchController:
             outcomes = self.executor.poll(self.opts.poll_s)
             self._mark()
             for o in outcomes:
-                self.handle(o)
-        self.journal.log('end', data=dict(reason=self.stop_reason or 'trials done'))
+                with self._disk_guard():  # one outcome's failed write loses no other
+                    self.handle(o)
+        with self._disk_guard():
+            self.journal.log('end', data=dict(reason=self.stop_reason or 'trials done'))
         self._notify()
         if self.halt_reason is not None:
             raise SearchHalted(self._halt_message())
         if self.opts.final:
-            self.run_final()
+            with self._disk_guard():
+                self.run_final()
             if self.halt_reason is not None:
                 raise SearchHalted(self._halt_message())
         return self.summary()
+
+    @contextlib.contextmanager
+    def _disk_guard(self) -> Iterator[None]:
+        """A full disk under the controller (the journal's write, rolled back; the latency
+        cache's) stops the search (:meth:`_halt`) instead of ending it with a traceback:
+        what still runs is waited for, and ``--resume`` continues once space is freed. A
+        running attempt whose outcome could not be written stays ``running`` in the
+        journal; ``--resume`` takes its worker's saved result, or trains it again."""
+        try:
+            yield
+        except Exception as e:
+            reason = disk_full_reason(e)
+            if reason is None:
+                raise
+            self._halt(reason)
 
     # ------------------------------------------------------------------ final retrain
     def final_choice(self, top_k: int) -> List[int]:
@@ -1021,22 +1059,23 @@ class SearchController:
         inflight: Dict[int, int] = {}
         self._mark()
         while True:
-            for f in self.journal.finals():
-                if self.executor.free <= 0 or self.halt_reason is not None:
-                    break
-                if f['status'] != 'queued' or f['trial_id'] in inflight:
-                    continue
-                t = self.journal.trial(f['trial_id'])
-                attempt = self.journal.start_final(t.id)
-                inflight[t.id] = attempt
-                payload = dict(
-                    self.opts.payload,
-                    final=True,
-                    final_schedule=fin.get('schedule'),
-                    budget_ms=None,
-                    timeout_s=self.opts.trial_timeout_s,
-                )
-                self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
+            with self._disk_guard():
+                for f in self.journal.finals():
+                    if self.executor.free <= 0 or self.halt_reason is not None:
+                        break
+                    if f['status'] != 'queued' or f['trial_id'] in inflight:
+                        continue
+                    t = self.journal.trial(f['trial_id'])
+                    attempt = self.journal.start_final(t.id)
+                    inflight[t.id] = attempt
+                    payload = dict(
+                        self.opts.payload,
+                        final=True,
+                        final_schedule=fin.get('schedule'),
+                        budget_ms=None,
+                        timeout_s=self.opts.trial_timeout_s,
+                    )
+                    self.executor.submit(TrialTask(t.id, attempt, t.arch, payload))
             self._notify()
             if not inflight:
                 break
@@ -1047,26 +1086,31 @@ class SearchController:
                 if inflight.get(o.trial_id) != o.attempt:
                     continue
                 del inflight[o.trial_id]
-                if o.outcome != 'ok' and o.systemic:  # no failure: retrained on --resume
-                    self.journal.end_final(
-                        o.trial_id, o.attempt, 'lost', error=o.systemic[-2000:], retry=True
-                    )
-                    self._halted_trials.add(o.trial_id)
-                    self._halt(o.systemic)
-                    continue
-                metric = o.result.get(self.metric) if o.outcome == 'ok' else None
-                if metric is not None and math.isfinite(float(metric)):
-                    self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)
-                    continue
-                f = next(f for f in self.journal.finals() if f['trial_id'] == o.trial_id)
-                self.journal.end_final(
-                    o.trial_id,
-                    o.attempt,
-                    o.outcome if o.outcome != 'ok' else 'error',
-                    error=(o.error or f'no finite {self.metric} in the result')[-2000:],
-                    retry=f['failures'] + 1 < self.opts.max_attempts,
-                )
+                with self._disk_guard():  # one outcome's failed write loses no other
+                    self._end_final(o)
         self.journal.log('final_end', data={})
+
+    def _end_final(self, o: TrialOutcome) -> None:
+        """Record the outcome of a final retrain (a systemic failure: no failure, halt)."""
+        if o.outcome != 'ok' and o.systemic:  # no failure: retrained on --resume
+            self.journal.end_final(
+                o.trial_id, o.attempt, 'lost', error=o.systemic[-2000:], retry=True
+            )
+            self._halted_trials.add(o.trial_id)
+            self._halt(o.systemic)
+            return
+        metric = o.result.get(self.metric) if o.outcome == 'ok' else None
+        if metric is not None and math.isfinite(float(metric)):
+            self.journal.end_final(o.trial_id, o.attempt, 'ok', float(metric), o.result)
+            return
+        f = next(f for f in self.journal.finals() if f['trial_id'] == o.trial_id)
+        self.journal.end_final(
+            o.trial_id,
+            o.attempt,
+            o.outcome if o.outcome != 'ok' else 'error',
+            error=(o.error or f'no finite {self.metric} in the result')[-2000:],
+            retry=f['failures'] + 1 < self.opts.max_attempts,
+        )
 
     def final_summary(self) -> Optional[Dict[str, Any]]:
         """Each final retrain next to its proxy number, and each budget's final winner."""

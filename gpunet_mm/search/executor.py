@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from .faults import disk_full_reason
+
 #: how an attempt ended. ``error``: the worker raised; ``nan``: the loss became NaN/inf;
 #: ``timeout``: over the per-trial limit (cancelled); ``crash``: the worker process or its
 #: node died (SIGKILL, out of memory, node lost); ``lost``: the controller died while it
@@ -114,7 +116,12 @@ def systemic_cause(exc: BaseException) -> Optional[str]:
     """Why ``exc`` is a failure every attempt would repeat (a reason to stop the search,
     naming the cause), or None when it may be the trial's own: Ray's cluster is gone
     (:data:`SYSTEMIC_RAY_ERRORS`), or the data is missing or broken
-    (``gpunet_mm.apis.DatasetFilesError``, raised by the worker's check before it trains)."""
+    (``gpunet_mm.apis.DatasetFilesError``, raised by the worker's check before it trains),
+    or a disk is full (``gpunet_mm.search.faults.disk_full``: the next candidate's
+    checkpoint would not fit either)."""
+    full = disk_full_reason(exc)
+    if full is not None:
+        return full
     names = {c.__name__ for c in type(exc).__mro__}
     text = format_exception(exc, 600)
     if 'DatasetFilesError' in names:

@@ -30,6 +30,7 @@ so a search writing while another process opens the journal only ever looks like
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from .faults import disk_full
 
 #: the journal's layout. 2: a pool trial records when it first finished (``finished_seq``)
 #: and an optimiser's stored trials hold only what is the optimiser's own (the outcome is
@@ -177,6 +180,15 @@ class JournalError(RuntimeError):
     """The journal cannot be used as asked (corrupt, another search's, config differs)."""
 
 
+class JournalWriteError(JournalError):
+    """A change could not be written (the disk is full) and was rolled back: the journal
+    is as it was before it. ``filename`` is the file, as on an ``OSError``."""
+
+    def __init__(self, message: str, filename: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
 @dataclass
 class PoolTrial:
     """One architecture of the search's pool, as the journal holds it."""
@@ -259,6 +271,12 @@ class SearchJournal:
             con.execute('PRAGMA synchronous=FULL')
             return con
         except sqlite3.DatabaseError as e:
+            if disk_full(e) is not None:  # WAL mode writes; a full disk is not corruption
+                raise JournalWriteError(
+                    f'the search journal {path} could not be opened for writing ({e}); free '
+                    'space on that disk, then run the same command again',
+                    path,
+                ) from e
             raise JournalError(
                 f'journal {path} is not a readable SQLite database ({e}); it was left as '
                 'it is: move it away to start a new search in this work_dir'
@@ -274,9 +292,10 @@ class SearchJournal:
                 'continue it, or choose a new --work-dir (journals are never mixed)'
             )
         os.makedirs(work_dir, exist_ok=True)
-        _write_head(path, 0, '')  # before the database: the head file is never ahead of it
-        con = cls._connect(path)
+        con = None
         try:
+            _write_head(path, 0, '')  # before the database: the head file is never ahead of it
+            con = cls._connect(path)
             con.executescript(_SCHEMA)
             j = cls(path, con)
             with j._tx():
@@ -292,8 +311,19 @@ class SearchJournal:
                     None,
                     dict(config_hash=config_digest(config), head=osp.basename(head_path(path))),
                 )
-        except BaseException:
-            con.close()
+        except BaseException as e:
+            if con is not None:
+                con.close()
+            full = disk_full(e) if isinstance(e, Exception) else None
+            if full is not None:  # nothing is in it yet: leave no half-made journal behind
+                for p in (path, path + '-wal', path + '-shm', head_path(path)):
+                    with contextlib.suppress(OSError):
+                        os.remove(p)
+                raise JournalWriteError(
+                    f'the search journal {path} could not be created ({full.error}): nothing '
+                    'was started; free space on that disk and run the same command again',
+                    path,
+                ) from e
             raise
         return j
 
@@ -1168,26 +1198,59 @@ class SearchJournal:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, then the head file; on error ``ROLLBACK`` and the
-    chain head restored."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, then the head file; on error (the ``COMMIT``'s
+    own included: a full disk fails it) ``ROLLBACK`` and the chain head restored, so the
+    journal holds the change whole or not at all. A full disk is raised as
+    :class:`JournalWriteError` naming the file; a head file that could not be replaced
+    after the commit is only behind, which :meth:`SearchJournal.open` accepts."""
 
     def __init__(self, journal: SearchJournal) -> None:
         self.journal = journal
 
     def __enter__(self) -> sqlite3.Connection:
         self.head = (self.journal._last_seq, self.journal._last_hash)
-        self.journal.con.execute('BEGIN IMMEDIATE')
+        try:
+            self.journal.con.execute('BEGIN IMMEDIATE')
+        except Exception as e:
+            self._raise_full(e, self.journal.path)
+            raise
         return self.journal.con
 
     def __exit__(self, exc_type, exc, tb) -> None:
         j = self.journal
         if exc_type is None:
-            j.con.execute('COMMIT')
+            try:
+                j.con.execute('COMMIT')
+            except Exception as e:
+                self._rollback()
+                self._raise_full(e, j.path)
+                raise
             if j._last_seq != self.head[0]:  # after the commit: never ahead of the database
-                _write_head(j.path, j._last_seq, j._last_hash)
+                try:
+                    _write_head(j.path, j._last_seq, j._last_hash)
+                except Exception as e:
+                    self._raise_full(e, head_path(j.path), 'the change itself is committed')
+                    raise
         else:
+            self._rollback()
+            if isinstance(exc, Exception):
+                self._raise_full(exc, j.path)
+
+    def _rollback(self) -> None:
+        """Undo the open transaction (SQLite may have rolled it back itself: on a full disk
+        it can), and the chain head with it."""
+        j = self.journal
+        if j.con.in_transaction:
             j.con.execute('ROLLBACK')
-            j._last_seq, j._last_hash = self.head
+        j._last_seq, j._last_hash = self.head
+
+    @staticmethod
+    def _raise_full(exc: Exception, path: str, state: str = 'the change was rolled back') -> None:
+        full = disk_full(exc)
+        if full is not None:
+            raise JournalWriteError(
+                f'the search journal {path} could not be written ({full.error}); {state}', path
+            ) from exc
 
 
 def config_digest(config: Mapping[str, Any]) -> str:

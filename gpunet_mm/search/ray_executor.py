@@ -26,6 +26,7 @@ from .executor import (
     format_exception,
     systemic_cause,
 )
+from .faults import disk_full_reason
 
 
 def init_ray(
@@ -182,7 +183,8 @@ class RayExecutor(Executor):
                 kind,
                 error=format_exception(cause),
                 busy_s=busy,
-                systemic=systemic_cause(cause),
+                # a chain does not survive Ray's pickling; the traceback's text does
+                systemic=systemic_cause(cause) or disk_full_reason(e),
             )
         except ray.exceptions.TaskCancelledError:
             return TrialOutcome(

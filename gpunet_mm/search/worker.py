@@ -16,6 +16,8 @@ import subprocess
 import sys
 from typing import Any, Dict, Optional
 
+from .faults import disk_full
+
 
 def trial_dir(root: str, trial_id: int, attempt: int) -> str:
     return osp.join(root, 'trials', f'{trial_id:04d}', f'attempt_{attempt}')
@@ -63,6 +65,19 @@ def run_trial(task: Dict[str, Any]) -> Dict[str, Any]:
     work_dir = trial_dir(task['work_dir'], int(task['trial_id']), int(task['attempt']))
     if task.get('final'):  # the final retrain: its own folder, never the search's attempts
         work_dir = osp.join(osp.dirname(work_dir), f'final_{int(task["attempt"])}')
+    try:
+        return _train(task, work_dir)
+    except Exception as e:
+        # a full disk names the file (mmengine writes a checkpoint's bytes to an open file,
+        # so its error names none: then the attempt's folder) and keeps its errno on the
+        # way to the controller, which stops the search on it (faults.disk_full)
+        full = disk_full(e)
+        if full is None:
+            raise
+        raise full.as_oserror(work_dir) from e
+
+
+def _train(task: Dict[str, Any], work_dir: str) -> Dict[str, Any]:
     nproc = int(task.get('nproc') or 1)
     if nproc > 1:
         return run_distributed(task, work_dir, nproc)

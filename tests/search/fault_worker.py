@@ -16,6 +16,15 @@ def run(task):
 
         missing = dict(data_root='/nonexistent/demo_det/', ann_file='annotations/a.json')
         check_dataset_files(dict(train_dataloader=dict(dataset=missing)))
+    if mode in ('diskfull', 'diskfull_wrapped'):  # a checkpoint's bytes on a full disk
+        try:
+            with open('/dev/full', 'wb') as f:
+                f.write(b'\0' * 65536)
+                f.flush()
+        except OSError as e:
+            if mode == 'diskfull':
+                raise
+            raise RuntimeError('mmengine: saving the checkpoint failed') from e
     if mode == 'sleep':
         time.sleep(60)
     if mode == 'sigkill':

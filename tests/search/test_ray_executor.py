@@ -160,6 +160,18 @@ def test_missing_data_in_the_worker_is_named_as_the_setups_fault(local_ray):
     assert got[1].systemic is None  # a worker's own error stays the trial's
 
 
+@pytest.mark.skipif(not __import__('os').path.exists('/dev/full'), reason='needs /dev/full')
+def test_a_full_disk_in_the_worker_is_named_as_the_setups_fault(local_ray):
+    """ENOSPC raised in a Ray worker, bare or wrapped (Ray's pickling drops the wrapper's
+    ``__cause__``; its traceback text keeps it): a reason to stop, not the trial's error."""
+    ex = RayExecutor('tests.search.fault_worker.run', num_workers=2, num_cpus=0.1)
+    ex.submit(TrialTask(0, 1, dict(mode='diskfull'), {}))
+    ex.submit(TrialTask(1, 1, dict(mode='diskfull_wrapped'), {}))
+    got = _collect(ex, 2)
+    for o in got.values():
+        assert o.outcome == 'error' and 'the disk is full' in o.systemic
+
+
 RAYLET_KILL = """
 import os, signal, sys, time
 from gpunet_mm.search.executor import TrialTask
