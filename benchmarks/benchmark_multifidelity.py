@@ -31,6 +31,10 @@ Methods:
 * ``ours-joint`` / ``ours-joint-adaptive``: ``ours-rung`` / ``ours-adaptive`` with
   ``model='joint'`` (the optimisers model every point at the top rung, predicted by one
   GP over (point, log epochs) fitted to every rung's results);
+* ``ours-joint-pred``: ``ours-joint`` with ``promote='predicted'`` (a rung ranked by the
+  ridge prediction of a higher rung's value, into the places it has left);
+* ``ours-joint-promote``: ``ours-joint`` with ``promote='joint'`` (a rung ranked by the
+  joint model's value at the top rung: the same fit the optimiser is offered);
 * ``dehb``: DEHB (``dehb`` package; fidelities 1..E, eta 3; each evaluation trains from
   scratch, as DEHB does);
 * ``tpe-hb``: Optuna TPE with ``HyperbandPruner`` (a trial reports after each rung and
@@ -406,6 +410,15 @@ RUNNERS: Dict[str, Callable[..., Dict]] = {
     # the optimisers model every point at the top rung, predicted by one GP over (point,
     # log epochs) fitted to every rung's results (fidelity.model='joint')
     'ours-joint': lambda o, b, c, s: run_ours(o, b, c, s, fidelity=True, model='joint'),
+    # the joint model with promotion by the ridge-predicted higher-rung value
+    'ours-joint-pred': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, model='joint', promote='predicted'
+    ),
+    # the joint model ranks each rung too: by its prediction of the top-rung value
+    # (fidelity.promote='joint')
+    'ours-joint-promote': lambda o, b, c, s: run_ours(
+        o, b, c, s, fidelity=True, model='joint', promote='joint'
+    ),
     'ours-joint-adaptive': lambda o, b, c, s: run_ours(
         o, b, c, s, fidelity=True, model='joint', brackets='adaptive'
     ),

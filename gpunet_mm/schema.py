@@ -288,10 +288,12 @@ class FidelitySettings(BaseModel):
     #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
     #: new candidate to the top rung, start nothing new and promote below the top instead
     final_stretch: bool = True
-    #: how a rung ranks its candidates for promotion: 'rung' (ASHA: by the rung's metric) or
+    #: how a rung ranks its candidates for promotion: 'rung' (ASHA: by the rung's metric),
     #: 'predicted' (by the value they are predicted to reach higher up, learnt from the
-    #: candidates that climbed; gpunet_mm.search.fidelity.predicted_values)
-    promote: Literal['rung', 'predicted'] = 'rung'
+    #: candidates that climbed; gpunet_mm.search.fidelity.predicted_values) or 'joint' (by
+    #: the joint model's value at the top rung, the fit the optimisers' values come from;
+    #: needs model='joint'; gpunet_mm.search.fidelity.joint_values)
+    promote: Literal['rung', 'predicted', 'joint'] = 'rung'
     #: the rung a new candidate starts at, per latency budget: 'asha' (always the first),
     #: 'hyperband' (Hyperband's brackets: a fixed share starts higher up, a hedge against
     #: a first rung that misranks) or 'adaptive' (Hyperband's shares weighted by how well

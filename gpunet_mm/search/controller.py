@@ -740,8 +740,16 @@ class SearchController:
             t.id for t in self.journal.trials(('complete',)) if t.origin.startswith('reference')
         }
         stretch = self._stretch()
+        results = self.journal.rung_results()
+        scores = None
+        if rungs.promote == 'joint':  # each budget's rungs ranked by its store's joint model
+            ids = {r['arch_hash']: int(r['trial_id']) for r in results}
+            scores = [
+                {ids[h]: v for h, v in opt.store.top_values().items() if h in ids}
+                for opt in self.optimizers
+            ]
         cands = rungs.promotable(
-            self.journal.rung_results(), self.journal.promotions(), self.budgets, always, stretch
+            results, self.journal.promotions(), self.budgets, always, stretch, scores
         )
         for tid, k in cands:
             if slots <= 0:

@@ -69,6 +69,7 @@ class Rungs:
         budgets: Sequence[float],
         always: set = frozenset(),
         stretch: bool = False,
+        scores: Optional[Sequence[Mapping[int, float]]] = None,
     ) -> List[Tuple[int, int]]:
         """``(trial_id, next rung)`` that may be promoted now, the most urgent first.
 
@@ -79,7 +80,12 @@ class Rungs:
         latency, then the older trial: ties resolve the same way on every call). The score
         is the metric (``promote='rung'``, ASHA, the default), or with ``promote='predicted'``
         the value the candidate is predicted to reach higher up
-        (:func:`predicted_values`), once enough candidates have climbed to learn it from. Trials in
+        (:func:`predicted_values`), once enough candidates have climbed to learn it from,
+        or with ``promote='joint'`` ``scores[i][trial_id]``, the joint model's value at the
+        top rung for budget ``i`` (:func:`joint_values`, as the budget's optimiser store
+        fitted it: ``JournalTrialStore.top_values``); a budget whose scores miss one of
+        its rung's candidates (the model has not started) ranks that rung by the metric.
+        Trials in
         ``always`` (the reference tiers) climb every rung, so the comparison with them is
         at the same schedule. Higher rungs go first (ASHA): the sooner a candidate reaches
         the full schedule, the sooner the search has a result to report. Within a rung the
@@ -106,9 +112,13 @@ class Rungs:
             # trial -> (its best place in a budget's order, -score, id): the sort key
             chosen: Dict[int, Tuple[int, float, int]] = {}
             ranked: List[Tuple[Mapping[str, Any], int]] = []
-            for b in budgets:
+            for i, b in enumerate(budgets):
                 within = [r for r in rows if r['latency_ms'] is not None and r['latency_ms'] <= b]
-                within.sort(key=lambda r: (-score[r['trial_id']], r['latency_ms'], r['trial_id']))
+                own = scores[i] if self.promote == 'joint' and scores is not None else {}
+                s_b = score
+                if own and all(r['trial_id'] in own for r in within):
+                    s_b = {r['trial_id']: float(own[r['trial_id']]) for r in within}
+                within.sort(key=lambda r: (-s_b[r['trial_id']], r['latency_ms'], r['trial_id']))
                 quota = len(within) if stretch else len(within) // self.eta
                 top = within[:quota]
                 if self.promote == 'predicted' and not stretch:
@@ -418,6 +428,12 @@ def make_rungs(fid: Mapping[str, Any], max_epochs: Optional[int]) -> Rungs:
         raise SearchConfigError(
             'nas.fidelity: the full proxy schedule is unknown; set train_cfg.max_epochs '
             '(an epoch-based loop) or nas.fidelity.max_epochs'
+        )
+    if fid['promote'] == 'joint' and fid['model'] != 'joint':
+        raise SearchConfigError(
+            f"nas.fidelity.promote: got 'joint' with model={fid['model']!r}; promote='joint' "
+            "ranks by the joint model's fit, so it needs model='joint'; allowed with "
+            f"model={fid['model']!r}: promote='rung' or 'predicted'"
         )
     hi = _int('nas.fidelity.max_epochs (the full proxy schedule)', max_epochs, 1)
     if lo * eta > hi:

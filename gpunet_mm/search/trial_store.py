@@ -230,6 +230,28 @@ class JournalTrialStore(MemoryTrialStore):
             features = {t.key: row for t, row in zip(own, F.tolist())}
         self._modelled = self.rungs.model_values(by_rung, k, features) if k or mixed else None
 
+    def top_values(self) -> Dict[str, float]:
+        """``pool arch_hash -> value at the top rung`` of every pool trial this store holds
+        with a rung result, from the joint model (``nas.fidelity.model='joint'``): the
+        measured value where the trial reached the top rung, else the model's prediction
+        there, conditioned on the trial's own rung results (they are among its training
+        points). Refitted first only if the rung results changed since the last fit (the
+        same fit the optimiser is offered at its next ask). Empty with another ``model``
+        or before the joint model starts (a rung above the first holds
+        ``min_observations`` results).
+
+        Why here: a promotion by the predicted top-rung value (``promote='joint'``) ranks
+        with the very model the optimiser's values come from, not a second one."""
+        if self.rungs is None or self.rungs.model != 'joint':
+            return {}
+        self.refresh()
+        modelled = self._modelled or {}
+        return {
+            self._pool_of[t.id]: float(modelled[t.key])
+            for t in self._trials
+            if t.key in modelled and self._pool_of.get(t.id) is not None
+        }
+
     # ---------------------------------------------------------------- writes
     def add(self, trial: Any) -> None:
         pool = self._adding if self._adding is not None else self.arch_hash(trial.params)

@@ -105,3 +105,116 @@ def test_a_search_with_the_joint_model_shows_every_point_at_the_top_rung(
 def test_a_bad_model_is_refused_naming_the_value(value, match):
     with pytest.raises(SearchConfigError, match=match):
         make_rungs(dict(min_epochs=1, model=value), 9)
+
+
+# ---------------------------------------------------------------------- promote='joint'
+def _rung_rows(by_rung, ids):
+    return [
+        dict(trial_id=ids[key], rung=k, metric=v, latency_ms=1.0)
+        for k, d in by_rung.items()
+        for key, v in d.items()
+    ]
+
+
+def test_promote_joint_ranks_a_slow_climber_above_a_fast_starter():
+    """The model has seen points climb (the crossing curves: the larger ``x0``, the slower
+    the climb); a fast starter that ends low and a slow climber that ends high, both at the
+    first rung only: ranked by the joint model's top-rung value (promote='joint') the slow
+    climber climbs and the fast starter does not; ranked by the rung's own number (ASHA)
+    the opposite."""
+    keys, final, features, by_rung = _crossing_curves()
+    # fast: small x0, ends at 2*0.05+0.9 = 1.0; slow: large x0, ends at 2*0.9+0.5 = 2.3
+    for key, x in (('fast', [0.05, 0.9]), ('slow', [0.9, 0.5])):
+        features[key] = x
+        by_rung[0][key] = 2 * x[0] + x[1] - 3.0 * (0.2 + x[0])
+    assert by_rung[0]['fast'] > by_rung[0]['slow']  # the first rung reverses them
+    ids = {key: i for i, key in enumerate(sorted(features))}
+    res = _rung_rows(by_rung, ids)
+    done = {(ids[key], k) for k in (1, 2) for key in by_rung[k]}
+    values = joint_values(features, by_rung, EPOCHS)  # what the optimiser's store offers
+    scores = [{ids[key]: v for key, v in values.items()}]
+    assert values['slow'] > values['fast']
+    joint = Rungs(EPOCHS, 3, 6, model='joint', promote='joint').promotable(
+        res, done, [2.0], scores=scores
+    )
+    asha = Rungs(EPOCHS, 3, 6, model='joint', promote='rung').promotable(res, done, [2.0])
+    assert (ids['slow'], 1) in joint and (ids['fast'], 1) not in joint
+    assert (ids['fast'], 1) in asha and (ids['slow'], 1) not in asha
+    # the promoted set is the rung's top third by the joint value, whatever the rung says
+    rung0 = sorted(by_rung[0], key=lambda key: -values[key])[: len(by_rung[0]) // 3]
+    assert {t for t, k in joint if k == 1} == {ids[key] for key in rung0} - {t for t, _ in done}
+
+
+def test_promote_joint_ranks_by_the_rung_until_the_model_covers_every_candidate():
+    keys, _, features, by_rung = _crossing_curves(n=30)
+    ids = {key: i for i, key in enumerate(keys)}
+    res = _rung_rows(by_rung, ids)
+    r = Rungs(EPOCHS, 3, 6, model='joint', promote='joint')
+    asha = Rungs(EPOCHS, 3, 6, model='joint', promote='rung').promotable(res, set(), [2.0])
+    assert r.promotable(res, set(), [2.0]) == asha  # no scores: the model has not started
+    values = joint_values(features, by_rung, EPOCHS)
+    partial = {ids[key]: v for key, v in values.items() if key != keys[0]}
+    assert r.promotable(res, set(), [2.0], scores=[partial]) == asha  # one candidate missing
+    full = {ids[key]: v for key, v in values.items()}
+    assert r.promotable(res, set(), [2.0], scores=[full]) != asha
+
+
+def test_a_search_promoting_by_the_joint_model_ranks_with_its_stores_fit(
+    sim_cfg, tmp_path, monkeypatch
+):
+    """The controller ranks each rung by the values the budget's optimiser store fitted
+    (``JournalTrialStore.top_values``): every candidate with a rung result, the measured
+    value for those at the top rung; the search promotes and reaches the top rung."""
+    calls = []
+    promotable = Rungs.promotable
+
+    def recording(self, results, promoted, budgets, always=frozenset(), stretch=False, scores=None):
+        calls.append((list(results), scores))
+        return promotable(self, results, promoted, budgets, always, stretch, scores)
+
+    monkeypatch.setattr(Rungs, 'promotable', recording)
+    cfg = _fid_cfg(copy.deepcopy(sim_cfg), min_observations=2, model='joint', promote='joint')
+    cfg['nas'].update(num_trials=16, ask_batch=1)
+    summary = _run(cfg, tmp_path, rung_trainer(), workers=1)
+    fitted = [(res, s) for res, s in calls if s and s[0]]
+    assert fitted, 'the joint model never ranked a rung'
+    res, scores = fitted[-1]
+    assert len(scores) == len(summary['budgets_ms'])
+    with_result = {r['trial_id'] for r in res if r['metric'] is not None}
+    assert set(scores[0]) <= with_result and len(scores[0]) >= len(with_result) - 2
+    for r in res:
+        if r['rung'] == 2 and r['trial_id'] in scores[0]:
+            assert scores[0][r['trial_id']] == r['metric']  # the top rung as measured
+    j = SearchJournal.open(str(tmp_path))
+    assert any(r['rung'] == 2 for r in j.rung_results())
+
+
+def test_the_store_offers_no_top_values_without_the_joint_model(sim_cfg, tmp_path):
+    from gpunet_mm.search.trial_store import JournalTrialStore
+
+    cfg = _fid_cfg(copy.deepcopy(sim_cfg), min_observations=2, model='rung')
+    cfg['nas'].update(num_trials=8)
+    _run(cfg, tmp_path, rung_trainer())
+    j = SearchJournal.open(str(tmp_path))
+    store = JournalTrialStore(j, 0, None, lambda p: None, Rungs(EPOCHS, 3, 2, model='rung'))
+    assert store.top_values() == {}
+
+
+@pytest.mark.parametrize(
+    'fid, match',
+    [
+        (
+            dict(promote='ucb'),
+            r"nas.fidelity.promote: got 'ucb'; allowed: 'rung', 'predicted' "
+            r"or 'joint'",
+        ),
+        (
+            dict(promote='joint', model='rung'),
+            r"nas.fidelity.promote: got 'joint' with "
+            r"model='rung'.*needs model='joint'",
+        ),
+    ],
+)
+def test_a_bad_promote_is_refused_naming_the_value(fid, match):
+    with pytest.raises(SearchConfigError, match=match):
+        make_rungs(dict(min_epochs=1, **fid), 9)
