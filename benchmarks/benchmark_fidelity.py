@@ -1,7 +1,7 @@
 """Fidelity study: does a short rung rank candidates the way the full schedule does?
 
-Run it on your own data before a big multi-fidelity search (docs/distributed_search.md, "Fidelity
-study"): it trains N architectures (the published tiers at the search's resolution plus
+Run it on your own data before a big multi-fidelity search (docs/search_fidelity.md, "The
+fidelity study"): it trains N architectures (the published tiers at the search's resolution plus
 random ones within the latency band the search explores) with the search's own worker code
 and schedule, and reports, for every rung (``--rungs``: the epochs your ``nas.fidelity`` rungs end
 at, then the full proxy schedule):

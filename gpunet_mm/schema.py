@@ -283,7 +283,7 @@ class FidelitySettings(BaseModel):
     #: 'joint' (every point at the top rung, predicted by one model of every rung's results
     #: that takes the rung as an input; gpunet_mm.search.fidelity.joint_values). 'joint' is
     #: the default: at equal compute it led 'rung' in all 6 settings of
-    #: benchmarks/benchmark_multifidelity.py (docs/distributed_search.md)
+    #: benchmarks/benchmark_multifidelity.py (docs/search_measurements.md)
     model: Literal['rung', 'offset', 'joint'] = 'joint'
     #: the final stretch of nas.compute_budget (issue 17a): once what is left cannot take a
     #: new candidate to the top rung, start nothing new and promote below the top instead
@@ -303,7 +303,7 @@ class FidelitySettings(BaseModel):
     #: BOHB's random fraction: the share of LA-MCTS-BO's model-based proposals drawn
     #: uniformly from the space (repaired onto the budget) instead of from its model, which
     #: a multi-fidelity search fits to a short rung's noisy values (LaMCTSBO's
-    #: ``random_fraction``; docs/distributed_search.md has the measurement behind the default)
+    #: ``random_fraction``; docs/search_measurements.md has the measurement behind the default)
     random_fraction: Annotated[
         float, Field(ge=0, le=1, allow_inf_nan=False, description='a number in [0, 1]')
     ] = 1 / 3
