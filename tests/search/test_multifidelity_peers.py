@@ -58,3 +58,19 @@ def test_best_of_random_grows_with_the_candidates_a_perfect_ranker_buys(surrogat
     obj, budget = surrogate
     best = bench.best_of_random(obj, budget, [5, 80], pool=400, draws=200)
     assert best[80] > best[5]
+
+
+def test_a_peer_ahead_on_the_median_is_also_compared_seed_by_seed():
+    """Medians and pairs can disagree: ``ours`` loses the median to random + SH here (one
+    big loss, two small wins) yet is ahead on 2 of 3 seeds; the target line says both."""
+    wins = {'ours': [5.0, 4.0, 1.0], 'random-sh': [4.9, 3.9, 4.5], 'ours-full': [0.0] * 3}
+    rows = [
+        dict(problem='p', method=m, budget_ms=1.0, fraction=1.0, seed=s, winner=v)
+        for m, vs in wins.items()
+        for s, v in enumerate(vs)
+    ]
+    mean, ahead, behind = bench.paired(rows, 'ours', 'random-sh', 'p', 1.0, 1.0)
+    assert (ahead, behind) == (2, 1) and mean == pytest.approx((0.1 + 0.1 - 3.5) / 3)
+    line = next(ln for ln in bench.targets(rows, [1.0]) if '1x: ours' in ln)
+    assert 'ahead of every peer: no (behind random-sh; paired per seed: random-sh -1.10' in line
+    assert 'ahead on 2 seeds, behind on 1' in line
