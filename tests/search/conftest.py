@@ -8,6 +8,19 @@ from gpunet_mm.nas.objectives import measured_latency, surrogate_accuracy
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def nas_search_tool():
+    """``tools/nas_search.py`` as a module (its ``main(argv)`` runs the command in-process,
+    so a test can patch what it calls and read its exit code and messages)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        'nas_search', osp.join(ROOT, 'tools', 'nas_search.py')
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 class FakeLatency:
     """Surrogate latency on a target that owns its device; counts what it measured."""
 

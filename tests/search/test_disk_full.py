@@ -472,14 +472,11 @@ def test_the_command_line_stops_with_the_path_and_the_command_that_continues(
     """``--final WORK_DIR`` (a search's final retrain, from its journal alone): the
     journal's disk fills mid-way; exit 2, no traceback, the journal named, the command
     that continues; run again, it retrains only what did not finish."""
-    import importlib.util
     import os.path as osp
 
-    from .conftest import ROOT
+    from .conftest import nas_search_tool
 
-    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = nas_search_tool()
     cfg = dict(
         search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320]),
         search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100),

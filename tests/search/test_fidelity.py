@@ -452,14 +452,11 @@ def test_final_retrain_of_the_top_k_per_budget_reports_final_next_to_proxy(sim_c
 
 
 def test_final_retrain_later_with_dash_dash_final(tmp_path):
-    import importlib.util
     import os.path as osp
 
-    from .conftest import ROOT
+    from .conftest import nas_search_tool
 
-    spec = importlib.util.spec_from_file_location('cli', osp.join(ROOT, 'tools', 'nas_search.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = nas_search_tool()
     from gpunet_mm.search.api import run_search
 
     # the search itself (a simulated one: the CLI would also check for a real detector

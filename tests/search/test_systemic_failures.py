@@ -195,16 +195,11 @@ def test_systemic_causes_are_named():
 
 
 def test_the_command_line_names_the_cause_and_the_resume_command(monkeypatch, capsys, tmp_path):
-    import importlib.util
     import os.path as osp
 
-    from .conftest import ROOT
+    from .conftest import ROOT, nas_search_tool
 
-    spec = importlib.util.spec_from_file_location(
-        'nas_search', osp.join(ROOT, 'tools/nas_search.py')
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = nas_search_tool()
 
     def halted(*a, **k):
         raise SearchHalted('the search stopped: the Ray cluster is gone. Fix it, then --resume')
