@@ -369,6 +369,7 @@ def rungs_figure(
         if t is not None and t.origin.startswith('reference'):
             names[tid] = t.origin.split(':', 1)[1]
             style = dict(color=REFERENCE_STYLE['color'], lw=2, ms=5, marker='D', zorder=3)
+            colour[tid] = style['color']  # its final retrain's marker too
         elif tid in colour:
             style = dict(color=colour[tid], lw=1.6, ms=3.5, marker='o', zorder=2)
         colour.setdefault(tid, style['color'])
@@ -388,16 +389,20 @@ def rungs_figure(
                 fontsize=8,
                 color=REFERENCE_STYLE['color'],
             )
+    won: Dict[int, List[str]] = {}  # one label per winner, naming each budget it won
     for b, w in winners.items():
         if w is None or w.id not in curves:
             continue
         last = curves[w.id][-1]
         ax.scatter([last['epochs']], [last['metric']], gid=f'winner {b:g}', **WINNER_STYLE)
+        won.setdefault(w.id, []).append(f'{b:g}')
+    for i, (tid, bs) in enumerate(won.items()):  # stacked: winners often sit close
+        last = curves[tid][-1]
         ax.annotate(
-            f'{b:g} ms',
+            f'{", ".join(bs)} ms',
             (last['epochs'], last['metric']),
             textcoords='offset points',
-            xytext=(8, 4),
+            xytext=(8, 4 + 9 * i),
             fontsize=7,
         )
     final_x = set()
@@ -431,11 +436,11 @@ def rungs_figure(
     for x in sorted(final_x):
         ax.text(  # x in data units, y in axes units, as pareto.png's budget labels
             x,
-            0.02,
+            0.98,
             f'final retrain\n({x:g} ep) ',
             fontsize=7,
             ha='right',
-            va='bottom',
+            va='top',
             transform=ax.get_xaxis_transform(),
         )
     ax.set_xscale('log')
@@ -452,7 +457,10 @@ def rungs_figure(
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel('epochs trained (the rungs; log scale)')
     ax.set_ylabel(metric)
-    ax.set_title(title or f'{len(curves)} candidates, {len(climbed)} promoted', fontsize=9)
+    counts = f'{len(curves)} candidates, {len(climbed)} promoted'
+    if final_x:
+        counts += f', {sum(1 for r in final_runs if r.get("final_metric") is not None)} retrained'
+    ax.set_title(f'{title}\n{counts}' if title else counts, fontsize=9)
     handles = [
         Line2D([], [], color='0.6', lw=0.6, marker='o', ms=2, label='stopped at the first rung'),
         Line2D([], [], color=cmap(0.4), lw=1.6, marker='o', ms=3.5, label='promoted'),
