@@ -334,8 +334,9 @@ def rungs_figure(
 
     x is the epochs trained (log scale: rungs grow by ``eta``), y the metric. Each candidate
     is one line through the rungs it finished (gid ``'trial <id>'``): thin grey when it
-    stopped at the first rung, coloured and thicker when it climbed, red diamonds for the
-    reference tiers (as in pareto.png). Each budget's winner is a gold star on its last rung
+    stopped at the first rung, coloured and thicker when it reached a later one (promoted,
+    or started there with ``brackets``), red diamonds for the reference tiers (as in
+    pareto.png). Each budget's winner is a gold star on its last rung
     (gid ``'winner <budget>'``). Each finished final retrain is a marker at the epochs it
     trained (gid ``'final <id>'``; the top rung's epochs when its result does not say), with
     a dashed connector from the candidate's proxy value (gid ``'final-link <id>'``).
