@@ -1,10 +1,12 @@
 """What a search leaves for people and for the model hub.
 
 ``trials.csv`` (one row per architecture), ``pareto.png`` (latency against the metric, the
-budgets and each budget's winner marked), ``best_<budget>ms.py`` (the winner of each budget
-as a config ``tools/train.py`` trains as it is), ``results.json`` (the machine-readable
-results that ``gpunet_mm.hub.import_search`` reads) and ``summary.json``. All are written
-atomically and can be rewritten from the journal at any time.
+budgets and each budget's winner marked), with rungs ``rungs.png`` (each candidate's metric
+through the rungs it reached, and the final retrain), ``best_<budget>ms.py`` (the winner of
+each budget as a config ``tools/train.py`` trains as it is), ``results.json`` (the
+machine-readable results that ``gpunet_mm.hub.import_search`` reads) and ``summary.json``.
+All can be rewritten from the journal at any time; the text files are written atomically,
+and a figure that fails only warns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import json
 import os.path as osp
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..atomic_write import atomic_write_text
@@ -203,6 +206,28 @@ def pareto_front(points: List[PoolTrial]) -> List[PoolTrial]:
     )
 
 
+#: how every figure marks a reference tier and a budget's winner (pareto.png, rungs.png)
+REFERENCE_STYLE: Dict[str, Any] = dict(marker='D', color='tab:red')
+WINNER_STYLE: Dict[str, Any] = dict(marker='*', s=180, color='gold', edgecolors='black', zorder=5)
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: a search runs headless (and on workers)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str) -> None:
+    """Lay out, write and close a report figure."""
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+
+
 def plot_pareto(
     trials: List[PoolTrial],
     budgets: List[float],
@@ -211,11 +236,7 @@ def plot_pareto(
     path: str,
     title: str = '',
 ) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     done = [
         t
@@ -246,14 +267,14 @@ def plot_pareto(
             label='warm start',
         )
     for t in ref:
-        ax.scatter([t.latency_ms], [t.metric], s=70, marker='D', color='tab:red', zorder=4)
+        ax.scatter([t.latency_ms], [t.metric], s=70, zorder=4, **REFERENCE_STYLE)
         ax.annotate(
             t.origin.split(':', 1)[1],
             (t.latency_ms, t.metric),
             textcoords='offset points',
             xytext=(6, -10),
             fontsize=8,
-            color='tab:red',
+            color=REFERENCE_STYLE['color'],
         )
     front = pareto_front(done)
     if len(front) > 1:
@@ -282,15 +303,7 @@ def plot_pareto(
         )
         w = winners.get(b)
         if w is not None:
-            ax.scatter(
-                [w.latency_ms],
-                [w.metric],
-                s=180,
-                marker='*',
-                color='gold',
-                edgecolors='black',
-                zorder=5,
-            )
+            ax.scatter([w.latency_ms], [w.metric], **WINNER_STYLE)
     ax.set_xlabel('end-to-end latency (ms, measured on the target)')
     ax.set_ylabel(metric)
     ax.set_title(
@@ -302,9 +315,168 @@ def plot_pareto(
         ax.set_ylim(ymin - pad, ymax + pad)
     ax.legend(fontsize=7, loc='lower right')
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def rungs_figure(
+    rung_results: Sequence[Mapping[str, Any]],
+    rung_epochs: Sequence[int],
+    trials: Sequence[PoolTrial],
+    budgets: Sequence[float],
+    winners: Mapping[float, Optional[PoolTrial]],
+    metric: str,
+    final_runs: Sequence[Mapping[str, Any]] = (),
+    title: str = '',
+) -> Any:
+    """The rungs of a multi-fidelity search: did the short rungs rank candidates as the longer
+    ones did, who climbed, and how did the final retrain compare with the proxy? Returns the
+    matplotlib Figure (``save_figure`` writes it); only journal facts go in.
+
+    x is the epochs trained (log scale: rungs grow by ``eta``), y the metric. Each candidate
+    is one line through the rungs it finished (gid ``'trial <id>'``): thin grey when it
+    stopped at the first rung, coloured and thicker when it reached a later one (promoted,
+    or started there with ``brackets``), red diamonds for the reference tiers (as in
+    pareto.png). Each budget's winner is a gold star on its last rung
+    (gid ``'winner <budget>'``). Each finished final retrain is a marker at the epochs it
+    trained (gid ``'final <id>'``; the top rung's epochs when its result does not say), with
+    a dashed connector from the candidate's proxy value (gid ``'final-link <id>'``).
+
+    Every candidate that trained a rung is drawn; one whose measured latency is over every
+    budget is faded, not left out: it spent a rung's compute and took a place in the rung's
+    ranking, so the lines account for the occupancy in the title, while the eye goes to the
+    candidates a user could pick.
+    """
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    curves: Dict[int, List[Mapping[str, Any]]] = {}
+    for r in rung_results:
+        if r.get('metric') is not None:
+            curves.setdefault(int(r['trial_id']), []).append(r)
+    by_id = {t.id: t for t in trials}
+    limit = max(budgets, default=float('inf'))
+    climbed = sorted(tid for tid, c in curves.items() if max(r['rung'] for r in c) > 0)
+    cmap = plt.get_cmap('viridis')
+    colour: Dict[int, Any] = {}
+    for i, tid in enumerate(climbed):  # stops short of viridis' yellow, the winners' gold
+        colour[tid] = cmap(0.85 * i / max(1, len(climbed) - 1))
+    names: Dict[int, str] = {}
+    for tid, c in sorted(curves.items()):
+        t = by_id.get(tid)
+        lat = c[0].get('latency_ms')
+        faded = lat is not None and lat > limit
+        style: Dict[str, Any] = dict(color='0.6', lw=0.6, ms=2, marker='o', zorder=1)
+        if t is not None and t.origin.startswith('reference'):
+            names[tid] = t.origin.split(':', 1)[1]
+            style = dict(color=REFERENCE_STYLE['color'], lw=2, ms=5, marker='D', zorder=3)
+            colour[tid] = style['color']  # its final retrain's marker too
+        elif tid in colour:
+            style = dict(color=colour[tid], lw=1.6, ms=3.5, marker='o', zorder=2)
+        colour.setdefault(tid, style['color'])
+        ax.plot(
+            [r['epochs'] for r in c],
+            [r['metric'] for r in c],
+            alpha=0.25 if faded else 0.9,
+            gid=f'trial {tid}',
+            **style,
+        )
+        if tid in names:
+            ax.annotate(
+                names[tid],
+                (c[-1]['epochs'], c[-1]['metric']),
+                textcoords='offset points',
+                xytext=(6, -10),
+                fontsize=8,
+                color=REFERENCE_STYLE['color'],
+            )
+    won: Dict[int, List[str]] = {}  # one label per winner, naming each budget it won
+    for b, w in winners.items():
+        if w is None or w.id not in curves:
+            continue
+        last = curves[w.id][-1]
+        ax.scatter([last['epochs']], [last['metric']], gid=f'winner {b:g}', **WINNER_STYLE)
+        won.setdefault(w.id, []).append(f'{b:g}')
+    for i, (tid, bs) in enumerate(won.items()):  # stacked: winners often sit close
+        last = curves[tid][-1]
+        ax.annotate(
+            f'{", ".join(bs)} ms',
+            (last['epochs'], last['metric']),
+            textcoords='offset points',
+            xytext=(8, 4 + 9 * i),
+            fontsize=7,
+        )
+    final_x = set()
+    for run in final_runs:
+        if run.get('final_metric') is None:
+            continue
+        tid = int(run['trial_id'])
+        x = run.get('final_epochs') or rung_epochs[-1]
+        final_x.add(x)
+        c = colour.get(tid, 'black')
+        if run.get('proxy_metric') is not None and run.get('proxy_epochs'):
+            ax.plot(
+                [run['proxy_epochs'], x],
+                [run['proxy_metric'], run['final_metric']],
+                ls='--',
+                lw=1,
+                color=c,
+                gid=f'final-link {tid}',
+                zorder=2,
+            )
+        ax.scatter(
+            [x],
+            [run['final_metric']],
+            s=70,
+            marker='P',
+            color=c,
+            edgecolors='black',
+            gid=f'final {tid}',
+            zorder=6,
+        )
+    for x in sorted(final_x):
+        ax.text(  # x in data units, y in axes units, as pareto.png's budget labels
+            x,
+            0.98,
+            f'final retrain\n({x:g} ep) ',
+            fontsize=7,
+            ha='right',
+            va='top',
+            transform=ax.get_xaxis_transform(),
+        )
+    ax.set_xscale('log')
+    ticks = sorted(set(rung_epochs) | final_x)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f'{e:g}' for e in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(min(ticks) / 1.3, max(ticks) * 1.3)
+    ys = [r['metric'] for c in curves.values() for r in c]
+    ys += [r['final_metric'] for r in final_runs if r.get('final_metric') is not None]
+    if ys:
+        lo, hi = min(ys), max(ys)
+        pad = max(0.06 * max(hi - lo, abs(hi)), 0.01)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel('epochs trained (the rungs; log scale)')
+    ax.set_ylabel(metric)
+    counts = f'{len(curves)} candidates, {len(climbed)} promoted'
+    if final_x:
+        counts += f', {sum(1 for r in final_runs if r.get("final_metric") is not None)} retrained'
+    ax.set_title(f'{title}\n{counts}' if title else counts, fontsize=9)
+    handles = [
+        Line2D([], [], color='0.6', lw=0.6, marker='o', ms=2, label='stopped at the first rung'),
+        Line2D([], [], color=cmap(0.4), lw=1.6, marker='o', ms=3.5, label='promoted'),
+        Line2D([], [], lw=2, ms=5, label='reference', **REFERENCE_STYLE),
+        Line2D(
+            [], [], ls='', marker='*', ms=12, color='gold', mec='black', label="budget's winner"
+        ),
+    ]
+    if final_x:
+        handles.append(
+            Line2D([], [], ls='--', marker='P', color='black', mfc='white', label='final retrain')
+        )
+    ax.legend(handles=handles, fontsize=7, loc='lower right')
+    ax.grid(alpha=0.3)
+    return fig
 
 
 def write_reports(
@@ -316,13 +488,10 @@ def write_reports(
     files: Dict[str, str] = {}
     files['trials_csv'] = osp.join(work_dir, 'trials.csv')
     rungs = getattr(ctrl.opts, 'rungs', None)
+    rung_results = journal.rung_results() if rungs is not None else []
     atomic_write_text(
         files['trials_csv'],
-        trials_csv(
-            trials,
-            list(rungs.epochs) if rungs is not None else None,
-            journal.rung_results() if rungs is not None else (),
-        ),
+        trials_csv(trials, list(rungs.epochs) if rungs is not None else None, rung_results),
     )
     winners: Dict[float, Optional[PoolTrial]] = {b: ctrl.best(b) for b in ctrl.budgets}
     ref_rows = [t for t in trials if t.origin.startswith('reference') and t.status == 'complete']
@@ -387,14 +556,30 @@ def write_reports(
         results['final'] = fin
     files['results'] = osp.join(work_dir, 'results.json')
     atomic_write_text(files['results'], json.dumps(results, indent=1, default=str))
-    path = osp.join(work_dir, 'pareto.png')
-    try:
-        plot_pareto(trials, ctrl.budgets, winners, nas['metric'], path)
-        files['pareto'] = path
-    except Exception as e:  # a figure is not worth the results, which are written above
-        import warnings
-
-        warnings.warn(f'pareto plot not written: {type(e).__name__}: {e}', stacklevel=1)
+    figures: Dict[str, Callable[[str], None]] = dict(
+        pareto=lambda path: plot_pareto(trials, ctrl.budgets, winners, nas['metric'], path)
+    )
+    if rungs is not None:
+        figures['rungs'] = lambda path: save_figure(
+            rungs_figure(
+                rung_results,
+                list(rungs.epochs),
+                trials,
+                ctrl.budgets,
+                winners,
+                nas['metric'],
+                (fin or {}).get('runs', []),
+                title=ctrl.fidelity_status(),
+            ),
+            path,
+        )
+    for name, draw in figures.items():
+        path = osp.join(work_dir, f'{name}.png')
+        try:
+            draw(path)
+            files[name] = path
+        except Exception as e:  # a figure is not worth the results, which are written above
+            warnings.warn(f'{name} plot not written: {type(e).__name__}: {e}', stacklevel=1)
     return files
 
 
