@@ -21,6 +21,26 @@ def nas_search_tool():
     return tool
 
 
+def searched_for_final(work_dir: str) -> None:
+    """A small simulated search with rungs and no final retrain in ``work_dir``, for the
+    tests of ``tools/nas_search.py --final WORK_DIR`` (the retrain from the journal alone;
+    simulated, since the CLI would also check for a real detector config)."""
+    from gpunet_mm.search.api import run_search
+
+    cfg = dict(
+        search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320]),
+        search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100),
+        nas=dict(
+            metric='metric',
+            num_trials=8,
+            calibration_samples=0,
+            fidelity=dict(min_epochs=1, eta=3, max_epochs=9),
+            simulate=dict(budgets=[1.2, 1.6], num_workers=3),
+        ),
+    )
+    run_search(cfg, work_dir, simulate=True)
+
+
 class FakeLatency:
     """Surrogate latency on a target that owns its device; counts what it measured."""
 

@@ -474,22 +474,11 @@ def test_the_command_line_stops_with_the_path_and_the_command_that_continues(
     that continues; run again, it retrains only what did not finish."""
     import os.path as osp
 
-    from .conftest import nas_search_tool
+    from .conftest import nas_search_tool, searched_for_final
 
     cli = nas_search_tool()
-    cfg = dict(
-        search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320]),
-        search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100),
-        nas=dict(
-            metric='metric',
-            num_trials=8,
-            calibration_samples=0,
-            fidelity=dict(min_epochs=1, eta=3, max_epochs=9),
-            simulate=dict(budgets=[1.2, 1.6], num_workers=3),
-        ),
-    )
     wd = str(tmp_path / 'wd')
-    run_search(cfg, wd, simulate=True)
+    searched_for_final(wd)
     event, ends = SearchJournal._event, []
 
     def full_once(self, kind, trial_id, data):

@@ -454,26 +454,12 @@ def test_final_retrain_of_the_top_k_per_budget_reports_final_next_to_proxy(sim_c
 def test_final_retrain_later_with_dash_dash_final(tmp_path):
     import os.path as osp
 
-    from .conftest import nas_search_tool
+    from .conftest import nas_search_tool, searched_for_final
 
     cli = nas_search_tool()
-    from gpunet_mm.search.api import run_search
-
-    # the search itself (a simulated one: the CLI would also check for a real detector
-    # config), then the final retrain from the work_dir alone, as a user runs it later
-    cfg = dict(
-        search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320]),
-        search_optimizer=dict(type='LaMCTSBO', seed=0, n_init=4, n_candidates=100),
-        nas=dict(
-            metric='metric',
-            num_trials=8,
-            calibration_samples=0,
-            fidelity=dict(min_epochs=1, eta=3, max_epochs=9),
-            simulate=dict(budgets=[1.2, 1.6], num_workers=3),
-        ),
-    )
+    # the search, then the final retrain from the work_dir alone, as a user runs it later
     wd = str(tmp_path / 'wd')
-    run_search(cfg, wd, simulate=True)
+    searched_for_final(wd)
     first = json.loads(open(osp.join(wd, 'summary.json')).read())
     assert 'final' not in first
     assert cli.main(['--final', wd, '--no-progress', '--cfg-options', 'nas.final.top_k=1']) == 0
