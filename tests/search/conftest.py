@@ -21,6 +21,17 @@ def nas_search_tool():
     return tool
 
 
+def fidelity_cfg(sim_cfg, num_trials, **nas):
+    """``sim_cfg`` with rungs 1/3/9 and a 60-epoch compute budget (the failure tests' search)."""
+    sim_cfg['nas'].update(
+        num_trials=num_trials,
+        compute_budget=60,
+        fidelity=dict(min_epochs=1, eta=3, max_epochs=9, min_observations=4),
+        **nas,
+    )
+    return sim_cfg
+
+
 def searched_for_final(work_dir: str) -> None:
     """A small simulated search with rungs and no final retrain in ``work_dir``, for the
     tests of ``tools/nas_search.py --final WORK_DIR`` (the retrain from the journal alone;

@@ -31,13 +31,9 @@ ENOSPC_TEXT = os.strerror(errno.ENOSPC)
 
 
 def _cfg(sim_cfg, **nas):
-    sim_cfg['nas'].update(
-        num_trials=10,
-        compute_budget=60,
-        fidelity=dict(min_epochs=1, eta=3, max_epochs=9, min_observations=4),
-        **nas,
-    )
-    return sim_cfg
+    from .conftest import fidelity_cfg
+
+    return fidelity_cfg(sim_cfg, 10, **nas)
 
 
 def _trained_epochs(j):

@@ -19,13 +19,9 @@ from .conftest import FakeLatency, run_simulated, rung_trainer
 
 
 def _cfg(sim_cfg, **nas):
-    sim_cfg['nas'].update(
-        num_trials=12,
-        compute_budget=60,
-        fidelity=dict(min_epochs=1, eta=3, max_epochs=9, min_observations=4),
-        **nas,
-    )
-    return sim_cfg
+    from .conftest import fidelity_cfg
+
+    return fidelity_cfg(sim_cfg, 12, **nas)
 
 
 def _run(cfg, work_dir, fn, workers=1, **kw):
