@@ -209,6 +209,9 @@ def pareto_front(points: List[PoolTrial]) -> List[PoolTrial]:
 #: how every figure marks a reference tier and a budget's winner (pareto.png, rungs.png)
 REFERENCE_STYLE: Dict[str, Any] = dict(marker='D', color='tab:red')
 WINNER_STYLE: Dict[str, Any] = dict(marker='*', s=180, color='gold', edgecolors='black', zorder=5)
+#: rungs.png draws a final retrain as long as a rung this many times its epochs to the right
+#: (log x: one fixed gap whatever the rung), so it does not sit on the rung's own markers
+FINAL_COLUMN_SHIFT = 1.5
 
 
 def _pyplot() -> Any:
@@ -339,7 +342,11 @@ def rungs_figure(
     pareto.png). Each budget's winner is a gold star on its last rung
     (gid ``'winner <budget>'``). Each finished final retrain is a marker at the epochs it
     trained (gid ``'final <id>'``; the top rung's epochs when its result does not say), with
-    a dashed connector from the candidate's proxy value (gid ``'final-link <id>'``).
+    a dashed connector from the candidate's proxy value (gid ``'final-link <id>'``). A final
+    retrain as long as a rung (the demo retrains on its 8-epoch proxy schedule) is drawn in
+    its own column just right of that rung, ``FINAL_COLUMN_SHIFT`` times its epochs: on the
+    rung itself its marker and the winner's star would cover each other. The tick of a
+    final column reads ``'<epochs>\n(final)'``.
 
     Every candidate that trained a rung is drawn; one whose measured latency is over every
     budget is faded, not left out: it spent a rung's compute and took a place in the rung's
@@ -406,13 +413,14 @@ def rungs_figure(
             xytext=(8, 4 + 9 * i),
             fontsize=7,
         )
-    final_x = set()
+    final_x: Dict[float, float] = {}  # epochs of a final retrain -> where it is drawn
     for run in final_runs:
         if run.get('final_metric') is None:
             continue
         tid = int(run['trial_id'])
-        x = run.get('final_epochs') or rung_epochs[-1]
-        final_x.add(x)
+        epochs = run.get('final_epochs') or rung_epochs[-1]
+        shift = FINAL_COLUMN_SHIFT if epochs in set(rung_epochs) else 1.0
+        x = final_x.setdefault(epochs, epochs * shift)
         c = colour.get(tid, 'black')
         if run.get('proxy_metric') is not None and run.get('proxy_epochs'):
             ax.plot(
@@ -434,20 +442,13 @@ def rungs_figure(
             gid=f'final {tid}',
             zorder=6,
         )
-    for x in sorted(final_x):
-        ax.text(  # x in data units, y in axes units, as pareto.png's budget labels
-            x,
-            0.98,
-            f'final retrain\n({x:g} ep) ',
-            fontsize=7,
-            ha='right',
-            va='top',
-            transform=ax.get_xaxis_transform(),
-        )
     ax.set_xscale('log')
-    ticks = sorted(set(rung_epochs) | final_x)
+    labels = {float(e): f'{e:g}' for e in rung_epochs}
+    for epochs, x in final_x.items():  # the tick names the column (no label on the markers)
+        labels[float(x)] = f'{epochs:g}\n(final)'
+    ticks = sorted(labels)
     ax.set_xticks(ticks)
-    ax.set_xticklabels([f'{e:g}' for e in ticks])
+    ax.set_xticklabels([labels[t] for t in ticks])
     ax.minorticks_off()
     ax.set_xlim(min(ticks) / 1.3, max(ticks) * 1.3)
     ys = [r['metric'] for c in curves.values() for r in c]

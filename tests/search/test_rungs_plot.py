@@ -105,7 +105,7 @@ def test_rungs_png_draws_each_candidate_through_its_rungs_winners_and_final_retr
         link = links[r['trial_id']]
         assert list(link.get_xdata()) == [9, 24] and link.get_linestyle() == '--'
         assert list(link.get_ydata()) == pytest.approx([r['proxy_metric'], r['final_metric']])
-    assert any(t.get_text().startswith('final retrain') for t in ax.texts)
+    assert '24\n(final)' in [t.get_text() for t in ax.get_xticklabels()]
     # the title: rung occupancy and compute used, as the progress line says them
     title = ax.get_title()
     assert f'rungs 1/3/9 ep: {"/".join(str(n) for n in occ)}' in title
@@ -124,7 +124,7 @@ def test_no_final_retrain_no_final_markers_and_no_rungs_no_rungs_png(
     )
     ax = figs[0].axes[0]
     assert _by_gid(ax, 'trial ') and not _by_gid(ax, 'final')
-    assert not any(t.get_text().startswith('final retrain') for t in ax.texts)
+    assert not any('final' in t.get_text() for t in ax.get_xticklabels())
     # without rungs there is nothing to show: pareto.png only
     run_simulated(plain, tmp_path / 'plain', write_reports=True)
     assert (tmp_path / 'plain' / 'pareto.png').exists()
@@ -146,7 +146,7 @@ def test_a_failing_rungs_figure_warns_and_loses_no_result(sim_cfg, tmp_path, mon
     assert 'metric_9ep' in (tmp_path / 'trials.csv').read_text().splitlines()[0]
 
 
-def test_a_candidate_over_every_budget_is_faded_and_a_final_without_epochs_sits_on_the_top_rung():
+def test_a_candidate_over_every_budget_is_faded_and_a_final_as_long_as_a_rung_has_its_own_column():
     trials = [
         PoolTrial(1, 'a', {}, 'optimizer:0', 0, 'complete', 1, None, 0.9, None, 0.5),
         PoolTrial(2, 'b', {}, 'optimizer:0', 0, 'complete', 1, None, 3.0, None, 0.6),
@@ -161,7 +161,16 @@ def test_a_candidate_over_every_budget_is_faded_and_a_final_without_epochs_sits_
     ax = fig.axes[0]
     lines = _by_gid(ax, 'trial ')
     assert lines[2].get_alpha() < lines[1].get_alpha()  # 3.0 ms: over both budgets
-    assert list(_by_gid(ax, 'final ')[1].get_offsets()[0]) == pytest.approx([3, 0.7])
+    # no final_epochs: the top rung's 3 epochs, drawn right of that rung (not on its
+    # markers), connected to the proxy value at 3 epochs, with a tick saying so
+    shifted = 3 * report.FINAL_COLUMN_SHIFT
+    assert shifted > 3 * 1.2
+    assert list(_by_gid(ax, 'final ')[1].get_offsets()[0]) == pytest.approx([shifted, 0.7])
+    link = _by_gid(ax, 'final-link ')[1]
+    assert list(link.get_xdata()) == pytest.approx([3, shifted])
+    ticks = [(round(x, 6), t.get_text()) for x, t in zip(ax.get_xticks(), ax.get_xticklabels())]
+    assert ticks == [(1, '1'), (3, '3'), (round(shifted, 6), '3\n(final)')]
+    assert ax.get_xlim()[1] > shifted
     assert [c.get_gid() for c in ax.collections if (c.get_gid() or '').startswith('winner')] == [
         'winner 1'
     ]
