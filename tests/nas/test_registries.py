@@ -202,3 +202,30 @@ def test_test_functions_carry_their_domain():
     assert make_problem('rastrigin', 2).space.config() == dict(
         type='BoxSpace', lower=[-5.12, -5.12], upper=[5.12, 5.12]
     )
+
+
+def test_a_lookup_in_gpunet_mms_registries_logs_no_false_not_installed_warning():
+    """gpunet_mm puts itself in mmengine's MODULE2PACKAGE (``gpunet_mm::`` config paths), so
+    a registry of its scope without ``locations`` made mmengine try ``gpunet_mm.utils`` on
+    the first ``get`` and log "gpunet_mm is not installed" in every search run. A fresh
+    process, since mmengine imports a registry's locations once."""
+    import subprocess
+    import sys
+
+    code = (
+        'import gpunet_mm.nas\n'
+        'from gpunet_mm.nas.registry import NAS_OPTIMIZERS, NAS_SPACES, TEST_FUNCTIONS\n'
+        'from gpunet_mm.deploy.backends.registry import LATENCY_BACKENDS\n'
+        'from mmengine.config.utils import MODULE2PACKAGE\n'
+        'assert "gpunet_mm" in MODULE2PACKAGE\n'
+        'print(NAS_SPACES.get("GPUNetSpace").__name__,\n'
+        '      NAS_OPTIMIZERS.get("LaMCTSBO").__name__,\n'
+        '      TEST_FUNCTIONS.get("no-such-function"),\n'
+        '      LATENCY_BACKENDS.get("onnxruntime").__name__)\n'
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ['GPUNetSpace', 'LaMCTSBO', 'None', 'OnnxRuntimeBackend']
+    assert 'not installed' not in out.stdout + out.stderr
+    assert 'WARNING' not in out.stdout + out.stderr

@@ -7,6 +7,10 @@ Each backend class carries ``@LATENCY_BACKENDS.register_module(name=...)`` under
 
 from mmengine.registry import Registry
 
-LATENCY_BACKENDS = Registry('latency backend', scope='gpunet_mm')
+# ``locations`` (imported by mmengine before the first ``get``): without it mmengine tries
+# ``gpunet_mm.utils`` and logs a false "gpunet_mm is not installed" (gpunet_mm/nas/registry.py)
+LATENCY_BACKENDS = Registry(
+    'latency backend', scope='gpunet_mm', locations=['gpunet_mm.deploy.backends']
+)
 
 __all__ = ['LATENCY_BACKENDS']
