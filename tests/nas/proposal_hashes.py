@@ -21,14 +21,25 @@ from typing import Any, Dict, List
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORD = os.path.join(HERE, 'proposal_hashes.json')
 
-#: (problem, dims, method, batch, trials): the benchmarks' methods and batch sizes, runs
-#: long enough for every optimiser to leave its initial design
+#: (problem, method, batch, trials): the benchmarks' methods and batch sizes, runs long
+#: enough for every optimiser to leave its initial design. Not LA-MCTS-BO on the continuous
+#: Ackley: its GP fit and acquisition search carry the last bit of the BLAS/LAPACK build
+#: into the proposed coordinates, and the next fits amplify it (measured on one CPU:
+#: numpy 2.4.6 and 2.5.5 first differ at trial 12 by 1e-10 and end 11.3 apart), so no
+#: rounding makes that hash machine-independent. Its discrete runs (the GPUNet surrogate,
+#: the simulated searches) land on the same grid points everywhere and are covered.
 BENCH_CASES = [
     (problem, method, batch, trials)
     for problem, trials in (('ackley', 40), ('gpunet-surrogate', 30))
     for method in ('lamcts', 'random', 'evolution', 'tpe')
     for batch in (1, 8)
+    if not (problem == 'ackley' and method == 'lamcts')
 ]
+
+#: significant digits of every float hashed: the CPU's SIMD exp/cos (AVX2 or AVX-512
+#: kernels) and the numpy build round Ackley's value differently in the last bit, which
+#: changed the exact hashes between two CI machines with the same code
+DIGITS = 9
 
 SIM_CFG: Dict[str, Any] = dict(
     search_space=dict(type='GPUNetSpace', variant='detection', resolutions=[320, 384]),
@@ -52,8 +63,20 @@ FIDELITY = dict(
 )
 
 
+def _canonical(v: Any) -> Any:
+    """``v`` with every float rounded to :data:`DIGITS` significant digits."""
+    if isinstance(v, float):
+        return float(f'{v:.{DIGITS}g}')
+    if isinstance(v, (list, tuple)):
+        return [_canonical(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _canonical(x) for k, x in v.items()}
+    return v
+
+
 def _digest(rows: List[Any]) -> str:
-    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:24]
+    blob = json.dumps(_canonical(rows), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def bench_hash(problem: str, method: str, batch: int, trials: int, seed: int = 0) -> str:

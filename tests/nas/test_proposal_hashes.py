@@ -2,7 +2,8 @@
 
 The recorded hashes (``proposal_hashes.json``, written by ``proposal_hashes.py --record``)
 were taken before issue 19 moved the trials into the store; the same runs must hash the
-same. Exact on the machine that recorded them (another BLAS may round the GP differently).
+same. Floats are hashed to 9 significant digits, so the hashes hold across CPUs and numpy
+builds (checked: Python 3.11 + numpy 2.4.6 and Python 3.12 + numpy 2.5.5 hash alike).
 """
 
 import json
@@ -14,9 +15,13 @@ from . import proposal_hashes as ph
 RECORDED = json.load(open(ph.RECORD))
 
 
-#: the GPUNet-surrogate runs take about 15 s together: slow; the Ackley ones stay in the
-#: default suite with the simulated searches
-CASES = [pytest.param(c, marks=pytest.mark.slow) if c[0] != 'ackley' else c for c in ph.BENCH_CASES]
+#: the GPUNet-surrogate runs take about 30 s together: slow, except LA-MCTS-BO's (11 s), its
+#: only benchmark cases (see ``BENCH_CASES``); the Ackley ones stay in the default suite
+#: with the simulated searches
+CASES = [
+    pytest.param(c, marks=pytest.mark.slow) if c[0] != 'ackley' and c[1] != 'lamcts' else c
+    for c in ph.BENCH_CASES
+]
 
 
 @pytest.mark.parametrize('case', CASES, ids=lambda c: f'{c[0]}-{c[1]}-b{c[2]}')
