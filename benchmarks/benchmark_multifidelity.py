@@ -69,7 +69,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -572,6 +572,25 @@ def print_targets(rows: List[Dict], methods: List[str], fracs: List[float]) -> N
         print('\n'.join(targets(rows, fracs, m, ceiling=i == 0)))
 
 
+def merge_runs(paths: Sequence[str]) -> List[Dict]:
+    """The runs of several result files as one run. A run is a function of its (problem,
+    method, budget, compute fraction, seed), so the same key twice must hold the same
+    winner: two files that disagree come from different code, and merging them would
+    mix two searches in one median."""
+    rows: Dict[Tuple, Dict] = {}
+    for path in paths:
+        with open(path) as f:
+            for r in json.load(f)['runs']:
+                key = (r['problem'], r['method'], r['budget_ms'], f'{r["fraction"]:.3g}', r['seed'])
+                if key in rows and rows[key]['winner'] != r['winner']:
+                    raise ValueError(
+                        f'{path}: run {key} has winner {r["winner"]}, an earlier file '
+                        f'{rows[key]["winner"]}; runs of different code cannot be merged'
+                    )
+                rows[key] = r
+    return list(rows.values())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--problems', default='gpunet-surrogate')
@@ -600,14 +619,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         'candidates, N what a perfect first-rung ranker buys at each compute level',
     )
     p.add_argument(
-        '--report', default=None, metavar='JSON', help='print the tables of an earlier run only'
+        '--report',
+        default=None,
+        nargs='+',
+        metavar='JSON',
+        help='print the tables of earlier runs only; several runs (e.g. seeds 0-9 and '
+        '10-29) are read as one',
     )
     a = p.parse_args(argv)
     methods = [m for m in (a.methods or ','.join(METHODS)).split(',') if m]
     fracs = [float(f) for f in a.fractions.split(',')]
     if a.report:
-        with open(a.report) as f:
-            rows = json.load(f)['runs']
+        rows = merge_runs(a.report)
         ran = list(dict.fromkeys(r['method'] for r in rows))
         methods = [m for m in methods if m in ran] if a.methods else ran
         fracs = sorted({r['fraction'] for r in rows})

@@ -19,11 +19,11 @@ from typing import Any
 
 from mmengine.registry import Registry
 
-#: search spaces (``BoxSpace``, ``DiscreteSpace``, ``GPUNetSpace``); see ``build_space``
 # ``locations``: what mmengine imports before its first ``get``. Without one, a registry of a
 # scope in ``MODULE2PACKAGE`` (gpunet_mm adds itself there, for ``gpunet_mm::`` config paths)
 # tries ``gpunet_mm.utils`` and logs a false "gpunet_mm is not installed" warning.
 _LOCATIONS = ['gpunet_mm.nas']
+#: search spaces (``BoxSpace``, ``DiscreteSpace``, ``GPUNetSpace``); see ``build_space``
 NAS_SPACES = Registry('space', scope='gpunet_mm', locations=_LOCATIONS)
 #: ask/tell optimisers (``LaMCTSBO`` and the baselines); see ``build_optimizer``
 NAS_OPTIMIZERS = Registry('optimizer', scope='gpunet_mm', locations=_LOCATIONS)

@@ -74,3 +74,34 @@ def test_a_peer_ahead_on_the_median_is_also_compared_seed_by_seed():
     line = next(ln for ln in bench.targets(rows, [1.0]) if '1x: ours' in ln)
     assert 'ahead of every peer: no (behind random-sh; paired per seed: random-sh -1.10' in line
     assert 'ahead on 2 seeds, behind on 1' in line
+
+
+def test_report_reads_several_runs_as_one_and_refuses_runs_of_different_code(tmp_path, capsys):
+    """Seeds 0-9 of one run and 10-29 of another are one 30-seed table; the same run (key)
+    with a different winner in two files means different code, which must not be mixed."""
+    import json
+
+    def run(seeds, winner):
+        return dict(
+            runs=[
+                dict(problem='p', method=m, budget_ms=1.0, fraction=f, seed=s, winner=winner(m, s))
+                for m in ('ours', 'ours-full')
+                for f in (1 / 3, 1.0)
+                for s in seeds
+            ]
+        )
+
+    value = lambda m, s: float(s) + (1.0 if m == 'ours' else 0.0)  # noqa: E731
+    a, b, clash = tmp_path / 'a.json', tmp_path / 'b.json', tmp_path / 'c.json'
+    a.write_text(json.dumps(run(range(0, 3), value)))
+    b.write_text(json.dumps(run(range(2, 6), value)))  # seed 2 in both, the same winners
+    rows = bench.merge_runs([str(a), str(b)])
+    assert len(rows) == 2 * 2 * 6
+    assert sorted({r['seed'] for r in rows}) == list(range(6))
+    assert bench.main(['--report', str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    # the medians over seeds 0-5 (2.5 + 1 and 2.5); a.json alone would give 2.00 and 1.00
+    assert 'p 1 ms 1x: ours 3.50 vs ours-full 2.50 (met)' in out
+    clash.write_text(json.dumps(run([2], lambda m, s: 99.0)))
+    with pytest.raises(ValueError, match=r"run \('p', 'ours', 1.0, '0.333', 2\) has winner 99.0"):
+        bench.merge_runs([str(a), str(clash)])
