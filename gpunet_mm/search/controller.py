@@ -192,6 +192,10 @@ class SearchController:
         self.metric = metric
         self.opts = options
         self.on_update = on_update
+        #: 'search', then 'final' while the top-k retrain (what the progress line shows)
+        self.stage = 'search'
+        #: when the final retrain started (``time.time()``), for its elapsed time and ETA
+        self.final_t0: Optional[float] = None
         self.controller_cpu_s = 0.0
         self.controller_wall_s = 0.0
         self.started = executor.clock()
@@ -1049,6 +1053,7 @@ class SearchController:
         by. The choice and every outcome are in the journal first: a resumed search keeps
         the choice and re-trains only what did not finish."""
         fin = dict(self.opts.final or {})
+        self.stage, self.final_t0 = 'final', time.time()
         if not self.journal.finals():
             self.journal.add_finals(self.final_choice(int(fin.get('top_k', 2))))
         for f in self.journal.finals():

@@ -41,6 +41,7 @@ class SearchProgress:
         self.live = self.stream.isatty() if live is None else bool(live)
         self.t0 = time.time()
         self._seen: set = set()
+        self._final_key: tuple = ()
         self._live = None
         if self.live:
             from rich.console import Console
@@ -67,7 +68,35 @@ class SearchProgress:
         best = {b: ctrl.best(b) for b in ctrl.budgets}
         return dict(counts=counts, done=done, elapsed=elapsed, eta=eta, best=best)
 
+    def final_line(self, ctrl: Any) -> str:
+        """The final retrain's status: the search line's counts are frozen by then, and its
+        ETA (the search's) would read 'about a minute' through a retrain of many."""
+        fins = ctrl.journal.finals()
+        n = len(fins)
+        done = [f for f in fins if f['status'] in ('complete', 'failed')]
+        running = sum(f['status'] == 'running' for f in fins)
+        queued = sum(f['status'] == 'queued' for f in fins)
+        ok = [f for f in done if f['status'] == 'complete' and f['metric'] is not None]
+        since = time.time() - (ctrl.final_t0 or self.t0)
+        eta = _eta(since, len(done), n)
+        best = max(ok, key=lambda f: f['metric'], default=None)
+        return (
+            f'[final] retraining the top {n} on the full schedule: {len(done)}/{n} done, '
+            f'{running} running'
+            + (f', {queued} queued' if queued else '')
+            + (f', {len(done) - len(ok)} failed' if len(done) > len(ok) else '')
+            + (
+                ''
+                if best is None
+                else f' | best {ctrl.metric} {best["metric"]:.4f} (#{best["trial_id"]})'
+            )
+            + f' | elapsed {(time.time() - self.t0) / 60:.1f} min (final {since / 60:.1f}), '
+            + f'ETA {"-" if eta is None else f"{eta / 60:.1f} min"}'
+        )
+
     def line(self, ctrl: Any) -> str:
+        if getattr(ctrl, 'stage', 'search') == 'final':
+            return self.final_line(ctrl)
         s = self._state(ctrl)
         c = s['counts']
         best = ', '.join(
@@ -111,6 +140,13 @@ class SearchProgress:
                 file=self.stream,
                 flush=True,
             )
+        if getattr(ctrl, 'stage', 'search') == 'final':
+            # a line when a retrain starts or ends (few, long), and the heartbeat
+            key = tuple((f['trial_id'], f['status']) for f in ctrl.journal.finals())
+            if key != self._final_key or now - self._last >= 60:
+                self._final_key, self._last = key, now
+                print(self.final_line(ctrl), file=self.stream, flush=True)
+            return
         # a status line on news (at most every every_s), at the end, and a heartbeat
         if final or (new and now - self._last >= self.every_s) or now - self._last >= 60:
             self._last = now

@@ -600,3 +600,34 @@ def test_promotion_falls_back_to_the_rung_value_until_enough_candidates_climbed(
     low = [x if x['rung'] == 0 else dict(x, rung=1) for x in _climbers()]
     low += [dict(x, rung=2) for x in low[:4] if x['rung'] == 1]  # two at the top
     assert set(predicted_values(low, 0, min_pairs=6)) == {0, 1, 2, 3, 4, 5}
+
+
+def test_progress_line_during_the_final_retrain_counts_the_retrains(sim_cfg, tmp_path):
+    """After the search the line follows the final retrain (done / running, its best
+    final metric, its own ETA) instead of repeating the search's frozen counts and ETA."""
+    from gpunet_mm.search.progress import SearchProgress
+
+    rung = rung_trainer()
+
+    def train(task):
+        if task.payload.get('final'):
+            return {'metric': 100.0 + task.trial_id, 'epochs': 24}
+        return rung(task)
+
+    out = io.StringIO()
+    cfg = _fid_cfg(sim_cfg)
+    cfg['nas']['final'] = dict(top_k=1, schedule=dict(train_cfg=dict(max_epochs=24)))
+    s = _run(cfg, tmp_path, train, on_update=SearchProgress(12, live=False, stream=out))
+    lines = out.getvalue().splitlines()
+    finals = [ln for ln in lines if ln.startswith('[final] ')]
+    n = len(s['final']['runs'])
+    assert n >= 1 and finals, lines[-5:]
+    # every search line comes before the first final line
+    assert max(i for i, ln in enumerate(lines) if ' trained, ' in ln) < lines.index(finals[0])
+    assert finals[0].startswith(f'[final] retraining the top {n} on the full schedule: 0/{n} done')
+    best = max(s['final']['runs'], key=lambda r: r['final_metric'])
+    assert finals[-1].startswith(
+        f'[final] retraining the top {n} on the full schedule: {n}/{n} done, 0 running'
+    )
+    assert f'| best metric {best["final_metric"]:.4f} (#{best["trial_id"]}) |' in finals[-1]
+    assert finals[-1].endswith('ETA -')
